@@ -1,0 +1,58 @@
+"""messaging_async: an async SDK for the iSMS and sms.com.my messaging gateways.
+
+Every public name is importable from here; everything else is private.
+"""
+
+from ._version import __version__
+from .errors import (
+    AuthenticationError,
+    GatewayError,
+    InsufficientCreditsError,
+    InvalidMessageError,
+    InvalidNumberError,
+    InvalidRequestError,
+    IpNotWhitelistedError,
+    MessagingError,
+    OutcomeUnknownError,
+    TransportError,
+    UnexpectedAnswerError,
+    UnreachableError,
+    ValidationError,
+)
+from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
+from .models import Balance, BulkReport, Outcome, OutcomeStatus, Sms
+from .phone import mask_number, normalize_number
+from .retry import RetryPolicy
+from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
+
+__all__ = [
+    "ISMS_SMS_BASE_URLS",
+    "ISMS_WABA_BASE_URLS",
+    "AuthenticationError",
+    "Balance",
+    "BulkReport",
+    "Encoding",
+    "GatewayError",
+    "InsufficientCreditsError",
+    "InvalidMessageError",
+    "InvalidNumberError",
+    "InvalidRequestError",
+    "IpNotWhitelistedError",
+    "IsmsClient",
+    "MessagingError",
+    "Outcome",
+    "OutcomeStatus",
+    "OutcomeUnknownError",
+    "RetryPolicy",
+    "Sms",
+    "TransportError",
+    "UnexpectedAnswerError",
+    "UnreachableError",
+    "ValidationError",
+    "__version__",
+    "choose_encoding",
+    "estimate_credits",
+    "mask_number",
+    "normalize_number",
+    "to_ucs2_hex",
+]

@@ -1,0 +1,260 @@
+"""The bulk engine every client shares: lazy input, units of ≤ N, bounded concurrency.
+
+The input is read lazily and grouped into units (an iSMS chunk of ≤ 50 recipients of one
+encoding; later a single WhatsApp message). A unit is only formed when a concurrency slot
+is free, so memory stays bounded by ``concurrency * unit_size`` whatever the input's size.
+
+Each unit runs in its own task and catches its own failures, so one bad unit never cancels
+its siblings. Every recipient read from the input ends in exactly one outcome, even when
+the caller is cancelled: outcomes are *recorded* synchronously (so a cancelled run can
+still account for what was in flight) and then *delivered* (which may wait, giving a
+streaming consumer back-pressure).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from decimal import Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from attrs import define, frozen
+
+from ._transport import SendProgress
+from .errors import GatewayError, OutcomeUnknownError, UnreachableError, ValidationError
+from .models import Outcome, OutcomeStatus
+
+__all__ = ["BulkRunner", "Collector", "OutcomeSink", "Pending", "UnitResult", "aiterate"]
+
+logger = logging.getLogger("messaging_async.bulk")
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+@frozen
+class Pending(Generic[M]):
+    """A validated message waiting for its unit: its input position, wire number and payload."""
+
+    index: int
+    to: str
+    ref: Any
+    message: M
+
+    def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
+        return Outcome(to=self.to, status=status, index=self.index, ref=self.ref, reason=reason)
+
+
+@frozen
+class UnitResult:
+    """What one unit's request produced: an outcome per recipient, in unit order."""
+
+    outcomes: list[Outcome]
+    credits_used: Decimal | None = None
+    fatal: GatewayError | None = None
+
+
+class OutcomeSink(Protocol):
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Take outcomes at once, without waiting; called even while being cancelled."""
+
+    async def deliver(self, outcomes: list[Outcome]) -> None:
+        """Hand recorded outcomes on; may wait for a slow consumer."""
+
+
+class Collector:
+    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook."""
+
+    def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
+        self.outcomes: list[Outcome] = []
+        self._on_outcome = on_outcome
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+        notify(self._on_outcome, outcomes)
+
+    async def deliver(self, outcomes: list[Outcome]) -> None:
+        return None
+
+
+def notify(hook: Callable[[Outcome], object] | None, outcomes: list[Outcome]) -> None:
+    """Call the caller's hook per outcome; its failure is logged, never lets an outcome go."""
+    if hook is None:
+        return
+    for outcome in outcomes:
+        try:
+            hook(outcome)
+        except Exception:
+            logger.exception("on_outcome hook raised for the outcome at index %d", outcome.index)
+
+
+class _SyncAsyncIterator(Generic[T]):
+    """A plain iterator seen as an async one (no async generator: nothing left to finalise)."""
+
+    def __init__(self, items: Iterable[T]):
+        self._items = iter(items)
+
+    def __aiter__(self) -> _SyncAsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+def aiterate(items: Iterable[T] | AsyncIterable[T], *, what: str) -> AsyncIterator[T]:
+    """Any iterable or async iterable as an async iterator; a lone str or object is refused."""
+    if isinstance(items, AsyncIterable):
+        return aiter(items)
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise ValidationError(
+            f"{what} must be an iterable or async iterable, not {type(items).__name__}",
+            field=what,
+        )
+    return _SyncAsyncIterator(items)
+
+
+@define
+class _Summary:
+    credits_used: Decimal | None = None
+    stopped_by: GatewayError | None = None
+
+    def add_credits(self, credits: Decimal | None) -> None:
+        if credits is not None:
+            self.credits_used = (self.credits_used or Decimal(0)) + credits
+
+
+class BulkRunner(Generic[M]):
+    """Runs one bulk call from input to outcomes; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        *,
+        prepare: Callable[[int, object], Pending[M]],
+        unit_key: Callable[[Pending[M]], Hashable],
+        unit_size: int,
+        send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
+        concurrency: int,
+        sink: OutcomeSink,
+    ):
+        self._prepare = prepare
+        self._unit_key = unit_key
+        self._unit_size = unit_size
+        self._send_unit = send_unit
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._sink = sink
+        self.summary = _Summary()
+
+    async def run(self, items: AsyncIterator[object]) -> None:
+        """Send everything ``items`` yields; returns when every recipient has an outcome."""
+        forming: dict[Hashable, list[Pending[M]]] = {}
+        try:
+            async with anyio.create_task_group() as tasks:
+                index = 0
+                async for item in items:
+                    await self._take(index, item, forming, tasks)
+                    index += 1
+                for key in list(forming):
+                    await self._dispatch(tasks, forming, key)
+        except BaseException:
+            for unit in forming.values():
+                self._sink.record(_all(unit, OutcomeStatus.NOT_SENT, "the bulk call ended first"))
+            raise
+
+    async def _take(
+        self,
+        index: int,
+        item: object,
+        forming: dict[Hashable, list[Pending[M]]],
+        tasks: TaskGroup,
+    ) -> None:
+        try:
+            pending = self._prepare(index, item)
+        except ValidationError as exc:
+            await self._emit([_invalid(index, item, exc)])
+            return
+        if self.summary.stopped_by is not None:
+            await self._emit([pending.outcome(OutcomeStatus.NOT_SENT, self._stop_reason())])
+            return
+        key = self._unit_key(pending)
+        unit = forming.setdefault(key, [])
+        unit.append(pending)
+        if len(unit) >= self._unit_size:
+            await self._dispatch(tasks, forming, key)
+
+    async def _dispatch(
+        self, tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]], key: Hashable
+    ) -> None:
+        """Wait for a slot, then start the unit; it stays in ``forming`` until it has one."""
+        token = object()
+        await self._limiter.acquire_on_behalf_of(token)
+        unit = forming.pop(key)
+        tasks.start_soon(self._run_unit, unit, token)
+
+    async def _run_unit(self, unit: list[Pending[M]], token: object) -> None:
+        progress = SendProgress()
+        recorded = False
+        try:
+            outcomes = await self._outcomes_of(unit, progress)
+            self._sink.record(outcomes)
+            recorded = True
+            await self._sink.deliver(outcomes)
+        except BaseException as exc:
+            if not recorded:
+                self._sink.record(self._interrupted(unit, progress, exc))
+            if not isinstance(exc, Exception):
+                raise  # cancellation: the caller is going away
+            logger.exception("a bulk unit of %d failed inside the SDK", len(unit))
+        finally:
+            self._limiter.release_on_behalf_of(token)
+
+    async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> list[Outcome]:
+        if self.summary.stopped_by is not None:
+            return _all(unit, OutcomeStatus.NOT_SENT, self._stop_reason())
+        try:
+            result = await self._send_unit(unit, progress)
+        except UnreachableError as exc:
+            return _all(unit, OutcomeStatus.NOT_SENT, str(exc))
+        except OutcomeUnknownError as exc:
+            return _all(unit, OutcomeStatus.UNKNOWN, str(exc))
+        self.summary.add_credits(result.credits_used)
+        if result.fatal is not None and self.summary.stopped_by is None:
+            self.summary.stopped_by = result.fatal
+            logger.warning("bulk run stopped: %s", result.fatal)
+        return result.outcomes
+
+    async def _emit(self, outcomes: list[Outcome]) -> None:
+        self._sink.record(outcomes)
+        await self._sink.deliver(outcomes)
+
+    def _stop_reason(self) -> str:
+        return f"not sent: the run stopped at a fatal answer ({self.summary.stopped_by})"
+
+    @staticmethod
+    def _interrupted(
+        unit: list[Pending[M]], progress: SendProgress, exc: BaseException
+    ) -> list[Outcome]:
+        cause = "cancelled" if not isinstance(exc, Exception) else f"SDK error {type(exc).__name__}"
+        if progress.may_have_left:
+            return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
+        return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
+
+
+def _all(unit: list[Pending[Any]], status: OutcomeStatus, reason: str) -> list[Outcome]:
+    return [pending.outcome(status, reason) for pending in unit]
+
+
+def _invalid(index: int, item: object, error: ValidationError) -> Outcome:
+    """A ``rejected`` outcome for input that failed validation: nothing was sent."""
+    to = getattr(item, "to", "")
+    return Outcome(
+        to=to if isinstance(to, str) else "",
+        status=OutcomeStatus.REJECTED,
+        index=index,
+        ref=getattr(item, "ref", None),
+        reason=f"invalid input: {error}",
+    )

@@ -1,0 +1,307 @@
+"""The only module that touches httpx: failover across base URLs, retry rules, timeouts.
+
+Every failure is classified by whether the request may have reached the gateway:
+
+- before it left (DNS, connect refused or timed out, TLS, proxy): nothing was sent, so the
+  next base URL is tried at once and the failed one is tried last for ``cooldown`` seconds;
+- after it may have left (read timeout, reset, 5xx, 408): retried only when the caller says
+  a retry cannot duplicate a message, else ``OutcomeUnknownError`` at once;
+- 429: the gateway says it did not process the request; retried after ``Retry-After``.
+
+Requests go as POST bodies, never query strings, so no credential is ever in a URL, and so
+never in httpx's request log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+from attrs import define, frozen
+
+from ._version import __version__
+from .errors import OutcomeUnknownError, UnreachableError, ValidationError
+from .retry import RetryPolicy
+
+__all__ = ["Answer", "SendProgress", "Transport", "check_base_urls", "make_timeout"]
+
+logger = logging.getLogger("messaging_async.transport")
+
+# Raised before a single byte of the request could have reached the gateway.
+_NOT_SENT_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+_AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
+_THROTTLED = 429
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+USER_AGENT = f"messaging-async/{__version__}"
+
+
+@frozen
+class Answer:
+    """An HTTP answer the gateway gave: status, body, and the base URL that gave it."""
+
+    status: int
+    body: bytes
+    base_url: str
+
+    @property
+    def text(self) -> str:
+        """The body as text; PHP gateways often start it with a UTF-8 byte-order mark."""
+        return self.body.decode("utf-8", "replace").lstrip("\ufeff")
+
+
+@frozen
+class _RoundOver:
+    """This round of attempts ended; ``pause`` is what the gateway asked for, if anything."""
+
+    pause: float | None
+
+
+class _NextHost:
+    """Nothing was sent: try the next base URL at once."""
+
+
+_NEXT_HOST: Final = _NextHost()
+
+
+@define
+class SendProgress:
+    """Tells a caller that was cancelled whether its request may have left.
+
+    ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
+    ended in a way that may have reached the gateway.
+    """
+
+    in_flight: bool = False
+    ambiguous: bool = False
+
+    @property
+    def may_have_left(self) -> bool:
+        return self.in_flight or self.ambiguous
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """An injected transport, used as given and left open: its owner closes it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport):
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    """Seconds (for every phase) or an ``httpx.Timeout``; ``None`` means the default, never
+    "no timeout": a request without one can hang a blast forever."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValidationError("timeout must be a positive number of seconds or an httpx.Timeout")
+    return httpx.Timeout(float(timeout), connect=min(5.0, float(timeout)))
+
+
+def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
+    """Validate base URLs (absolute http(s), a host, no credentials) and strip trailing ``/``."""
+    if isinstance(urls, str) or not urls:
+        raise ValidationError(f"{field} must be a non-empty sequence of URLs", field=field)
+    checked = []
+    for url in urls:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError(f"{field}: {url!r} is not an absolute http(s) URL", field=field)
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValidationError(
+                f"{field}: base URLs carry no credentials, query or fragment", field=field
+            )
+        checked.append(url.rstrip("/"))
+    return tuple(checked)
+
+
+class Transport:
+    """One pooled ``httpx.AsyncClient`` per SDK client, with failover and retry rules.
+
+    ``max_connections`` also bounds the requests in flight through this transport, so no
+    request ever waits inside httpcore's pool: cancelling such a waiting request leaks a
+    pool slot in httpcore 1.0.x (httpcore issue #1093), and enough leaks starve the client.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy,
+        timeout: httpx.Timeout,
+        max_connections: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self._retry = retry
+        self._cooling_until: dict[str, float] = {}
+        self._limiter = anyio.CapacityLimiter(max_connections)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._client = httpx.AsyncClient(
+            transport=_Borrowed(transport) if transport is not None else None,
+            timeout=timeout,
+            limits=limits,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def post(
+        self,
+        base_urls: Sequence[str],
+        path: str,
+        *,
+        content: bytes,
+        content_type: str,
+        retry_after_send: bool,
+        progress: SendProgress | None = None,
+    ) -> Answer:
+        """POST ``content`` to ``path`` under the first base URL that answers usably.
+
+        Raises ``UnreachableError`` when no attempt can have reached the gateway and
+        ``OutcomeUnknownError`` when one may have.
+        """
+        progress = progress if progress is not None else SendProgress()
+        headers = {"Content-Type": content_type}
+        notes: list[str] = []
+        started = anyio.current_time()
+        round_number = 0
+        while True:
+            retry_after: float | None = None
+            for base_url in self._in_preferred_order(base_urls):
+                if not self._may_attempt(notes, started):
+                    raise self._give_up(notes, progress)
+                result = await self._attempt(base_url, path, content, headers, progress, notes)
+                if isinstance(result, Answer):
+                    return result
+                if isinstance(result, _NextHost):
+                    continue
+                if progress.ambiguous and not retry_after_send:
+                    raise self._give_up(notes, progress)
+                retry_after = result.pause
+                break
+            round_number += 1
+            pause = self._retry.backoff(round_number, retry_after)
+            remaining = self._retry.max_elapsed - (anyio.current_time() - started)
+            if not self._may_attempt(notes, started) or pause >= remaining:
+                raise self._give_up(notes, progress)
+            if pause > 0:
+                logger.info("retrying in %.2fs after: %s", pause, notes[-1])
+                await anyio.sleep(pause)
+
+    async def _attempt(
+        self,
+        base_url: str,
+        path: str,
+        content: bytes,
+        headers: dict[str, str],
+        progress: SendProgress,
+        notes: list[str],
+    ) -> Answer | _NextHost | _RoundOver:
+        """One HTTP attempt: a usable ``Answer``, or what to do next."""
+        host = urlsplit(base_url).netloc
+        async with self._limiter:
+            progress.in_flight = True
+            try:
+                response = await self._client.post(
+                    f"{base_url}/{path}", content=content, headers=headers
+                )
+            except _NOT_SENT_ERRORS as exc:
+                self._cool_down(base_url)
+                notes.append(f"{host}: not sent ({_describe(exc)})")
+                logger.warning(
+                    "%s failed before sending (%s); trying the next base URL", host, _describe(exc)
+                )
+                return _NEXT_HOST
+            except httpx.TransportError as exc:
+                progress.ambiguous = True
+                notes.append(f"{host}: no answer after sending ({_describe(exc)})")
+                return _RoundOver(pause=None)
+            finally:
+                progress.in_flight = False
+        self._cooling_until.pop(base_url, None)
+        status = response.status_code
+        if status in _AMBIGUOUS_STATUSES or status >= 500:
+            progress.ambiguous = True
+            notes.append(f"{host}: HTTP {status} in place of an answer")
+            return _RoundOver(pause=_retry_after_seconds(response))
+        if status == _THROTTLED:
+            notes.append(f"{host}: HTTP 429, rate limited")
+            return _RoundOver(pause=_retry_after_seconds(response))
+        return Answer(status=status, body=response.content, base_url=base_url)
+
+    def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:
+        """Provider order, with hosts that recently failed to connect moved last."""
+        if not self._cooling_until:
+            return list(base_urls)
+        now = anyio.current_time()
+        cooling = {url for url in base_urls if self._cooling_until.get(url, 0.0) > now}
+        healthy = [url for url in base_urls if url not in cooling]
+        return healthy + sorted(cooling, key=self._cooling_until.__getitem__)
+
+    def _cool_down(self, base_url: str) -> None:
+        if self._retry.cooldown > 0:
+            self._cooling_until[base_url] = anyio.current_time() + self._retry.cooldown
+
+    def _may_attempt(self, notes: list[str], started: float) -> bool:
+        if len(notes) >= self._retry.max_attempts:
+            return False
+        return not notes or anyio.current_time() - started < self._retry.max_elapsed
+
+    @staticmethod
+    def _give_up(
+        notes: list[str], progress: SendProgress
+    ) -> UnreachableError | OutcomeUnknownError:
+        summary = f"no usable answer after {len(notes)} attempt(s); last: {notes[-1]}"
+        if progress.ambiguous:
+            return OutcomeUnknownError(
+                "the request may have reached the gateway: " + summary, attempts=tuple(notes)
+            )
+        return UnreachableError(
+            "the request never reached the gateway: " + summary, attempts=tuple(notes)
+        )
+
+
+def _describe(exc: Exception) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds (either form the header allows), or ``None``."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,149 @@
+"""The exceptions the SDK raises, all under one root.
+
+::
+
+    MessagingError
+    ├── ValidationError            bad input, raised before any network call
+    ├── GatewayError               the gateway answered, with an error code
+    │   ├── AuthenticationError        wrong username / password (iSMS -1001)
+    │   ├── IpNotWhitelistedError      the calling server's IP is not allowed (iSMS -1003)
+    │   ├── InsufficientCreditsError   the account ran out of credits (iSMS -1004)
+    │   ├── InvalidNumberError         a destination number was refused (iSMS -1008)
+    │   ├── InvalidMessageError        the text, its length or the sender ID was refused
+    │   ├── InvalidRequestError        the request itself was malformed (a bug on our side)
+    │   └── UnexpectedAnswerError      an answer the gateway's contract does not describe
+    └── TransportError             no usable answer came back
+        ├── UnreachableError           the request never reached the gateway: safe to resend
+        └── OutcomeUnknownError        it may have reached the gateway: resending may duplicate
+
+The split under ``TransportError`` is the one that matters for money and for users'
+phones: an ``UnreachableError`` means nothing was sent, an ``OutcomeUnknownError`` means
+the gateway may have sent it and we cannot tell. Exception messages never contain a
+password, an app secret or a message text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Outcome
+
+__all__ = [
+    "AuthenticationError",
+    "GatewayError",
+    "InsufficientCreditsError",
+    "InvalidMessageError",
+    "InvalidNumberError",
+    "InvalidRequestError",
+    "IpNotWhitelistedError",
+    "MessagingError",
+    "OutcomeUnknownError",
+    "TransportError",
+    "UnexpectedAnswerError",
+    "UnreachableError",
+    "ValidationError",
+]
+
+
+class MessagingError(Exception):
+    """Root of every exception this SDK raises on purpose."""
+
+
+class ValidationError(MessagingError, ValueError):
+    """Input the gateway would refuse or garble; raised before anything is sent.
+
+    ``field`` names the offending argument or message field, ``index`` the position of
+    the message in a bulk input (``None`` for a single send).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.index = index
+
+
+class GatewayError(MessagingError):
+    """The gateway answered and refused: ``code`` is its code, ``gateway_message`` its text.
+
+    ``fatal`` is true for answers that make every further send of the same account fail
+    (authentication, credits): a bulk run stops at the first one. ``outcome`` is the
+    per-recipient result on the single-send paths, where one exists.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        gateway_message: str | None = None,
+        fatal: bool = False,
+        raw: Any = None,
+        outcome: Outcome | None = None,
+    ):
+        super().__init__(message)
+        self.code = code
+        self.gateway_message = gateway_message
+        self.fatal = fatal
+        self.raw = raw
+        self.outcome = outcome
+
+
+class AuthenticationError(GatewayError):
+    """Wrong username or password: every request of this client will fail the same way."""
+
+
+class IpNotWhitelistedError(GatewayError):
+    """The gateway refuses requests from this server's IP address; whitelist it in the portal."""
+
+
+class InsufficientCreditsError(GatewayError):
+    """The account has no credits left for this message; top up and resend what is ``not_sent``."""
+
+
+class InvalidNumberError(GatewayError):
+    """The gateway refused the destination number."""
+
+
+class InvalidMessageError(GatewayError):
+    """The gateway refused the message: its text, its length, or the sender ID."""
+
+
+class InvalidRequestError(GatewayError):
+    """The gateway says the request was malformed; this is a bug in the SDK, please report it."""
+
+
+class UnexpectedAnswerError(GatewayError):
+    """The gateway answered with something its contract does not describe (the start of the
+    body is in the message, credentials removed)."""
+
+
+class TransportError(MessagingError):
+    """No usable answer came back from any of the gateway's base URLs.
+
+    ``attempts`` holds one short line per HTTP attempt (host and what went wrong), so a
+    failure across several hosts can be read without turning logging on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: tuple[str, ...] = (),
+        outcome: Outcome | None = None,
+    ):
+        super().__init__(message)
+        self.attempts = attempts
+        self.outcome = outcome
+
+
+class UnreachableError(TransportError):
+    """The request never reached the gateway (connection refused, DNS, TLS…): safe to resend."""
+
+
+class OutcomeUnknownError(TransportError):
+    """The request may have reached the gateway but no usable answer came back.
+
+    Resending may deliver the message twice; do it only where a duplicate is acceptable
+    or the gateway de-duplicates (sms.com.my ``seqno``).
+    """

@@ -1,0 +1,403 @@
+"""iSMS SMS wire format (CONTRACT A): request bodies, the code table, answer parsing.
+
+Pure: no I/O. The client hands in validated recipients and gets bytes to POST; it hands
+back the gateway's answer and gets one outcome per recipient.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from attrs import frozen
+
+from .._secrets import redacted_snippet
+from ..errors import (
+    AuthenticationError,
+    GatewayError,
+    InsufficientCreditsError,
+    InvalidMessageError,
+    InvalidNumberError,
+    InvalidRequestError,
+    IpNotWhitelistedError,
+)
+from ..models import Outcome, OutcomeStatus
+from ..text import Encoding
+
+JSON_PATH = "isms_send_json.php"
+CLASSIC_PATH = "isms_send_all_id.php"
+BALANCE_PATH = "isms_balance_json.php"
+JSON_CONTENT_TYPE = "application/json"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+MAX_RECIPIENTS = 50
+# -1006 "invalid body length": one provider page allows 1-900 characters, another caps
+# the classic API's msg at 700 (CONTRACT A3b). We refuse longer texts before sending.
+MAX_JSON_TEXT = 900
+MAX_CLASSIC_TEXT = 700
+SUCCESS = 2000
+SMS_TYPE = {Encoding.GSM: "1", Encoding.UNICODE: "2"}
+
+
+@frozen
+class _Code:
+    error: type[GatewayError]
+    fatal: bool
+    meaning: str
+
+
+CODES: Mapping[int, _Code] = {
+    -1001: _Code(AuthenticationError, True, "authentication failed"),
+    -1003: _Code(IpNotWhitelistedError, True, "this server's IP address is not whitelisted"),
+    -1004: _Code(InsufficientCreditsError, True, "insufficient credits"),
+    -1005: _Code(InvalidRequestError, False, "invalid SMS type"),
+    -1006: _Code(InvalidMessageError, False, "invalid message length"),
+    -1008: _Code(InvalidNumberError, False, "missing parameter or invalid destination number"),
+    -1009: _Code(GatewayError, False, "invalid number or content"),
+    -1010: _Code(InvalidRequestError, False, "more than 50 destination numbers"),
+    -1013: _Code(InvalidRequestError, True, "agreedterm is not YES"),
+    -1014: _Code(InvalidRequestError, False, "invalid JSON"),
+    -1015: _Code(InvalidRequestError, False, "POST only"),
+}
+
+
+class UnrecognisedAnswer(Exception):
+    """The gateway's body is not any answer the contract describes."""
+
+
+def error_for(
+    code: int | None, gateway_message: str | None = None, raw: Any = None
+) -> GatewayError:
+    """The typed error for an iSMS code; an undocumented code is a plain ``GatewayError``."""
+    known = CODES.get(code) if code is not None else None
+    meaning = known.meaning if known else "undocumented code"
+    message = f"iSMS answered {code}: {meaning}"
+    if gateway_message and gateway_message.strip() != str(code):
+        message += f" ({gateway_message})"
+    error_type = known.error if known else GatewayError
+    fatal = known.fatal if known else False
+    return error_type(message, code=code, gateway_message=gateway_message, fatal=fatal, raw=raw)
+
+
+def build_json_send(
+    *,
+    username: str,
+    password: str,
+    sender_id: str | None,
+    encoding: Encoding,
+    recipients: Sequence[tuple[str, str]],
+) -> bytes:
+    """The A1 body for ≤ 50 ``(number, text)`` pairs of one encoding, as UTF-8 bytes."""
+    body: dict[str, Any] = {
+        "un": username,
+        "pwd": password,
+        "type": SMS_TYPE[encoding],
+        "agreedterm": "YES",
+    }
+    if sender_id:
+        body["sendid"] = sender_id
+    body["messages"] = [{"dstno": number, "msg": text} for number, text in recipients]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def build_classic_send(
+    *,
+    username: str,
+    password: str,
+    sender_id: str | None,
+    encoding: Encoding,
+    numbers: Sequence[str],
+    text: str,
+) -> bytes:
+    """The A2 form body: one text to ≤ 50 numbers joined by ``;``."""
+    fields = {
+        "un": username,
+        "pwd": password,
+        "dstno": ";".join(numbers),
+        "msg": text,
+        "type": SMS_TYPE[encoding],
+        "agreedterm": "YES",
+    }
+    if sender_id:
+        fields["sendid"] = sender_id
+    return urlencode(fields).encode()
+
+
+def build_balance(*, username: str, password: str) -> bytes:
+    return json.dumps({"un": username, "pwd": password}, separators=(",", ":")).encode()
+
+
+_LEADING_CODE = re.compile(r"\s*(-?\d+)\b")
+
+
+def parse_code(value: object) -> int | None:
+    """A code as the gateway may write it: ``2000``, ``"2000"``, ``"-1004 = INSUFFICIENT…"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        match = _LEADING_CODE.match(value)
+        return int(match.group(1)) if match else None
+    return None
+
+
+def parse_decimal(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+@frozen
+class SendAnswer:
+    """A JSON-API answer: per-recipient ``results`` or a whole-request ``code``, or both."""
+
+    results: list[Any] | None
+    code: int | None
+    message: str | None
+    credits_used: Decimal | None
+    raw: Any
+
+
+def parse_json_send(text: str) -> SendAnswer:
+    """Parse A1/A3b answers: a results object, an error object, or a bare code string."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = text
+    if isinstance(data, dict):
+        results = data.get("results")
+        code = parse_code(data.get("code"))
+        if not isinstance(results, list) and code is None:
+            raise UnrecognisedAnswer("a JSON object with neither results nor code")
+        message = data.get("message")
+        return SendAnswer(
+            results=results if isinstance(results, list) else None,
+            code=code,
+            message=message if isinstance(message, str) else None,
+            credits_used=parse_decimal(data.get("total_credits_used")),
+            raw=data,
+        )
+    code = bare_code(data)
+    if code is None:
+        raise UnrecognisedAnswer("neither JSON nor a bare code")
+    return SendAnswer(
+        results=None, code=code, message=str(data).strip(), credits_used=None, raw=data
+    )
+
+
+def bare_code(data: object) -> int | None:
+    """A code standing alone (``-1004``, ``"-1004 = INSUFFICIENT CREDITS"``), else ``None``.
+
+    Only iSMS's own codes count (2000 and negatives): ``"502 Bad Gateway"`` or an HTML page
+    that starts with digits is not an answer.
+    """
+    if isinstance(data, str) and (len(data) > 200 or "<" in data):
+        return None
+    code = parse_code(data)
+    return code if code is not None and (code == SUCCESS or code < 0) else None
+
+
+def chunk_outcomes(
+    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer
+) -> tuple[list[Outcome], GatewayError | None]:
+    """One outcome per ``(index, number, ref)`` recipient, and the fatal error if any."""
+    if answer.results is None:
+        return _whole_request(recipients, answer)
+    matched = match_results([number for _, number, _ in recipients], answer.results)
+    outcomes: list[Outcome] = []
+    fatal: GatewayError | None = None
+    for (index, number, ref), result in zip(recipients, matched, strict=True):
+        outcome = result_outcome(index, number, ref, result)
+        if fatal is None and outcome.code is not None and _is_fatal(outcome.code):
+            fatal = error_for(outcome.code, _result_text(result), result)
+        outcomes.append(outcome)
+    return outcomes, fatal
+
+
+def _whole_request(
+    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer
+) -> tuple[list[Outcome], GatewayError | None]:
+    if answer.code == SUCCESS:  # "success" yet no per-recipient results: cannot tell who
+        reason = "the gateway answered success without a result for this recipient"
+        return [
+            _outcome(i, n, r, OutcomeStatus.UNKNOWN, reason=reason) for i, n, r in recipients
+        ], None
+    error = error_for(answer.code, answer.message, answer.raw)
+    outcomes = [
+        _outcome(
+            i, n, r, OutcomeStatus.REJECTED, code=answer.code, reason=str(error), raw=answer.raw
+        )
+        for i, n, r in recipients
+    ]
+    return outcomes, error if error.fatal else None
+
+
+def match_results(numbers: Sequence[str], results: Sequence[Any]) -> list[Any]:
+    """Pair each number with its result: by position when the ``dstno`` agrees, else the first
+    unused result for that number; ``None`` where none is left (A3b)."""
+    used = [False] * len(results)
+    by_number: defaultdict[str, deque[int]] = defaultdict(deque)
+    for position, result in enumerate(results):
+        by_number[_result_number(result)].append(position)
+    matched: list[Any] = []
+    for position, number in enumerate(numbers):
+        if (
+            position < len(results)
+            and not used[position]
+            and _result_number(results[position]) == number
+        ):
+            chosen: int | None = position
+        else:
+            queue = by_number.get(number)
+            while queue and used[queue[0]]:
+                queue.popleft()
+            chosen = queue.popleft() if queue else None
+        if chosen is None:
+            matched.append(None)
+        else:
+            used[chosen] = True
+            matched.append(results[chosen])
+    return matched
+
+
+def _result_number(result: Any) -> str:
+    value = result.get("dstno") if isinstance(result, dict) else None
+    return "".join(ch for ch in str(value) if ch.isdigit()) if value is not None else ""
+
+
+def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
+    if not isinstance(result, dict):
+        reason = "the gateway's answer has no result for this recipient"
+        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
+    code = parse_code(result.get("code"))
+    message_id = result.get("sms_id") or result.get("trx_id")
+    if code == SUCCESS:
+        return _outcome(
+            index,
+            number,
+            ref,
+            OutcomeStatus.ACCEPTED,
+            code=code,
+            message_id=str(message_id) if message_id is not None else None,
+            raw=result,
+        )
+    if code is None:
+        reason = "the gateway's result for this recipient carries no code"
+        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
+    reason = str(error_for(code, _result_text(result)))
+    return _outcome(
+        index, number, ref, OutcomeStatus.REJECTED, code=code, reason=reason, raw=result
+    )
+
+
+def _result_text(result: Any) -> str | None:
+    for key in ("message", "status", "msg"):
+        value = result.get(key) if isinstance(result, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _is_fatal(code: int) -> bool:
+    known = CODES.get(code)
+    return known is not None and known.fatal
+
+
+def _outcome(
+    index: int,
+    number: str,
+    ref: Any,
+    status: OutcomeStatus,
+    *,
+    code: int | None = None,
+    message_id: str | None = None,
+    reason: str | None = None,
+    raw: Any = None,
+) -> Outcome:
+    return Outcome(
+        to=number,
+        status=status,
+        index=index,
+        message_id=message_id,
+        code=code,
+        reason=reason,
+        ref=ref,
+        raw=raw,
+    )
+
+
+_CLASSIC_SUCCESS = re.compile(r"\s*2000\s*=\s*SUCCESS\s*:?\s*(\S*)", re.IGNORECASE)
+
+
+def parse_classic_send(text: str) -> tuple[int, str | None]:
+    """``2000 = SUCCESS:1143007207`` → ``(2000, "1143007207")``; ``-1001`` → ``(-1001, None)``."""
+    success = _CLASSIC_SUCCESS.match(text)
+    if success:
+        return SUCCESS, success.group(1) or None
+    code = bare_code(text)
+    if code is None:
+        raise UnrecognisedAnswer("not a classic-API answer")
+    return code, None
+
+
+def classic_outcomes(
+    recipients: Sequence[tuple[int, str, Any]], code: int, trx_id: str | None, raw: str
+) -> tuple[list[Outcome], GatewayError | None]:
+    """A2: one answer for the whole request; on success every number shares its trx id."""
+    if code == SUCCESS:
+        return [
+            _outcome(
+                i,
+                n,
+                r,
+                OutcomeStatus.ACCEPTED,
+                code=code,
+                message_id=trx_id,
+                raw=raw,
+                reason="accepted; the classic API gives one id for the whole request",
+            )
+            for i, n, r in recipients
+        ], None
+    answer = SendAnswer(results=None, code=code, message=raw.strip(), credits_used=None, raw=raw)
+    return _whole_request(recipients, answer)
+
+
+_BALANCE_KEYS = ("balance", "credit", "credits", "credit_balance", "result")
+
+
+def parse_balance(text: str) -> Decimal:
+    """A4: a number in a JSON field or a bare number; a known error code raises its error."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = text.strip()
+    if isinstance(data, dict):
+        lowered = {str(key).lower(): value for key, value in data.items()}
+        for key in _BALANCE_KEYS:
+            number = parse_decimal(lowered.get(key))
+            if number is not None:
+                return number
+        code = parse_code(lowered.get("code"))
+        if code is not None and code in CODES:
+            raise error_for(code, _result_text(lowered), data)
+        raise UnrecognisedAnswer("a JSON object with no balance field")
+    code = bare_code(data)
+    if code is not None and code < 0:
+        raise error_for(code, str(data), data)
+    number = parse_decimal(data)
+    if number is None:
+        raise UnrecognisedAnswer("no number in the balance answer")
+    return number
+
+
+def describe_unrecognised(text: str, secrets: Sequence[str | None]) -> str:
+    """A readable, secret-free note about a body the contract does not describe."""
+    return f"unrecognised answer from iSMS: {redacted_snippet(text, secrets)}"

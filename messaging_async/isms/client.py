@@ -1,0 +1,329 @@
+"""``IsmsClient``: iSMS SMS over the JSON API (bulk), the classic API, and the balance."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from functools import partial
+from typing import Any
+
+import httpx
+
+from .._client import (
+    BaseClient,
+    OnOutcome,
+    build_report,
+    check_concurrency,
+    check_credential,
+    check_retry,
+    default_calling_code,
+)
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
+from ..errors import (
+    GatewayError,
+    OutcomeUnknownError,
+    TransportError,
+    UnexpectedAnswerError,
+    UnreachableError,
+    ValidationError,
+)
+from ..models import Balance, BulkReport, Outcome, OutcomeStatus, Sms
+from ..phone import normalize_number
+from ..retry import RetryPolicy
+from ..text import Encoding, check_text, resolve_encoding
+from . import _wire
+
+__all__ = ["ISMS_SMS_BASE_URLS", "ISMS_WABA_BASE_URLS", "IsmsClient"]
+
+logger = logging.getLogger("messaging_async.isms")
+
+ISMS_SMS_BASE_URLS = (
+    "https://www.isms.com.my",
+    "https://ww3.isms.com.my",
+    "https://smtpapi.vocotext.com",
+    "https://smtpapi2.vocotext.com",
+)
+ISMS_WABA_BASE_URLS = (
+    "https://smtpapi.vocotext.com",
+    "https://smtpapi2.vocotext.com",
+    "https://www.isms.com.my",
+)
+_SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
+
+# A validated SMS on its way to a chunk: its text and the encoding it goes with.
+_SmsPayload = tuple[str, Encoding]
+
+
+class IsmsClient(BaseClient):
+    """Async client for iSMS SMS (JSON and classic APIs).
+
+    One instance holds one connection pool: create it once (``async with``, or call
+    ``aclose()``) and share it. Bulk sends are split by encoding into chunks of ≤ 50, sent
+    ``max_concurrency`` at a time, and every recipient gets exactly one ``Outcome``.
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        sender_id: str | None = None,
+        sms_base_urls: Sequence[str] = ISMS_SMS_BASE_URLS,
+        waba_base_urls: Sequence[str] = ISMS_WABA_BASE_URLS,
+        timeout: float | httpx.Timeout | None = None,
+        max_concurrency: int = 10,
+        retry: RetryPolicy | None = None,
+        default_country: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        super().__init__()
+        self._username = check_credential(username, "username")
+        self._password = check_credential(password, "password")
+        if sender_id is not None and not _SENDER_ID.fullmatch(sender_id):
+            raise ValidationError(
+                "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
+            )
+        self._sender_id = sender_id
+        self._sms_base_urls = check_base_urls(sms_base_urls, field="sms_base_urls")
+        self._waba_base_urls = check_base_urls(waba_base_urls, field="waba_base_urls")
+        self._max_concurrency = check_concurrency(max_concurrency)
+        self._retry = check_retry(retry)
+        self._calling_code = default_calling_code(default_country)
+        self._transport = Transport(
+            retry=self._retry,
+            timeout=make_timeout(timeout),
+            max_connections=self._max_concurrency,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"IsmsClient(username={self._username!r}, sender_id={self._sender_id!r}, "
+            f"sms_base_urls={self._sms_base_urls!r})"
+        )
+
+    # ---------------------------------------------------------------- sending
+    async def send_sms(
+        self, to: str, text: str, *, encoding: Encoding | None = None, ref: Any = None
+    ) -> Outcome:
+        """Send one SMS and return its ``accepted`` outcome, or raise.
+
+        Raises ``ValidationError`` before sending, a ``GatewayError`` subclass when the
+        gateway refuses, ``UnreachableError`` when nothing was sent and
+        ``OutcomeUnknownError`` when it may have been.
+        """
+        self._ensure_open()
+        pending = self._prepare_sms(encoding, 0, Sms(to=to, text=text, ref=ref))
+        try:
+            result = await self._send_json_chunk([pending], SendProgress())
+        except TransportError as exc:
+            status = (
+                OutcomeStatus.UNKNOWN
+                if isinstance(exc, OutcomeUnknownError)
+                else OutcomeStatus.NOT_SENT
+            )
+            exc.outcome = pending.outcome(status, str(exc))
+            raise
+        return _accepted_or_raise(result.outcomes[0])
+
+    async def send_sms_bulk(
+        self,
+        messages: Iterable[Sms] | AsyncIterable[Sms],
+        *,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> BulkReport:
+        """Send personalised SMS; returns every recipient's outcome in input order.
+
+        ``messages`` may be any iterable or async iterable, read lazily. ``on_outcome`` is
+        called once per recipient as results come in — also for those accounted for while
+        the call is being cancelled. Raises only for bad arguments; a fatal answer
+        (authentication, credits) stops the run and is on ``report.stopped_by``.
+        """
+        self._ensure_open()
+        items = aiterate(messages, what="messages")
+        collector = Collector(on_outcome)
+        runner = self._sms_runner(encoding, collector)
+        await runner.run(items)
+        return build_report(collector, runner)
+
+    def stream_sms_bulk(
+        self,
+        messages: Iterable[Sms] | AsyncIterable[Sms],
+        *,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> AsyncIterator[Outcome]:
+        """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
+        ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
+        items = aiterate(messages, what="messages")
+        return self._stream(partial(self._sms_runner, encoding), items, on_outcome)
+
+    async def send_sms_classic(
+        self,
+        numbers: Iterable[str] | AsyncIterable[str],
+        text: str,
+        *,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> BulkReport:
+        """Send one text to many numbers through the classic API (≤ 50 per request, POST).
+
+        The classic API answers once per request, so every number of a request shares its
+        message id.
+        """
+        self._ensure_open()
+        checked = check_text(text, max_length=_wire.MAX_CLASSIC_TEXT)
+        chosen = resolve_encoding(checked, encoding)
+        items = aiterate(numbers, what="numbers")
+        collector = Collector(on_outcome)
+        runner: BulkRunner[_SmsPayload] = BulkRunner(
+            prepare=partial(self._prepare_number, (checked, chosen)),
+            unit_key=lambda pending: 0,
+            unit_size=_wire.MAX_RECIPIENTS,
+            send_unit=self._send_classic_chunk,
+            concurrency=self._max_concurrency,
+            sink=collector,
+        )
+        await runner.run(items)
+        return build_report(collector, runner)
+
+    async def get_balance(self) -> Balance:
+        """The account's credit balance. Retried freely: a look-up cannot send anything."""
+        self._ensure_open()
+        body = _wire.build_balance(username=self._username, password=self._password)
+        answer = await self._transport.post(
+            self._sms_base_urls,
+            _wire.BALANCE_PATH,
+            content=body,
+            content_type=_wire.JSON_CONTENT_TYPE,
+            retry_after_send=True,
+        )
+        try:
+            credits = _wire.parse_balance(answer.text)
+        except _wire.UnrecognisedAnswer:
+            raise UnexpectedAnswerError(
+                _wire.describe_unrecognised(answer.text, [self._password])
+                + f" (HTTP {answer.status})"
+            ) from None
+        return Balance(credits=credits, raw=answer.text)
+
+    # ---------------------------------------------------------------- internals
+    def _sms_runner(self, encoding: Encoding | None, sink: OutcomeSink) -> BulkRunner[_SmsPayload]:
+        return BulkRunner(
+            prepare=partial(self._prepare_sms, encoding),
+            unit_key=_encoding_of,
+            unit_size=_wire.MAX_RECIPIENTS,
+            send_unit=self._send_json_chunk,
+            concurrency=self._max_concurrency,
+            sink=sink,
+        )
+
+    def _prepare_sms(
+        self, forced: Encoding | None, index: int, item: object
+    ) -> Pending[_SmsPayload]:
+        if not isinstance(item, Sms):
+            raise ValidationError(
+                f"message {index} is a {type(item).__name__}, not an Sms",
+                field="messages",
+                index=index,
+            )
+        to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
+        text = check_text(item.text, max_length=_wire.MAX_JSON_TEXT, index=index)
+        encoding = resolve_encoding(text, item.encoding or forced, index=index)
+        return Pending(index=index, to=to, ref=item.ref, message=(text, encoding))
+
+    def _prepare_number(
+        self, payload: _SmsPayload, index: int, number: object
+    ) -> Pending[_SmsPayload]:
+        to = normalize_number(number, default_calling_code=self._calling_code, index=index)  # type: ignore[arg-type]
+        return Pending(index=index, to=to, ref=None, message=payload)
+
+    async def _send_json_chunk(
+        self, unit: list[Pending[_SmsPayload]], progress: SendProgress
+    ) -> UnitResult:
+        body = _wire.build_json_send(
+            username=self._username,
+            password=self._password,
+            sender_id=self._sender_id,
+            encoding=unit[0].message[1],
+            recipients=[(p.to, p.message[0]) for p in unit],
+        )
+        answer = await self._post_send(_wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress)
+        try:
+            parsed = _wire.parse_json_send(answer.text)
+        except _wire.UnrecognisedAnswer:
+            return UnitResult(self._unrecognised(unit, answer))
+        outcomes, fatal = _wire.chunk_outcomes([(p.index, p.to, p.ref) for p in unit], parsed)
+        logger.debug("iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes))
+        return UnitResult(outcomes, parsed.credits_used, fatal)
+
+    async def _send_classic_chunk(
+        self, unit: list[Pending[_SmsPayload]], progress: SendProgress
+    ) -> UnitResult:
+        text, encoding = unit[0].message
+        body = _wire.build_classic_send(
+            username=self._username,
+            password=self._password,
+            sender_id=self._sender_id,
+            encoding=encoding,
+            numbers=[p.to for p in unit],
+            text=text,
+        )
+        answer = await self._post_send(_wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress)
+        try:
+            code, trx_id = _wire.parse_classic_send(answer.text)
+        except _wire.UnrecognisedAnswer:
+            return UnitResult(self._unrecognised(unit, answer))
+        recipients = [(p.index, p.to, p.ref) for p in unit]
+        outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text)
+        return UnitResult(outcomes, None, fatal)
+
+    async def _post_send(
+        self, path: str, body: bytes, content_type: str, progress: SendProgress
+    ) -> Answer:
+        return await self._transport.post(
+            self._sms_base_urls,
+            path,
+            content=body,
+            content_type=content_type,
+            retry_after_send=self._retry.allow_duplicate_sends,
+            progress=progress,
+        )
+
+    def _unrecognised(self, unit: list[Pending[_SmsPayload]], answer: Answer) -> list[Outcome]:
+        """A 2xx body we cannot read may mean sent: ``unknown``. A 3xx/4xx refusal: ``rejected``."""
+        secrets = [self._password, *(p.message[0] for p in unit)]
+        note = _wire.describe_unrecognised(answer.text, secrets) + f" (HTTP {answer.status})"
+        status = OutcomeStatus.UNKNOWN if 200 <= answer.status < 300 else OutcomeStatus.REJECTED
+        return [p.outcome(status, note) for p in unit]
+
+
+def _encoding_of(pending: Pending[_SmsPayload]) -> Encoding:
+    return pending.message[1]
+
+
+def _tally(outcomes: list[Outcome]) -> str:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+
+
+def _accepted_or_raise(outcome: Outcome) -> Outcome:
+    """The single-send contract: return an accepted outcome, raise the typed error otherwise."""
+    if outcome.status is OutcomeStatus.ACCEPTED:
+        return outcome
+    if outcome.status is OutcomeStatus.REJECTED:
+        error: GatewayError = (
+            _wire.error_for(outcome.code, outcome.reason, outcome.raw)
+            if outcome.code is not None
+            else UnexpectedAnswerError(outcome.reason or "the gateway refused the request")
+        )
+        error.outcome = outcome
+        raise error
+    if outcome.status is OutcomeStatus.UNKNOWN:
+        raise OutcomeUnknownError(outcome.reason or "no usable answer", outcome=outcome)
+    raise UnreachableError(outcome.reason or "not sent", outcome=outcome)

@@ -1,0 +1,133 @@
+"""Frozen value types: the messages callers hand in and the results they get back.
+
+Message texts are kept out of every ``repr``: they hold OTPs, and reprs end up in logs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from .errors import GatewayError
+    from .text import Encoding
+
+__all__ = ["Balance", "BulkReport", "Outcome", "OutcomeStatus", "Sms"]
+
+
+class OutcomeStatus(enum.StrEnum):
+    """Where one recipient's message ended; every recipient ends in exactly one."""
+
+    ACCEPTED = "accepted"
+    """The gateway accepted it and gave an id. Do not send it again."""
+    REJECTED = "rejected"
+    """The gateway (or our validation) refused it with a reason. Fix the cause, then resend."""
+    NOT_SENT = "not_sent"
+    """It never reached the gateway. Safe to send again as it is."""
+    UNKNOWN = "unknown"
+    """It may have reached the gateway; no usable answer came back. Resending may duplicate."""
+
+
+@frozen(kw_only=True)
+class Sms:
+    """One SMS to one recipient. ``ref`` is yours: it comes back on the recipient's outcome.
+
+    ``encoding`` forces GSM or Unicode for this message; by default the SDK picks the
+    cheapest encoding that cannot garble the text.
+    """
+
+    to: str
+    text: str = field(repr=False)
+    ref: Any = None
+    encoding: Encoding | None = None
+
+
+@frozen(kw_only=True)
+class Outcome:
+    """What became of one recipient's message.
+
+    ``to`` is the number as it went on the wire (digits only); ``index`` the message's
+    position in the caller's input, so outcomes that arrive as chunks finish can be matched
+    to it; ``code`` the gateway's code (``None`` where it gave none); ``reason`` a readable
+    explanation; ``raw`` the gateway's own per-recipient result, kept for fields this SDK
+    does not name.
+    """
+
+    to: str
+    status: OutcomeStatus
+    index: int = 0
+    message_id: str | None = None
+    code: int | None = None
+    reason: str | None = None
+    ref: Any = None
+    raw: Any = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the gateway accepted the message."""
+        return self.status is OutcomeStatus.ACCEPTED
+
+    @property
+    def safe_to_resend(self) -> bool:
+        """True when sending this message again cannot deliver it twice."""
+        return self.status is OutcomeStatus.NOT_SENT
+
+
+@frozen(kw_only=True)
+class BulkReport:
+    """Every recipient of a bulk call, in input order, with counts and credits.
+
+    ``stopped_by`` is the fatal gateway error (authentication, credits…) that stopped the
+    run early, if one did; every recipient after it is ``not_sent``. ``credits_used`` is
+    the gateway's own figure, summed over requests, where it gave one.
+    """
+
+    outcomes: tuple[Outcome, ...]
+    credits_used: Decimal | None = None
+    stopped_by: GatewayError | None = field(default=None, eq=False)
+    counts: Mapping[OutcomeStatus, int] = field(init=False, repr=True, eq=False)
+
+    @counts.default
+    def _count_statuses(self) -> Mapping[OutcomeStatus, int]:
+        counted = Counter(outcome.status for outcome in self.outcomes)
+        return {status: counted.get(status, 0) for status in OutcomeStatus}
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def with_status(self, status: OutcomeStatus) -> tuple[Outcome, ...]:
+        """The outcomes that ended in ``status``, in input order."""
+        return tuple(outcome for outcome in self.outcomes if outcome.status is status)
+
+    @property
+    def accepted(self) -> tuple[Outcome, ...]:
+        return self.with_status(OutcomeStatus.ACCEPTED)
+
+    @property
+    def rejected(self) -> tuple[Outcome, ...]:
+        return self.with_status(OutcomeStatus.REJECTED)
+
+    @property
+    def not_sent(self) -> tuple[Outcome, ...]:
+        return self.with_status(OutcomeStatus.NOT_SENT)
+
+    @property
+    def unknown(self) -> tuple[Outcome, ...]:
+        return self.with_status(OutcomeStatus.UNKNOWN)
+
+    @property
+    def all_accepted(self) -> bool:
+        return self.counts[OutcomeStatus.ACCEPTED] == len(self.outcomes)
+
+
+@frozen(kw_only=True)
+class Balance:
+    """An account's credit balance as the gateway reported it; ``raw`` is its whole answer."""
+
+    credits: Decimal
+    raw: Any = field(default=None, repr=False)

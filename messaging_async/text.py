@@ -1,0 +1,133 @@
+"""Message texts: which encoding a text needs, what it costs, and its UCS-2 hex form.
+
+Gateways send "ASCII" (type 1) messages in the GSM 03.38 alphabet. A text goes that way
+only when every character is both 7-bit ASCII and in GSM 03.38: a wrong guess garbles the
+message on the handset, a cautious one only costs credits (CONTRACT D). A caller may force
+GSM for a text whose characters are all in GSM 03.38 (``é``, ``£``…), never for one that
+is not.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+
+from .errors import ValidationError
+
+__all__ = [
+    "Encoding",
+    "check_text",
+    "choose_encoding",
+    "estimate_credits",
+    "is_gsm_text",
+    "resolve_encoding",
+    "to_ucs2_hex",
+]
+
+
+class Encoding(enum.StrEnum):
+    """How a message travels: GSM 7-bit ("ASCII", type 1) or Unicode (UCS-2, type 2)."""
+
+    GSM = "gsm"
+    UNICODE = "unicode"
+
+
+# Characters per credit, from the provider's own figures (CONTRACT A1/D).
+CHARS_PER_CREDIT = {Encoding.GSM: 153, Encoding.UNICODE: 63}
+
+_GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = "\f^{}\\[~]|€"  # each costs two septets
+_GSM_ALPHABET = frozenset(_GSM_BASIC + _GSM_EXTENSION)
+
+# ASCII characters outside GSM 03.38: control characters other than LF, CR and FF, DEL,
+# and the backtick. Searching for them with a regex keeps the common case in C.
+_ASCII_NOT_GSM = re.compile("[\x00-\x09\x0b\x0e-\x1f\x7f`]")
+_GSM_EXTENSION_RE = re.compile("[" + re.escape(_GSM_EXTENSION) + "]")
+
+
+def is_gsm_text(text: str) -> bool:
+    """True when every character of ``text`` is in the GSM 03.38 alphabet (basic or extension)."""
+    if text.isascii():
+        return _ASCII_NOT_GSM.search(text) is None
+    return _GSM_ALPHABET.issuperset(text)
+
+
+def choose_encoding(text: str) -> Encoding:
+    """GSM only for texts that are 7-bit ASCII and GSM 03.38 both; Unicode for anything else."""
+    if text.isascii() and _ASCII_NOT_GSM.search(text) is None:
+        return Encoding.GSM
+    return Encoding.UNICODE
+
+
+def resolve_encoding(
+    text: str, forced: Encoding | None = None, *, index: int | None = None
+) -> Encoding:
+    """The encoding to send ``text`` with: ``forced`` if it is safe, else the automatic choice."""
+    if forced is None:
+        return choose_encoding(text)
+    if forced is Encoding.GSM and not is_gsm_text(text):
+        raise ValidationError(
+            "encoding=GSM was forced, but the text has characters outside the GSM 03.38 "
+            "alphabet that a handset would show garbled; send it as Unicode",
+            field="encoding",
+            index=index,
+        )
+    return Encoding(forced)
+
+
+def check_text(text: object, *, max_length: int, index: int | None = None) -> str:
+    """Return ``text`` if a gateway can carry it, else raise ``ValidationError``.
+
+    The error never quotes the text: it may be an OTP.
+    """
+    if not isinstance(text, str):
+        raise ValidationError(
+            f"a message text must be a str, not {type(text).__name__}", field="text", index=index
+        )
+    if not text:
+        raise ValidationError("the message text is empty", field="text", index=index)
+    if len(text) > max_length:
+        raise ValidationError(
+            f"the message text has {len(text)} characters; the gateway takes at most {max_length}",
+            field="text",
+            index=index,
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "the message text holds a lone surrogate (broken UTF-16), which no gateway "
+                "can carry",
+                field="text",
+                index=index,
+            ) from None
+    return text
+
+
+def message_units(text: str, encoding: Encoding) -> int:
+    """Length as the network counts it: GSM septets (extension characters count two), or
+    UTF-16 code units for Unicode (an emoji counts two)."""
+    if encoding is Encoding.GSM:
+        return len(text) + len(_GSM_EXTENSION_RE.findall(text))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def estimate_credits(text: str, encoding: Encoding | None = None) -> int:
+    """Credits one recipient of ``text`` costs, by the provider's figures (153 GSM / 63 Unicode
+    characters per credit). An estimate: the gateway's own ``total_credits_used`` wins."""
+    chosen = encoding or choose_encoding(text)
+    return max(1, math.ceil(message_units(text, chosen) / CHARS_PER_CREDIT[chosen]))
+
+
+def to_ucs2_hex(text: str) -> str:
+    """``text`` as UCS-2 hex, four digits per UTF-16 unit: ``"ABC"`` → ``"004100420043"``.
+
+    Characters beyond the Basic Multilingual Plane become their surrogate pair, as
+    handsets expect.
+    """
+    return text.encode("utf-16-be", "surrogatepass").hex().upper()
