@@ -1,9 +1,11 @@
 """What every gateway client shares: settings checks, lifecycle, and the bulk plumbing.
 
-A client owns one transport (one connection pool). Opened with ``async with``, it also
-owns a task group: ``stream_…`` methods run their producer there rather than inside the
-async generator the caller iterates, so a consumer that stops early — or lets the
-generator be finalised in another task — never exits a cancel scope it did not enter.
+A client owns one transport (one connection pool) and nothing else that is tied to a task,
+so it may be opened in one task and closed in another (pytest fixtures, app lifespans).
+``stream_…`` methods run their producer as a detached task, never inside the async
+generator the caller iterates: a consumer that breaks out early, is cancelled by an outer
+``move_on_after``, or lets the generator be finalised in another task, never has to exit a
+cancel scope it did not enter (PEP 789). The generator cancels its producer on the way out.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._fanout import BulkRunner, Collector, notify
+from ._fanout import BulkRunner, Collector, notify, spawn_detached
 from ._transport import Transport
 from .errors import MessagingError, ValidationError
 from .models import BulkReport, Outcome
@@ -91,13 +92,10 @@ class BaseClient:
     _transport: Transport
 
     def __init__(self) -> None:
-        self._tasks: TaskGroup | None = None
+        self._live_streams: dict[anyio.CancelScope, anyio.Event] = {}
 
     async def __aenter__(self) -> Self:
         self._ensure_open()
-        tasks = anyio.create_task_group()
-        await tasks.__aenter__()
-        self._tasks = tasks
         return self
 
     async def __aexit__(
@@ -105,18 +103,16 @@ class BaseClient:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool | None:
-        tasks, self._tasks = self._tasks, None
-        try:
-            if tasks is not None:
-                tasks.cancel_scope.cancel()  # streams still running belong to this client
-                return await tasks.__aexit__(exc_type, exc, traceback)
-            return None
-        finally:
-            await self.aclose()
+    ) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool; the client cannot send afterwards."""
+        """Stop streams still running and close the connection pool; no sends afterwards."""
+        live = list(self._live_streams.items())
+        for scope, _ in live:
+            scope.cancel()
+        for _, finished in live:
+            await finished.wait()
         await self._transport.aclose()
 
     def _ensure_open(self) -> None:
@@ -129,16 +125,13 @@ class BaseClient:
         items: AsyncIterator[object],
         on_outcome: OnOutcome | None,
     ) -> AsyncIterator[Outcome]:
-        """Run a bulk call in the client's task group and yield outcomes as units finish."""
+        """Run a bulk call in a detached producer and yield outcomes as units finish."""
         self._ensure_open()
-        if self._tasks is None:
-            raise MessagingError(
-                f"streaming needs the client opened with `async with {type(self).__name__}(…)`"
-            )
         send, receive = anyio.create_memory_object_stream[list[Outcome] | Exception](8)
-        scope = anyio.CancelScope()
+        scope, finished = anyio.CancelScope(), anyio.Event()
         runner = make_runner(_StreamSink(send, on_outcome))
-        self._tasks.start_soon(_produce, scope, send, runner, items)
+        self._live_streams[scope] = finished
+        spawn_detached(_produce, scope, finished, send, runner, items)
         try:
             with receive:
                 async for batch in receive:
@@ -147,18 +140,27 @@ class BaseClient:
                     for outcome in batch:
                         yield outcome
         finally:
-            scope.cancel()  # synchronous: safe wherever the generator is finalised
+            scope.cancel()
+            # The producer, cancelled, accounts for what it had in flight at once; waiting
+            # for it means every on_outcome call has happened when the caller's loop ends.
+            with anyio.CancelScope(shield=True):
+                await finished.wait()
+            self._live_streams.pop(scope, None)
 
 
 async def _produce(
     scope: anyio.CancelScope,
+    finished: anyio.Event,
     send: MemoryObjectSendStream[list[Outcome] | Exception],
     runner: BulkRunner[Any],
     items: AsyncIterator[object],
 ) -> None:
-    with scope, send:
-        try:
-            await runner.run(items)
-        except Exception as exc:  # the caller's input failed, or a bug: tell the consumer
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send.send(exc)
+    try:
+        with scope, send:
+            try:
+                await runner.run(items)
+            except Exception as exc:  # the caller's input failed, or a bug: tell the consumer
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await send.send(exc)
+    finally:
+        finished.set()

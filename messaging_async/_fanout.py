@@ -13,12 +13,14 @@ streaming consumer back-pressure).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
+import sniffio
 from anyio.abc import TaskGroup
 from attrs import define, frozen
 
@@ -26,7 +28,15 @@ from ._transport import SendProgress
 from .errors import GatewayError, OutcomeUnknownError, UnreachableError, ValidationError
 from .models import Outcome, OutcomeStatus
 
-__all__ = ["BulkRunner", "Collector", "OutcomeSink", "Pending", "UnitResult", "aiterate"]
+__all__ = [
+    "BulkRunner",
+    "Collector",
+    "OutcomeSink",
+    "Pending",
+    "UnitResult",
+    "aiterate",
+    "spawn_detached",
+]
 
 logger = logging.getLogger("messaging_async.bulk")
 
@@ -118,6 +128,26 @@ def aiterate(items: Iterable[T] | AsyncIterable[T], *, what: str) -> AsyncIterat
     return _SyncAsyncIterator(items)
 
 
+_detached_tasks: set[asyncio.Task[None]] = set()  # strong references until they finish
+
+
+def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Start ``function(*args)`` in a task no task group owns (asyncio task / trio system task).
+
+    For work that must outlive the caller's current ``await`` without tying the caller to a
+    task group; ``function`` must catch its own exceptions and guard itself with a cancel
+    scope that its owner cancels.
+    """
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(function, *args)
+        return
+    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(function(*args))  # type: ignore[arg-type]
+    _detached_tasks.add(task)
+    task.add_done_callback(_detached_tasks.discard)
+
+
 @define
 class _Summary:
     credits_used: Decimal | None = None
@@ -150,20 +180,33 @@ class BulkRunner(Generic[M]):
         self.summary = _Summary()
 
     async def run(self, items: AsyncIterator[object]) -> None:
-        """Send everything ``items`` yields; returns when every recipient has an outcome."""
+        """Send everything ``items`` yields; returns when every recipient has an outcome.
+
+        An exception from ``items`` itself (the caller's CSV reader, say) lets the units in
+        flight finish, marks those still forming ``not_sent``, and is re-raised as it is.
+        """
         forming: dict[Hashable, list[Pending[M]]] = {}
+        input_error: Exception | None = None
         try:
             async with anyio.create_task_group() as tasks:
                 index = 0
-                async for item in items:
+                while True:
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:
+                        input_error = exc
+                        break
                     await self._take(index, item, forming, tasks)
                     index += 1
-                for key in list(forming):
-                    await self._dispatch(tasks, forming, key)
-        except BaseException:
+                while forming and input_error is None:
+                    await self._dispatch(tasks, forming, next(iter(forming)))
+        finally:
             for unit in forming.values():
                 self._sink.record(_all(unit, OutcomeStatus.NOT_SENT, "the bulk call ended first"))
-            raise
+        if input_error is not None:
+            raise input_error
 
     async def _take(
         self,

@@ -227,12 +227,15 @@ class Transport:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         host = urlsplit(base_url).netloc
         async with self._limiter:
+            # Cleared only once we know how the attempt ended: a cancellation arriving while
+            # httpx holds the request leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
             try:
                 response = await self._client.post(
                     f"{base_url}/{path}", content=content, headers=headers
                 )
             except _NOT_SENT_ERRORS as exc:
+                progress.in_flight = False
                 self._cool_down(base_url)
                 notes.append(f"{host}: not sent ({_describe(exc)})")
                 logger.warning(
@@ -240,11 +243,10 @@ class Transport:
                 )
                 return _NEXT_HOST
             except httpx.TransportError as exc:
-                progress.ambiguous = True
+                progress.in_flight, progress.ambiguous = False, True
                 notes.append(f"{host}: no answer after sending ({_describe(exc)})")
                 return _RoundOver(pause=None)
-            finally:
-                progress.in_flight = False
+            progress.in_flight = False
         self._cooling_until.pop(base_url, None)
         status = response.status_code
         if status in _AMBIGUOUS_STATUSES or status >= 500:

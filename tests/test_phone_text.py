@@ -1,0 +1,123 @@
+"""Numbers (CONTRACT D), encodings and credit estimates: pure functions, no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging_async import (
+    Encoding,
+    ValidationError,
+    choose_encoding,
+    estimate_credits,
+    to_ucs2_hex,
+)
+from messaging_async.phone import calling_code, mask_number, normalize_number
+from messaging_async.text import check_text, is_gsm_text, message_units, resolve_encoding
+
+
+@pytest.mark.parametrize(
+    ("raw", "wire"),
+    [
+        ("60123456789", "60123456789"),
+        ("+60 12-345 6789", "60123456789"),
+        ("+60 (12) 345.6789", "60123456789"),
+        ("0060123456789", "60123456789"),
+        ("  +6012 345 6789 ", "60123456789"),
+    ],
+)
+def test_numbers_normalise_to_digits(raw: str, wire: str) -> None:
+    assert normalize_number(raw) == wire
+
+
+def test_local_number_needs_a_default_country() -> None:
+    with pytest.raises(ValidationError, match="local format") as caught:
+        normalize_number("012-345 6789", index=7)
+    assert caught.value.field == "to"
+    assert caught.value.index == 7
+    assert normalize_number("012-345 6789", default_calling_code="60") == "60123456789"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "12345", "6" * 16, "6012abc4567", "+60 12 345 678x", "٦٠١٢٣٤٥٦٧٨٩"]
+)
+def test_bad_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(ValidationError):
+        normalize_number(raw)
+
+
+def test_a_non_string_number_is_refused() -> None:
+    with pytest.raises(ValidationError, match="must be a str"):
+        normalize_number(60123456789)  # type: ignore[arg-type]
+
+
+def test_calling_code_accepts_iso_or_digits() -> None:
+    assert calling_code("MY") == "60"
+    assert calling_code("+60") == "60"
+    assert calling_code("sg") == "65"
+    with pytest.raises(ValidationError):
+        calling_code("Malaysia")
+
+
+def test_mask_number_hides_the_middle() -> None:
+    assert mask_number("60123456789") == "6012*****89"
+    assert "3456" not in mask_number("60123456789")
+    assert mask_number("123") == "***"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Your OTP is 123456", Encoding.GSM),
+        ("Price: $5 @ shop_1 #deal {now} [x] ~^|\\", Encoding.GSM),
+        ("line1\nline2\r", Encoding.GSM),
+        ("back`tick", Encoding.UNICODE),  # ASCII but not GSM 03.38
+        ("tab\there", Encoding.UNICODE),
+        ("café", Encoding.UNICODE),  # GSM 03.38 but not 7-bit ASCII
+        ("你好", Encoding.UNICODE),
+        ("ok 👍", Encoding.UNICODE),
+    ],
+)
+def test_choose_encoding_is_cautious(text: str, encoding: Encoding) -> None:
+    assert choose_encoding(text) is encoding
+
+
+def test_forcing_gsm_is_allowed_only_for_gsm_characters() -> None:
+    assert resolve_encoding("café £5", Encoding.GSM) is Encoding.GSM
+    assert resolve_encoding("hello", Encoding.UNICODE) is Encoding.UNICODE
+    with pytest.raises(ValidationError, match=r"outside the GSM 03\.38"):
+        resolve_encoding("你好", Encoding.GSM)
+    assert is_gsm_text("ÄÖÜ€")
+    assert not is_gsm_text("ą")
+
+
+def test_units_and_credit_estimates() -> None:
+    assert message_units("abc{}", Encoding.GSM) == 7  # extension characters count two
+    assert message_units("👍", Encoding.UNICODE) == 2  # a surrogate pair
+    assert estimate_credits("x" * 153) == 1
+    assert estimate_credits("x" * 154) == 2
+    assert estimate_credits("你" * 63) == 1
+    assert estimate_credits("你" * 64) == 2
+    assert estimate_credits("hi", Encoding.UNICODE) == 1
+
+
+def test_ucs2_hex_matches_known_vectors() -> None:
+    assert to_ucs2_hex("ABC") == "004100420043"
+    assert to_ucs2_hex("你好") == "4F60597D"
+    assert to_ucs2_hex("😀") == "D83DDE00"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("x" * 901, "at most 900"),
+        ("bad \ud800 surrogate", "lone surrogate"),
+        (None, "must be a str"),
+        (b"bytes", "must be a str"),
+    ],
+)
+def test_check_text_refuses_what_no_gateway_carries(text: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message) as caught:
+        check_text(text, max_length=900, index=3)
+    assert caught.value.field == "text"
+    assert "surrogate" not in str(caught.value) or "bad" not in str(caught.value)  # never quotes it
