@@ -84,7 +84,7 @@ async def test_async_iterables_are_accepted() -> None:
     assert len(report) == 75
 
 
-async def test_stream_yields_every_outcome_and_stops_cleanly_on_break(client: object) -> None:
+async def test_stream_yields_every_outcome_and_stops_cleanly_on_break() -> None:
     gateway = TestGateway(delay=0.01)
     async with make_client(transport=gateway.transport(), max_concurrency=2) as opened:
         seen: list[Outcome] = []

@@ -243,17 +243,16 @@ def _whole_request(
 def match_results(numbers: Sequence[str], results: Sequence[Any]) -> list[Any]:
     """Pair each number with its result: by position when the ``dstno`` agrees, else the first
     unused result for that number; ``None`` where none is left (A3b)."""
+    result_numbers = [_result_number(result) for result in results]
+    if result_numbers == list(numbers):
+        return list(results)  # the usual answer: one result per recipient, in request order
     used = [False] * len(results)
     by_number: defaultdict[str, deque[int]] = defaultdict(deque)
-    for position, result in enumerate(results):
-        by_number[_result_number(result)].append(position)
+    for position, number in enumerate(result_numbers):
+        by_number[number].append(position)
     matched: list[Any] = []
     for position, number in enumerate(numbers):
-        if (
-            position < len(results)
-            and not used[position]
-            and _result_number(results[position]) == number
-        ):
+        if position < len(results) and not used[position] and result_numbers[position] == number:
             chosen: int | None = position
         else:
             queue = by_number.get(number)
@@ -270,6 +269,8 @@ def match_results(numbers: Sequence[str], results: Sequence[Any]) -> list[Any]:
 
 def _result_number(result: Any) -> str:
     value = result.get("dstno") if isinstance(result, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        return value
     return "".join(ch for ch in str(value) if ch.isdigit()) if value is not None else ""
 
 

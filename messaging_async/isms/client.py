@@ -257,7 +257,10 @@ class IsmsClient(BaseClient):
         except _wire.UnrecognisedAnswer:
             return UnitResult(self._unrecognised(unit, answer))
         outcomes, fatal = _wire.chunk_outcomes([(p.index, p.to, p.ref) for p in unit], parsed)
-        logger.debug("iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
+            )
         return UnitResult(outcomes, parsed.credits_used, fatal)
 
     async def _send_classic_chunk(

@@ -1,0 +1,122 @@
+"""Acceptance: no password or message text in logs (every logger at DEBUG), reprs or errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Iterator
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+import respx
+
+from messaging_async import MessagingError, RetryPolicy, Sms
+
+from .conftest import make_client
+from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
+
+TEXTS = [
+    "Your OTP is 771203",
+    'Kod "rahsia" anda: 55\\19',
+    "验证码 904417 请勿泄露",
+    "Reset link token=Zx9-Qq_81&x=1 👍",
+]
+
+
+@pytest.fixture
+def debug_everywhere(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    names = ["", "httpx", "httpcore", "messaging_async", *logging.root.manager.loggerDict]
+    previous = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for name, level in previous.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def echo(request: httpx.Request) -> httpx.Response:
+    """A broken gateway that echoes the request body back (with the password in it)."""
+    return httpx.Response(200, text="<pre>" + request.content.decode() + "</pre>")
+
+
+async def test_no_secret_reaches_logs_reprs_or_errors(
+    debug_everywhere: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+    messages = [Sms(to=f"6012000000{i}", text=text) for i, text in enumerate(TEXTS)]
+
+    # Real sockets, so httpx's and httpcore's own DEBUG logging runs: success, then a
+    # dead first host (failover), then an authentication failure.
+    gateway = TestGateway()
+    with serve_on_loopback(gateway) as url:
+        async with make_client(sms_base_urls=[refused_base_url(), url]) as client:
+            seen.append(repr(client))
+            report = await client.send_sms_bulk(messages)
+            seen += [repr(report), *map(repr, report.outcomes), repr(messages)]
+            seen.append(repr(await client.send_sms(messages[0].to, TEXTS[0])))
+        async with make_client(sms_base_urls=[url], password="wrong-" + PASSWORD) as client:
+            seen.append(repr(await client.send_sms_bulk(messages)))
+            for text in TEXTS:
+                seen += _failure(await _raises(client.send_sms("60120000001", text)))
+    assert report.all_accepted
+
+    # Answers that go wrong in every other way, including one that echoes the request.
+    with respx.mock(assert_all_called=False) as mock:
+        json_route = mock.post(path="/isms_send_json.php")
+        classic_route = mock.post(path="/isms_send_all_id.php")
+        async with make_client(retry=RetryPolicy.no_wait(max_attempts=2)) as client:
+            for effect in (echo, httpx.ReadTimeout("t"), httpx.ConnectError("c")):
+                json_route.mock(side_effect=effect)
+                classic_route.mock(side_effect=effect)
+                seen.append(repr(await client.send_sms_bulk(messages)))
+                seen += [o.reason or "" for o in (await client.send_sms_bulk(messages)).outcomes]
+                for text in TEXTS:
+                    seen += _failure(await _raises(client.send_sms("60120000001", text)))
+                    classic = await client.send_sms_classic(["60120000001"], text)
+                    seen += [o.reason or "" for o in classic.outcomes]
+            for text in TEXTS:  # invalid input: the error must not quote the text
+                seen += _failure(await _raises(client.send_sms("0123", text)))
+                seen += _failure(await _raises(client.send_sms("60120000001", text * 300)))
+
+    seen += [record.getMessage() for record in debug_everywhere.records]
+    seen += [debug_everywhere.text]
+    assert any("httpcore" in record.name for record in debug_everywhere.records), "no DEBUG ran"
+    everything = "\n".join(seen)
+    assert PASSWORD not in everything
+    for text in TEXTS:
+        for form in _encoded_forms(text):
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, fragment
+
+
+def _encoded_forms(text: str) -> set[str]:
+    """A text as a request body carries it: raw, JSON-escaped, URL-encoded."""
+    return {
+        text,
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        quote_plus(text),
+    }
+
+
+async def _raises(call: object) -> MessagingError:
+    try:
+        await call  # type: ignore[misc]
+    except MessagingError as error:
+        return error
+    raise AssertionError("expected a MessagingError")
+
+
+def _failure(error: MessagingError) -> list[str]:
+    outcome = getattr(error, "outcome", None)
+    return [
+        str(error),
+        repr(error),
+        "".join(traceback.format_exception(error)),
+        repr(getattr(error, "attempts", ())),
+        repr(outcome),
+        str(getattr(outcome, "reason", "")),
+    ]
