@@ -36,6 +36,7 @@ async def test_single_send_refuses_bad_input_before_sending(to: Any, text: Any, 
             with pytest.raises(ValidationError) as caught:
                 await client.send_sms(to, text)
     assert caught.value.field == field
+    assert caught.value.index is None
     assert route.call_count == 0
 
 
@@ -76,6 +77,7 @@ async def test_bulk_rejects_bad_items_and_sends_the_rest() -> None:
         OutcomeStatus.REJECTED,
     ]
     assert report.outcomes[1].ref == "r1"
+    assert "message 2 is a str" in (report.outcomes[2].reason or "")
     assert (report.outcomes[1].reason or "").startswith("invalid input")
     assert [m["dstno"] for m in sent_bodies(route.calls)[0]["messages"]] == [
         "60123456780",

@@ -115,7 +115,11 @@ class IsmsClient(BaseClient):
         ``OutcomeUnknownError`` when it may have been.
         """
         self._ensure_open()
-        pending = self._prepare_sms(encoding, 0, Sms(to=to, text=text, ref=ref))
+        try:
+            pending = self._prepare_sms(encoding, 0, Sms(to=to, text=text, ref=ref))
+        except ValidationError as exc:
+            exc.index = None  # a single send has no position in a bulk input
+            raise
         try:
             result = await self._send_json_chunk([pending], SendProgress())
         except TransportError as exc:

@@ -1,0 +1,94 @@
+"""The transport's bounds: cool-down that ends, total time, Retry-After beyond the budget."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+import pytest
+
+from messaging_async import OutcomeUnknownError, RetryPolicy, UnreachableError
+from messaging_async._transport import SendProgress, Transport, make_timeout
+
+HOSTS = ("https://a.example", "https://b.example")
+
+
+class Scripted(httpx.AsyncBaseTransport):
+    """Refuses connections to hosts in ``down``; answers the rest with ``status``."""
+
+    def __init__(self, down: set[str], status: int = 200, headers: dict[str, str] | None = None):
+        self.down = down
+        self.status = status
+        self.headers = headers or {}
+        self.calls: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request.url.host)
+        if request.url.host in self.down:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(self.status, headers=self.headers, text="ok")
+
+
+def transport(scripted: Scripted, **policy: object) -> Transport:
+    return Transport(
+        retry=RetryPolicy(**policy),  # type: ignore[arg-type]
+        timeout=make_timeout(None),
+        max_connections=2,
+        transport=scripted,
+    )
+
+
+async def post(subject: Transport, *, retry_after_send: bool = True) -> str:
+    answer = await subject.post(
+        HOSTS, "x.php", content=b"{}", content_type="application/json",
+        retry_after_send=retry_after_send, progress=SendProgress(),
+    )  # fmt: skip
+    return answer.base_url
+
+
+async def test_a_cooled_host_is_used_again_once_its_cool_down_ends() -> None:
+    scripted = Scripted(down={"a.example"})
+    subject = transport(scripted, cooldown=0.05, wait=False)
+    assert await post(subject) == "https://b.example"
+    assert await post(subject) == "https://b.example"
+    assert scripted.calls == ["a.example", "b.example", "b.example"]  # a skipped while cooling
+    scripted.down.clear()
+    await anyio.sleep(0.06)
+    assert await post(subject) == "https://a.example"  # recovered: provider order again
+    await subject.aclose()
+
+
+async def test_total_time_bounds_the_retries() -> None:
+    scripted = Scripted(down={"a.example", "b.example"})
+    subject = transport(
+        scripted, max_attempts=1000, max_elapsed=0.2, backoff_initial=0.05, backoff_max=0.05
+    )
+    with anyio.fail_after(2):
+        with pytest.raises(UnreachableError):
+            await post(subject)
+    assert 2 <= len(scripted.calls) < 40
+    await subject.aclose()
+
+
+async def test_retry_after_beyond_the_budget_gives_up_at_once() -> None:
+    scripted = Scripted(down=set(), status=503, headers={"Retry-After": "3600"})
+    subject = transport(scripted, max_elapsed=5.0)
+    with anyio.fail_after(2):
+        with pytest.raises(OutcomeUnknownError, match="HTTP 503"):
+            await post(subject)
+    assert scripted.calls == ["a.example"]
+    await subject.aclose()
+
+
+async def test_an_injected_transport_is_not_closed_with_the_client() -> None:
+    closed = False
+
+    class Owned(Scripted):
+        async def aclose(self) -> None:
+            nonlocal closed
+            closed = True
+
+    subject = transport(Owned(down=set()))
+    await post(subject)
+    await subject.aclose()
+    assert subject.closed
+    assert not closed
