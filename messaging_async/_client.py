@@ -18,10 +18,17 @@ from typing import Any, Self
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._fanout import BulkRunner, Collector, notify, spawn_detached
-from ._transport import Transport
-from .errors import MessagingError, ValidationError
-from .models import BulkReport, Outcome
+from ._fanout import BulkRunner, Collector, Pending, UnitResult, notify, spawn_detached
+from ._transport import SendProgress, Transport
+from .errors import (
+    MessagingError,
+    OutcomeUnknownError,
+    TransportError,
+    UnexpectedAnswerError,
+    UnreachableError,
+    ValidationError,
+)
+from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
 from .retry import RetryPolicy
 
@@ -68,6 +75,33 @@ def build_report(collector: Collector, runner: BulkRunner[Any]) -> BulkReport:
         credits_used=runner.summary.credits_used,
         stopped_by=runner.summary.stopped_by,
     )
+
+
+async def send_single(
+    pending: Pending[Any], send_unit: Callable[[list[Pending[Any]], SendProgress], Any]
+) -> Outcome:
+    """The single-send contract every client keeps: the accepted outcome, or the typed error
+    (with the recipient's outcome on ``error.outcome``)."""
+    try:
+        result: UnitResult = await send_unit([pending], SendProgress())
+    except TransportError as exc:
+        unknown = isinstance(exc, OutcomeUnknownError)
+        status = OutcomeStatus.UNKNOWN if unknown else OutcomeStatus.NOT_SENT
+        exc.outcome = pending.outcome(status, str(exc))
+        raise
+    return accepted_or_raise(result.outcomes[0])
+
+
+def accepted_or_raise(outcome: Outcome) -> Outcome:
+    if outcome.status is OutcomeStatus.ACCEPTED:
+        return outcome
+    if outcome.status is OutcomeStatus.REJECTED:
+        error = outcome.error or UnexpectedAnswerError(outcome.reason or "the gateway refused")
+        error.outcome = outcome
+        raise error
+    if outcome.status is OutcomeStatus.UNKNOWN:
+        raise OutcomeUnknownError(outcome.reason or "no usable answer", outcome=outcome)
+    raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
 
 
 class _StreamSink:

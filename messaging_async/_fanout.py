@@ -59,11 +59,16 @@ class Pending(Generic[M]):
 
 @frozen
 class UnitResult:
-    """What one unit's request produced: an outcome per recipient, in unit order."""
+    """What one unit's request produced: an outcome per recipient, in unit order.
+
+    ``fatal`` stops the rest of the run; with ``scoped`` it stops only the messages that
+    share this unit's stop scope (a WhatsApp template that does not exist, say).
+    """
 
     outcomes: list[Outcome]
     credits_used: Decimal | None = None
     fatal: GatewayError | None = None
+    scoped: bool = False
 
 
 class OutcomeSink(Protocol):
@@ -170,7 +175,11 @@ class BulkRunner(Generic[M]):
         send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
         concurrency: int,
         sink: OutcomeSink,
+        stop_scope: Callable[[Pending[M]], Hashable] | None = None,
     ):
+        """``stop_scope`` names what a scoped fatal answer stops; units never mix scopes."""
+        self._stop_scope = stop_scope
+        self._scoped_stops: dict[Hashable, GatewayError] = {}
         self._prepare = prepare
         self._unit_key = unit_key
         self._unit_size = unit_size
@@ -220,8 +229,9 @@ class BulkRunner(Generic[M]):
         except ValidationError as exc:
             await self._emit([_invalid(index, item, exc)])
             return
-        if self.summary.stopped_by is not None:
-            await self._emit([pending.outcome(OutcomeStatus.NOT_SENT, self._stop_reason())])
+        stop = self._stop_for(pending)
+        if stop is not None:
+            await self._emit([pending.outcome(OutcomeStatus.NOT_SENT, _stop_reason(stop))])
             return
         key = self._unit_key(pending)
         unit = forming.setdefault(key, [])
@@ -256,8 +266,9 @@ class BulkRunner(Generic[M]):
             self._limiter.release_on_behalf_of(token)
 
     async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> list[Outcome]:
-        if self.summary.stopped_by is not None:
-            return _all(unit, OutcomeStatus.NOT_SENT, self._stop_reason())
+        stop = self._stop_for(unit[0])
+        if stop is not None:
+            return _all(unit, OutcomeStatus.NOT_SENT, _stop_reason(stop))
         try:
             result = await self._send_unit(unit, progress)
         except UnreachableError as exc:
@@ -265,17 +276,32 @@ class BulkRunner(Generic[M]):
         except OutcomeUnknownError as exc:
             return _all(unit, OutcomeStatus.UNKNOWN, str(exc))
         self.summary.add_credits(result.credits_used)
-        if result.fatal is not None and self.summary.stopped_by is None:
+        if result.fatal is not None:
+            self._stop(unit[0], result)
+        return result.outcomes
+
+    def _stop(self, pending: Pending[M], result: UnitResult) -> None:
+        assert result.fatal is not None
+        if result.scoped and self._stop_scope is not None:
+            scope = self._stop_scope(pending)
+            if scope not in self._scoped_stops:
+                self._scoped_stops[scope] = result.fatal
+                logger.warning("bulk run stopped for %r: %s", scope, result.fatal)
+        elif self.summary.stopped_by is None:
             self.summary.stopped_by = result.fatal
             logger.warning("bulk run stopped: %s", result.fatal)
-        return result.outcomes
+
+    def _stop_for(self, pending: Pending[M]) -> GatewayError | None:
+        """The fatal answer that stops ``pending``, if one came already."""
+        if self.summary.stopped_by is not None:
+            return self.summary.stopped_by
+        if self._scoped_stops and self._stop_scope is not None:
+            return self._scoped_stops.get(self._stop_scope(pending))
+        return None
 
     async def _emit(self, outcomes: list[Outcome]) -> None:
         self._sink.record(outcomes)
         await self._sink.deliver(outcomes)
-
-    def _stop_reason(self) -> str:
-        return f"not sent: the run stopped at a fatal answer ({self.summary.stopped_by})"
 
     @staticmethod
     def _interrupted(
@@ -285,6 +311,10 @@ class BulkRunner(Generic[M]):
         if progress.may_have_left:
             return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
         return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
+
+
+def _stop_reason(stop: GatewayError) -> str:
+    return f"not sent: stopped at an earlier fatal answer ({stop})"
 
 
 def _all(unit: list[Pending[Any]], status: OutcomeStatus, reason: str) -> list[Outcome]:

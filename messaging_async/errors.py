@@ -10,11 +10,16 @@
     │   ├── InsufficientCreditsError   the account ran out of credits (iSMS -1004)
     │   ├── InvalidNumberError         a destination number was refused (iSMS -1008)
     │   ├── InvalidMessageError        the text, its length or the sender ID was refused
+    │   ├── ReplyWindowClosedError     WhatsApp free text/file outside the 24-hour window (45010)
+    │   ├── TemplateNotFoundError      WhatsApp template code unknown to the gateway (60006)
     │   ├── InvalidRequestError        the request itself was malformed (a bug on our side)
     │   └── UnexpectedAnswerError      an answer the gateway's contract does not describe
     └── TransportError             no usable answer came back
         ├── UnreachableError           the request never reached the gateway: safe to resend
         └── OutcomeUnknownError        it may have reached the gateway: resending may duplicate
+
+``PlainHttpWarning`` (a ``UserWarning``) flags a URL that would carry credentials or a
+file link over plain http.
 
 The split under ``TransportError`` is the one that matters for money and for users'
 phones: an ``UnreachableError`` means nothing was sent, an ``OutcomeUnknownError`` means
@@ -39,6 +44,9 @@ __all__ = [
     "IpNotWhitelistedError",
     "MessagingError",
     "OutcomeUnknownError",
+    "PlainHttpWarning",
+    "ReplyWindowClosedError",
+    "TemplateNotFoundError",
     "TransportError",
     "UnexpectedAnswerError",
     "UnreachableError",
@@ -48,6 +56,10 @@ __all__ = [
 
 class MessagingError(Exception):
     """Root of every exception this SDK raises on purpose."""
+
+
+class PlainHttpWarning(UserWarning):
+    """A URL that carries credentials, or a file link for recipients, uses plain http."""
 
 
 class ValidationError(MessagingError, ValueError):
@@ -107,6 +119,15 @@ class InvalidNumberError(GatewayError):
 
 class InvalidMessageError(GatewayError):
     """The gateway refused the message: its text, its length, or the sender ID."""
+
+
+class ReplyWindowClosedError(GatewayError):
+    """WhatsApp free text and files may only answer a user who wrote within the last 24 hours;
+    outside that window, send an approved template instead."""
+
+
+class TemplateNotFoundError(GatewayError):
+    """The WhatsApp template code does not exist (or is not approved) on this account."""
 
 
 class InvalidRequestError(GatewayError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from .errors import GatewayError
     from .text import Encoding
 
-__all__ = ["Balance", "BulkReport", "Outcome", "OutcomeStatus", "Sms"]
+__all__ = [
+    "Balance",
+    "BulkReport",
+    "Outcome",
+    "OutcomeStatus",
+    "Sms",
+    "WhatsAppFile",
+    "WhatsAppMessage",
+    "WhatsAppTemplate",
+    "WhatsAppText",
+]
 
 
 class OutcomeStatus(enum.StrEnum):
@@ -48,14 +58,54 @@ class Sms:
 
 
 @frozen(kw_only=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp template, sendable at any time (charged per message).
+
+    ``params`` fill the template's variables: a mapping sent as it is, or a sequence that
+    becomes ``param1`` … ``paramN``. Values go as strings; numbers, dates and datetimes are
+    formatted for you. They are kept out of reprs: authentication templates carry OTPs.
+    """
+
+    to: str
+    template_code: str
+    language: str = "en"
+    params: Mapping[str, object] | Sequence[object] | None = field(default=None, repr=False)
+    ref: Any = None
+
+
+@frozen(kw_only=True)
+class WhatsAppText:
+    """Free text; only delivered inside the 24-hour window opened by the user's last message."""
+
+    to: str
+    text: str = field(repr=False)
+    ref: Any = None
+
+
+@frozen(kw_only=True)
+class WhatsAppFile:
+    """A file (image, PDF…) by direct public URL; only inside the 24-hour window."""
+
+    to: str
+    url: str
+    file_name: str
+    ref: Any = None
+
+
+WhatsAppMessage = WhatsAppTemplate | WhatsAppText | WhatsAppFile
+
+
+@frozen(kw_only=True)
 class Outcome:
     """What became of one recipient's message.
 
     ``to`` is the number as it went on the wire (digits only); ``index`` the message's
     position in the caller's input, so outcomes that arrive as chunks finish can be matched
     to it; ``code`` the gateway's code (``None`` where it gave none); ``reason`` a readable
-    explanation; ``raw`` the gateway's own per-recipient result, kept for fields this SDK
-    does not name.
+    explanation; ``request_id`` the gateway's id for the request (WhatsApp); ``error`` the
+    typed ``GatewayError`` of a ``rejected`` outcome, so bulk callers can branch on it as
+    single-send callers do with ``except``; ``raw`` the gateway's own per-recipient result,
+    kept for fields this SDK does not name.
     """
 
     to: str
@@ -65,6 +115,8 @@ class Outcome:
     code: int | None = None
     reason: str | None = None
     ref: Any = None
+    request_id: str | None = None
+    error: GatewayError | None = field(default=None, repr=False, eq=False)
     raw: Any = field(default=None, repr=False)
 
     @property

@@ -10,12 +10,13 @@ import json
 import re
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from attrs import frozen
 
+from .._parse import parse_code, parse_decimal
 from .._secrets import redacted_snippet
 from ..errors import (
     AuthenticationError,
@@ -132,29 +133,6 @@ def build_balance(*, username: str, password: str) -> bytes:
     return json.dumps({"un": username, "pwd": password}, separators=(",", ":")).encode()
 
 
-_LEADING_CODE = re.compile(r"\s*(-?\d+)\b")
-
-
-def parse_code(value: object) -> int | None:
-    """A code as the gateway may write it: ``2000``, ``"2000"``, ``"-1004 = INSUFFICIENT…"``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        match = _LEADING_CODE.match(value)
-        return int(match.group(1)) if match else None
-    return None
-
-
-def parse_decimal(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 @frozen
 class SendAnswer:
     """A JSON-API answer: per-recipient ``results`` or a whole-request ``code``, or both."""
@@ -216,8 +194,8 @@ def chunk_outcomes(
     fatal: GatewayError | None = None
     for (index, number, ref), result in zip(recipients, matched, strict=True):
         outcome = result_outcome(index, number, ref, result)
-        if fatal is None and outcome.code is not None and _is_fatal(outcome.code):
-            fatal = error_for(outcome.code, _result_text(result), result)
+        if fatal is None and outcome.error is not None and outcome.error.fatal:
+            fatal = outcome.error
         outcomes.append(outcome)
     return outcomes, fatal
 
@@ -233,7 +211,14 @@ def _whole_request(
     error = error_for(answer.code, answer.message, answer.raw)
     outcomes = [
         _outcome(
-            i, n, r, OutcomeStatus.REJECTED, code=answer.code, reason=str(error), raw=answer.raw
+            i,
+            n,
+            r,
+            OutcomeStatus.REJECTED,
+            code=answer.code,
+            reason=str(error),
+            raw=answer.raw,
+            error=error,
         )
         for i, n, r in recipients
     ]
@@ -293,9 +278,16 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
     if code is None:
         reason = "the gateway's result for this recipient carries no code"
         return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
-    reason = str(error_for(code, _result_text(result)))
+    error = error_for(code, _result_text(result), result)
     return _outcome(
-        index, number, ref, OutcomeStatus.REJECTED, code=code, reason=reason, raw=result
+        index,
+        number,
+        ref,
+        OutcomeStatus.REJECTED,
+        code=code,
+        reason=str(error),
+        raw=result,
+        error=error,
     )
 
 
@@ -305,11 +297,6 @@ def _result_text(result: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
-
-
-def _is_fatal(code: int) -> bool:
-    known = CODES.get(code)
-    return known is not None and known.fatal
 
 
 def _outcome(
@@ -322,6 +309,7 @@ def _outcome(
     message_id: str | None = None,
     reason: str | None = None,
     raw: Any = None,
+    error: GatewayError | None = None,
 ) -> Outcome:
     return Outcome(
         to=number,
@@ -332,6 +320,7 @@ def _outcome(
         reason=reason,
         ref=ref,
         raw=raw,
+        error=error,
     )
 
 

@@ -18,15 +18,12 @@ from .._client import (
     check_credential,
     check_retry,
     default_calling_code,
+    send_single,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
 from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
 from ..errors import (
-    GatewayError,
-    OutcomeUnknownError,
-    TransportError,
     UnexpectedAnswerError,
-    UnreachableError,
     ValidationError,
 )
 from ..models import Balance, BulkReport, Outcome, OutcomeStatus, Sms
@@ -120,17 +117,7 @@ class IsmsClient(BaseClient):
         except ValidationError as exc:
             exc.index = None  # a single send has no position in a bulk input
             raise
-        try:
-            result = await self._send_json_chunk([pending], SendProgress())
-        except TransportError as exc:
-            status = (
-                OutcomeStatus.UNKNOWN
-                if isinstance(exc, OutcomeUnknownError)
-                else OutcomeStatus.NOT_SENT
-            )
-            exc.outcome = pending.outcome(status, str(exc))
-            raise
-        return _accepted_or_raise(result.outcomes[0])
+        return await send_single(pending, self._send_json_chunk)
 
     async def send_sms_bulk(
         self,
@@ -317,20 +304,3 @@ def _tally(outcomes: list[Outcome]) -> str:
     for outcome in outcomes:
         counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
     return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-
-
-def _accepted_or_raise(outcome: Outcome) -> Outcome:
-    """The single-send contract: return an accepted outcome, raise the typed error otherwise."""
-    if outcome.status is OutcomeStatus.ACCEPTED:
-        return outcome
-    if outcome.status is OutcomeStatus.REJECTED:
-        error: GatewayError = (
-            _wire.error_for(outcome.code, outcome.reason, outcome.raw)
-            if outcome.code is not None
-            else UnexpectedAnswerError(outcome.reason or "the gateway refused the request")
-        )
-        error.outcome = outcome
-        raise error
-    if outcome.status is OutcomeStatus.UNKNOWN:
-        raise OutcomeUnknownError(outcome.reason or "no usable answer", outcome=outcome)
-    raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
