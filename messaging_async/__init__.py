@@ -14,13 +14,26 @@ from .errors import (
     IpNotWhitelistedError,
     MessagingError,
     OutcomeUnknownError,
+    PlainHttpWarning,
+    ReplyWindowClosedError,
+    TemplateNotFoundError,
     TransportError,
     UnexpectedAnswerError,
     UnreachableError,
     ValidationError,
 )
 from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
-from .models import Balance, BulkReport, Outcome, OutcomeStatus, Sms
+from .models import (
+    Balance,
+    BulkReport,
+    Outcome,
+    OutcomeStatus,
+    Sms,
+    WhatsAppFile,
+    WhatsAppMessage,
+    WhatsAppTemplate,
+    WhatsAppText,
+)
 from .phone import mask_number, normalize_number
 from .retry import RetryPolicy
 from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
@@ -43,12 +56,19 @@ __all__ = [
     "Outcome",
     "OutcomeStatus",
     "OutcomeUnknownError",
+    "PlainHttpWarning",
+    "ReplyWindowClosedError",
     "RetryPolicy",
     "Sms",
+    "TemplateNotFoundError",
     "TransportError",
     "UnexpectedAnswerError",
     "UnreachableError",
     "ValidationError",
+    "WhatsAppFile",
+    "WhatsAppMessage",
+    "WhatsAppTemplate",
+    "WhatsAppText",
     "__version__",
     "choose_encoding",
     "estimate_credits",

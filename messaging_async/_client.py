@@ -19,7 +19,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._fanout import BulkRunner, Collector, Pending, UnitResult, notify, spawn_detached
-from ._transport import SendProgress, Transport
+from ._transport import Answer, SendProgress, Transport
 from .errors import (
     MessagingError,
     OutcomeUnknownError,
@@ -90,6 +90,14 @@ async def send_single(
         exc.outcome = pending.outcome(status, str(exc))
         raise
     return accepted_or_raise(result.outcomes[0])
+
+
+def unreadable_answer(unit: list[Pending[Any]], answer: Answer, note: str) -> list[Outcome]:
+    """Outcomes for a body the contract does not describe: a 2xx may mean sent (``unknown``),
+    a 3xx/4xx is the server refusing the request (``rejected``)."""
+    status = OutcomeStatus.UNKNOWN if 200 <= answer.status < 300 else OutcomeStatus.REJECTED
+    reason = f"{note} (HTTP {answer.status})"
+    return [pending.outcome(status, reason) for pending in unit]
 
 
 def accepted_or_raise(outcome: Outcome) -> Outcome:

@@ -175,9 +175,10 @@ class BulkRunner(Generic[M]):
         send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
         concurrency: int,
         sink: OutcomeSink,
-        stop_scope: Callable[[Pending[M]], Hashable] | None = None,
+        stop_scope: Callable[[Pending[M]], Hashable | None] | None = None,
     ):
-        """``stop_scope`` names what a scoped fatal answer stops; units never mix scopes."""
+        """``stop_scope`` names what a scoped fatal answer stops (``None``: nothing); units
+        never mix scopes."""
         self._stop_scope = stop_scope
         self._scoped_stops: dict[Hashable, GatewayError] = {}
         self._prepare = prepare
@@ -284,7 +285,7 @@ class BulkRunner(Generic[M]):
         assert result.fatal is not None
         if result.scoped and self._stop_scope is not None:
             scope = self._stop_scope(pending)
-            if scope not in self._scoped_stops:
+            if scope is not None and scope not in self._scoped_stops:
                 self._scoped_stops[scope] = result.fatal
                 logger.warning("bulk run stopped for %r: %s", scope, result.fatal)
         elif self.summary.stopped_by is None:

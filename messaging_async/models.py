@@ -142,12 +142,14 @@ class BulkReport:
     outcomes: tuple[Outcome, ...]
     credits_used: Decimal | None = None
     stopped_by: GatewayError | None = field(default=None, eq=False)
-    counts: Mapping[OutcomeStatus, int] = field(init=False, repr=True, eq=False)
+    counts: Mapping[str, int] = field(init=False, repr=True, eq=False)
+    """Outcomes per status, every status present: ``{"accepted": 2, "rejected": 0, …}``;
+    ``counts[OutcomeStatus.ACCEPTED]`` works too (the statuses are strings)."""
 
     @counts.default
-    def _count_statuses(self) -> Mapping[OutcomeStatus, int]:
+    def _count_statuses(self) -> Mapping[str, int]:
         counted = Counter(outcome.status for outcome in self.outcomes)
-        return {status: counted.get(status, 0) for status in OutcomeStatus}
+        return {status.value: counted.get(status, 0) for status in OutcomeStatus}
 
     def __len__(self) -> int:
         return len(self.outcomes)

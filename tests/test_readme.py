@@ -24,6 +24,11 @@ def fake_gateway(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"total_credits_used": len(results), "results": results})
     if path.endswith("isms_send_all_id.php"):
         return httpx.Response(200, text="2000 = SUCCESS:42")
+    if path.endswith("isms_send_waba.php"):
+        body = json.loads(request.content)
+        return httpx.Response(
+            200, json={"statusCode": "OK", "messageId": body["To"], "requestId": "r"}
+        )
     if path.endswith("isms_balance_json.php"):
         return httpx.Response(200, json={"balance": 100})
     return httpx.Response(404)
@@ -41,3 +46,4 @@ def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str]) -> N
     printed = capsys.readouterr().out
     assert "not sent" not in printed
     assert "may have been sent" not in printed
+    assert "secret stays" not in printed

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote_plus
 
 import httpx
 import pytest
 import respx
 
-from messaging_async import MessagingError, RetryPolicy, Sms
+from messaging_async import MessagingError, RetryPolicy, Sms, WhatsAppTemplate, WhatsAppText
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
 
+APP_SECRET = "AppS3cret-never-logged"
 TEXTS = [
     "Your OTP is 771203",
     'Kod "rahsia" anda: 55\\19',
@@ -81,11 +82,14 @@ async def test_no_secret_reaches_logs_reprs_or_errors(
                 seen += _failure(await _raises(client.send_sms("0123", text)))
                 seen += _failure(await _raises(client.send_sms("60120000001", text * 300)))
 
+    seen += await _whatsapp_failures()
+
     seen += [record.getMessage() for record in debug_everywhere.records]
     seen += [debug_everywhere.text]
     assert any("httpcore" in record.name for record in debug_everywhere.records), "no DEBUG ran"
     everything = "\n".join(seen)
     assert PASSWORD not in everything
+    assert APP_SECRET not in everything
     for text in TEXTS:
         for form in _encoded_forms(text):
             for fragment in (form, form[:12], form[-10:]):
@@ -100,6 +104,45 @@ def _encoded_forms(text: str) -> set[str]:
         json.dumps(text, ensure_ascii=False)[1:-1],
         quote_plus(text),
     }
+
+
+async def _whatsapp_failures() -> list[str]:
+    """WhatsApp sends that succeed and fail every way; texts and template params are secret."""
+    seen: list[str] = []
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    answers: list[httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]] = [
+        httpx.Response(200, json={"statusCode": "OK", "messageId": "1", "requestId": "r"}),
+        httpx.Response(200, json={"statusCode": "1001", "message": "Authentication failed"}),
+        httpx.Response(200, json={"statusCode": "45010", "message": "Reply time limit exceeded"}),
+        echo,
+        httpx.ReadTimeout("t"),
+        httpx.ConnectError("c"),
+    ]
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(path="/isms_send_waba.php")
+        async with make_client(retry=RetryPolicy.no_wait(max_attempts=2), **waba) as client:
+            seen.append(repr(client))
+            for answer in answers:
+                if isinstance(answer, httpx.Response):
+                    route.mock(return_value=answer)
+                else:
+                    route.mock(side_effect=answer)
+                for text in TEXTS:
+                    for call in (
+                        client.send_whatsapp_text("60120000001", text),
+                        client.send_whatsapp_template("60120000001", "otp", params=[text]),
+                    ):
+                        try:
+                            seen.append(repr(await call))
+                        except MessagingError as error:
+                            seen += _failure(error)
+                messages = [WhatsAppText(to="60120000001", text=t) for t in TEXTS] + [
+                    WhatsAppTemplate(to="60120000001", template_code="otp", params={"code": t})
+                    for t in TEXTS
+                ]
+                report = await client.send_whatsapp_bulk(messages)
+                seen += [repr(report), repr(messages), *(o.reason or "" for o in report.outcomes)]
+    return seen
 
 
 async def _raises(call: object) -> MessagingError:

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from .._client import (
-    BaseClient,
     OnOutcome,
     build_report,
     check_concurrency,
@@ -19,6 +18,7 @@ from .._client import (
     check_retry,
     default_calling_code,
     send_single,
+    unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
 from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
@@ -26,11 +26,12 @@ from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
-from ..models import Balance, BulkReport, Outcome, OutcomeStatus, Sms
+from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
 from ..text import Encoding, check_text, resolve_encoding
-from . import _wire
+from . import _waba, _wire
+from .whatsapp import WhatsAppMethods
 
 __all__ = ["ISMS_SMS_BASE_URLS", "ISMS_WABA_BASE_URLS", "IsmsClient"]
 
@@ -53,12 +54,14 @@ _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 _SmsPayload = tuple[str, Encoding]
 
 
-class IsmsClient(BaseClient):
-    """Async client for iSMS SMS (JSON and classic APIs).
+class IsmsClient(WhatsAppMethods):
+    """Async client for iSMS: SMS (JSON and classic APIs) and WhatsApp Business API.
 
     One instance holds one connection pool: create it once (``async with``, or call
-    ``aclose()``) and share it. Bulk sends are split by encoding into chunks of ≤ 50, sent
-    ``max_concurrency`` at a time, and every recipient gets exactly one ``Outcome``.
+    ``aclose()``) and share it. SMS bulk sends are split by encoding into chunks of ≤ 50,
+    sent ``max_concurrency`` at a time; WhatsApp messages go one per request,
+    ``max_whatsapp_concurrency`` at a time. Every recipient gets exactly one ``Outcome``.
+    WhatsApp needs ``app_id``, ``app_secret`` and ``waba_number`` (the registered sender).
     """
 
     def __init__(
@@ -67,10 +70,14 @@ class IsmsClient(BaseClient):
         username: str,
         password: str,
         sender_id: str | None = None,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        waba_number: str | None = None,
         sms_base_urls: Sequence[str] = ISMS_SMS_BASE_URLS,
         waba_base_urls: Sequence[str] = ISMS_WABA_BASE_URLS,
         timeout: float | httpx.Timeout | None = None,
         max_concurrency: int = 10,
+        max_whatsapp_concurrency: int = 32,
         retry: RetryPolicy | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -86,19 +93,44 @@ class IsmsClient(BaseClient):
         self._sms_base_urls = check_base_urls(sms_base_urls, field="sms_base_urls")
         self._waba_base_urls = check_base_urls(waba_base_urls, field="waba_base_urls")
         self._max_concurrency = check_concurrency(max_concurrency)
+        self._max_whatsapp_concurrency = check_concurrency(
+            max_whatsapp_concurrency, "max_whatsapp_concurrency"
+        )
         self._retry = check_retry(retry)
         self._calling_code = default_calling_code(default_country)
+        self._configure_whatsapp(app_id, app_secret, waba_number)
         self._transport = Transport(
             retry=self._retry,
             timeout=make_timeout(timeout),
-            max_connections=self._max_concurrency,
+            max_connections=max(self._max_concurrency, self._max_whatsapp_concurrency),
             transport=transport,
         )
 
+    def _configure_whatsapp(
+        self, app_id: str | None, app_secret: str | None, waba_number: str | None
+    ) -> None:
+        """Check what is given; what is missing is only an error when WhatsApp is used."""
+        given = {"app_id": app_id, "app_secret": app_secret, "waba_number": waba_number}
+        self._waba_missing = tuple(name for name, value in given.items() if value is None)
+        for name, value in given.items():
+            if value is not None:
+                check_credential(value, name)
+        self._whatsapp_settings = None
+        if app_id is not None and app_secret is not None and waba_number is not None:
+            sender = normalize_number(waba_number, default_calling_code=self._calling_code)
+            self._whatsapp_settings = _waba.settings(
+                app_id=app_id,
+                app_secret=app_secret,
+                username=self._username,
+                password=self._password,
+                sender=sender,
+            )
+
     def __repr__(self) -> str:
+        sender = self._whatsapp_settings.sender if self._whatsapp_settings else None
         return (
             f"IsmsClient(username={self._username!r}, sender_id={self._sender_id!r}, "
-            f"sms_base_urls={self._sms_base_urls!r})"
+            f"waba_number={sender!r}, sms_base_urls={self._sms_base_urls!r})"
         )
 
     # ---------------------------------------------------------------- sending
@@ -288,11 +320,8 @@ class IsmsClient(BaseClient):
         )
 
     def _unrecognised(self, unit: list[Pending[_SmsPayload]], answer: Answer) -> list[Outcome]:
-        """A 2xx body we cannot read may mean sent: ``unknown``. A 3xx/4xx refusal: ``rejected``."""
         secrets = [self._password, *(p.message[0] for p in unit)]
-        note = _wire.describe_unrecognised(answer.text, secrets) + f" (HTTP {answer.status})"
-        status = OutcomeStatus.UNKNOWN if 200 <= answer.status < 300 else OutcomeStatus.REJECTED
-        return [p.outcome(status, note) for p in unit]
+        return unreadable_answer(unit, answer, _wire.describe_unrecognised(answer.text, secrets))
 
 
 def _encoding_of(pending: Pending[_SmsPayload]) -> Encoding:

@@ -1,0 +1,177 @@
+"""The WhatsApp half of ``IsmsClient``: templates, free text and files, one request each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from .._client import BaseClient, OnOutcome, build_report, send_single, unreadable_answer
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._transport import SendProgress
+from ..errors import ValidationError
+from ..models import (
+    BulkReport,
+    Outcome,
+    WhatsAppFile,
+    WhatsAppMessage,
+    WhatsAppTemplate,
+    WhatsAppText,
+)
+from ..phone import normalize_number
+from ..retry import RetryPolicy
+from . import _waba
+
+
+class WhatsAppMethods(BaseClient):
+    """Sending over iSMS's WhatsApp Business API; mixed into ``IsmsClient``.
+
+    Each message is one request, so a bulk run sends ``max_whatsapp_concurrency`` requests
+    at a time. Like SMS, a send that may have reached the gateway is never re-sent
+    automatically: templates are charged per message.
+    """
+
+    _username: str
+    _password: str
+    _retry: RetryPolicy
+    _calling_code: str | None
+    _waba_base_urls: tuple[str, ...]
+    _max_whatsapp_concurrency: int
+    _whatsapp_settings: _waba.Settings | None
+    _waba_missing: tuple[str, ...]
+
+    async def send_whatsapp_template(
+        self,
+        to: str,
+        template_code: str,
+        *,
+        language: str = "en",
+        params: Mapping[str, object] | Sequence[object] | None = None,
+        ref: Any = None,
+    ) -> Outcome:
+        """Send an approved template (any time). Returns the accepted outcome or raises."""
+        message = WhatsAppTemplate(
+            to=to, template_code=template_code, language=language, params=params, ref=ref
+        )
+        return await self._send_one_whatsapp(message)
+
+    async def send_whatsapp_text(self, to: str, text: str, *, ref: Any = None) -> Outcome:
+        """Send free text; raises ``ReplyWindowClosedError`` outside the 24-hour window."""
+        return await self._send_one_whatsapp(WhatsAppText(to=to, text=text, ref=ref))
+
+    async def send_whatsapp_file(
+        self, to: str, url: str, file_name: str, *, ref: Any = None
+    ) -> Outcome:
+        """Send a file by direct public URL; raises ``ReplyWindowClosedError`` outside the
+        24-hour window."""
+        return await self._send_one_whatsapp(
+            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref)
+        )
+
+    async def send_whatsapp_bulk(
+        self,
+        messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
+        *,
+        on_outcome: OnOutcome | None = None,
+    ) -> BulkReport:
+        """Send many WhatsApp messages concurrently; one outcome each, in input order.
+
+        Fatal answers (authentication, credits) stop the run; a template that does not
+        exist (60006) stops only the messages that use the same template code.
+        """
+        self._ensure_open()
+        self._require_whatsapp_settings()
+        items = aiterate(messages, what="messages")
+        collector = Collector(on_outcome)
+        runner = self._whatsapp_runner(collector)
+        await runner.run(items)
+        return build_report(collector, runner)
+
+    def stream_whatsapp_bulk(
+        self,
+        messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
+        *,
+        on_outcome: OnOutcome | None = None,
+    ) -> AsyncIterator[Outcome]:
+        """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
+        self._require_whatsapp_settings()
+        items = aiterate(messages, what="messages")
+        return self._stream(self._whatsapp_runner, items, on_outcome)
+
+    # ---------------------------------------------------------------- internals
+    async def _send_one_whatsapp(self, message: WhatsAppMessage) -> Outcome:
+        self._ensure_open()
+        self._require_whatsapp_settings()
+        try:
+            pending = self._prepare_whatsapp(0, message)
+        except ValidationError as exc:
+            exc.index = None
+            raise
+        return await send_single(pending, self._send_whatsapp_unit)
+
+    def _require_whatsapp_settings(self) -> _waba.Settings:
+        if self._whatsapp_settings is None:
+            missing = ", ".join(self._waba_missing)
+            raise ValidationError(
+                f"WhatsApp needs IsmsClient(..., {missing}=...): missing {missing}",
+                field=self._waba_missing[0],
+            )
+        return self._whatsapp_settings
+
+    def _whatsapp_runner(self, sink: OutcomeSink) -> BulkRunner[_waba.Prepared]:
+        return BulkRunner(
+            prepare=self._prepare_whatsapp,
+            unit_key=_same_unit,
+            unit_size=1,
+            send_unit=self._send_whatsapp_unit,
+            concurrency=self._max_whatsapp_concurrency,
+            sink=sink,
+            stop_scope=_template_scope,
+        )
+
+    def _prepare_whatsapp(self, index: int, item: object) -> Pending[_waba.Prepared]:
+        if isinstance(item, WhatsAppTemplate):
+            prepared = _waba.template(item.template_code, item.language, item.params, index)
+        elif isinstance(item, WhatsAppText):
+            prepared = _waba.text(item.text, index)
+        elif isinstance(item, WhatsAppFile):
+            prepared = _waba.file(item.url, item.file_name, index)
+        else:
+            raise ValidationError(
+                f"message {index} is a {type(item).__name__}, not a WhatsAppTemplate, "
+                "WhatsAppText or WhatsAppFile",
+                field="messages",
+                index=index,
+            )
+        to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
+        return Pending(index=index, to=to, ref=item.ref, message=prepared)
+
+    async def _send_whatsapp_unit(
+        self, unit: list[Pending[_waba.Prepared]], progress: SendProgress
+    ) -> UnitResult:
+        (pending,) = unit
+        settings = self._require_whatsapp_settings()
+        body = _waba.build_body(settings, pending.to, pending.message)
+        answer = await self._transport.post(
+            self._waba_base_urls,
+            _waba.PATH,
+            content=body,
+            content_type=_waba.CONTENT_TYPE,
+            retry_after_send=self._retry.allow_duplicate_sends,
+            progress=progress,
+        )
+        try:
+            outcome, fatal = _waba.outcome_for(pending.index, pending.to, pending.ref, answer.text)
+        except _waba.UnrecognisedAnswer:
+            secrets = [self._password, settings.common["AppSecret"], *pending.message.secrets]
+            note = _waba.describe_unrecognised(answer.text, secrets)
+            return UnitResult(unreadable_answer(unit, answer, note))
+        scoped = fatal is not None and _waba.is_scoped(fatal)
+        return UnitResult([outcome], None, fatal, scoped=scoped)
+
+
+def _same_unit(pending: Pending[_waba.Prepared]) -> int:
+    return 0
+
+
+def _template_scope(pending: Pending[_waba.Prepared]) -> str | None:
+    return pending.message.template_code
