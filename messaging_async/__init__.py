@@ -6,6 +6,8 @@ Every public name is importable from here; everything else is private.
 from ._version import __version__
 from .errors import (
     AuthenticationError,
+    CreditTransferError,
+    DuplicateRequestError,
     GatewayError,
     InsufficientCreditsError,
     InvalidMessageError,
@@ -26,6 +28,8 @@ from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
 from .models import (
     Balance,
     BulkReport,
+    Credits,
+    CreditTransfer,
     Outcome,
     OutcomeStatus,
     Sms,
@@ -36,14 +40,20 @@ from .models import (
 )
 from .phone import mask_number, normalize_number
 from .retry import RetryPolicy
+from .smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
 
 __all__ = [
     "ISMS_SMS_BASE_URLS",
     "ISMS_WABA_BASE_URLS",
+    "SMSCOMMY_BASE_URL",
     "AuthenticationError",
     "Balance",
     "BulkReport",
+    "CreditTransfer",
+    "CreditTransferError",
+    "Credits",
+    "DuplicateRequestError",
     "Encoding",
     "GatewayError",
     "InsufficientCreditsError",
@@ -60,6 +70,7 @@ __all__ = [
     "ReplyWindowClosedError",
     "RetryPolicy",
     "Sms",
+    "SmsComMyClient",
     "TemplateNotFoundError",
     "TransportError",
     "UnexpectedAnswerError",

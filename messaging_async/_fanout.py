@@ -52,9 +52,17 @@ class Pending(Generic[M]):
     to: str
     ref: Any
     message: M
+    seqno: str | None = None  # the idempotency key it goes with, where the gateway has one
 
     def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
-        return Outcome(to=self.to, status=status, index=self.index, ref=self.ref, reason=reason)
+        return Outcome(
+            to=self.to,
+            status=status,
+            index=self.index,
+            ref=self.ref,
+            reason=reason,
+            seqno=self.seqno,
+        )
 
 
 @frozen

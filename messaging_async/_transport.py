@@ -15,7 +15,7 @@ never in httpx's request log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
@@ -181,10 +181,13 @@ class Transport:
         content_type: str,
         retry_after_send: bool,
         progress: SendProgress | None = None,
+        ambiguous_answer: Callable[[Answer], bool] | None = None,
     ) -> Answer:
         """POST ``content`` to ``path`` under the first base URL that answers usably.
 
-        Raises ``UnreachableError`` when no attempt can have reached the gateway and
+        ``ambiguous_answer`` flags answers that say the gateway failed midway (sms.com.my's
+        1703 "internal server error"): they are treated like a 5xx page. Raises
+        ``UnreachableError`` when no attempt can have reached the gateway and
         ``OutcomeUnknownError`` when one may have.
         """
         progress = progress if progress is not None else SendProgress()
@@ -199,7 +202,13 @@ class Transport:
                     raise self._give_up(notes, progress)
                 result = await self._attempt(base_url, path, content, headers, progress, notes)
                 if isinstance(result, Answer):
-                    return result
+                    if ambiguous_answer is None or not ambiguous_answer(result):
+                        return result
+                    progress.ambiguous = True
+                    notes.append(
+                        f"{urlsplit(base_url).netloc}: the gateway reported a failure midway"
+                    )
+                    result = _RoundOver(pause=None)
                 if isinstance(result, _NextHost):
                     continue
                 if progress.ambiguous and not retry_after_send:

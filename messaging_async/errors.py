@@ -13,6 +13,8 @@
     │   ├── ReplyWindowClosedError     WhatsApp free text/file outside the 24-hour window (45010)
     │   ├── TemplateNotFoundError      WhatsApp template code unknown to the gateway (60006)
     │   ├── InvalidRequestError        the request itself was malformed (a bug on our side)
+    │   ├── DuplicateRequestError      sms.com.my saw this seqno in the last 24 hours (1718)
+    │   ├── CreditTransferError        sms.com.my refused a credit transfer (1708, 1709)
     │   └── UnexpectedAnswerError      an answer the gateway's contract does not describe
     └── TransportError             no usable answer came back
         ├── UnreachableError           the request never reached the gateway: safe to resend
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "CreditTransferError",
+    "DuplicateRequestError",
     "GatewayError",
     "InsufficientCreditsError",
     "InvalidMessageError",
@@ -128,6 +132,19 @@ class ReplyWindowClosedError(GatewayError):
 
 class TemplateNotFoundError(GatewayError):
     """The WhatsApp template code does not exist (or is not approved) on this account."""
+
+
+class DuplicateRequestError(GatewayError):
+    """sms.com.my already has a request with this ``seqno`` from the last 24 hours (1718).
+
+    Only raised when the duplicate is not one of this SDK's own retries: an answer 1718 to
+    a retry means the first attempt was accepted, and is reported as such.
+    """
+
+
+class CreditTransferError(GatewayError):
+    """sms.com.my refused a credit transfer: unknown customer account (1708) or an invalid
+    amount (1709)."""
 
 
 class InvalidRequestError(GatewayError):

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Balance",
     "BulkReport",
+    "CreditTransfer",
+    "Credits",
     "Outcome",
     "OutcomeStatus",
     "Sms",
@@ -48,13 +50,16 @@ class Sms:
     """One SMS to one recipient. ``ref`` is yours: it comes back on the recipient's outcome.
 
     ``encoding`` forces GSM or Unicode for this message; by default the SDK picks the
-    cheapest encoding that cannot garble the text.
+    cheapest encoding that cannot garble the text. ``seqno`` is sms.com.my's idempotency
+    key (≤ 20 characters): give the one from an ``unknown`` outcome to resend it safely
+    within 24 hours. iSMS has no such key, so ``IsmsClient`` refuses it.
     """
 
     to: str
     text: str = field(repr=False)
     ref: Any = None
     encoding: Encoding | None = None
+    seqno: str | None = None
 
 
 @frozen(kw_only=True)
@@ -102,7 +107,9 @@ class Outcome:
     ``to`` is the number as it went on the wire (digits only); ``index`` the message's
     position in the caller's input, so outcomes that arrive as chunks finish can be matched
     to it; ``code`` the gateway's code (``None`` where it gave none); ``reason`` a readable
-    explanation; ``request_id`` the gateway's id for the request (WhatsApp); ``error`` the
+    explanation; ``request_id`` the gateway's id for the request (WhatsApp); ``seqno`` the
+    idempotency key the message went with (sms.com.my): resending an ``unknown`` outcome
+    with it cannot deliver twice within 24 hours; ``error`` the
     typed ``GatewayError`` of a ``rejected`` outcome, so bulk callers can branch on it as
     single-send callers do with ``except``; ``raw`` the gateway's own per-recipient result,
     kept for fields this SDK does not name.
@@ -116,6 +123,7 @@ class Outcome:
     reason: str | None = None
     ref: Any = None
     request_id: str | None = None
+    seqno: str | None = None
     error: GatewayError | None = field(default=None, repr=False, eq=False)
     raw: Any = field(default=None, repr=False)
 
@@ -177,6 +185,26 @@ class BulkReport:
     @property
     def all_accepted(self) -> bool:
         return self.counts[OutcomeStatus.ACCEPTED] == len(self.outcomes)
+
+
+@frozen(kw_only=True)
+class Credits:
+    """sms.com.my credits: used to date and remaining (``used`` is ``None`` when the gateway
+    gave only one figure); ``raw`` is its whole answer, the format being undocumented."""
+
+    remaining: Decimal
+    used: Decimal | None = None
+    raw: Any = field(default=None, repr=False)
+
+
+@frozen(kw_only=True)
+class CreditTransfer:
+    """A completed sms.com.my credit transfer (1707). ``seqno`` made it idempotent."""
+
+    customer: str
+    credits: Decimal
+    seqno: str
+    raw: Any = field(default=None, repr=False)
 
 
 @frozen(kw_only=True)

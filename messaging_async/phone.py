@@ -53,7 +53,7 @@ def calling_code(country: str) -> str:
 
 
 def normalize_number(
-    number: str, *, default_calling_code: str | None = None, index: int | None = None
+    number: object, *, default_calling_code: str | None = None, index: int | None = None
 ) -> str:
     """Return ``number`` as wire digits, or raise ``ValidationError`` naming what is wrong.
 

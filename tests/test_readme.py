@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
+
+from messaging_async import PlainHttpWarning
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
@@ -29,9 +32,22 @@ def fake_gateway(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             200, json={"statusCode": "OK", "messageId": body["To"], "requestId": "r"}
         )
+    if "/websmsapi/" in path:
+        return sms_com_my(request)
     if path.endswith("isms_balance_json.php"):
         return httpx.Response(200, json={"balance": 100})
     return httpx.Response(404)
+
+
+def sms_com_my(request: httpx.Request) -> httpx.Response:
+    path = request.url.path
+    if path.endswith("creditsLeft.aspx"):
+        return httpx.Response(200, text="Used: 10 Remaining: 90")
+    if path.endswith("ITransferCredits.aspx"):
+        return httpx.Response(200, text="1707")
+    if path.endswith("ISendSMSNoDR.aspx"):
+        return httpx.Response(200, text="1701")
+    return httpx.Response(200, text="1701:123")
 
 
 def test_readme_has_examples() -> None:
@@ -40,9 +56,17 @@ def test_readme_has_examples() -> None:
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with respx.mock(assert_all_called=False) as mock:
+    with (
+        respx.mock(assert_all_called=False) as mock,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         mock.route(host__regex=r".*").mock(side_effect=fake_gateway)
         exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102
+    # The only warning an example may raise: sms.com.my's documented base URL is plain http.
+    assert all(issubclass(w.category, PlainHttpWarning) for w in caught), [
+        str(w.message) for w in caught
+    ]
     printed = capsys.readouterr().out
     assert "not sent" not in printed
     assert "may have been sent" not in printed

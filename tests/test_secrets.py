@@ -12,7 +12,14 @@ import httpx
 import pytest
 import respx
 
-from messaging_async import MessagingError, RetryPolicy, Sms, WhatsAppTemplate, WhatsAppText
+from messaging_async import (
+    MessagingError,
+    RetryPolicy,
+    Sms,
+    SmsComMyClient,
+    WhatsAppTemplate,
+    WhatsAppText,
+)
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
@@ -83,6 +90,7 @@ async def test_no_secret_reaches_logs_reprs_or_errors(
                 seen += _failure(await _raises(client.send_sms("60120000001", text * 300)))
 
     seen += await _whatsapp_failures()
+    seen += await _smscommy_failures()
 
     seen += [record.getMessage() for record in debug_everywhere.records]
     seen += [debug_everywhere.text]
@@ -142,6 +150,54 @@ async def _whatsapp_failures() -> list[str]:
                 ]
                 report = await client.send_whatsapp_bulk(messages)
                 seen += [repr(report), repr(messages), *(o.reason or "" for o in report.outcomes)]
+    return seen
+
+
+async def _smscommy_failures() -> list[str]:
+    """sms.com.my sends that succeed and fail every way; no URL may carry the password."""
+    seen: list[str] = []
+    answers: list[httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]] = [
+        httpx.Response(200, text="1701:55"),
+        httpx.Response(200, text="1702"),
+        httpx.Response(200, text="1703"),
+        echo,
+        httpx.ReadTimeout("t"),
+        httpx.ConnectError("c"),
+    ]
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route(host="www.sms.com.my")
+        smsmy = SmsComMyClient(
+            username="demo-user",
+            password=PASSWORD,
+            base_url="https://www.sms.com.my/websmsapi",
+            retry=RetryPolicy.no_wait(max_attempts=2),
+        )
+        async with smsmy:
+            seen.append(repr(smsmy))
+            for answer in answers:
+                if isinstance(answer, httpx.Response):
+                    route.mock(return_value=answer)
+                else:
+                    route.mock(side_effect=answer)
+                for text in TEXTS:
+                    for call in (
+                        smsmy.send_sms("60120000001", text),
+                        smsmy.send_sms_unicode("60120000001", text),
+                        smsmy.get_credits(),
+                    ):
+                        try:
+                            seen.append(repr(await call))
+                        except MessagingError as error:
+                            seen += _failure(error)
+                report = await smsmy.send_sms_bulk(Sms(to="60120000001", text=t) for t in TEXTS)
+                same = await smsmy.send_sms_same_text(["60120000001"], TEXTS[2])
+                seen += [
+                    repr(report),
+                    *(o.reason or "" for o in (*report.outcomes, *same.outcomes)),
+                ]
+        urls = [str(call.request.url) for call in route.calls]
+    assert urls
+    seen += urls
     return seen
 
 

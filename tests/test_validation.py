@@ -131,3 +131,13 @@ def test_constructor_refuses_bad_settings(overrides: dict[str, Any], field: str 
     with pytest.raises(ValidationError) as caught:
         IsmsClient(**settings)
     assert caught.value.field == field
+
+
+async def test_isms_refuses_a_seqno_it_cannot_honour() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(path="/isms_send_json.php").mock(side_effect=all_accepted)
+        async with make_client() as client:
+            report = await client.send_sms_bulk([Sms(to="60123456789", text="hi", seqno="k1")])
+    assert report.outcomes[0].status is OutcomeStatus.REJECTED
+    assert "seqno" in (report.outcomes[0].reason or "")
+    assert route.call_count == 0

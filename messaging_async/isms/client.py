@@ -253,6 +253,12 @@ class IsmsClient(WhatsAppMethods):
                 field="messages",
                 index=index,
             )
+        if item.seqno is not None:
+            raise ValidationError(
+                "iSMS has no idempotency key: seqno is for SmsComMyClient",
+                field="seqno",
+                index=index,
+            )
         to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
         text = check_text(item.text, max_length=_wire.MAX_JSON_TEXT, index=index)
         encoding = resolve_encoding(text, item.encoding or forced, index=index)
@@ -261,7 +267,7 @@ class IsmsClient(WhatsAppMethods):
     def _prepare_number(
         self, payload: _SmsPayload, index: int, number: object
     ) -> Pending[_SmsPayload]:
-        to = normalize_number(number, default_calling_code=self._calling_code, index=index)  # type: ignore[arg-type]
+        to = normalize_number(number, default_calling_code=self._calling_code, index=index)
         return Pending(index=index, to=to, ref=None, message=payload)
 
     async def _send_json_chunk(

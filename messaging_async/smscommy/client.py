@@ -1,0 +1,402 @@
+"""``SmsComMyClient``: sms.com.my HTTP Specification 1.84, every endpoint.
+
+Every send carries a ``seqno`` that the gateway remembers for 24 hours, so unlike iSMS
+this client may retry a send whose first attempt may have reached the gateway: a retry
+answered 1718 "duplicate" means the earlier attempt was accepted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import httpx
+from attrs import evolve
+
+from .._client import (
+    BaseClient,
+    OnOutcome,
+    build_report,
+    check_concurrency,
+    check_credential,
+    check_retry,
+    default_calling_code,
+    send_single,
+    unreadable_answer,
+)
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
+from ..errors import (
+    GatewayError,
+    PlainHttpWarning,
+    TransportError,
+    UnexpectedAnswerError,
+    UnreachableError,
+    ValidationError,
+)
+from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
+from ..phone import normalize_number
+from ..retry import RetryPolicy
+from ..text import Encoding, check_text, resolve_encoding
+from . import _wire
+
+__all__ = ["SMSCOMMY_BASE_URL", "SmsComMyClient"]
+
+SMSCOMMY_BASE_URL = "http://www.sms.com.my/websmsapi"
+
+_Text = tuple[str, Encoding]  # a validated text and the encoding it goes with
+
+
+class SmsComMyClient(BaseClient):
+    """Async client for sms.com.my. Share one instance: it holds the connection pool.
+
+    Personalised bulk sends go one ``ISendSMS.aspx`` request per message (each with its
+    own message id and seqno), ``max_concurrency`` at a time; one text to many numbers
+    goes through ``ISendSMSNoDR.aspx`` in batches of ``no_dr_batch_size``.
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        sender: str | None = None,
+        base_url: str = SMSCOMMY_BASE_URL,
+        timeout: float | httpx.Timeout | None = None,
+        max_concurrency: int = 10,
+        no_dr_batch_size: int = 50,
+        retry: RetryPolicy | None = None,
+        default_country: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        super().__init__()
+        self._username = check_credential(username, "username")
+        self._password = check_credential(password, "password")
+        self._sender = _wire.check_sender(sender)
+        self._base_urls = check_base_urls([base_url], field="base_url")
+        if self._base_urls[0].startswith("http://"):
+            warnings.warn(
+                f"{self._base_urls[0]} is plain http: the password travels unencrypted "
+                "(the provider's document shows only http); pass an https base_url if it works",
+                PlainHttpWarning,
+                stacklevel=2,
+            )
+        self._max_concurrency = check_concurrency(max_concurrency)
+        self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
+        self._retry = check_retry(retry)
+        self._calling_code = default_calling_code(default_country)
+        self._transport = Transport(
+            retry=self._retry,
+            timeout=make_timeout(timeout),
+            max_connections=self._max_concurrency,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SmsComMyClient(username={self._username!r}, sender={self._sender!r}, "
+            f"base_url={self._base_urls[0]!r})"
+        )
+
+    # ---------------------------------------------------------------- single sends
+    async def send_sms(
+        self,
+        to: str,
+        text: str,
+        *,
+        flash: bool = False,
+        encoding: Encoding | None = None,
+        seqno: str | None = None,
+        ref: Any = None,
+    ) -> Outcome:
+        """ISendSMS.aspx: GSM text as type 1 (2 flash), anything else as UCS-2 hex type 3 (4).
+
+        Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``.
+        """
+        message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
+        return await self._single(lambda: self._prepare_text(flash, None, 0, message))
+
+    async def send_sms_unicode(
+        self, to: str, text: str, *, flash: bool = False, seqno: str | None = None, ref: Any = None
+    ) -> Outcome:
+        """ISendSMSUnicode.aspx: the text as it is, for callers who prefer no hex encoding."""
+
+        def prepare() -> Pending[_wire.Request]:
+            checked = check_text(text, max_length=_wire.MAX_TEXT)
+            request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
+            return self._pending(0, to, ref, request)
+
+        return await self._single(prepare)
+
+    async def send_binary(
+        self, to: str, payload: str, *, udh: bool = True, seqno: str | None = None, ref: Any = None
+    ) -> Outcome:
+        """A binary message as hex: type 5 with a user data header, 6 without."""
+
+        def prepare() -> Pending[_wire.Request]:
+            request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
+            return self._pending(0, to, ref, request)
+
+        return await self._single(prepare)
+
+    async def send_barcode(
+        self, to: str, text: str, *, msgtype: str = "MMS", seqno: str | None = None, ref: Any = None
+    ) -> Outcome:
+        """ISendSMS2D.aspx: ``text`` may hold ``%barcode%``; ``msgtype`` is EMS, Nokia, MMS,
+        textmsg or textlink."""
+
+        def prepare() -> Pending[_wire.Request]:
+            checked = check_text(text, max_length=_wire.MAX_TEXT)
+            request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
+            return self._pending(0, to, ref, request)
+
+        return await self._single(prepare)
+
+    # ---------------------------------------------------------------- bulk
+    async def send_sms_bulk(
+        self,
+        messages: Iterable[Sms] | AsyncIterable[Sms],
+        *,
+        flash: bool = False,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> BulkReport:
+        """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
+        self._ensure_open()
+        items = aiterate(messages, what="messages")
+        collector = Collector(on_outcome)
+        runner = self._text_runner(flash, encoding, collector)
+        await runner.run(items)
+        return build_report(collector, runner)
+
+    def stream_sms_bulk(
+        self,
+        messages: Iterable[Sms] | AsyncIterable[Sms],
+        *,
+        flash: bool = False,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> AsyncIterator[Outcome]:
+        """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
+        items = aiterate(messages, what="messages")
+        return self._stream(partial(self._text_runner, flash, encoding), items, on_outcome)
+
+    async def send_sms_same_text(
+        self,
+        numbers: Iterable[str] | AsyncIterable[str],
+        text: str,
+        *,
+        flash: bool = False,
+        encoding: Encoding | None = None,
+        on_outcome: OnOutcome | None = None,
+    ) -> BulkReport:
+        """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
+        gives no message id and no delivery report; every outcome says so."""
+        self._ensure_open()
+        checked = check_text(text, max_length=_wire.MAX_TEXT)
+        payload = (checked, resolve_encoding(checked, encoding))
+        items = aiterate(numbers, what="numbers")
+        collector = Collector(on_outcome)
+        runner: BulkRunner[_Text] = BulkRunner(
+            prepare=lambda index, number: self._pending(index, number, None, payload),
+            unit_key=lambda pending: 0,
+            unit_size=self._no_dr_batch_size,
+            send_unit=partial(self._send_no_dr_batch, flash),
+            concurrency=self._max_concurrency,
+            sink=collector,
+        )
+        await runner.run(items)
+        return build_report(collector, runner)
+
+    # ---------------------------------------------------------------- account
+    async def get_credits(self) -> Credits:
+        """Credits used to date and remaining. Retried freely: a look-up sends nothing."""
+        self._ensure_open()
+        form = _wire.build_form(
+            username=self._username,
+            password=self._password,
+            sender=None,
+            mobile=None,
+            request=_wire.Request(_wire.CREDITS_PATH, {}, ()),
+        )
+        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress())
+        try:
+            used, remaining = _wire.parse_credits(answer.text)
+        except _wire.UnrecognisedAnswer:
+            raise self._unexpected(answer, []) from None
+        return Credits(used=used, remaining=remaining, raw=answer.text)
+
+    async def transfer_credits(
+        self, customer: str, credits: int | Decimal | str, *, path: str, seqno: str | None = None
+    ) -> CreditTransfer:
+        """Transfer credits to a customer account (1707). ``path`` is the endpoint relative
+        to the base URL: the provider's document does not give it. Safe to call again with
+        the same ``seqno`` within 24 hours: it cannot transfer twice."""
+        self._ensure_open()
+        request = _wire.transfer_request(customer, credits, path=path, seqno=_wire.seqno_for(seqno))
+        form = _wire.build_form(
+            username=self._username,
+            password=self._password,
+            sender=None,
+            mobile=None,
+            request=request,
+        )
+        progress = SendProgress()
+        answer = await self._post(request.path, form, progress)
+        try:
+            code, _ = _wire.parse_answer(answer.text)[0]
+        except _wire.UnrecognisedAnswer:
+            raise self._unexpected(answer, [], f"; retry with seqno={request.seqno!r}") from None
+        if code == _wire.TRANSFERRED or (code == _wire.DUPLICATE and progress.ambiguous):
+            amount = Decimal(request.fields["credit"])
+            return CreditTransfer(
+                customer=customer, credits=amount, seqno=request.seqno, raw=answer.text
+            )
+        raise _wire.error_for(code, answer.text.strip(), answer.text)
+
+    # ---------------------------------------------------------------- internals
+    async def _single(self, prepare: Callable[[], Pending[_wire.Request]]) -> Outcome:
+        self._ensure_open()
+        try:
+            pending = prepare()
+        except ValidationError as exc:
+            exc.index = None
+            raise
+        return await send_single(pending, self._send_request)
+
+    def _text_runner(
+        self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
+    ) -> BulkRunner[_wire.Request]:
+        return BulkRunner(
+            prepare=partial(self._prepare_text, flash, encoding),
+            unit_key=lambda pending: 0,
+            unit_size=1,
+            send_unit=self._send_request,
+            concurrency=self._max_concurrency,
+            sink=sink,
+        )
+
+    def _prepare_text(
+        self, flash: bool, forced: Encoding | None, index: int, item: object
+    ) -> Pending[_wire.Request]:
+        if not isinstance(item, Sms):
+            raise ValidationError(
+                f"message {index} is a {type(item).__name__}, not an Sms",
+                field="messages",
+                index=index,
+            )
+        text = check_text(item.text, max_length=_wire.MAX_TEXT, index=index)
+        encoding = resolve_encoding(text, item.encoding or forced, index=index)
+        seqno = _wire.seqno_for(item.seqno, index)
+        return self._pending(
+            index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
+        )
+
+    def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
+        number = normalize_number(to, default_calling_code=self._calling_code, index=index)
+        seqno = message.seqno if isinstance(message, _wire.Request) else None
+        return Pending(index=index, to=number, ref=ref, message=message, seqno=seqno)
+
+    async def _send_request(
+        self, unit: list[Pending[_wire.Request]], progress: SendProgress
+    ) -> UnitResult:
+        (pending,) = unit
+        request = pending.message
+        form = _wire.build_form(
+            username=self._username,
+            password=self._password,
+            sender=self._sender,
+            mobile=pending.to,
+            request=request,
+        )
+        answer = await self._post(request.path, form, progress)
+        try:
+            code, message_id = _wire.parse_answer(answer.text)[0]
+        except _wire.UnrecognisedAnswer:
+            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+        outcome = _wire.outcome(
+            pending.index,
+            pending.to,
+            pending.ref,
+            request.seqno,
+            code,
+            message_id,
+            retried=progress.ambiguous,
+            raw=answer.text,
+        )
+        return UnitResult([outcome], None, _fatal(outcome))
+
+    async def _send_no_dr_batch(
+        self, flash: bool, unit: list[Pending[_Text]], progress: SendProgress
+    ) -> UnitResult:
+        text, encoding = unit[0].message
+        request = _wire.no_dr_request(text, encoding, flash=flash, seqno=_wire.seqno_for(None))
+        form = _wire.build_form(
+            username=self._username,
+            password=self._password,
+            sender=self._sender,
+            mobile=",".join(pending.to for pending in unit),
+            request=request,
+        )
+        try:
+            answer = await self._post(request.path, form, progress)
+        except TransportError as exc:  # the runner would not know this batch's seqno
+            unreachable = isinstance(exc, UnreachableError)
+            status = OutcomeStatus.NOT_SENT if unreachable else OutcomeStatus.UNKNOWN
+            return UnitResult(
+                [evolve(p.outcome(status, str(exc)), seqno=request.seqno) for p in unit]
+            )
+        try:
+            answers = _wire.parse_answer(answer.text)
+        except _wire.UnrecognisedAnswer:
+            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+        per_number = answers if len(answers) == len(unit) else [answers[0]] * len(unit)
+        outcomes = [
+            _no_dr_outcome(pending, request.seqno, code, progress.ambiguous, answer.text)
+            for pending, (code, _) in zip(unit, per_number, strict=True)
+        ]
+        fatal = next((f for f in map(_fatal, outcomes) if f is not None), None)
+        return UnitResult(outcomes, None, fatal)
+
+    async def _post(self, path: str, form: bytes, progress: SendProgress) -> Answer:
+        return await self._transport.post(
+            self._base_urls,
+            path,
+            content=form,
+            content_type=_wire.CONTENT_TYPE,
+            retry_after_send=True,
+            progress=progress,
+            ambiguous_answer=_is_internal_error,
+        )
+
+    def _note(self, answer: Answer, secrets: tuple[str, ...]) -> str:
+        return _wire.describe_unrecognised(answer.text, [self._password, *secrets])
+
+    def _unexpected(
+        self, answer: Answer, secrets: list[str], hint: str = ""
+    ) -> UnexpectedAnswerError:
+        note = self._note(answer, tuple(secrets))
+        return UnexpectedAnswerError(f"{note} (HTTP {answer.status}){hint}")
+
+
+def _is_internal_error(answer: Answer) -> bool:
+    return _wire.is_internal_error(answer.text)
+
+
+def _fatal(outcome: Outcome) -> GatewayError | None:
+    return outcome.error if outcome.error is not None and outcome.error.fatal else None
+
+
+def _no_dr_outcome(
+    pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str
+) -> Outcome:
+    outcome = _wire.outcome(
+        pending.index, pending.to, pending.ref, seqno, code, None, retried=retried, raw=raw
+    )
+    if outcome.status is OutcomeStatus.ACCEPTED and outcome.reason is None:
+        reason = "accepted; ISendSMSNoDR.aspx gives no message id and no delivery report"
+        return evolve(outcome, reason=reason)
+    return outcome
