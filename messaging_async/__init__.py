@@ -23,6 +23,7 @@ from .errors import (
     UnexpectedAnswerError,
     UnreachableError,
     ValidationError,
+    WebhookError,
 )
 from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
 from .models import (
@@ -42,6 +43,13 @@ from .phone import mask_number, normalize_number
 from .retry import RetryPolicy
 from .smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
+from .webhooks import (
+    DeliveryReport,
+    DeliveryStatus,
+    IncomingSms,
+    WebhookReceiver,
+    WhatsAppInbound,
+)
 
 __all__ = [
     "ISMS_SMS_BASE_URLS",
@@ -53,9 +61,12 @@ __all__ = [
     "CreditTransfer",
     "CreditTransferError",
     "Credits",
+    "DeliveryReport",
+    "DeliveryStatus",
     "DuplicateRequestError",
     "Encoding",
     "GatewayError",
+    "IncomingSms",
     "InsufficientCreditsError",
     "InvalidMessageError",
     "InvalidNumberError",
@@ -76,7 +87,10 @@ __all__ = [
     "UnexpectedAnswerError",
     "UnreachableError",
     "ValidationError",
+    "WebhookError",
+    "WebhookReceiver",
     "WhatsAppFile",
+    "WhatsAppInbound",
     "WhatsAppMessage",
     "WhatsAppTemplate",
     "WhatsAppText",

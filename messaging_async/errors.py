@@ -4,6 +4,7 @@
 
     MessagingError
     ├── ValidationError            bad input, raised before any network call
+├── WebhookError               a callback that is malformed or too large (.too_large)
     ├── GatewayError               the gateway answered, with an error code
     │   ├── AuthenticationError        wrong username / password (iSMS -1001)
     │   ├── IpNotWhitelistedError      the calling server's IP is not allowed (iSMS -1003)
@@ -55,6 +56,7 @@ __all__ = [
     "UnexpectedAnswerError",
     "UnreachableError",
     "ValidationError",
+    "WebhookError",
 ]
 
 
@@ -77,6 +79,18 @@ class ValidationError(MessagingError, ValueError):
         super().__init__(message)
         self.field = field
         self.index = index
+
+
+class WebhookError(MessagingError, ValueError):
+    """A gateway callback that cannot be parsed; the only exception a webhook parser raises.
+
+    ``too_large`` is true when the body passed the size limit (a receiver answers 413, not
+    400). The message never quotes the payload: it may hold an OTP.
+    """
+
+    def __init__(self, message: str, *, too_large: bool = False):
+        super().__init__(message)
+        self.too_large = too_large
 
 
 class GatewayError(MessagingError):

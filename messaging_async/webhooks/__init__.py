@@ -1,0 +1,28 @@
+"""Everything the gateways call back with: pure parsers, typed events, an ASGI receiver."""
+
+from ..errors import WebhookError
+from ._parsers import (
+    DEFAULT_MAX_BYTES,
+    parse_isms_delivery,
+    parse_smscommy_delivery,
+    parse_smscommy_incoming,
+)
+from ._whatsapp import parse_isms_whatsapp
+from .events import DeliveryReport, DeliveryStatus, IncomingSms, WhatsAppInbound
+from .receiver import Deduplicator, MemoryDeduplicator, WebhookReceiver
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "Deduplicator",
+    "DeliveryReport",
+    "DeliveryStatus",
+    "IncomingSms",
+    "MemoryDeduplicator",
+    "WebhookError",
+    "WebhookReceiver",
+    "WhatsAppInbound",
+    "parse_isms_delivery",
+    "parse_isms_whatsapp",
+    "parse_smscommy_delivery",
+    "parse_smscommy_incoming",
+]

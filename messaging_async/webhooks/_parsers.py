@@ -1,0 +1,241 @@
+"""Pure parsers for every gateway callback: what any framework hands you in, an event out.
+
+Each public parser raises ``WebhookError`` for anything malformed or oversized and nothing
+else, whatever the input: a webhook endpoint is reachable by anyone, so its parser must
+never fail in a way the receiver cannot turn into a clean 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from ..errors import WebhookError
+from .events import DeliveryReport, DeliveryStatus, IncomingSms
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "parse_isms_delivery",
+    "parse_smscommy_delivery",
+    "parse_smscommy_incoming",
+]
+
+DEFAULT_MAX_BYTES = 64 * 1024
+MAX_FIELDS = 1000
+MAX_DEPTH = 8  # how deep the WhatsApp object is searched for its common fields
+
+Query = str | bytes | Mapping[str, Any]
+E = TypeVar("E")
+
+# sms.com.my C1 status codes.
+SMSCOMMY_STATUSES: Mapping[str, DeliveryStatus] = {
+    "6": DeliveryStatus.DELIVERED,
+    "7": DeliveryStatus.FAILED,
+    "8": DeliveryStatus.EXPIRED,
+    "9": DeliveryStatus.UNKNOWN,
+    "10": DeliveryStatus.REJECTED,
+    **dict.fromkeys(("11", "15", "16"), DeliveryStatus.QUEUED),
+    **dict.fromkeys(("12", "17"), DeliveryStatus.NOT_IN_SERVICE),
+    **dict.fromkeys(("13", "14"), DeliveryStatus.OUT_OF_COVERAGE),
+}
+# iSMS documents no status values: the words telcos and gateways commonly use, failures
+# first ("UNDELIV" contains "deliv").
+_ISMS_STATUS_WORDS = (
+    (("undeliv", "fail"), DeliveryStatus.FAILED),
+    (("deliv", "success"), DeliveryStatus.DELIVERED),
+    (("expire",), DeliveryStatus.EXPIRED),
+    (("reject",), DeliveryStatus.REJECTED),
+    (("queue", "pending", "enroute", "sent", "accepted"), DeliveryStatus.QUEUED),
+)
+
+
+def _guarded(parse: Callable[..., E], *args: Any) -> E:
+    """Run a parser so that nothing but ``WebhookError`` leaves it."""
+    try:
+        return parse(*args)
+    except WebhookError:
+        raise
+    except Exception as exc:  # any input-driven failure is a malformed callback
+        raise WebhookError(f"malformed callback ({type(exc).__name__})") from None
+
+
+# ---------------------------------------------------------------- public parsers
+def parse_smscommy_delivery(query: Query, *, max_bytes: int = DEFAULT_MAX_BYTES) -> DeliveryReport:
+    """sms.com.my delivery report (C1): ``MsgId``, ``Sender``, ``Status`` (any casing)."""
+    return _guarded(_smscommy_delivery, query, max_bytes)
+
+
+def parse_isms_delivery(query: Query, *, max_bytes: int = DEFAULT_MAX_BYTES) -> DeliveryReport:
+    """iSMS delivery status (A5): the id as ``sms_id``/``msgid``/``MsgId``, the number as
+    ``dstno``/``mobile``, the status as ``status``; names matched case-insensitively."""
+    return _guarded(_isms_delivery, query, max_bytes)
+
+
+def parse_smscommy_incoming(query: Query, *, max_bytes: int = DEFAULT_MAX_BYTES) -> IncomingSms:
+    """sms.com.my incoming SMS (C2); Unicode ``Msg`` decoded from UCS-2 hex where it is."""
+    return _guarded(_smscommy_incoming, query, max_bytes)
+
+
+# ---------------------------------------------------------------- query strings
+def params_of(query: Query, max_bytes: int) -> dict[str, str]:
+    """Parameters as given (first value wins), from a query string, bytes or a mapping."""
+    if isinstance(query, bytes | bytearray | memoryview):
+        raw = bytes(query)
+        _check_size(len(raw), max_bytes)
+        query = raw.decode("utf-8")
+    if isinstance(query, str):
+        _check_size(len(query), max_bytes)
+        pairs = parse_qsl(
+            query.lstrip("?"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+        )
+    elif isinstance(query, Mapping):
+        pairs = list(_mapping_pairs(query, max_bytes))
+    else:
+        raise WebhookError(
+            f"expected a query string, bytes or a mapping, not {type(query).__name__}"
+        )
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        params.setdefault(key, value)
+    return params
+
+
+def _mapping_pairs(query: Mapping[str, Any], max_bytes: int) -> Iterator[tuple[str, str]]:
+    size = 0
+    for count, (key, value) in enumerate(query.items()):
+        if count >= MAX_FIELDS:
+            raise WebhookError(f"more than {MAX_FIELDS} parameters")
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise WebhookError("parameter names and values must be strings")
+        size += len(key) + len(value)
+        _check_size(size, max_bytes)
+        yield key, value
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise WebhookError(f"callback larger than {max_bytes} bytes", too_large=True)
+
+
+def _lowered(params: Mapping[str, str]) -> dict[str, str]:
+    """Parameters by lower-cased name (first wins), for case-insensitive look-ups."""
+    lowered: dict[str, str] = {}
+    for key, value in params.items():
+        lowered.setdefault(key.lower(), value)
+    return lowered
+
+
+def _get(lowered: Mapping[str, str], *names: str) -> str | None:
+    """The first non-empty value among ``names`` (lower-case) in ``_lowered`` parameters."""
+    for name in names:
+        found = lowered.get(name)
+        if found is not None and found.strip():
+            return found.strip()
+    return None
+
+
+# ---------------------------------------------------------------- delivery and incoming SMS
+def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
+    params = params_of(query, max_bytes)
+    found = _lowered(params)
+    message_id = _require(found, "msgid", what="message id (MsgId)")
+    code = _get(found, "status")
+    return DeliveryReport(
+        gateway="smscommy",
+        message_id=message_id,
+        status=SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
+        status_code=code,
+        sender=_get(found, "sender"),
+        timestamp=_timestamp(_get(found, "timestamp", "time", "date")),
+        raw=params,
+    )
+
+
+def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
+    params = params_of(query, max_bytes)
+    found = _lowered(params)
+    message_id = _require(found, "sms_id", "msgid", "trx_id", what="message id (sms_id / msgid)")
+    code = _get(found, "status")
+    return DeliveryReport(
+        gateway="isms",
+        message_id=message_id,
+        status=_isms_status(code),
+        status_code=code,
+        recipient=_get(found, "dstno", "mobile"),
+        timestamp=_timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
+        raw=params,
+    )
+
+
+def _isms_status(code: str | None) -> DeliveryStatus:
+    if code is None:
+        return DeliveryStatus.UNKNOWN
+    lowered = code.lower()
+    for words, status in _ISMS_STATUS_WORDS:
+        if any(word in lowered for word in words):
+            return status
+    return DeliveryStatus.UNKNOWN
+
+
+def _smscommy_incoming(query: Query, max_bytes: int) -> IncomingSms:
+    params = params_of(query, max_bytes)
+    found = _lowered(params)
+    sender = _require(found, "sender", what="sender (Sender)")
+    message = found.get("msg")  # as sent: a text may legitimately be blank or padded
+    if message is None:
+        raise WebhookError("the callback carries no message (Msg)")
+    content_type = _get(found, "contenttype", "content type", "content_type")
+    text, decoded, note = message, False, None
+    if content_type in ("2", "3"):
+        text, decoded, note = _from_ucs2_hex(message)
+    return IncomingSms(
+        sender=sender,
+        text=text,
+        shortcode=_get(found, "shortcode"),
+        content_type=content_type,
+        decoded_from_hex=decoded,
+        note=note,
+        timestamp=_timestamp(_get(found, "timestamp", "time", "date")),
+        raw=params,
+    )
+
+
+def _require(lowered: Mapping[str, str], *names: str, what: str) -> str:
+    value = _get(lowered, *names)
+    if value is None:
+        raise WebhookError(f"the callback carries no {what}")
+    return value
+
+
+_HEX_UNITS = re.compile(r"(?:[0-9A-Fa-f]{4})+")
+
+
+def _from_ucs2_hex(message: str) -> tuple[str, bool, str | None]:
+    """C2: decode UCS-2 hex (surrogate pairs included) when it is valid; else keep it."""
+    compact = message.strip()
+    if not _HEX_UNITS.fullmatch(compact):
+        return message, False, "ContentType says Unicode but Msg is not UCS-2 hex; kept as sent"
+    try:
+        return bytes.fromhex(compact).decode("utf-16-be"), True, None
+    except UnicodeDecodeError:
+        return message, False, "Msg is hex with an unpaired surrogate; kept as sent"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Epoch seconds or milliseconds (UTC), or an ISO-like string (naive stays naive: the
+    gateways do not say which time zone they mean)."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    try:
+        if re.fullmatch(r"\d{9,13}(?:\.\d+)?", text):
+            seconds = float(text)
+            return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, UTC)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
