@@ -29,7 +29,7 @@ from ._parsers import (
 )
 from .events import WhatsAppInbound
 
-__all__ = ["parse_isms_whatsapp"]
+__all__ = ["decode_response", "parse_isms_whatsapp"]
 
 
 def parse_isms_whatsapp(
@@ -57,10 +57,19 @@ def _isms_whatsapp(
         encoded = _get(_lowered(params_of(query, max_bytes)), "response")
     if encoded is None:
         raise WebhookError("the callback carries no 'response' parameter")
+    return _whatsapp_event(decode_response(encoded))
+
+
+def decode_response(encoded: str) -> dict[str, Any]:
+    """The JSON object inside a ``response`` value (base64, tolerant as B1 asks)."""
+    return _guarded(_decode_response, encoded)
+
+
+def _decode_response(encoded: str) -> dict[str, Any]:
     data = json.loads(_decode_base64(encoded).decode("utf-8"))
     if not isinstance(data, dict):
         raise WebhookError("the decoded 'response' is not a JSON object")
-    return _whatsapp_event(data)
+    return data
 
 
 def _response_parameter(

@@ -1,0 +1,254 @@
+"""``messaging-async``: send, blast, check balances, run the sandbox and the demo.
+
+Credentials come from flags or, better (flags show in process lists), environment
+variables: ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
+``ISMS_WABA_NUMBER``, ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``. They are never printed.
+
+Exit codes: 0 success; 1 partial failure (some recipients not accepted); 2 error (bad
+arguments or configuration, a refused single send, nothing accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..errors import MessagingError
+from ..isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
+from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
+from ..webhooks import WebhookError
+from ..webhooks._whatsapp import decode_response
+from ._blast import CsvSource, Progress, dry_run, print_summary, run_blast
+
+__all__ = ["main"]
+
+OK, PARTIAL, ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = anyio.run(args.run, args) if args.is_async else args.run(args)
+    except MessagingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ERROR
+    except KeyboardInterrupt:
+        return ERROR
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="messaging-async", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    sms = commands.add_parser("sms", help="send SMS").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    send = _command(sms, "send", _sms_send, "send one SMS")
+    send.add_argument("to")
+    send.add_argument("text")
+    blast = _command(sms, "blast", _sms_blast, "send a personalised SMS to every row of a CSV file")
+    blast.add_argument("csv", type=Path)
+    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send nothing"
+    )
+    blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
+    blast.add_argument("--resend-csv", type=Path, help="where to write rows not accepted")
+    blast.add_argument("--concurrency", type=int, default=10)
+    whatsapp = commands.add_parser("whatsapp", help="send WhatsApp messages (iSMS)")
+    kinds = whatsapp.add_subparsers(required=True, metavar="KIND")
+    template = _command(kinds, "template", _wa_template, "an approved template", gateway=False)
+    template.add_argument("to")
+    template.add_argument("template_code")
+    template.add_argument("--language", default="en")
+    template.add_argument("--param", action="append", default=[], help="repeat for param1, param2…")
+    text = _command(kinds, "text", _wa_text, "free text (24-hour window)", gateway=False)
+    text.add_argument("to")
+    text.add_argument("text")
+    file = _command(kinds, "file", _wa_file, "a file by public URL (24-hour window)", gateway=False)
+    file.add_argument("to")
+    file.add_argument("url")
+    file.add_argument("file_name")
+    _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
+    _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
+    sandbox = commands.add_parser("sandbox", help="serve the sandbox of both gateways on loopback")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.set_defaults(run=_sandbox, is_async=True)
+    webhook = commands.add_parser("webhook", help="webhook tools").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    decode = webhook.add_parser("decode", help="decode an iSMS WhatsApp 'response' value")
+    decode.add_argument("value")
+    decode.set_defaults(run=_webhook_decode, is_async=False)
+    demo = commands.add_parser(
+        "demo", help="a bulk blast and webhook round trip against the sandbox"
+    )
+    demo.add_argument("--recipients", type=int, default=10_000)
+    demo.set_defaults(run=_demo, is_async=True)
+    return parser
+
+
+def _command(
+    group: Any, name: str, run: Any, help_text: str, *, gateway: bool = True
+) -> argparse.ArgumentParser:
+    command: argparse.ArgumentParser = group.add_parser(name, help=help_text)
+    command.set_defaults(run=run, is_async=True)
+    if gateway:
+        command.add_argument("--gateway", choices=("isms", "smscommy"), default="isms")
+    command.add_argument("--username", help="default: $ISMS_USERNAME / $SMSCOMMY_USERNAME")
+    command.add_argument(
+        "--password", help="default: $ISMS_PASSWORD / $SMSCOMMY_PASSWORD (preferred)"
+    )
+    command.add_argument("--sender", help="sender ID")
+    command.add_argument("--base-url", help="a gateway base URL, e.g. the sandbox's")
+    command.add_argument("--default-country", help="turn local 01… numbers into international ones")
+    return command
+
+
+def _setting(args: argparse.Namespace, flag: str, variable: str) -> str | None:
+    value = getattr(args, flag, None)
+    return value if value else os.environ.get(variable)
+
+
+def _isms(args: argparse.Namespace) -> IsmsClient:
+    username, password = (
+        _setting(args, "username", "ISMS_USERNAME"),
+        _setting(args, "password", "ISMS_PASSWORD"),
+    )
+    if not username or not password:
+        raise SystemExit(_fail("iSMS needs --username/--password or ISMS_USERNAME/ISMS_PASSWORD"))
+    base_url = _setting(args, "base_url", "ISMS_BASE_URL")
+    return IsmsClient(
+        username=username,
+        password=password,
+        sender_id=args.sender,
+        app_id=os.environ.get("ISMS_APP_ID"),
+        app_secret=os.environ.get("ISMS_APP_SECRET"),
+        waba_number=os.environ.get("ISMS_WABA_NUMBER"),
+        sms_base_urls=[base_url] if base_url else ISMS_SMS_BASE_URLS,
+        waba_base_urls=[base_url] if base_url else ISMS_WABA_BASE_URLS,
+        default_country=args.default_country,
+        max_concurrency=getattr(args, "concurrency", 10),
+    )
+
+
+def _smscommy(args: argparse.Namespace) -> SmsComMyClient:
+    username = _setting(args, "username", "SMSCOMMY_USERNAME")
+    password = _setting(args, "password", "SMSCOMMY_PASSWORD")
+    if not username or not password:
+        raise SystemExit(
+            _fail("sms.com.my needs --username/--password or SMSCOMMY_USERNAME/SMSCOMMY_PASSWORD")
+        )
+    return SmsComMyClient(
+        username=username,
+        password=password,
+        sender=args.sender,
+        base_url=_setting(args, "base_url", "SMSCOMMY_BASE_URL") or SMSCOMMY_BASE_URL,
+        default_country=args.default_country,
+        max_concurrency=getattr(args, "concurrency", 10),
+    )
+
+
+def _client(args: argparse.Namespace) -> IsmsClient | SmsComMyClient:
+    return _smscommy(args) if getattr(args, "gateway", "isms") == "smscommy" else _isms(args)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return ERROR
+
+
+async def _sms_send(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        outcome = await client.send_sms(args.to, args.text)
+    print(f"accepted: {outcome.to} message id {outcome.message_id or '(none given)'}")
+    return OK
+
+
+async def _sms_blast(args: argparse.Namespace) -> int:
+    source = CsvSource(args.csv, args.text, args.phone_column)
+    per_request = 50 if args.gateway == "isms" else 1
+    if args.dry_run:
+        return dry_run(
+            source, default_country=args.default_country, per_request=per_request, out=sys.stdout
+        )
+    resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
+    async with _client(args) as client:
+        summary = await run_blast(
+            client, source, resend_path=resend, progress=Progress(source.count())
+        )
+    print_summary(summary, sys.stdout)
+    return summary.exit_code
+
+
+async def _wa_template(args: argparse.Namespace) -> int:
+    async with _isms(args) as isms:
+        outcome = await isms.send_whatsapp_template(
+            args.to, args.template_code, language=args.language, params=args.param
+        )
+    print(f"accepted: message id {outcome.message_id}, request id {outcome.request_id}")
+    return OK
+
+
+async def _wa_text(args: argparse.Namespace) -> int:
+    async with _isms(args) as isms:
+        outcome = await isms.send_whatsapp_text(args.to, args.text)
+    print(f"accepted: message id {outcome.message_id}")
+    return OK
+
+
+async def _wa_file(args: argparse.Namespace) -> int:
+    async with _isms(args) as isms:
+        outcome = await isms.send_whatsapp_file(args.to, args.url, args.file_name)
+    print(f"accepted: message id {outcome.message_id}")
+    return OK
+
+
+async def _balance(args: argparse.Namespace) -> int:
+    async with _isms(args) as isms:
+        balance = await isms.get_balance()
+    print(f"credits: {balance.credits}")
+    return OK
+
+
+async def _credits(args: argparse.Namespace) -> int:
+    async with _smscommy(args) as smsmy:
+        credits = await smsmy.get_credits()
+    used = "unknown" if credits.used is None else credits.used
+    print(f"credits used: {used}\ncredits left: {credits.remaining}")
+    return OK
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from ..testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, serve
+
+    async with serve(FakeGateway(), host=args.host, port=args.port) as url:
+        print(f"sandbox of iSMS and sms.com.my on {url} (Ctrl-C stops it)")
+        print(f"credentials (placeholders): {SANDBOX_USERNAME!r} / {SANDBOX_PASSWORD!r}")
+        print(f"iSMS base URL: {url}   sms.com.my base URL: {url}/websmsapi")
+        await anyio.sleep_forever()
+    return OK
+
+
+def _webhook_decode(args: argparse.Namespace) -> int:
+    try:
+        decoded = decode_response(args.value)
+    except WebhookError as error:
+        return _fail(str(error))
+    print(json.dumps(decoded, ensure_ascii=False, indent=2))
+    return OK
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return await run_demo(recipients=args.recipients, out=sys.stdout)

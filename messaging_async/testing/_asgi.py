@@ -1,0 +1,97 @@
+"""Serving the sandbox as an ASGI app over a real socket, faults included."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._records import Fault
+
+if TYPE_CHECKING:
+    from .gateway import FakeGateway
+
+__all__ = ["serve", "serve_request"]
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+async def serve_request(
+    fake: FakeGateway, scope: MutableMapping[str, Any], receive: Any, send: Any
+) -> None:
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1").split(":")[0]
+    path: str = scope["path"]
+    rule = fake.take_fault(path, host)
+    if rule is not None and not rule.fault.processes:
+        # Over a socket, REFUSE cannot refuse: it answers like a proxy with no upstream.
+        answer = fake.fault_answer(rule if rule.fault is not Fault.REFUSE else _as_502(rule), path)
+    else:
+        answer = fake.handle(
+            scope["method"], path, scope.get("query_string", b"").decode("latin-1"), body
+        )
+    content = answer.body.encode()
+    if rule is not None and rule.fault is Fault.TRUNCATED:
+        content = content[: len(content) // 2]
+    if rule is not None and rule.fault in (Fault.SLOW, Fault.HANG):
+        await anyio.sleep(rule.delay if rule.fault is Fault.SLOW else 300)
+    start = {
+        "type": "http.response.start",
+        "status": answer.status,
+        "headers": [
+            (b"content-type", answer.content_type.encode()),
+            (
+                b"content-length",
+                str(len(content) + (1 if rule and rule.fault is Fault.RESET else 0)).encode(),
+            ),
+        ],
+    }
+    await send(start)
+    if rule is not None and rule.fault is Fault.RESET:
+        raise ConnectionResetError("[sandbox] connection reset after the request was read")
+    await send({"type": "http.response.body", "body": content})
+
+
+def _as_502(rule: Any) -> Any:
+    from ._records import FaultRule
+
+    return FaultRule(Fault.SERVER_ERROR, rule.endpoint, rule.host)
+
+
+@asynccontextmanager
+async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app (the sandbox, a ``WebhookReceiver``) with uvicorn on a loopback port,
+    in the running asyncio loop; yields its base URL. Needs the ``[sandbox]`` extra."""
+    if host not in LOOPBACK:
+        raise ValueError("the sandbox only listens on the loopback interface")
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    )
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve)
+        while not server.started:
+            if server.should_exit:
+                raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
+            await anyio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://{host}:{bound}"
+        finally:
+            server.should_exit = True

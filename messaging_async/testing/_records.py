@@ -1,0 +1,81 @@
+"""What the sandbox records and how it can be told to misbehave."""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Any
+
+from attrs import define, field, frozen
+
+__all__ = ["Fault", "FaultRule", "SentMessage", "SimulatedAnswer"]
+
+
+class Fault(enum.Enum):
+    """A way the sandbox fails one request. ``processes`` says whether the gateway acts on
+    the request before failing (the case that makes an outcome ``unknown``)."""
+
+    REFUSE = ("refuse", False)
+    """Connection refused (in process; over a socket, use a closed port)."""
+    HANG = ("hang", True)
+    """Processes, then never answers: the client's read timeout fires."""
+    RESET = ("reset", True)
+    """Processes, then drops the connection mid-answer."""
+    SERVER_ERROR = ("server_error", False)
+    """A 502 HTML page from a proxy in front of the gateway."""
+    TRUNCATED = ("truncated", True)
+    """Processes, then the answer arrives cut in half."""
+    NOT_JSON = ("not_json", False)
+    """A plain-text maintenance page in place of an answer."""
+    SLOW = ("slow", True)
+    """Processes and answers after ``delay`` seconds."""
+    CODE = ("code", False)
+    """Answers the given gateway ``code`` without processing the request."""
+
+    def __init__(self, label: str, processes: bool):
+        self.label = label
+        self.processes = processes
+
+
+@define
+class FaultRule:
+    fault: Fault
+    endpoint: str | None = None
+    host: str | None = None
+    times: int | None = 1
+    delay: float = 0.5
+    code: int | str | None = None
+
+    def matches(self, endpoint: str, host: str) -> bool:
+        return (self.endpoint is None or endpoint.endswith(self.endpoint)) and (
+            self.host is None or host == self.host
+        )
+
+
+@frozen(kw_only=True)
+class SentMessage:
+    """One message the sandbox accepted. ``gateway`` is ``isms``, ``whatsapp`` or ``smscommy``;
+    ``endpoint`` the path it came in on; ``text`` the decoded text (hex undone)."""
+
+    gateway: str
+    endpoint: str
+    to: str
+    message_id: str
+    type: str
+    text: str | None = field(default=None, repr=False)
+    sender: str | None = None
+    seqno: str | None = None
+    template: str | None = None
+    params: dict[str, Any] | None = field(default=None, repr=False)
+    file_url: str | None = None
+    credits: Decimal = Decimal(1)
+    at: float = 0.0
+
+
+@frozen
+class SimulatedAnswer:
+    """What the sandbox answers: HTTP status, content type and body."""
+
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"

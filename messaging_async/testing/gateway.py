@@ -1,0 +1,295 @@
+"""``FakeGateway``: both gateways' contracts, simulated, for tests, demos and other languages.
+
+It is a second, independent reading of CONTRACT.md: it never imports the SDK's wire
+modules, so a misreading on either side fails an end-to-end test instead of passing it.
+Use it in process (``transport=fake.transport()``) or on a loopback socket
+(``async with serve(fake) as url``, or ``messaging-async sandbox``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from decimal import Decimal
+from typing import Any
+
+import anyio
+
+from ..webhooks.events import DeliveryStatus
+from . import _isms, _smscommy
+from ._http import WebhookTarget, in_process_transport
+from ._records import Fault, FaultRule, SentMessage, SimulatedAnswer
+
+__all__ = ["SANDBOX_PASSWORD", "SANDBOX_USERNAME", "FakeGateway"]
+
+# Placeholders the sandbox accepts by default; they open no real account anywhere.
+SANDBOX_USERNAME = "sandbox"
+SANDBOX_PASSWORD = "sandbox-password"  # noqa: S105 - a sandbox placeholder, not a credential
+SANDBOX_APP_ID = "sandbox-app"
+SANDBOX_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - a sandbox placeholder
+SANDBOX_WABA_NUMBER = "60111111111"
+WINDOW_SECONDS = 24 * 3600.0
+
+_ISMS_STATUS = {
+    DeliveryStatus.DELIVERED: "DELIVRD",
+    DeliveryStatus.FAILED: "UNDELIV",
+    DeliveryStatus.EXPIRED: "EXPIRED",
+    DeliveryStatus.REJECTED: "REJECTD",
+    DeliveryStatus.QUEUED: "ENROUTE",
+}
+_SMSCOMMY_STATUS = {
+    DeliveryStatus.DELIVERED: "6",
+    DeliveryStatus.FAILED: "7",
+    DeliveryStatus.EXPIRED: "8",
+    DeliveryStatus.UNKNOWN: "9",
+    DeliveryStatus.REJECTED: "10",
+    DeliveryStatus.QUEUED: "11",
+    DeliveryStatus.NOT_IN_SERVICE: "12",
+    DeliveryStatus.OUT_OF_COVERAGE: "13",
+}
+_HTML_502 = (
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
+
+Outcomes = Mapping[str, DeliveryStatus] | Callable[[SentMessage], DeliveryStatus] | None
+
+
+class FakeGateway:
+    """Both gateways in one ASGI app, with accounts, credits, records and fault injection.
+
+    Accepted messages are in ``sent`` (``sent_to(number)`` filters). Credentials default to
+    the ``SANDBOX_*`` placeholders; every endpoint checks them. ``webhook`` (a
+    ``WebhookTarget``) receives delivery reports (``await deliver_reports()``) and inbound
+    WhatsApp messages (``await receive_whatsapp(...)``).
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str = SANDBOX_USERNAME,
+        password: str = SANDBOX_PASSWORD,
+        app_id: str = SANDBOX_APP_ID,
+        app_secret: str = SANDBOX_APP_SECRET,
+        waba_number: str = SANDBOX_WABA_NUMBER,
+        isms_credits: int | Decimal = 1_000_000,
+        smscommy_credits: int | Decimal = 1_000_000,
+        waba_credits: int | Decimal = 1_000_000,
+        templates: Iterable[str] = ("otp", "order_shipped", "order_update"),
+        customers: Iterable[str] = ("customer1",),
+        transfer_path: str = "ITransferCredits.aspx",
+        webhook: WebhookTarget | None = None,
+        delivery_outcomes: Outcomes = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.username, self.password = username, password
+        self.app_id, self.app_secret, self.waba_number = app_id, app_secret, waba_number
+        self.isms_credits = Decimal(isms_credits)
+        self.smscommy_credits = Decimal(smscommy_credits)
+        self.smscommy_used = Decimal(0)
+        self.waba_credits = Decimal(waba_credits)
+        self.templates = set(templates)
+        self.customers: dict[str, Decimal] = dict.fromkeys(customers, Decimal(0))
+        self.transfer_path = transfer_path
+        self.webhook = webhook
+        self.delivery_outcomes = delivery_outcomes
+        self.sent: list[SentMessage] = []
+        self.requests = 0
+        self._clock = clock
+        self._faults: list[FaultRule] = []
+        self._seqnos: dict[str, float] = {}
+        self._windows: dict[str, float] = {}
+        self._unreported: list[SentMessage] = []
+        self._next_id = 1_143_000_000
+
+    def __repr__(self) -> str:
+        return f"FakeGateway(sent={len(self.sent)}, faults={len(self._faults)})"
+
+    # ---------------------------------------------------------------- records and state
+    def sent_to(self, number: str) -> list[SentMessage]:
+        return [message for message in self.sent if message.to == number]
+
+    def record(self, message: SentMessage) -> None:
+        self.sent.append(message)
+        if message.gateway == "isms" or message.endpoint in (
+            "ISendSMS.aspx",
+            "ISendSMSUnicode.aspx",
+        ):
+            self._unreported.append(message)
+        if message.gateway == "smscommy":
+            self.smscommy_used += message.credits
+
+    def next_id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def seqno_seen(self, seqno: str) -> bool:
+        seen = self._seqnos.get(seqno)
+        return seen is not None and self.now() - seen < _smscommy.SEQNO_MEMORY
+
+    def remember_seqno(self, seqno: str) -> None:
+        self._seqnos[seqno] = self.now()
+
+    def window_open(self, number: str) -> bool:
+        """Whether ``number`` wrote to the WhatsApp number in the last 24 hours."""
+        opened = self._windows.get(number)
+        return opened is not None and self.now() - opened < WINDOW_SECONDS
+
+    # ---------------------------------------------------------------- faults
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        endpoint: str | None = None,
+        host: str | None = None,
+        times: int | None = 1,
+        delay: float = 0.5,
+        code: int | str | None = None,
+    ) -> None:
+        """Make the next ``times`` matching requests (``None``: all) fail with ``fault``.
+
+        ``endpoint`` matches the end of the path (``"isms_send_json.php"``), ``host`` the
+        base URL's host, so a failover test can break one host only.
+        """
+        if fault is Fault.CODE and code is None:
+            raise ValueError("Fault.CODE needs code=")
+        self._faults.append(FaultRule(fault, endpoint, host, times, delay, code))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def take_fault(self, path: str, host: str) -> FaultRule | None:
+        for rule in self._faults:
+            if rule.matches(path, host):
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._faults.remove(rule)
+                return rule
+        return None
+
+    def fault_answer(self, rule: FaultRule, path: str) -> SimulatedAnswer:
+        """What a fault that does not process the request answers."""
+        if rule.fault is Fault.SERVER_ERROR:
+            return SimulatedAnswer(502, _HTML_502, "text/html")
+        if rule.fault is Fault.NOT_JSON:
+            return SimulatedAnswer(200, "Service temporarily unavailable. Please try again later.")
+        if path.endswith("isms_send_json.php") or path.endswith("isms_balance_json.php"):
+            body = {"status": "error", "code": int(rule.code or 0), "message": f"{rule.code}"}
+            return SimulatedAnswer(200, json.dumps(body), "application/json")
+        if path.endswith("isms_send_waba.php"):
+            return SimulatedAnswer(
+                200, json.dumps({"statusCode": str(rule.code), "message": "sandbox fault"})
+            )
+        return SimulatedAnswer(200, str(rule.code))
+
+    # ---------------------------------------------------------------- requests
+    def handle(self, method: str, path: str, query: str, body: bytes) -> SimulatedAnswer:
+        """Answer one request as the contract says; pure apart from the sandbox's state."""
+        self.requests += 1
+        endpoint = path.rsplit("/", 1)[-1]
+        form = _isms.form_of(body, query) if method in ("GET", "POST") else {}
+        if (
+            endpoint in ("isms_send_json.php", "isms_balance_json.php", "isms_send_waba.php")
+            and method != "POST"
+        ):
+            return SimulatedAnswer(405, "POST only")
+        handlers: dict[str, Callable[[], SimulatedAnswer]] = {
+            "isms_send_json.php": lambda: _isms.json_send(self, body),
+            "isms_send_all_id.php": lambda: _isms.classic_send(self, form),
+            "isms_balance_json.php": lambda: _isms.balance(self, body),
+            "isms_send_waba.php": lambda: _isms.waba_send(self, body),
+            "creditsLeft.aspx": lambda: _smscommy.credits_left(self, form),
+            self.transfer_path: lambda: _smscommy.transfer(self, form),
+        }
+        for name in (
+            "ISendSMS.aspx",
+            "ISendSMSNoDR.aspx",
+            "ISendSMSUnicode.aspx",
+            "ISendSMS2D.aspx",
+        ):
+            handlers[name] = lambda name=name: _smscommy.send(self, name, form)  # type: ignore[misc]
+        handler = handlers.get(endpoint)
+        if handler is None:
+            return SimulatedAnswer(404, "<html><body>404 Not Found</body></html>", "text/html")
+        return handler()
+
+    def transport(self) -> Any:
+        """An ``httpx.AsyncBaseTransport`` that serves this sandbox in process, faults included."""
+        return in_process_transport(self)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        """The ASGI app, for serving over a socket."""
+        from ._asgi import serve_request
+
+        await serve_request(self, scope, receive, send)
+
+    # ---------------------------------------------------------------- callbacks
+    def outcome_for(self, message: SentMessage) -> DeliveryStatus:
+        outcomes = self.delivery_outcomes
+        if outcomes is None:
+            return DeliveryStatus.DELIVERED
+        if callable(outcomes):
+            return outcomes(message)
+        return outcomes.get(message.to, DeliveryStatus.DELIVERED)
+
+    async def deliver_reports(self, *, concurrency: int = 2) -> int:
+        """Send a delivery report for every message not reported yet; returns how many.
+
+        iSMS reports go as GET ``sms_id``/``dstno``/``status``; sms.com.my ones as GET
+        ``MsgId``/``Sender``/``Status`` (C1 codes), both to ``webhook``. Two at a time is the
+        fastest measured here: more concurrency makes httpx's pool slower (httpx #3215).
+        """
+        if self.webhook is None:
+            raise RuntimeError(
+                "FakeGateway(webhook=WebhookTarget(...)) is needed to deliver reports"
+            )
+        reports, self._unreported = self._unreported, []
+        limiter = anyio.CapacityLimiter(concurrency)
+        webhook = self.webhook
+
+        async def deliver(message: SentMessage) -> None:
+            async with limiter:
+                await webhook.get(*self._report(message))
+
+        async with webhook.session(), anyio.create_task_group() as tasks:
+            for message in reports:
+                tasks.start_soon(deliver, message)
+        return len(reports)
+
+    def _report(self, message: SentMessage) -> tuple[str, dict[str, str]]:
+        status = self.outcome_for(message)
+        if message.gateway == "isms":
+            code = _ISMS_STATUS.get(status, "UNKNOWN")
+            return "isms_delivery", {
+                "sms_id": message.message_id,
+                "dstno": message.to,
+                "status": code,
+            }
+        code = _SMSCOMMY_STATUS[status]
+        sender = message.sender or self.waba_number
+        return "smscommy_delivery", {"MsgId": message.message_id, "Sender": sender, "Status": code}
+
+    async def receive_whatsapp(
+        self, from_number: str, text: str, *, message_type: str = "text"
+    ) -> dict[str, Any]:
+        """Simulate a user writing to the WhatsApp number: opens the 24-hour window and, with a
+        ``webhook``, POSTs the message as iSMS does (a base64 ``response`` parameter)."""
+        self._windows[from_number] = self.now()
+        payload = {
+            "from": from_number,
+            "to": self.waba_number,
+            "messageId": f"wamid.{self.next_id()}",
+            "type": message_type,
+            "text": {"body": text},
+            "timestamp": str(int(self.now())),
+        }
+        if self.webhook is not None:
+            encoded = base64.b64encode(json.dumps(payload, ensure_ascii=False).encode()).decode()
+            async with self.webhook.session():
+                await self.webhook.post_form("isms_whatsapp", {"response": encoded})
+        return payload
