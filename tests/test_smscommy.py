@@ -365,6 +365,12 @@ async def test_plain_http_base_url_warns() -> None:
         smsmy = SmsComMyClient(username="u", password="p")
     assert SMSCOMMY_BASE_URL.startswith("http://")
     await smsmy.aclose()
+    for local in (
+        "http://127.0.0.1:8080/websmsapi",
+        "http://localhost:8080/websmsapi",
+        "http://[::1]:80",
+    ):
+        await SmsComMyClient(username="u", password="p", base_url=local).aclose()  # no warning
 
 
 @pytest.mark.parametrize(

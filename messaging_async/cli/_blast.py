@@ -201,12 +201,13 @@ def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> No
 class Progress:
     """A progress bar with rate and ETA on a terminal; a line per 10% elsewhere (logs, CI)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30):
-        self.total, self.stream, self.width = max(total, 1), stream, width
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30):
+        # sys.stderr is looked up now, not at import, so a redirected stderr is honoured.
+        self.total, self.stream, self.width = max(total, 1), stream or sys.stderr, width
         self.started = time.perf_counter()
         self._last_draw = 0.0
         self._last_tenth = 0  # in logs, a line per further tenth
-        self._tty = stream.isatty()
+        self._tty = self.stream.isatty()
 
     def update(self, done: int) -> None:
         now = time.perf_counter()

@@ -7,11 +7,13 @@ answered 1718 "duplicate" means the earlier attempt was accepted.
 
 from __future__ import annotations
 
+import ipaddress
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from decimal import Decimal
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from attrs import evolve
@@ -77,7 +79,7 @@ class SmsComMyClient(BaseClient):
         self._password = check_credential(password, "password")
         self._sender = _wire.check_sender(sender)
         self._base_urls = check_base_urls([base_url], field="base_url")
-        if self._base_urls[0].startswith("http://"):
+        if _over_the_network_in_clear(self._base_urls[0]):
             warnings.warn(
                 f"{self._base_urls[0]} is plain http: the password travels unencrypted "
                 "(the provider's document shows only http); pass an https base_url if it works",
@@ -380,6 +382,18 @@ class SmsComMyClient(BaseClient):
     ) -> UnexpectedAnswerError:
         note = self._note(answer, tuple(secrets))
         return UnexpectedAnswerError(f"{note} (HTTP {answer.status}){hint}")
+
+
+def _over_the_network_in_clear(url: str) -> bool:
+    """Plain http to anywhere but this machine (a sandbox on loopback is fine)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
 
 
 def _is_internal_error(answer: Answer) -> bool:

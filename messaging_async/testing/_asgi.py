@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._fanout import spawn_detached
 from ._records import Fault
 
 if TYPE_CHECKING:
@@ -76,22 +77,36 @@ def _as_502(rule: Any) -> Any:
 @asynccontextmanager
 async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve an ASGI app (the sandbox, a ``WebhookReceiver``) with uvicorn on a loopback port,
-    in the running asyncio loop; yields its base URL. Needs the ``[sandbox]`` extra."""
+    in the running asyncio loop; yields its base URL. Needs the ``[sandbox]`` extra.
+
+    The server runs detached rather than in a task group held across ``yield``, so this may
+    be entered and exited in different tasks (pytest fixtures, app lifespans).
+    """
     if host not in LOOPBACK:
         raise ValueError("the sandbox only listens on the loopback interface")
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
     )
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(server.serve)
-        while not server.started:
-            if server.should_exit:
-                raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
-            await anyio.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
+    server = uvicorn.Server(config)
+    finished = anyio.Event()
+
+    async def run() -> None:
         try:
-            yield f"http://{host}:{bound}"
+            await server.serve()
         finally:
-            server.should_exit = True
+            finished.set()
+
+    spawn_detached(run)
+    while not server.started:
+        if finished.is_set():
+            raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
+        await anyio.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        with anyio.CancelScope(shield=True):
+            await finished.wait()
