@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from messaging_async import IsmsClient, RetryPolicy
+from messaging_async.testing import FakeGateway, serve
 
 from .gateway import PASSWORD, USERNAME, TestGateway
 
@@ -53,3 +56,24 @@ def gateway() -> TestGateway:
 async def client(gateway: TestGateway) -> AsyncIterator[IsmsClient]:
     async with make_client(transport=gateway.transport()) as opened:
         yield opened
+
+
+@pytest.fixture
+def sandbox() -> Iterator[tuple[FakeGateway, str]]:
+    """A sandbox on 127.0.0.1, served by its own event loop in a thread (the CLI runs its own)."""
+    fake = FakeGateway()
+    ready, stop = threading.Event(), threading.Event()
+    url: list[str] = []
+
+    async def run() -> None:
+        async with serve(fake) as base:
+            url.append(base)
+            ready.set()
+            await anyio.to_thread.run_sync(stop.wait)
+
+    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield fake, url[0]
+    stop.set()
+    thread.join(10)

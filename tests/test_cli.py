@@ -6,36 +6,12 @@ import base64
 import csv
 import json
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from messaging_async.cli import main
-from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, serve
-
-
-@pytest.fixture
-def sandbox() -> Iterator[tuple[FakeGateway, str]]:
-    """A sandbox on 127.0.0.1, served by its own event loop in a thread (the CLI runs its own)."""
-    fake = FakeGateway()
-    ready, stop = threading.Event(), threading.Event()
-    url: list[str] = []
-
-    async def run() -> None:
-        async with serve(fake) as base:
-            url.append(base)
-            ready.set()
-            await anyio.to_thread.run_sync(stop.wait)
-
-    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield fake, url[0]
-    stop.set()
-    thread.join(10)
+from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway
 
 
 @pytest.fixture

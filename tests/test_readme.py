@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 import respx
 
 from messaging_async import PlainHttpWarning
+from messaging_async.cli import main
+from messaging_async.testing import FakeGateway
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
@@ -87,6 +90,32 @@ def test_readme_fastapi_webhook_example_receives_callbacks(
         "message 9 is delivered",
         "SMS from 6019",
     ]
+
+
+def test_readme_command_line_example_runs(
+    sandbox: tuple[FakeGateway, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every command of the "Command line" block, against a sandbox this test serves."""
+    fake, url = sandbox
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"## Command line.*?```sh\n(.*?)```", text, flags=re.S)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    (export,) = [line for line in lines if line.startswith("export ")]
+    for assignment in shlex.split(export)[1:]:
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, url if name.endswith("BASE_URL") else value)
+    monkeypatch.chdir(tmp_path)
+    with (tmp_path / "recipients.csv").open("w", encoding="utf-8") as handle:
+        handle.write("phone,name\n60123456789,Ahmad\n60198765432,Mei Ling\n")
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("messaging-async ")]
+    codes = [main(args) for args in commands if args[0] != "sandbox"]
+    assert codes == [0] * (len(commands) - 1)
+    assert [m.to for m in fake.sent] == ["60123456789", "60198765432", "60123456789"]
+    assert '"from": "60123456789"' in capsys.readouterr().out
 
 
 def test_readme_has_examples() -> None:
