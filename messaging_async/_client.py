@@ -16,10 +16,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._fanout import BulkRunner, Collector, Pending, UnitResult, notify, spawn_detached
-from ._transport import Answer, SendProgress, Transport
+from ._transport import Answer, SendProgress, Transport, make_timeout
 from .errors import (
     MessagingError,
     OutcomeUnknownError,
@@ -133,8 +134,35 @@ class BaseClient:
 
     _transport: Transport
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        max_concurrency: int,
+        retry: RetryPolicy | None,
+        default_country: str | None,
+    ) -> None:
+        """The settings every client checks the same way, before any other."""
         self._live_streams: dict[anyio.CancelScope, anyio.Event] = {}
+        self._username = check_credential(username, "username")
+        self._password = check_credential(password, "password")
+        self._max_concurrency = check_concurrency(max_concurrency)
+        self._retry = check_retry(retry)
+        self._calling_code = default_calling_code(default_country)
+
+    def _open_transport(
+        self,
+        timeout: float | httpx.Timeout | None,
+        transport: httpx.AsyncBaseTransport | None,
+        pool_size: int,
+    ) -> None:
+        self._transport = Transport(
+            retry=self._retry,
+            timeout=make_timeout(timeout),
+            max_connections=pool_size,
+            transport=transport,
+        )
 
     async def __aenter__(self) -> Self:
         self._ensure_open()

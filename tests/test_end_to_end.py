@@ -12,21 +12,11 @@ from messaging_async import (
     IsmsClient,
     OutcomeStatus,
     ReplyWindowClosedError,
-    RetryPolicy,
     Sms,
     SmsComMyClient,
     WhatsAppTemplate,
 )
-from messaging_async.testing import (
-    SANDBOX_APP_ID,
-    SANDBOX_APP_SECRET,
-    SANDBOX_PASSWORD,
-    SANDBOX_USERNAME,
-    SANDBOX_WABA_NUMBER,
-    FakeGateway,
-    Fault,
-    serve,
-)
+from messaging_async.testing import FakeGateway, Fault, serve
 
 
 class Wired:
@@ -36,41 +26,21 @@ class Wired:
         self.fake, self.isms, self.smsmy = fake, isms, smsmy
 
 
-def clients(fake: FakeGateway, base: str, transport: Any) -> Wired:
-    isms = IsmsClient(
-        username=SANDBOX_USERNAME,
-        password=SANDBOX_PASSWORD,
-        sender_id="MyCo",
-        app_id=SANDBOX_APP_ID,
-        app_secret=SANDBOX_APP_SECRET,
-        waba_number=SANDBOX_WABA_NUMBER,
-        sms_base_urls=[base],
-        waba_base_urls=[base],
-        transport=transport,
-        retry=RetryPolicy.no_wait(),
-        timeout=2.0,
-    )
-    smsmy = SmsComMyClient(
-        username=SANDBOX_USERNAME,
-        password=SANDBOX_PASSWORD,
-        base_url=f"{base}/websmsapi",
-        transport=transport,
-        retry=RetryPolicy.no_wait(),
-        timeout=2.0,
-    )
-    return Wired(fake, isms, smsmy)
+def clients(fake: FakeGateway, base_url: str | None) -> Wired:
+    isms = fake.isms_client(base_url=base_url, sender_id="MyCo", timeout=2.0)
+    return Wired(fake, isms, fake.smscommy_client(base_url=base_url, timeout=2.0))
 
 
 @pytest.fixture(params=["in_process", "socket"])
 async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
     fake = FakeGateway()
     if request.param == "in_process":
-        both = clients(fake, "https://www.isms.com.my", fake.transport())
+        both = clients(fake, None)
         async with both.isms, both.smsmy:
             yield both
     else:
         async with serve(fake) as url:
-            both = clients(fake, url, None)
+            both = clients(fake, url)
             async with both.isms, both.smsmy:
                 yield both
 

@@ -19,16 +19,7 @@ from typing import Any, TextIO
 from ..isms import IsmsClient
 from ..models import WhatsAppTemplate
 from ..retry import RetryPolicy
-from ..testing import (
-    SANDBOX_APP_ID,
-    SANDBOX_APP_SECRET,
-    SANDBOX_PASSWORD,
-    SANDBOX_USERNAME,
-    SANDBOX_WABA_NUMBER,
-    FakeGateway,
-    WebhookTarget,
-    serve,
-)
+from ..testing import FakeGateway, WebhookTarget, serve
 from ..webhooks import DeliveryReport, MemoryDeduplicator, WebhookReceiver, WhatsAppInbound
 from ._blast import CsvSource, Progress, print_summary, run_blast
 
@@ -77,7 +68,10 @@ async def run_demo(*, recipients: int, out: TextIO) -> int:
         fake = FakeGateway(webhook=WebhookTarget(hooks_url, token=token))
         async with serve(fake) as sandbox_url:
             print(f"sandbox on {sandbox_url}, webhook receiver on {hooks_url}", file=out)
-            async with _client(sandbox_url) as isms:
+            isms = fake.isms_client(
+                base_url=sandbox_url, sender_id="DemoShop", retry=RetryPolicy(max_attempts=3)
+            )
+            async with isms:
                 summary = await _blast(isms, recipients, out)
                 templates = await isms.send_whatsapp_bulk(
                     WhatsAppTemplate(
@@ -106,20 +100,6 @@ async def run_demo(*, recipients: int, out: TextIO) -> int:
     received = sum(count for name, count in events.items() if name.startswith("delivery"))
     healthy = summary.exit_code == 0 and received == reports and events["inbound WhatsApp"] == 1
     return 0 if healthy else 1
-
-
-def _client(sandbox_url: str) -> IsmsClient:
-    return IsmsClient(
-        username=SANDBOX_USERNAME,
-        password=SANDBOX_PASSWORD,
-        sender_id="DemoShop",
-        app_id=SANDBOX_APP_ID,
-        app_secret=SANDBOX_APP_SECRET,
-        waba_number=SANDBOX_WABA_NUMBER,
-        sms_base_urls=[sandbox_url],
-        waba_base_urls=[sandbox_url],
-        retry=RetryPolicy(max_attempts=3),
-    )
 
 
 async def _blast(isms: IsmsClient, recipients: int, out: TextIO) -> Any:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
+from .._codes import Code, CodeTable
 from .._parse import parse_code
 from .._secrets import redacted_snippet
 from ..errors import (
@@ -36,28 +37,23 @@ MAX_FILE_NAME = 240
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?")
 
 
-@frozen
-class _Code:
-    error: type[GatewayError]
-    fatal: bool
-    meaning: str
-    scoped: bool = False  # fatal only for messages that share the failing template
-
-
-CODES: Mapping[int, _Code] = {
-    1001: _Code(AuthenticationError, True, "authentication failed"),
-    1004: _Code(InsufficientCreditsError, True, "insufficient credits"),
-    1008: _Code(InvalidRequestError, False, "missing required parameter"),
-    50500: _Code(InvalidNumberError, False, "invalid destination phone number"),
-    70502: _Code(InsufficientCreditsError, True, "insufficient WABA credits"),
-    45010: _Code(
-        ReplyWindowClosedError,
-        False,
-        "outside the 24-hour reply window: the user has not written in the last 24 hours; "
-        "send an approved template instead",
-    ),
-    60006: _Code(TemplateNotFoundError, True, "template code does not exist", scoped=True),
-}
+CODES = CodeTable(
+    "iSMS WhatsApp",
+    {
+        1001: Code(AuthenticationError, True, "authentication failed"),
+        1004: Code(InsufficientCreditsError, True, "insufficient credits"),
+        1008: Code(InvalidRequestError, False, "missing required parameter"),
+        50500: Code(InvalidNumberError, False, "invalid destination phone number"),
+        70502: Code(InsufficientCreditsError, True, "insufficient WABA credits"),
+        45010: Code(
+            ReplyWindowClosedError,
+            False,
+            "outside the 24-hour reply window: the user has not written in the last 24 hours; "
+            "send an approved template instead",
+        ),
+        60006: Code(TemplateNotFoundError, True, "template code does not exist", scoped=True),
+    },
+)
 
 
 class UnrecognisedAnswer(Exception):
@@ -86,23 +82,11 @@ class Prepared:
 def error_for(
     code: int | None, gateway_message: str | None = None, raw: Any = None
 ) -> GatewayError:
-    """The typed error for a WABA ``statusCode``; undocumented codes are plain ``GatewayError``."""
-    known = CODES.get(code) if code is not None else None
-    message = f"iSMS WhatsApp answered {code}: {known.meaning if known else 'undocumented code'}"
-    if gateway_message:
-        message += f" ({gateway_message})"
-    return (known.error if known else GatewayError)(
-        message,
-        code=code,
-        gateway_message=gateway_message,
-        fatal=known.fatal if known else False,
-        raw=raw,
-    )
+    """The typed error for a code of this gateway (see ``CODES``)."""
+    return CODES.error_for(code, gateway_message, raw)
 
 
-def is_scoped(error: GatewayError) -> bool:
-    known = CODES.get(error.code) if error.code is not None else None
-    return known is not None and known.scoped
+is_scoped = CODES.is_scoped
 
 
 # ---------------------------------------------------------------- validation

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from attrs import frozen
 
+from .._codes import Code, CodeTable
 from .._parse import parse_code, parse_decimal
 from .._secrets import redacted_snippet
 from ..errors import (
@@ -45,26 +46,22 @@ SUCCESS = 2000
 SMS_TYPE = {Encoding.GSM: "1", Encoding.UNICODE: "2"}
 
 
-@frozen
-class _Code:
-    error: type[GatewayError]
-    fatal: bool
-    meaning: str
-
-
-CODES: Mapping[int, _Code] = {
-    -1001: _Code(AuthenticationError, True, "authentication failed"),
-    -1003: _Code(IpNotWhitelistedError, True, "this server's IP address is not whitelisted"),
-    -1004: _Code(InsufficientCreditsError, True, "insufficient credits"),
-    -1005: _Code(InvalidRequestError, False, "invalid SMS type"),
-    -1006: _Code(InvalidMessageError, False, "invalid message length"),
-    -1008: _Code(InvalidNumberError, False, "missing parameter or invalid destination number"),
-    -1009: _Code(GatewayError, False, "invalid number or content"),
-    -1010: _Code(InvalidRequestError, False, "more than 50 destination numbers"),
-    -1013: _Code(InvalidRequestError, True, "agreedterm is not YES"),
-    -1014: _Code(InvalidRequestError, False, "invalid JSON"),
-    -1015: _Code(InvalidRequestError, False, "POST only"),
-}
+CODES = CodeTable(
+    "iSMS",
+    {
+        -1001: Code(AuthenticationError, True, "authentication failed"),
+        -1003: Code(IpNotWhitelistedError, True, "this server's IP address is not whitelisted"),
+        -1004: Code(InsufficientCreditsError, True, "insufficient credits"),
+        -1005: Code(InvalidRequestError, False, "invalid SMS type"),
+        -1006: Code(InvalidMessageError, False, "invalid message length"),
+        -1008: Code(InvalidNumberError, False, "missing parameter or invalid destination number"),
+        -1009: Code(GatewayError, False, "invalid number or content"),
+        -1010: Code(InvalidRequestError, False, "more than 50 destination numbers"),
+        -1013: Code(InvalidRequestError, True, "agreedterm is not YES"),
+        -1014: Code(InvalidRequestError, False, "invalid JSON"),
+        -1015: Code(InvalidRequestError, False, "POST only"),
+    },
+)
 
 
 class UnrecognisedAnswer(Exception):
@@ -74,15 +71,8 @@ class UnrecognisedAnswer(Exception):
 def error_for(
     code: int | None, gateway_message: str | None = None, raw: Any = None
 ) -> GatewayError:
-    """The typed error for an iSMS code; an undocumented code is a plain ``GatewayError``."""
-    known = CODES.get(code) if code is not None else None
-    meaning = known.meaning if known else "undocumented code"
-    message = f"iSMS answered {code}: {meaning}"
-    if gateway_message and gateway_message.strip() != str(code):
-        message += f" ({gateway_message})"
-    error_type = known.error if known else GatewayError
-    fatal = known.fatal if known else False
-    return error_type(message, code=code, gateway_message=gateway_message, fatal=fatal, raw=raw)
+    """The typed error for a code of this gateway (see ``CODES``)."""
+    return CODES.error_for(code, gateway_message, raw)
 
 
 def build_json_send(

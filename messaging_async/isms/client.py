@@ -15,13 +15,11 @@ from .._client import (
     build_report,
     check_concurrency,
     check_credential,
-    check_retry,
-    default_calling_code,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
-from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
+from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
@@ -82,9 +80,13 @@ class IsmsClient(WhatsAppMethods):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
-        super().__init__()
-        self._username = check_credential(username, "username")
-        self._password = check_credential(password, "password")
+        super().__init__(
+            username=username,
+            password=password,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            default_country=default_country,
+        )
         if sender_id is not None and not _SENDER_ID.fullmatch(sender_id):
             raise ValidationError(
                 "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
@@ -92,19 +94,12 @@ class IsmsClient(WhatsAppMethods):
         self._sender_id = sender_id
         self._sms_base_urls = check_base_urls(sms_base_urls, field="sms_base_urls")
         self._waba_base_urls = check_base_urls(waba_base_urls, field="waba_base_urls")
-        self._max_concurrency = check_concurrency(max_concurrency)
         self._max_whatsapp_concurrency = check_concurrency(
             max_whatsapp_concurrency, "max_whatsapp_concurrency"
         )
-        self._retry = check_retry(retry)
-        self._calling_code = default_calling_code(default_country)
         self._configure_whatsapp(app_id, app_secret, waba_number)
-        self._transport = Transport(
-            retry=self._retry,
-            timeout=make_timeout(timeout),
-            max_connections=max(self._max_concurrency, self._max_whatsapp_concurrency),
-            transport=transport,
-        )
+        pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
+        self._open_transport(timeout, transport, pool_size)
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from attrs import field, frozen
 
+from .._codes import Code, CodeTable
 from .._parse import parse_decimal
 from .._secrets import redacted_snippet
 from ..errors import (
@@ -49,23 +50,21 @@ _SENDER = re.compile(r"\d{1,13}|[A-Za-z0-9]{1,11}")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 
 
-@frozen
-class _Code:
-    error: type[GatewayError]
-    fatal: bool
-    meaning: str
-
-
-CODES: Mapping[int, _Code] = {
-    1702: _Code(AuthenticationError, True, "invalid username or password"),
-    1703: _Code(GatewayError, False, "internal server error"),
-    1704: _Code(InsufficientCreditsError, True, "insufficient credits"),
-    1705: _Code(InvalidNumberError, False, "invalid mobile number"),
-    1706: _Code(InvalidMessageError, False, "invalid message or invalid sender ID"),
-    1708: _Code(CreditTransferError, False, "invalid account for credit transfer"),
-    1709: _Code(CreditTransferError, False, "invalid credit value for credit transfer"),
-    1718: _Code(DuplicateRequestError, False, "duplicate record: seqno seen in the last 24 hours"),
-}
+CODES = CodeTable(
+    "sms.com.my",
+    {
+        1702: Code(AuthenticationError, True, "invalid username or password"),
+        1703: Code(GatewayError, False, "internal server error"),
+        1704: Code(InsufficientCreditsError, True, "insufficient credits"),
+        1705: Code(InvalidNumberError, False, "invalid mobile number"),
+        1706: Code(InvalidMessageError, False, "invalid message or invalid sender ID"),
+        1708: Code(CreditTransferError, False, "invalid account for credit transfer"),
+        1709: Code(CreditTransferError, False, "invalid credit value for credit transfer"),
+        1718: Code(
+            DuplicateRequestError, False, "duplicate record: seqno seen in the last 24 hours"
+        ),
+    },
+)
 
 
 class UnrecognisedAnswer(Exception):
@@ -89,15 +88,8 @@ class Request:
 def error_for(
     code: int | None, gateway_message: str | None = None, raw: Any = None
 ) -> GatewayError:
-    known = CODES.get(code) if code is not None else None
-    message = f"sms.com.my answered {code}: {known.meaning if known else 'undocumented code'}"
-    return (known.error if known else GatewayError)(
-        message,
-        code=code,
-        gateway_message=gateway_message,
-        fatal=known.fatal if known else False,
-        raw=raw,
-    )
+    """The typed error for a code of this gateway (see ``CODES``)."""
+    return CODES.error_for(code, gateway_message, raw)
 
 
 # ---------------------------------------------------------------- validation

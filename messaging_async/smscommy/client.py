@@ -23,14 +23,11 @@ from .._client import (
     OnOutcome,
     build_report,
     check_concurrency,
-    check_credential,
-    check_retry,
-    default_calling_code,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
-from .._transport import Answer, SendProgress, Transport, check_base_urls, make_timeout
+from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     GatewayError,
     PlainHttpWarning,
@@ -74,9 +71,13 @@ class SmsComMyClient(BaseClient):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
-        super().__init__()
-        self._username = check_credential(username, "username")
-        self._password = check_credential(password, "password")
+        super().__init__(
+            username=username,
+            password=password,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            default_country=default_country,
+        )
         self._sender = _wire.check_sender(sender)
         self._base_urls = check_base_urls([base_url], field="base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
@@ -86,16 +87,8 @@ class SmsComMyClient(BaseClient):
                 PlainHttpWarning,
                 stacklevel=2,
             )
-        self._max_concurrency = check_concurrency(max_concurrency)
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
-        self._retry = check_retry(retry)
-        self._calling_code = default_calling_code(default_country)
-        self._transport = Transport(
-            retry=self._retry,
-            timeout=make_timeout(timeout),
-            max_connections=self._max_concurrency,
-            transport=transport,
-        )
+        self._open_transport(timeout, transport, self._max_concurrency)
 
     def __repr__(self) -> str:
         return (

@@ -17,6 +17,9 @@ from typing import Any
 
 import anyio
 
+from ..isms import IsmsClient
+from ..retry import RetryPolicy
+from ..smscommy import SmsComMyClient
 from ..webhooks.events import DeliveryStatus
 from . import _isms, _smscommy
 from ._http import WebhookTarget, in_process_transport
@@ -217,6 +220,35 @@ class FakeGateway:
         if handler is None:
             return SimulatedAnswer(404, "<html><body>404 Not Found</body></html>", "text/html")
         return handler()
+
+    def isms_client(self, *, base_url: str | None = None, **overrides: Any) -> IsmsClient:
+        """An ``IsmsClient`` (SMS and WhatsApp) with this sandbox's credentials and retries that
+        do not sleep: in process, or to ``base_url`` where the sandbox is served."""
+        settings: dict[str, Any] = {
+            "username": self.username,
+            "password": self.password,
+            "app_id": self.app_id,
+            "app_secret": self.app_secret,
+            "waba_number": self.waba_number,
+            "retry": RetryPolicy.no_wait(),
+        }
+        if base_url is None:
+            settings["transport"] = self.transport()
+        else:
+            settings.update(sms_base_urls=[base_url], waba_base_urls=[base_url])
+        return IsmsClient(**{**settings, **overrides})
+
+    def smscommy_client(self, *, base_url: str | None = None, **overrides: Any) -> SmsComMyClient:
+        """An ``SmsComMyClient`` for this sandbox, like ``isms_client``."""
+        settings: dict[str, Any] = {
+            "username": self.username,
+            "password": self.password,
+            "retry": RetryPolicy.no_wait(),
+            "base_url": f"{base_url or 'https://www.sms.com.my'}/websmsapi",
+        }
+        if base_url is None:
+            settings["transport"] = self.transport()
+        return SmsComMyClient(**{**settings, **overrides})
 
     def transport(self) -> Any:
         """An ``httpx.AsyncBaseTransport`` that serves this sandbox in process, faults included."""

@@ -16,18 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ..isms import IsmsClient
-from ..retry import RetryPolicy
 from ..smscommy import SmsComMyClient
-from .gateway import (
-    SANDBOX_APP_ID,
-    SANDBOX_APP_SECRET,
-    SANDBOX_PASSWORD,
-    SANDBOX_USERNAME,
-    SANDBOX_WABA_NUMBER,
-    FakeGateway,
-)
-
-SANDBOX_SMSCOMMY_URL = "https://www.sms.com.my/websmsapi"
+from .gateway import FakeGateway
 
 
 @pytest.fixture
@@ -39,15 +29,7 @@ def fake_gateway() -> FakeGateway:
 @pytest.fixture
 async def isms_client(fake_gateway: FakeGateway) -> AsyncIterator[IsmsClient]:
     """An ``IsmsClient`` (SMS and WhatsApp) talking to ``fake_gateway`` in process."""
-    async with IsmsClient(
-        username=SANDBOX_USERNAME,
-        password=SANDBOX_PASSWORD,
-        app_id=SANDBOX_APP_ID,
-        app_secret=SANDBOX_APP_SECRET,
-        waba_number=SANDBOX_WABA_NUMBER,
-        transport=fake_gateway.transport(),
-        retry=RetryPolicy.no_wait(),
-    ) as client:
+    async with fake_gateway.isms_client() as client:
         yield client
 
 
@@ -55,11 +37,5 @@ async def isms_client(fake_gateway: FakeGateway) -> AsyncIterator[IsmsClient]:
 async def smscommy_client(fake_gateway: FakeGateway) -> AsyncIterator[SmsComMyClient]:
     """An ``SmsComMyClient`` talking to ``fake_gateway`` in process (https base URL, so no
     ``PlainHttpWarning``)."""
-    async with SmsComMyClient(
-        username=SANDBOX_USERNAME,
-        password=SANDBOX_PASSWORD,
-        base_url=SANDBOX_SMSCOMMY_URL,
-        transport=fake_gateway.transport(),
-        retry=RetryPolicy.no_wait(),
-    ) as client:
+    async with fake_gateway.smscommy_client() as client:
         yield client

@@ -1,0 +1,57 @@
+"""A gateway's table of answer codes and the typed error each one becomes. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+from .errors import GatewayError
+
+__all__ = ["Code", "CodeTable"]
+
+
+@frozen
+class Code:
+    """What one code means. ``fatal``: every further send of the account fails the same way,
+    so a bulk run stops; ``scoped``: fatal only for messages that share what failed (a
+    WhatsApp template)."""
+
+    error: type[GatewayError]
+    fatal: bool
+    meaning: str
+    scoped: bool = False
+
+
+class CodeTable:
+    """One gateway's codes; undocumented ones become a plain, non-fatal ``GatewayError``."""
+
+    def __init__(self, gateway: str, codes: Mapping[int, Code]):
+        self.gateway = gateway
+        self.codes = codes
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.codes
+
+    def is_scoped(self, error: GatewayError) -> bool:
+        known = self.codes.get(error.code) if error.code is not None else None
+        return known is not None and known.scoped
+
+    def error_for(
+        self, code: int | None, gateway_message: str | None = None, raw: Any = None
+    ) -> GatewayError:
+        """The typed error for ``code``; the gateway's own text is added where it says more."""
+        known = self.codes.get(code) if code is not None else None
+        message = (
+            f"{self.gateway} answered {code}: {known.meaning if known else 'undocumented code'}"
+        )
+        if gateway_message and gateway_message.strip() != str(code):
+            message += f" ({gateway_message})"
+        return (known.error if known else GatewayError)(
+            message,
+            code=code,
+            gateway_message=gateway_message,
+            fatal=known.fatal if known else False,
+            raw=raw,
+        )
