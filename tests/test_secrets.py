@@ -118,7 +118,7 @@ async def _whatsapp_failures() -> list[str]:
     """WhatsApp sends that succeed and fail every way; texts and template params are secret."""
     seen: list[str] = []
     waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
-    answers: list[httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]] = [
+    answers: list[Answer] = [
         httpx.Response(200, json={"statusCode": "OK", "messageId": "1", "requestId": "r"}),
         httpx.Response(200, json={"statusCode": "1001", "message": "Authentication failed"}),
         httpx.Response(200, json={"statusCode": "45010", "message": "Reply time limit exceeded"}),
@@ -131,10 +131,7 @@ async def _whatsapp_failures() -> list[str]:
         async with make_client(retry=RetryPolicy.no_wait(max_attempts=2), **waba) as client:
             seen.append(repr(client))
             for answer in answers:
-                if isinstance(answer, httpx.Response):
-                    route.mock(return_value=answer)
-                else:
-                    route.mock(side_effect=answer)
+                answer_with(route, answer)
                 for text in TEXTS:
                     for call in (
                         client.send_whatsapp_text("60120000001", text),
@@ -156,7 +153,7 @@ async def _whatsapp_failures() -> list[str]:
 async def _smscommy_failures() -> list[str]:
     """sms.com.my sends that succeed and fail every way; no URL may carry the password."""
     seen: list[str] = []
-    answers: list[httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]] = [
+    answers: list[Answer] = [
         httpx.Response(200, text="1701:55"),
         httpx.Response(200, text="1702"),
         httpx.Response(200, text="1703"),
@@ -175,10 +172,7 @@ async def _smscommy_failures() -> list[str]:
         async with smsmy:
             seen.append(repr(smsmy))
             for answer in answers:
-                if isinstance(answer, httpx.Response):
-                    route.mock(return_value=answer)
-                else:
-                    route.mock(side_effect=answer)
+                answer_with(route, answer)
                 for text in TEXTS:
                     for call in (
                         smsmy.send_sms("60120000001", text),
@@ -199,6 +193,16 @@ async def _smscommy_failures() -> list[str]:
     assert urls
     seen += urls
     return seen
+
+
+Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
+
+
+def answer_with(route: respx.Route, answer: Answer) -> None:
+    if isinstance(answer, httpx.Response):
+        route.mock(return_value=answer)
+    else:
+        route.mock(side_effect=answer)
 
 
 async def _raises(call: object) -> MessagingError:
