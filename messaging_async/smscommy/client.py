@@ -357,6 +357,11 @@ class SmsComMyClient(BaseClient):
         return UnitResult(outcomes, None, fatal)
 
     async def _post(self, path: str, form: bytes, progress: SendProgress) -> Answer:
+        ambiguous = (
+            _is_ambiguous_credits_answer
+            if path == _wire.CREDITS_PATH
+            else _is_ambiguous_send_answer
+        )
         return await self._transport.post(
             self._base_urls,
             path,
@@ -364,7 +369,7 @@ class SmsComMyClient(BaseClient):
             content_type=_wire.CONTENT_TYPE,
             retry_after_send=True,
             progress=progress,
-            ambiguous_answer=_is_internal_error,
+            ambiguous_answer=ambiguous,
         )
 
     def _note(self, answer: Answer, secrets: tuple[str, ...]) -> str:
@@ -389,8 +394,30 @@ def _over_the_network_in_clear(url: str) -> bool:
         return host != "localhost"
 
 
-def _is_internal_error(answer: Answer) -> bool:
-    return _wire.is_internal_error(answer.text)
+def _is_ambiguous_send_answer(answer: Answer) -> bool:
+    """1703, or a 2xx body that is no return code (a maintenance page, a cut answer): the
+    gateway may have acted, and with a seqno a retry cannot send twice."""
+    if not 200 <= answer.status < 300:
+        return False
+    if _wire.is_internal_error(answer.text):
+        return True
+    try:
+        _wire.parse_answer(answer.text)
+    except _wire.UnrecognisedAnswer:
+        return True
+    return False
+
+
+def _is_ambiguous_credits_answer(answer: Answer) -> bool:
+    if not 200 <= answer.status < 300 or answer.text.strip() == "1702":
+        return False
+    try:
+        _wire.parse_credits(answer.text)
+    except _wire.UnrecognisedAnswer:
+        return True
+    except GatewayError:
+        return answer.text.strip() == "1703"
+    return False
 
 
 def _fatal(outcome: Outcome) -> GatewayError | None:

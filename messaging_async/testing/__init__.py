@@ -13,6 +13,7 @@ from ._asgi import serve
 from ._http import WebhookTarget
 from ._records import Fault, SentMessage
 from .gateway import (
+    CHAOS_FAULTS,
     SANDBOX_APP_ID,
     SANDBOX_APP_SECRET,
     SANDBOX_PASSWORD,
@@ -22,6 +23,7 @@ from .gateway import (
 )
 
 __all__ = [
+    "CHAOS_FAULTS",
     "SANDBOX_APP_ID",
     "SANDBOX_APP_SECRET",
     "SANDBOX_PASSWORD",

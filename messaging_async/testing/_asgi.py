@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -64,8 +65,20 @@ async def serve_request(
     }
     await send(start)
     if rule is not None and rule.fault is Fault.RESET:
-        raise ConnectionResetError("[sandbox] connection reset after the request was read")
+        raise SandboxReset("[sandbox] connection reset after the request was read")
     await send({"type": "http.response.body", "body": content})
+
+
+class SandboxReset(ConnectionResetError):
+    """Raised on purpose after the answer started, so the server drops the connection."""
+
+
+class _HideSandboxResets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], SandboxReset))
+
+
+logging.getLogger("uvicorn.error").addFilter(_HideSandboxResets())
 
 
 def _as_502(rule: Any) -> Any:

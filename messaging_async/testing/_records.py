@@ -23,6 +23,8 @@ class Fault(enum.Enum):
     """Processes, then drops the connection mid-answer."""
     SERVER_ERROR = ("server_error", False)
     """A 502 HTML page from a proxy in front of the gateway."""
+    UNAVAILABLE = ("unavailable", False)
+    """A 503 HTML page: the gateway is down for maintenance."""
     TRUNCATED = ("truncated", True)
     """Processes, then the answer arrives cut in half."""
     NOT_JSON = ("not_json", False)

@@ -21,6 +21,8 @@ SEQNO_MEMORY = 24 * 3600.0
 
 def send(fake: FakeGateway, endpoint: str, form: dict[str, str]) -> SimulatedAnswer:
     """ISendSMS, ISendSMSUnicode, ISendSMS2D and ISendSMSNoDR."""
+    if form.get("seqno"):  # every attempt's seqno, so tests can see retries reuse it
+        fake.seqnos_by_message[(form.get("mobile", ""), form.get("message", ""))].add(form["seqno"])
     if form.get("username") != fake.username or form.get("password") != fake.password:
         return _code(1702)
     numbers = (

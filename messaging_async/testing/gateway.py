@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from decimal import Decimal
 from typing import Any
@@ -54,6 +56,20 @@ _SMSCOMMY_STATUS = {
 }
 _HTML_502 = (
     "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
+
+_HTML_503 = (
+    "<html><body><h1>503 Service Unavailable</h1><p>Maintenance in progress.</p></body></html>"
+)
+# What chaos picks from: every fault a real network or gateway produces on its own.
+CHAOS_FAULTS = (
+    Fault.HANG,
+    Fault.RESET,
+    Fault.SERVER_ERROR,
+    Fault.UNAVAILABLE,
+    Fault.TRUNCATED,
+    Fault.NOT_JSON,
+    Fault.SLOW,
 )
 
 Outcomes = Mapping[str, DeliveryStatus] | Callable[[SentMessage], DeliveryStatus] | None
@@ -101,6 +117,10 @@ class FakeGateway:
         self.requests = 0
         self._clock = clock
         self._faults: list[FaultRule] = []
+        self._chaos: tuple[random.Random, tuple[Fault, ...], float, float] | None = None
+        self.faults_applied: Counter[str] = Counter()
+        # Every seqno each sms.com.my (mobile, message) arrived with, retries included.
+        self.seqnos_by_message: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._seqnos: dict[str, float] = {}
         self._windows: dict[str, float] = {}
         self._unreported: list[SentMessage] = []
@@ -162,10 +182,33 @@ class FakeGateway:
             raise ValueError("Fault.CODE needs code=")
         self._faults.append(FaultRule(fault, endpoint, host, times, delay, code))
 
+    def chaos(
+        self,
+        faults: Iterable[Fault] = CHAOS_FAULTS,
+        *,
+        rate: float = 0.2,
+        seed: int | None = None,
+        delay: float = 0.5,
+    ) -> None:
+        """Fail a random ``rate`` of requests with a random one of ``faults`` (reproducible
+        with ``seed``); ``rate=0`` turns it off. Injected faults take precedence."""
+        chosen = tuple(faults)
+        if Fault.CODE in chosen:
+            raise ValueError("Fault.CODE needs a code: inject it instead")
+        rng = random.Random(seed)  # noqa: S311 - picks faults for tests, not secrets
+        self._chaos = (rng, chosen, rate, delay) if rate > 0 and chosen else None
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._chaos = None
 
     def take_fault(self, path: str, host: str) -> FaultRule | None:
+        rule = self._injected(path, host) or self._random_fault()
+        if rule is not None:
+            self.faults_applied[rule.fault.label] += 1
+        return rule
+
+    def _injected(self, path: str, host: str) -> FaultRule | None:
         for rule in self._faults:
             if rule.matches(path, host):
                 if rule.times is not None:
@@ -175,10 +218,20 @@ class FakeGateway:
                 return rule
         return None
 
+    def _random_fault(self) -> FaultRule | None:
+        if self._chaos is None:
+            return None
+        rng, faults, rate, delay = self._chaos
+        if rng.random() >= rate:
+            return None
+        return FaultRule(rng.choice(faults), delay=delay)
+
     def fault_answer(self, rule: FaultRule, path: str) -> SimulatedAnswer:
         """What a fault that does not process the request answers."""
         if rule.fault is Fault.SERVER_ERROR:
             return SimulatedAnswer(502, _HTML_502, "text/html")
+        if rule.fault is Fault.UNAVAILABLE:
+            return SimulatedAnswer(503, _HTML_503, "text/html")
         if rule.fault is Fault.NOT_JSON:
             return SimulatedAnswer(200, "Service temporarily unavailable. Please try again later.")
         if path.endswith("isms_send_json.php") or path.endswith("isms_balance_json.php"):
@@ -223,7 +276,8 @@ class FakeGateway:
 
     def isms_client(self, *, base_url: str | None = None, **overrides: Any) -> IsmsClient:
         """An ``IsmsClient`` (SMS and WhatsApp) with this sandbox's credentials and retries that
-        do not sleep: in process, or to ``base_url`` where the sandbox is served."""
+        do not sleep: to ``base_url`` (or the ``sms_base_urls`` given) where the sandbox is
+        served, else in process."""
         settings: dict[str, Any] = {
             "username": self.username,
             "password": self.password,
@@ -232,10 +286,10 @@ class FakeGateway:
             "waba_number": self.waba_number,
             "retry": RetryPolicy.no_wait(),
         }
-        if base_url is None:
-            settings["transport"] = self.transport()
-        else:
+        if base_url is not None:
             settings.update(sms_base_urls=[base_url], waba_base_urls=[base_url])
+        elif not {"sms_base_urls", "waba_base_urls", "transport"} & overrides.keys():
+            settings["transport"] = self.transport()  # no URL given: in process
         return IsmsClient(**{**settings, **overrides})
 
     def smscommy_client(self, *, base_url: str | None = None, **overrides: Any) -> SmsComMyClient:
