@@ -186,7 +186,8 @@ class Transport:
         """POST ``content`` to ``path`` under the first base URL that answers usably.
 
         ``ambiguous_answer`` flags answers that say the gateway failed midway (sms.com.my's
-        1703 "internal server error"): they are treated like a 5xx page. Raises
+        1703, or a page that is no answer at all): they are retried like a 5xx page, and when
+        the attempts run out the last such answer is returned for the caller to judge. Raises
         ``UnreachableError`` when no attempt can have reached the gateway and
         ``OutcomeUnknownError`` when one may have.
         """
@@ -195,31 +196,32 @@ class Transport:
         notes: list[str] = []
         started = anyio.current_time()
         round_number = 0
+        last_answer: Answer | None = None  # an ambiguous answer, if the last attempt gave one
         while True:
             retry_after: float | None = None
             for base_url in self._in_preferred_order(base_urls):
                 if not self._may_attempt(notes, started):
-                    raise self._give_up(notes, progress)
+                    return self._give_up(notes, progress, last_answer)
                 result = await self._attempt(base_url, path, content, headers, progress, notes)
+                last_answer = None
                 if isinstance(result, Answer):
                     if ambiguous_answer is None or not ambiguous_answer(result):
                         return result
                     progress.ambiguous = True
-                    notes.append(
-                        f"{urlsplit(base_url).netloc}: the gateway reported a failure midway"
-                    )
+                    last_answer = result
+                    notes.append(f"{urlsplit(base_url).netloc}: an answer saying nothing certain")
                     result = _RoundOver(pause=None)
                 if isinstance(result, _NextHost):
                     continue
                 if progress.ambiguous and not retry_after_send:
-                    raise self._give_up(notes, progress)
+                    return self._give_up(notes, progress, last_answer)
                 retry_after = result.pause
                 break
             round_number += 1
             pause = self._retry.backoff(round_number, retry_after)
             remaining = self._retry.max_elapsed - (anyio.current_time() - started)
             if not self._may_attempt(notes, started) or pause >= remaining:
-                raise self._give_up(notes, progress)
+                return self._give_up(notes, progress, last_answer)
             if pause > 0:
                 logger.info("retrying in %.2fs after: %s", pause, notes[-1])
                 await anyio.sleep(pause)
@@ -286,15 +288,17 @@ class Transport:
         return not notes or anyio.current_time() - started < self._retry.max_elapsed
 
     @staticmethod
-    def _give_up(
-        notes: list[str], progress: SendProgress
-    ) -> UnreachableError | OutcomeUnknownError:
+    def _give_up(notes: list[str], progress: SendProgress, last_answer: Answer | None) -> Answer:
+        """The last answer, if the last attempt gave one, for the caller to judge; else raise
+        what the attempts amount to."""
+        if last_answer is not None:
+            return last_answer
         summary = f"no usable answer after {len(notes)} attempt(s); last: {notes[-1]}"
         if progress.ambiguous:
-            return OutcomeUnknownError(
+            raise OutcomeUnknownError(
                 "the request may have reached the gateway: " + summary, attempts=tuple(notes)
             )
-        return UnreachableError(
+        raise UnreachableError(
             "the request never reached the gateway: " + summary, attempts=tuple(notes)
         )
 

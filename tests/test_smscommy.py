@@ -230,13 +230,29 @@ async def test_1703_and_5xx_are_retried_with_the_same_seqno() -> None:
 
 async def test_1703_every_time_ends_unknown_with_the_seqno_to_resend_with() -> None:
     with respx.mock(assert_all_called=False) as mock:
-        mock.post(f"{BASE}/ISendSMS.aspx").mock(return_value=httpx.Response(200, text="1703"))
+        route = mock.post(f"{BASE}/ISendSMS.aspx").mock(
+            return_value=httpx.Response(200, text="1703")
+        )
         async with client(retry=RetryPolicy.no_wait(max_attempts=3)) as smsmy:
-            with pytest.raises(OutcomeUnknownError) as caught:
+            with pytest.raises(OutcomeUnknownError, match="seqno=keep-me") as caught:
                 await smsmy.send_sms("60123456789", "hi", seqno="keep-me")
     assert caught.value.outcome is not None
     assert caught.value.outcome.seqno == "keep-me"
-    assert len(caught.value.attempts) == 3
+    assert route.call_count == 3
+    assert {form(call)["seqno"] for call in route.calls} == {"keep-me"}
+
+
+async def test_a_maintenance_page_is_retried_and_then_reported_with_its_text() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{BASE}/ISendSMS.aspx").mock(
+            side_effect=[
+                httpx.Response(200, text="Service unavailable"),
+                httpx.Response(200, text="1701:9"),
+            ]
+        )
+        async with client() as smsmy:
+            assert (await smsmy.send_sms("60123456789", "hi")).message_id == "9"
+    assert route.call_count == 2
 
 
 async def test_a_first_1718_to_a_callers_seqno_is_a_rejected_duplicate() -> None:

@@ -224,6 +224,9 @@ def outcome(
     }
     if code == SENT:
         return Outcome(status=OutcomeStatus.ACCEPTED, message_id=message_id, **common)
+    if code == INTERNAL_ERROR:  # still failing midway after our retries: maybe sent
+        reason = f"the gateway kept answering 1703 (internal error); resend with seqno={seqno}"
+        return Outcome(status=OutcomeStatus.UNKNOWN, reason=reason, **common)
     if code == DUPLICATE and retried:
         reason = (
             "accepted on an earlier attempt: the retry with the same seqno was answered 1718; "
