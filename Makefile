@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test demo clean
+.PHONY: install lint typecheck test demo soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint typecheck
 # A bulk blast and webhook round trip against the built-in sandbox, on loopback ports.
 demo: install
 	$(BIN)/messaging-async demo
+
+# About ten minutes: 1,000,000 recipients under random faults; figures into benchmarks/RESULTS.md.
+soak: install
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
