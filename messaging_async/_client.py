@@ -156,12 +156,14 @@ class BaseClient:
         timeout: float | httpx.Timeout | None,
         transport: httpx.AsyncBaseTransport | None,
         pool_size: int,
+        http_backend: str,
     ) -> None:
         self._transport = Transport(
             retry=self._retry,
             timeout=make_timeout(timeout),
             max_connections=pool_size,
             transport=transport,
+            http_backend=http_backend,
         )
 
     async def __aenter__(self) -> Self:

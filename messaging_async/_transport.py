@@ -14,7 +14,9 @@ never in httpx's request log.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import sniffio
 from attrs import define, frozen
 
 from ._version import __version__
@@ -134,6 +137,46 @@ def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
     return tuple(checked)
 
 
+HTTP_BACKENDS = ("httpx", "aiohttp")
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context for every client: building one costs milliseconds and memory each."""
+    return httpx.create_ssl_context()
+
+
+def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """httpx's API over aiohttp's connection handling (the ``[fast]`` extra)."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        raise ValidationError(
+            "http_backend='aiohttp' needs the fast extra: pip install 'messaging-async[fast]'",
+            field="http_backend",
+        ) from None
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return AiohttpTransport(verify=shared_ssl_context(), limits=limits, trust_env=False)
+
+
+def never_sent(exc: httpx.TransportError) -> bool:
+    """Whether ``exc`` proves the request never left.
+
+    httpx-aiohttp reports every ``aiohttp.ClientConnectionError`` as a ``ConnectTimeout`` —
+    including a server that disconnects or a reset *after* the request was written. Only
+    aiohttp's connector errors and connect timeouts really mean "not sent"; reading the
+    original exception keeps a reset after sending from being re-sent as if it never left.
+    """
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        import aiohttp
+
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, _NOT_SENT_ERRORS)
+
+
 class Transport:
     """One pooled ``httpx.AsyncClient`` per SDK client, with failover and retry rules.
 
@@ -149,15 +192,28 @@ class Transport:
         timeout: httpx.Timeout,
         max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_backend: str = "httpx",
     ):
+        if http_backend not in HTTP_BACKENDS:
+            raise ValidationError(
+                f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
+            )
+        if transport is None and http_backend == "aiohttp":
+            transport = _aiohttp_transport(max_connections)
+            self._owned: httpx.AsyncBaseTransport | None = transport
+        else:
+            self._owned = None
+        self._backend = http_backend
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
+        borrowed = _Borrowed(transport) if transport is not None and self._owned is None else None
         self._client = httpx.AsyncClient(
-            transport=_Borrowed(transport) if transport is not None else None,
+            transport=self._owned or borrowed,
+            verify=shared_ssl_context(),
             timeout=timeout,
             limits=limits,
             headers={"User-Agent": USER_AGENT},
@@ -191,6 +247,11 @@ class Transport:
         ``UnreachableError`` when no attempt can have reached the gateway and
         ``OutcomeUnknownError`` when one may have.
         """
+        if self._backend == "aiohttp" and sniffio.current_async_library() != "asyncio":
+            raise ValidationError(
+                "http_backend='aiohttp' runs on asyncio only; use the default backend under trio",
+                field="http_backend",
+            )
         progress = progress if progress is not None else SendProgress()
         headers = {"Content-Type": content_type}
         notes: list[str] = []
@@ -245,16 +306,18 @@ class Transport:
                 response = await self._client.post(
                     f"{base_url}/{path}", content=content, headers=headers
                 )
-            except _NOT_SENT_ERRORS as exc:
-                progress.in_flight = False
-                self._cool_down(base_url)
-                notes.append(f"{host}: not sent ({_describe(exc)})")
-                logger.warning(
-                    "%s failed before sending (%s); trying the next base URL", host, _describe(exc)
-                )
-                return _NEXT_HOST
             except httpx.TransportError as exc:
-                progress.in_flight, progress.ambiguous = False, True
+                progress.in_flight = False
+                if never_sent(exc):
+                    self._cool_down(base_url)
+                    notes.append(f"{host}: not sent ({_describe(exc)})")
+                    logger.warning(
+                        "%s failed before sending (%s); trying the next base URL",
+                        host,
+                        _describe(exc),
+                    )
+                    return _NEXT_HOST
+                progress.ambiguous = True
                 notes.append(f"{host}: no answer after sending ({_describe(exc)})")
                 return _RoundOver(pause=None)
             progress.in_flight = False

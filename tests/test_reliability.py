@@ -71,7 +71,8 @@ async def served(fake: FakeGateway, count: int = 1) -> AsyncIterator[list[str]]:
             yield [first, second]
 
 
-async def test_isms_under_every_fault_mixed_at_random() -> None:
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_isms_under_every_fault_mixed_at_random(backend: str) -> None:
     fake = FakeGateway()
     fake.chaos(rate=0.3, seed=8, delay=0.5)  # slow answers are slower than the read timeout
     async with served(fake, 2) as urls:
@@ -95,7 +96,8 @@ async def test_isms_under_every_fault_mixed_at_random() -> None:
     }
 
 
-async def test_smscommy_retries_under_faults_never_duplicate() -> None:
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_smscommy_retries_under_faults_never_duplicate(backend: str) -> None:
     fake = FakeGateway()
     fake.chaos(rate=0.3, seed=5, delay=0.5)
     async with served(fake) as (url,):

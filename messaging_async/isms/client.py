@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -79,6 +79,7 @@ class IsmsClient(WhatsAppMethods):
         retry: RetryPolicy | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_backend: Literal["httpx", "aiohttp"] = "httpx",
     ):
         super().__init__(
             username=username,
@@ -99,7 +100,7 @@ class IsmsClient(WhatsAppMethods):
         )
         self._configure_whatsapp(app_id, app_secret, waba_number)
         pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
-        self._open_transport(timeout, transport, pool_size)
+        self._open_transport(timeout, transport, pool_size, http_backend)
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None

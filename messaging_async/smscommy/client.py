@@ -12,7 +12,7 @@ import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -70,6 +70,7 @@ class SmsComMyClient(BaseClient):
         retry: RetryPolicy | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_backend: Literal["httpx", "aiohttp"] = "httpx",
     ):
         super().__init__(
             username=username,
@@ -88,7 +89,7 @@ class SmsComMyClient(BaseClient):
                 stacklevel=2,
             )
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
-        self._open_transport(timeout, transport, self._max_concurrency)
+        self._open_transport(timeout, transport, self._max_concurrency, http_backend)
 
     def __repr__(self) -> str:
         return (
