@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test demo soak clean
+.PHONY: install lint typecheck test demo soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast]'
 	touch $@
 
 install: $(STAMP)
@@ -29,6 +29,11 @@ test: lint typecheck
 # A bulk blast and webhook round trip against the built-in sandbox, on loopback ports.
 demo: install
 	$(BIN)/messaging-async demo
+
+# Benchmarks (a few minutes; 2 cores): tables into benchmarks/RESULTS.md.
+bench: install
+	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python memory.py \
+		&& ../$(BIN)/python webhook_parsing.py && ../$(BIN)/python bulk_overhead.py
 
 # About ten minutes: 1,000,000 recipients under random faults; figures into benchmarks/RESULTS.md.
 soak: install

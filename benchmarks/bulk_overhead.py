@@ -16,6 +16,7 @@ import time
 
 import anyio
 import httpx
+from blast import bodies as request_bodies
 
 from messaging_async import IsmsClient, RetryPolicy, Sms
 
@@ -83,18 +84,7 @@ async def sdk(batch: list[Sms], concurrency: int) -> float:
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     batch = messages(count)
-    bodies = [
-        json.dumps(
-            {
-                "un": "u",
-                "pwd": "p",
-                "type": "1",
-                "agreedterm": "YES",
-                "messages": [{"dstno": m.to, "msg": m.text} for m in batch[i : i + CHUNK]],
-            }
-        ).encode()
-        for i in range(0, count, CHUNK)
-    ]
+    bodies = request_bodies(batch)  # the same prebuilt bodies as the blast benchmark
     print(f"{count} recipients, {len(bodies)} requests, CPU seconds (best of 3)")
     print(f"{'concurrency':>11} {'raw httpx':>10} {'SDK':>8} {'ratio':>6} {'SDK µs/msg':>11}")
     for concurrency in (10, 50):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -146,6 +147,20 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """httpx's own transport, HTTP/1.1, pool sized to the concurrency, with ``TCP_NODELAY``:
+    the request headers and body go out in separate writes, which Nagle's algorithm would
+    otherwise hold back for an ACK (about 10% of throughput measured here)."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return httpx.AsyncHTTPTransport(
+        verify=shared_ssl_context(),
+        limits=limits,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+
+
 def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     """httpx's API over aiohttp's connection handling (the ``[fast]`` extra)."""
     try:
@@ -198,24 +213,21 @@ class Transport:
             raise ValidationError(
                 f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
             )
-        if transport is None and http_backend == "aiohttp":
-            transport = _aiohttp_transport(max_connections)
-            self._owned: httpx.AsyncBaseTransport | None = transport
-        else:
-            self._owned = None
+        if transport is None:  # ours to build, and to close
+            http: httpx.AsyncBaseTransport = (
+                _aiohttp_transport(max_connections)
+                if http_backend == "aiohttp"
+                else default_transport(max_connections)
+            )
+        else:  # the caller's: used as given, never closed by us
+            http = _Borrowed(transport)
         self._backend = http_backend
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        borrowed = _Borrowed(transport) if transport is not None and self._owned is None else None
         self._client = httpx.AsyncClient(
-            transport=self._owned or borrowed,
-            verify=shared_ssl_context(),
+            transport=http,
             timeout=timeout,
-            limits=limits,
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
             trust_env=False,
