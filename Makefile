@@ -32,8 +32,9 @@ demo: install
 
 # Benchmarks (a few minutes; 2 cores): tables into benchmarks/RESULTS.md.
 bench: install
-	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python memory.py \
-		&& ../$(BIN)/python webhook_parsing.py && ../$(BIN)/python bulk_overhead.py
+	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
+		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \
+		&& ../$(BIN)/python bulk_overhead.py
 
 # About ten minutes: 1,000,000 recipients under random faults; figures into benchmarks/RESULTS.md.
 soak: install
