@@ -238,10 +238,11 @@ class BulkRunner(Generic[M]):
         except ValidationError as exc:
             await self._emit([_invalid(index, item, exc)])
             return
-        stop = self._stop_for(pending)
-        if stop is not None:
-            await self._emit([pending.outcome(OutcomeStatus.NOT_SENT, _stop_reason(stop))])
-            return
+        if self.summary.stopped_by is not None or self._scoped_stops:  # rare: skip the call
+            stop = self._stop_for(pending)
+            if stop is not None:
+                await self._emit([pending.outcome(OutcomeStatus.NOT_SENT, _stop_reason(stop))])
+                return
         key = self._unit_key(pending)
         unit = forming.setdefault(key, [])
         unit.append(pending)

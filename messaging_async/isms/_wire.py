@@ -255,14 +255,14 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
         return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
     code = parse_code(result.get("code"))
     message_id = result.get("sms_id") or result.get("trx_id")
-    if code == SUCCESS:
-        return _outcome(
-            index,
-            number,
-            ref,
-            OutcomeStatus.ACCEPTED,
+    if code == SUCCESS:  # the hot path: built directly
+        return Outcome(
+            to=number,
+            status=OutcomeStatus.ACCEPTED,
+            index=index,
+            message_id=None if message_id is None else str(message_id),
             code=code,
-            message_id=str(message_id) if message_id is not None else None,
+            ref=ref,
             raw=result,
         )
     if code is None:
