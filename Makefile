@@ -30,10 +30,11 @@ test: lint typecheck
 demo: install
 	$(BIN)/messaging-async demo
 
-# Benchmarks (a few minutes; 2 cores): tables into benchmarks/RESULTS.md.
+# Benchmarks (about fifteen minutes on 2 cores): tables into benchmarks/RESULTS.md.
 bench: install
 	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
-		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \
+		&& ../$(BIN)/python whatsapp.py && ../$(BIN)/python memory.py \
+		&& ../$(BIN)/python webhook_parsing.py && ../$(BIN)/python webhooks.py \
 		&& ../$(BIN)/python bulk_overhead.py
 
 # About ten minutes: 1,000,000 recipients under random faults; figures into benchmarks/RESULTS.md.

@@ -97,10 +97,9 @@ async def raw_httpx(
 ) -> None:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     limiter = anyio.CapacityLimiter(concurrency)
+    classic = path.endswith("isms_send_all_id.php")  # the only form-encoded endpoint
     headers = {
-        "Content-Type": "application/json"
-        if path.endswith("json.php")
-        else "application/x-www-form-urlencoded"
+        "Content-Type": "application/x-www-form-urlencoded" if classic else "application/json"
     }
     async with httpx.AsyncClient(limits=limits) as client:
 
