@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import sniffio
-from attrs import define, frozen
+from attrs import define, field, frozen
 
 from ._version import __version__
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
@@ -59,10 +59,11 @@ class Answer:
     status: int
     body: bytes
     base_url: str
+    text: str = field(init=False, repr=False)
+    """The body as text, decoded once; PHP gateways often start it with a byte-order mark."""
 
-    @property
-    def text(self) -> str:
-        """The body as text; PHP gateways often start it with a UTF-8 byte-order mark."""
+    @text.default
+    def _decode(self) -> str:
         return self.body.decode("utf-8", "replace").lstrip("\ufeff")
 
 

@@ -15,6 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import anyio
@@ -72,6 +73,20 @@ CHAOS_FAULTS = (
     Fault.SLOW,
 )
 
+# Endpoints whose body is JSON (POST only); the others take a form, or a GET query.
+_JSON_ENDPOINTS: Mapping[str, Callable[[FakeGateway, bytes], SimulatedAnswer]] = {
+    "isms_send_json.php": _isms.json_send,
+    "isms_balance_json.php": _isms.balance,
+    "isms_send_waba.php": _isms.waba_send,
+}
+_FormHandler = Callable[["FakeGateway", dict[str, str]], SimulatedAnswer]
+_SMSCOMMY_SENDS = ("ISendSMS.aspx", "ISendSMSNoDR.aspx", "ISendSMSUnicode.aspx", "ISendSMS2D.aspx")
+
+
+def _send_as(endpoint: str, fake: FakeGateway, form: dict[str, str]) -> SimulatedAnswer:
+    return _smscommy.send(fake, endpoint, form)
+
+
 Outcomes = Mapping[str, DeliveryStatus] | Callable[[SentMessage], DeliveryStatus] | None
 
 
@@ -125,6 +140,14 @@ class FakeGateway:
         self._windows: dict[str, float] = {}
         self._unreported: list[SentMessage] = []
         self._next_id = 1_143_000_000
+        self._form_endpoints: dict[
+            str, Callable[[FakeGateway, dict[str, str]], SimulatedAnswer]
+        ] = {
+            "isms_send_all_id.php": _isms.classic_send,
+            "creditsLeft.aspx": _smscommy.credits_left,
+            transfer_path: _smscommy.transfer,
+            **{name: partial(_send_as, name) for name in _SMSCOMMY_SENDS},
+        }
 
     def __repr__(self) -> str:
         return f"FakeGateway(sent={len(self.sent)}, faults={len(self._faults)})"
@@ -248,31 +271,15 @@ class FakeGateway:
         """Answer one request as the contract says; pure apart from the sandbox's state."""
         self.requests += 1
         endpoint = path.rsplit("/", 1)[-1]
-        form = _isms.form_of(body, query) if method in ("GET", "POST") else {}
-        if (
-            endpoint in ("isms_send_json.php", "isms_balance_json.php", "isms_send_waba.php")
-            and method != "POST"
-        ):
-            return SimulatedAnswer(405, "POST only")
-        handlers: dict[str, Callable[[], SimulatedAnswer]] = {
-            "isms_send_json.php": lambda: _isms.json_send(self, body),
-            "isms_send_all_id.php": lambda: _isms.classic_send(self, form),
-            "isms_balance_json.php": lambda: _isms.balance(self, body),
-            "isms_send_waba.php": lambda: _isms.waba_send(self, body),
-            "creditsLeft.aspx": lambda: _smscommy.credits_left(self, form),
-            self.transfer_path: lambda: _smscommy.transfer(self, form),
-        }
-        for name in (
-            "ISendSMS.aspx",
-            "ISendSMSNoDR.aspx",
-            "ISendSMSUnicode.aspx",
-            "ISendSMS2D.aspx",
-        ):
-            handlers[name] = lambda name=name: _smscommy.send(self, name, form)  # type: ignore[misc]
-        handler = handlers.get(endpoint)
-        if handler is None:
+        json_handler = _JSON_ENDPOINTS.get(endpoint)
+        if json_handler is not None:
+            if method != "POST":
+                return SimulatedAnswer(405, "POST only")
+            return json_handler(self, body)
+        form_handler = self._form_endpoints.get(endpoint)
+        if form_handler is None:
             return SimulatedAnswer(404, "<html><body>404 Not Found</body></html>", "text/html")
-        return handler()
+        return form_handler(self, _isms.form_of(body, query))
 
     def isms_client(self, *, base_url: str | None = None, **overrides: Any) -> IsmsClient:
         """An ``IsmsClient`` (SMS and WhatsApp) with this sandbox's credentials and retries that
