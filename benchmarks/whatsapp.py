@@ -15,7 +15,7 @@ from blast import Timed, measure, raw_httpx
 from httpx_aiohttp import AiohttpTransport
 
 from messaging_async import IsmsClient, RetryPolicy, WhatsAppTemplate
-from messaging_async._transport import default_transport
+from messaging_async._exchange import default_transport
 
 
 def templates(count: int) -> list[WhatsAppTemplate]:

@@ -19,7 +19,15 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._fanout import BulkRunner, Collector, Pending, UnitResult, notify, spawn_detached
+from ._fanout import (
+    BulkRunner,
+    Collector,
+    InputItems,
+    Pending,
+    UnitResult,
+    notify,
+    spawn_detached,
+)
 from ._transport import Answer, SendProgress, Transport, make_timeout
 from .errors import (
     MessagingError,
@@ -194,7 +202,7 @@ class BaseClient:
     async def _stream(
         self,
         make_runner: Callable[[_StreamSink], BulkRunner[Any]],
-        items: AsyncIterator[object],
+        items: InputItems[object],
         on_outcome: OnOutcome | None,
     ) -> AsyncIterator[Outcome]:
         """Run a bulk call in a detached producer and yield outcomes as units finish."""
@@ -225,7 +233,7 @@ async def _produce(
     finished: anyio.Event,
     send: MemoryObjectSendStream[list[Outcome] | Exception],
     runner: BulkRunner[Any],
-    items: AsyncIterator[object],
+    items: InputItems[object],
 ) -> None:
     try:
         with scope, send:

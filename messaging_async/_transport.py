@@ -1,4 +1,4 @@
-"""The only module that touches httpx: failover across base URLs, retry rules, timeouts.
+"""Failover across base URLs, retry rules and timeouts, over one ``_exchange`` per client.
 
 Every failure is classified by whether the request may have reached the gateway:
 
@@ -9,15 +9,12 @@ Every failure is classified by whether the request may have reached the gateway:
 - 429: the gateway says it did not process the request; retried after ``Retry-After``.
 
 Requests go as POST bodies, never query strings, so no credential is ever in a URL, and so
-never in httpx's request log.
+never in a request log.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import socket
-import ssl
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,7 +26,14 @@ import httpx
 import sniffio
 from attrs import define, field, frozen
 
-from ._version import __version__
+from ._exchange import (
+    AiohttpExchange,
+    Exchange,
+    HttpxExchange,
+    Reply,
+    SendFailed,
+    default_transport,
+)
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
 
@@ -37,19 +41,9 @@ __all__ = ["Answer", "SendProgress", "Transport", "check_base_urls", "make_timeo
 
 logger = logging.getLogger("messaging_async.transport")
 
-# Raised before a single byte of the request could have reached the gateway.
-_NOT_SENT_ERRORS = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
 _AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 _THROTTLED = 429
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-USER_AGENT = f"messaging-async/{__version__}"
 
 
 @frozen
@@ -97,19 +91,6 @@ class SendProgress:
         return self.in_flight or self.ambiguous
 
 
-class _Borrowed(httpx.AsyncBaseTransport):
-    """An injected transport, used as given and left open: its owner closes it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport):
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
 def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     """Seconds (for every phase) or an ``httpx.Timeout``; ``None`` means the default, never
     "no timeout": a request without one can hang a blast forever."""
@@ -142,59 +123,31 @@ def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
 HTTP_BACKENDS = ("httpx", "aiohttp")
 
 
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context for every client: building one costs milliseconds and memory each."""
-    return httpx.create_ssl_context()
-
-
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """httpx's own transport, HTTP/1.1, pool sized to the concurrency, with ``TCP_NODELAY``:
-    the request headers and body go out in separate writes, which Nagle's algorithm would
-    otherwise hold back for an ACK (about 10% of throughput measured here)."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncHTTPTransport(
-        verify=shared_ssl_context(),
-        limits=limits,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
-
-
-def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """httpx's API over aiohttp's connection handling (the ``[fast]`` extra)."""
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
+def _make_exchange(
+    backend: str,
+    transport: httpx.AsyncBaseTransport | None,
+    timeout: httpx.Timeout,
+    max_connections: int,
+) -> Exchange:
+    if backend not in HTTP_BACKENDS:
         raise ValidationError(
-            "http_backend='aiohttp' needs the fast extra: pip install 'messaging-async[fast]'",
-            field="http_backend",
-        ) from None
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return AiohttpTransport(verify=shared_ssl_context(), limits=limits, trust_env=False)
-
-
-def never_sent(exc: httpx.TransportError) -> bool:
-    """Whether ``exc`` proves the request never left.
-
-    httpx-aiohttp reports every ``aiohttp.ClientConnectionError`` as a ``ConnectTimeout`` —
-    including a server that disconnects or a reset *after* the request was written. Only
-    aiohttp's connector errors and connect timeouts really mean "not sent"; reading the
-    original exception keeps a reset after sending from being re-sent as if it never left.
-    """
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        import aiohttp
-
-        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return isinstance(exc, _NOT_SENT_ERRORS)
+            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
+        )
+    if transport is not None:  # the caller's: used as given, never closed by us
+        if backend != "httpx":
+            raise ValidationError(
+                "transport= takes an httpx transport; it cannot be combined with "
+                f"http_backend={backend!r}",
+                field="http_backend",
+            )
+        return HttpxExchange(transport, timeout, owned=False)
+    if backend == "aiohttp":
+        return AiohttpExchange(max_connections, timeout)
+    return HttpxExchange(default_transport(max_connections), timeout, owned=True)
 
 
 class Transport:
-    """One pooled ``httpx.AsyncClient`` per SDK client, with failover and retry rules.
+    """One connection pool per SDK client, with failover and retry rules.
 
     ``max_connections`` also bounds the requests in flight through this transport, so no
     request ever waits inside httpcore's pool: cancelling such a waiting request leaks a
@@ -210,36 +163,18 @@ class Transport:
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: str = "httpx",
     ):
-        if http_backend not in HTTP_BACKENDS:
-            raise ValidationError(
-                f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
-            )
-        if transport is None:  # ours to build, and to close
-            http: httpx.AsyncBaseTransport = (
-                _aiohttp_transport(max_connections)
-                if http_backend == "aiohttp"
-                else default_transport(max_connections)
-            )
-        else:  # the caller's: used as given, never closed by us
-            http = _Borrowed(transport)
         self._backend = http_backend
+        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections)
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
-        self._client = httpx.AsyncClient(
-            transport=http,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-            trust_env=False,
-        )
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        return self._exchange.closed
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._exchange.aclose()
 
     async def post(
         self,
@@ -266,7 +201,6 @@ class Transport:
                 field="http_backend",
             )
         progress = progress if progress is not None else SendProgress()
-        headers = {"Content-Type": content_type}
         notes: list[str] = []
         started = anyio.current_time()
         round_number = 0
@@ -276,14 +210,14 @@ class Transport:
             for base_url in self._in_preferred_order(base_urls):
                 if not self._may_attempt(notes, started):
                     return self._give_up(notes, progress, last_answer)
-                result = await self._attempt(base_url, path, content, headers, progress, notes)
+                result = await self._attempt(base_url, path, content, content_type, progress, notes)
                 last_answer = None
                 if isinstance(result, Answer):
                     if ambiguous_answer is None or not ambiguous_answer(result):
                         return result
                     progress.ambiguous = True
                     last_answer = result
-                    notes.append(f"{urlsplit(base_url).netloc}: an answer saying nothing certain")
+                    notes.append(f"{_host(base_url)}: an answer saying nothing certain")
                     result = _RoundOver(pause=None)
                 if isinstance(result, _NextHost):
                     continue
@@ -305,45 +239,45 @@ class Transport:
         base_url: str,
         path: str,
         content: bytes,
-        headers: dict[str, str],
+        content_type: str,
         progress: SendProgress,
         notes: list[str],
     ) -> Answer | _NextHost | _RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
-        host = urlsplit(base_url).netloc
         async with self._limiter:
             # Cleared only once we know how the attempt ended: a cancellation arriving while
-            # httpx holds the request leaves it set, and the request counts as maybe sent.
+            # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
             try:
-                response = await self._client.post(
-                    f"{base_url}/{path}", content=content, headers=headers
-                )
-            except httpx.TransportError as exc:
+                reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
+            except SendFailed as failure:
                 progress.in_flight = False
-                if never_sent(exc):
-                    self._cool_down(base_url)
-                    notes.append(f"{host}: not sent ({_describe(exc)})")
-                    logger.warning(
-                        "%s failed before sending (%s); trying the next base URL",
-                        host,
-                        _describe(exc),
-                    )
-                    return _NEXT_HOST
-                progress.ambiguous = True
-                notes.append(f"{host}: no answer after sending ({_describe(exc)})")
-                return _RoundOver(pause=None)
+                return self._failed(base_url, failure, progress, notes)
             progress.in_flight = False
-        self._cooling_until.pop(base_url, None)
-        status = response.status_code
+        if self._cooling_until:
+            self._cooling_until.pop(base_url, None)
+        status = reply.status
         if status in _AMBIGUOUS_STATUSES or status >= 500:
             progress.ambiguous = True
-            notes.append(f"{host}: HTTP {status} in place of an answer")
-            return _RoundOver(pause=_retry_after_seconds(response))
+            notes.append(f"{_host(base_url)}: HTTP {status} in place of an answer")
+            return _RoundOver(pause=_retry_after_seconds(reply))
         if status == _THROTTLED:
-            notes.append(f"{host}: HTTP 429, rate limited")
-            return _RoundOver(pause=_retry_after_seconds(response))
-        return Answer(status=status, body=response.content, base_url=base_url)
+            notes.append(f"{_host(base_url)}: HTTP 429, rate limited")
+            return _RoundOver(pause=_retry_after_seconds(reply))
+        return Answer(status=status, body=reply.body, base_url=base_url)
+
+    def _failed(
+        self, base_url: str, failure: SendFailed, progress: SendProgress, notes: list[str]
+    ) -> _NextHost | _RoundOver:
+        host = _host(base_url)
+        if failure.never_sent:
+            self._cool_down(base_url)
+            notes.append(f"{host}: not sent ({failure})")
+            logger.warning("%s failed before sending (%s); trying the next base URL", host, failure)
+            return _NEXT_HOST
+        progress.ambiguous = True
+        notes.append(f"{host}: no answer after sending ({failure})")
+        return _RoundOver(pause=None)
 
     def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:
         """Provider order, with hosts that recently failed to connect moved last."""
@@ -379,14 +313,13 @@ class Transport:
         )
 
 
-def _describe(exc: Exception) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).netloc
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def _retry_after_seconds(reply: Reply) -> float | None:
     """``Retry-After`` as seconds (either form the header allows), or ``None``."""
-    value = response.headers.get("Retry-After", "").strip()
+    value = (reply.retry_after or "").strip()
     if value.isdigit():
         return float(value)
     try:

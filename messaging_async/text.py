@@ -18,6 +18,7 @@ from .errors import ValidationError
 __all__ = [
     "Encoding",
     "check_text",
+    "checked_payload",
     "choose_encoding",
     "estimate_credits",
     "is_gsm_text",
@@ -107,6 +108,26 @@ def check_text(text: object, *, max_length: int, index: int | None = None) -> st
                 index=index,
             ) from None
     return text
+
+
+def checked_payload(
+    text: object, forced: Encoding | None, *, max_length: int, index: int | None = None
+) -> tuple[str, Encoding]:
+    """``check_text`` then ``resolve_encoding``, as the text and the encoding it goes with.
+
+    Bulk sends call this once per recipient, so the common case (a short ASCII text in GSM
+    03.38, no encoding forced) is settled in one pass of C-level checks.
+    """
+    if (
+        forced is None
+        and type(text) is str
+        and 0 < len(text) <= max_length
+        and text.isascii()
+        and _ASCII_NOT_GSM.search(text) is None
+    ):
+        return text, Encoding.GSM
+    checked = check_text(text, max_length=max_length, index=index)
+    return checked, resolve_encoding(checked, forced, index=index)
 
 
 def message_units(text: str, encoding: Encoding) -> int:

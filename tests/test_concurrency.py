@@ -173,3 +173,26 @@ async def test_cancelling_a_running_blast_50_times_leaves_the_client_healthy() -
             report = await client.send_sms_bulk(personalised(400, "after-"))
     assert report.all_accepted, report.counts
     assert not _detached_tasks, "a stream producer outlived its client"
+
+
+async def test_a_long_run_of_input_that_sends_nothing_lets_other_tasks_run() -> None:
+    """Plain iterables are read without awaiting; invalid input never fills a unit, so the
+    runner must still yield to the event loop now and then, or it starves everything else."""
+    ticks_during_send: list[int] = []
+    sending = True
+
+    async def ticker() -> None:
+        while sending:
+            ticks_during_send.append(1)
+            await anyio.lowlevel.checkpoint()
+
+    invalid = (Sms(to="not a number", text="x") for _ in range(5_000))
+    never_called = httpx.MockTransport(lambda request: httpx.Response(500))
+    async with make_client(transport=never_called) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        await anyio.lowlevel.checkpoint()  # the ticker starts
+        ticks_before = len(ticks_during_send)
+        report = await client.send_sms_bulk(invalid)
+        sending = False
+    assert report.counts["rejected"] == 5_000
+    assert len(ticks_during_send) - ticks_before >= 10, "the bulk run never yielded"

@@ -7,9 +7,10 @@ import threading
 from collections.abc import Iterator
 
 import anyio
+import httpx
 import pytest
 
-from messaging_async import OutcomeUnknownError, RetryPolicy, Sms, ValidationError
+from messaging_async import IsmsClient, OutcomeUnknownError, RetryPolicy, Sms, ValidationError
 from messaging_async.testing import FakeGateway, serve
 
 from .gateway import refused_base_url
@@ -102,3 +103,14 @@ def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValidationError, match="http_backend"):
         FakeGateway().isms_client(http_backend="curl")
     assert RetryPolicy.no_wait().wait is False
+
+
+def test_an_httpx_transport_cannot_be_combined_with_the_aiohttp_backend() -> None:
+    """``transport=`` is an httpx transport: with aiohttp it would be silently ignored."""
+    with pytest.raises(ValidationError, match="cannot be combined"):
+        IsmsClient(
+            username="u",
+            password="p",
+            transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+            http_backend="aiohttp",
+        )

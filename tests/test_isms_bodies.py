@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messaging_async import Encoding, OutcomeStatus, Sms
+from messaging_async.isms import _wire
 
 from .conftest import CLASSIC_URL, JSON_URL, all_accepted, make_client, sent_bodies
 from .gateway import PASSWORD, USERNAME
@@ -119,3 +123,33 @@ async def test_classic_error_code_rejects_its_numbers() -> None:
     assert report.outcomes[0].code == -1001
     assert report.stopped_by is not None
     assert report.stopped_by.code == -1001
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.text(st.characters(exclude_categories=["Cs"]), min_size=1), max_size=5),
+    sender_id=st.one_of(st.none(), st.just("ACME")),
+)
+def test_the_hand_written_json_body_is_what_json_dumps_writes(
+    texts: list[str], sender_id: str | None
+) -> None:
+    """``build_json_send`` writes the messages array itself, for speed; it must stay
+    byte for byte what ``json.dumps`` would write for the same request."""
+    recipients = [(f"6012{i:07d}", text) for i, text in enumerate(texts)]
+    expected: dict[str, object] = {
+        "un": 'u\\"',
+        "pwd": "p\u00e9\n",
+        "type": "2",
+        "agreedterm": "YES",
+    }
+    if sender_id:
+        expected["sendid"] = sender_id
+    expected["messages"] = [{"dstno": number, "msg": text} for number, text in recipients]
+    body = _wire.build_json_send(
+        username='u\\"',
+        password="p\u00e9\n",
+        sender_id=sender_id,
+        encoding=Encoding.UNICODE,
+        recipients=recipients,
+    )
+    assert body == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()

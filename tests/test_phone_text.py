@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messaging_async import (
     Encoding,
@@ -12,7 +14,13 @@ from messaging_async import (
     to_ucs2_hex,
 )
 from messaging_async.phone import calling_code, mask_number, normalize_number
-from messaging_async.text import check_text, is_gsm_text, message_units, resolve_encoding
+from messaging_async.text import (
+    check_text,
+    checked_payload,
+    is_gsm_text,
+    message_units,
+    resolve_encoding,
+)
 
 
 @pytest.mark.parametrize(
@@ -121,3 +129,24 @@ def test_check_text_refuses_what_no_gateway_carries(text: object, message: str) 
         check_text(text, max_length=900, index=3)
     assert caught.value.field == "text"
     assert "surrogate" not in str(caught.value) or "bad" not in str(caught.value)  # never quotes it
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(st.text(max_size=30), st.text(alphabet="ab`\x07é€ 你", max_size=12)),
+    forced=st.sampled_from([None, Encoding.GSM, Encoding.UNICODE]),
+)
+def test_checked_payload_agrees_with_check_text_then_resolve_encoding(
+    text: str, forced: Encoding | None
+) -> None:
+    """The per-recipient fast path must decide exactly as the two careful functions do."""
+    try:
+        checked = check_text(text, max_length=20)
+        expected: object = (checked, resolve_encoding(checked, forced))
+    except ValidationError as exc:
+        expected = str(exc)
+    try:
+        got: object = checked_payload(text, forced, max_length=20)
+    except ValidationError as exc:
+        got = str(exc)
+    assert got == expected

@@ -205,7 +205,7 @@ async def test_cancellation_storms_on_one_long_lived_client() -> None:
             after = messages(300, "-after")
             report = await isms.send_sms_bulk(after)
             assert report.all_accepted, report.counts
-            pool = isms._transport._client._transport._pool  # type: ignore[attr-defined]
+            pool = isms._transport._exchange._transport._pool  # type: ignore[attr-defined]
             assert pool.connections, "the pool should hold keep-alive connections before aclose"
         assert pool.connections == [], "a connection outlived aclose()"
     producers = [

@@ -11,6 +11,7 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 from urllib.parse import urlencode
 
@@ -83,17 +84,25 @@ def build_json_send(
     encoding: Encoding,
     recipients: Sequence[tuple[str, str]],
 ) -> bytes:
-    """The A1 body for ≤ 50 ``(number, text)`` pairs of one encoding, as UTF-8 bytes."""
-    body: dict[str, Any] = {
+    """The A1 body for ≤ 50 ``(number, text)`` pairs of one encoding, as UTF-8 bytes.
+
+    The ``messages`` array is written directly with json's own C string escaper: the same
+    bytes ``json.dumps`` gives, without a dict per recipient (half the cost, measured).
+    """
+    head: dict[str, Any] = {
         "un": username,
         "pwd": password,
         "type": SMS_TYPE[encoding],
         "agreedterm": "YES",
     }
     if sender_id:
-        body["sendid"] = sender_id
-    body["messages"] = [{"dstno": number, "msg": text} for number, text in recipients]
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        head["sendid"] = sender_id
+    quote = encode_basestring
+    messages = ",".join(
+        [f'{{"dstno":{quote(number)},"msg":{quote(text)}}}' for number, text in recipients]
+    )
+    opening = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1]
+    return f'{opening},"messages":[{messages}]}}'.encode()
 
 
 def build_classic_send(
@@ -218,9 +227,14 @@ def _whole_request(
 def match_results(numbers: Sequence[str], results: Sequence[Any]) -> list[Any]:
     """Pair each number with its result: by position when the ``dstno`` agrees, else the first
     unused result for that number; ``None`` where none is left (A3b)."""
+    if len(results) == len(numbers) and all(
+        isinstance(result, dict) and result.get("dstno") == number
+        for result, number in zip(results, numbers, strict=True)
+    ):
+        return list(results)  # the usual answer: one result per recipient, in request order
     result_numbers = [_result_number(result) for result in results]
     if result_numbers == list(numbers):
-        return list(results)  # the usual answer: one result per recipient, in request order
+        return list(results)  # the same, with numbers written differently ("+60…", ints)
     used = [False] * len(results)
     by_number: defaultdict[str, deque[int]] = defaultdict(deque)
     for position, number in enumerate(result_numbers):
@@ -253,14 +267,15 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
     if not isinstance(result, dict):
         reason = "the gateway's answer has no result for this recipient"
         return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
-    code = parse_code(result.get("code"))
+    raw_code = result.get("code")
+    code = SUCCESS if raw_code == SUCCESS or raw_code == "2000" else parse_code(raw_code)
     message_id = result.get("sms_id") or result.get("trx_id")
     if code == SUCCESS:  # the hot path: built directly
         return Outcome(
             to=number,
             status=OutcomeStatus.ACCEPTED,
             index=index,
-            message_id=None if message_id is None else str(message_id),
+            message_id=message_id if type(message_id) is str else _id_text(message_id),
             code=code,
             ref=ref,
             raw=result,
@@ -279,6 +294,10 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
         raw=result,
         error=error,
     )
+
+
+def _id_text(message_id: object) -> str | None:
+    return None if message_id is None else str(message_id)
 
 
 def _result_text(result: Any) -> str | None:

@@ -18,7 +18,7 @@ from .._client import (
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     UnexpectedAnswerError,
@@ -27,7 +27,7 @@ from ..errors import (
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, resolve_encoding
+from ..text import Encoding, check_text, checked_payload, resolve_encoding
 from . import _waba, _wire
 from .whatsapp import WhatsAppMethods
 
@@ -162,7 +162,7 @@ class IsmsClient(WhatsAppMethods):
         (authentication, credits) stops the run and is on ``report.stopped_by``.
         """
         self._ensure_open()
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         collector = Collector(on_outcome)
         runner = self._sms_runner(encoding, collector)
         await runner.run(items)
@@ -177,7 +177,7 @@ class IsmsClient(WhatsAppMethods):
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         return self._stream(partial(self._sms_runner, encoding), items, on_outcome)
 
     async def send_sms_classic(
@@ -196,7 +196,7 @@ class IsmsClient(WhatsAppMethods):
         self._ensure_open()
         checked = check_text(text, max_length=_wire.MAX_CLASSIC_TEXT)
         chosen = resolve_encoding(checked, encoding)
-        items = aiterate(numbers, what="numbers")
+        items = iterate_input(numbers, what="numbers")
         collector = Collector(on_outcome)
         runner: BulkRunner[_SmsPayload] = BulkRunner(
             prepare=partial(self._prepare_number, (checked, chosen)),
@@ -256,15 +256,16 @@ class IsmsClient(WhatsAppMethods):
                 index=index,
             )
         to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
-        text = check_text(item.text, max_length=_wire.MAX_JSON_TEXT, index=index)
-        encoding = resolve_encoding(text, item.encoding or forced, index=index)
-        return Pending(index=index, to=to, ref=item.ref, message=(text, encoding))
+        payload = checked_payload(
+            item.text, item.encoding or forced, max_length=_wire.MAX_JSON_TEXT, index=index
+        )
+        return Pending(index, to, item.ref, payload)
 
     def _prepare_number(
         self, payload: _SmsPayload, index: int, number: object
     ) -> Pending[_SmsPayload]:
         to = normalize_number(number, default_calling_code=self._calling_code, index=index)
-        return Pending(index=index, to=to, ref=None, message=payload)
+        return Pending(position=index, to=to, ref=None, message=payload)
 
     async def _send_json_chunk(
         self, unit: list[Pending[_SmsPayload]], progress: SendProgress
@@ -281,7 +282,7 @@ class IsmsClient(WhatsAppMethods):
             parsed = _wire.parse_json_send(answer.text)
         except _wire.UnrecognisedAnswer:
             return UnitResult(self._unrecognised(unit, answer))
-        outcomes, fatal = _wire.chunk_outcomes([(p.index, p.to, p.ref) for p in unit], parsed)
+        outcomes, fatal = _wire.chunk_outcomes([(p.position, p.to, p.ref) for p in unit], parsed)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
@@ -305,7 +306,7 @@ class IsmsClient(WhatsAppMethods):
             code, trx_id = _wire.parse_classic_send(answer.text)
         except _wire.UnrecognisedAnswer:
             return UnitResult(self._unrecognised(unit, answer))
-        recipients = [(p.index, p.to, p.ref) for p in unit]
+        recipients = [(p.position, p.to, p.ref) for p in unit]
         outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text)
         return UnitResult(outcomes, None, fatal)
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from typing import Any
 
 from .._client import BaseClient, OnOutcome, build_report, send_single, unreadable_answer
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._transport import SendProgress
 from ..errors import ValidationError
 from ..models import (
@@ -80,7 +80,7 @@ class WhatsAppMethods(BaseClient):
         """
         self._ensure_open()
         self._require_whatsapp_settings()
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         collector = Collector(on_outcome)
         runner = self._whatsapp_runner(collector)
         await runner.run(items)
@@ -94,7 +94,7 @@ class WhatsAppMethods(BaseClient):
     ) -> AsyncIterator[Outcome]:
         """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
         self._require_whatsapp_settings()
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         return self._stream(self._whatsapp_runner, items, on_outcome)
 
     # ---------------------------------------------------------------- internals
@@ -143,7 +143,7 @@ class WhatsAppMethods(BaseClient):
                 index=index,
             )
         to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
-        return Pending(index=index, to=to, ref=item.ref, message=prepared)
+        return Pending(position=index, to=to, ref=item.ref, message=prepared)
 
     async def _send_whatsapp_unit(
         self, unit: list[Pending[_waba.Prepared]], progress: SendProgress
@@ -160,7 +160,9 @@ class WhatsAppMethods(BaseClient):
             progress=progress,
         )
         try:
-            outcome, fatal = _waba.outcome_for(pending.index, pending.to, pending.ref, answer.text)
+            outcome, fatal = _waba.outcome_for(
+                pending.position, pending.to, pending.ref, answer.text
+            )
         except _waba.UnrecognisedAnswer:
             secrets = [self._password, settings.common["AppSecret"], *pending.message.secrets]
             note = _waba.describe_unrecognised(answer.text, secrets)

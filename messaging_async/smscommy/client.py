@@ -26,7 +26,7 @@ from .._client import (
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, aiterate
+from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     GatewayError,
@@ -162,7 +162,7 @@ class SmsComMyClient(BaseClient):
     ) -> BulkReport:
         """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
         self._ensure_open()
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         collector = Collector(on_outcome)
         runner = self._text_runner(flash, encoding, collector)
         await runner.run(items)
@@ -177,7 +177,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        items = aiterate(messages, what="messages")
+        items = iterate_input(messages, what="messages")
         return self._stream(partial(self._text_runner, flash, encoding), items, on_outcome)
 
     async def send_sms_same_text(
@@ -194,7 +194,7 @@ class SmsComMyClient(BaseClient):
         self._ensure_open()
         checked = check_text(text, max_length=_wire.MAX_TEXT)
         payload = (checked, resolve_encoding(checked, encoding))
-        items = aiterate(numbers, what="numbers")
+        items = iterate_input(numbers, what="numbers")
         collector = Collector(on_outcome)
         runner: BulkRunner[_Text] = BulkRunner(
             prepare=lambda index, number: self._pending(index, number, None, payload),
@@ -294,7 +294,7 @@ class SmsComMyClient(BaseClient):
     def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
         seqno = message.seqno if isinstance(message, _wire.Request) else None
-        return Pending(index=index, to=number, ref=ref, message=message, seqno=seqno)
+        return Pending(position=index, to=number, ref=ref, message=message, seqno=seqno)
 
     async def _send_request(
         self, unit: list[Pending[_wire.Request]], progress: SendProgress
@@ -314,7 +314,7 @@ class SmsComMyClient(BaseClient):
         except _wire.UnrecognisedAnswer:
             return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
         outcome = _wire.outcome(
-            pending.index,
+            pending.position,
             pending.to,
             pending.ref,
             request.seqno,
@@ -429,7 +429,7 @@ def _no_dr_outcome(
     pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str
 ) -> Outcome:
     outcome = _wire.outcome(
-        pending.index, pending.to, pending.ref, seqno, code, None, retried=retried, raw=raw
+        pending.position, pending.to, pending.ref, seqno, code, None, retried=retried, raw=raw
     )
     if outcome.status is OutcomeStatus.ACCEPTED and outcome.reason is None:
         reason = "accepted; ISendSMSNoDR.aspx gives no message id and no delivery report"
