@@ -63,16 +63,35 @@ CASES: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
 ]
 
 
-def per_call_us(function: Callable[[], object], number: int = 20_000) -> float:
-    return min(timeit.repeat(function, number=number, repeat=5)) / number * 1e6
+REPEATS, NUMBER = 40, 1_000
+
+
+def per_call_us(sdk: Callable[[], object], plain: Callable[[], object]) -> tuple[float, float]:
+    """Best µs per call of each, timed in alternating short runs: CPU stolen by the
+    machine's neighbours comes in bursts, and alternating exposes both to the same ones."""
+    ours, baseline = [], []
+    for _ in range(REPEATS):
+        ours.append(timeit.timeit(sdk, number=NUMBER))
+        baseline.append(timeit.timeit(plain, number=NUMBER))
+    return min(ours) / NUMBER * 1e6, min(baseline) / NUMBER * 1e6
+
+
+PASSES = 3
 
 
 def main() -> None:
-    rows = ["| callback | SDK µs | plain decode µs | ratio |", "|---|---:|---:|---:|"]
+    rows = ["| callback | SDK µs | plain decode µs | ratio | target |", "|---|---:|---:|---:|---|"]
     for name, sdk, plain in CASES:
-        ours, baseline = per_call_us(sdk), per_call_us(plain)
-        rows.append(f"| {name} | {ours:.1f} | {baseline:.1f} | {ours / baseline:.1f} |")
-    body = f"µs per callback, best of 5 runs of 20,000. {machine()}.\n\n" + "\n".join(rows)
+        # The pass with the median ratio: one pass can still catch a slow phase on one side.
+        passes = sorted((per_call_us(sdk, plain) for _ in range(PASSES)), key=lambda p: p[0] / p[1])
+        ours, baseline = passes[PASSES // 2]
+        ratio = ours / baseline
+        verdict = "met" if ratio <= 2 else "NOT met"
+        rows.append(f"| {name} | {ours:.1f} | {baseline:.1f} | {ratio:.2f} | ≤ 2: {verdict} |")
+    body = (
+        f"µs per callback, best of {REPEATS} alternating runs of {NUMBER:,} (the median of "
+        f"{PASSES} such passes). {machine()}.\n\n" + "\n".join(rows)
+    )
     print(body)
     if "--no-write" not in sys.argv:
         write_section("Webhook parsing", body)

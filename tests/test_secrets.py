@@ -35,7 +35,8 @@ TEXTS = [
 
 @pytest.fixture
 def debug_everywhere(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    names = ["", "httpx", "httpcore", "messaging_async", *logging.root.manager.loggerDict]
+    ours_and_theirs = ["", "httpx", "httpcore", "aiohttp", "messaging_async"]
+    names = [*ours_and_theirs, *logging.root.manager.loggerDict]
     previous = {name: logging.getLogger(name).level for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -56,20 +57,23 @@ async def test_no_secret_reaches_logs_reprs_or_errors(
     seen: list[str] = []
     messages = [Sms(to=f"6012000000{i}", text=text) for i, text in enumerate(TEXTS)]
 
-    # Real sockets, so httpx's and httpcore's own DEBUG logging runs: success, then a
-    # dead first host (failover), then an authentication failure.
+    # Real sockets, so httpx's, httpcore's and aiohttp's own DEBUG logging runs: success,
+    # then a dead first host (failover), then an authentication failure.
     gateway = TestGateway()
     with serve_on_loopback(gateway) as url:
-        async with make_client(sms_base_urls=[refused_base_url(), url]) as client:
-            seen.append(repr(client))
-            report = await client.send_sms_bulk(messages)
-            seen += [repr(report), *map(repr, report.outcomes), repr(messages)]
-            seen.append(repr(await client.send_sms(messages[0].to, TEXTS[0])))
-        async with make_client(sms_base_urls=[url], password="wrong-" + PASSWORD) as client:
-            seen.append(repr(await client.send_sms_bulk(messages)))
-            for text in TEXTS:
-                seen += _failure(await _raises(client.send_sms("60120000001", text)))
-    assert report.all_accepted
+        for backend in ("httpx", "aiohttp"):
+            hosts = [refused_base_url(), url]
+            async with make_client(sms_base_urls=hosts, http_backend=backend) as client:
+                seen.append(repr(client))
+                report = await client.send_sms_bulk(messages)
+                seen += [repr(report), *map(repr, report.outcomes), repr(messages)]
+                seen.append(repr(await client.send_sms(messages[0].to, TEXTS[0])))
+                assert report.all_accepted
+            wrong = "wrong-" + PASSWORD
+            async with make_client(sms_base_urls=[url], password=wrong, http_backend=backend) as c:
+                seen.append(repr(await c.send_sms_bulk(messages)))
+                for text in TEXTS:
+                    seen += _failure(await _raises(c.send_sms("60120000001", text)))
 
     # Answers that go wrong in every other way, including one that echoes the request.
     with respx.mock(assert_all_called=False) as mock:

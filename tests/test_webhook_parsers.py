@@ -7,13 +7,15 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import DeliveryStatus, WebhookError, webhooks
+from messaging_async.webhooks._parsers import _timestamp, query_pairs
+from messaging_async.webhooks._whatsapp import _response_parameter
 
 MESSAGE = {
     "from": "60123456789",
@@ -306,3 +308,54 @@ def test_nothing_but_webhook_error_escapes_any_parser(
         except WebhookError:
             continue
         assert event.raw is not None
+
+
+query_text = st.text(alphabet="ab=&+%2Fé ?;", max_size=40) | st.text(max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(query=query_text)
+def test_our_query_parser_reads_what_parse_qsl_reads(query: str) -> None:
+    """``query_pairs`` replaces ``parse_qsl`` for speed; it must read every query the same,
+    including invalid percent-escapes (both refuse them)."""
+    try:
+        expected: object = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        expected = "refused"
+    try:
+        got: object = query_pairs(query)
+    except UnicodeDecodeError:
+        got = "refused"
+    assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet="ABab01+/=-_ %2B", max_size=60))
+def test_the_documented_form_body_reads_as_the_general_form_path_does(value: str) -> None:
+    """``response=…`` alone takes a shortcut; adding a second parameter forces the general
+    path, which must find the same value."""
+    form = "response=" + value
+    assert _read_response(form) == _read_response(form + "&other=1")
+
+
+def _read_response(form: str) -> object:
+    try:
+        return _response_parameter(form, None, 65536)
+    except UnicodeDecodeError:
+        return "refused"  # an invalid percent-escape: the public parser says WebhookError
+
+
+@settings(max_examples=300, deadline=None)
+@given(seconds=st.integers(min_value=100_000_000, max_value=9_999_999_999))
+def test_epoch_seconds_read_the_same_through_the_shortcut(seconds: int) -> None:
+    """Plain 9-10 digit epochs skip the pattern match; padded ones still take it."""
+    assert _timestamp(str(seconds)) == _timestamp(f" {seconds} ")
+    assert _timestamp(str(seconds)) == datetime.fromtimestamp(seconds, UTC)
+
+
+def test_a_messages_object_that_is_not_a_list_is_not_an_error() -> None:
+    """Meta nests messages in a list; an object under that name is just more payload."""
+    payload = {"messages": {"from": "60123456789"}, "type": "text"}
+    event = webhooks.parse_isms_whatsapp(b"response=" + b64(payload).encode())
+    assert event.sender == "60123456789"
+    assert event.type == "text"

@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import Factory, define
 
 from ..errors import WebhookError
 from ._parsers import (
+    BYTES_LIKE,
     DEFAULT_MAX_BYTES,
     MAX_DEPTH,
     Query,
@@ -25,6 +25,7 @@ from ._parsers import (
     _guarded,
     _lowered,
     _timestamp,
+    _unquoted,
     params_of,
 )
 from .events import WhatsAppInbound
@@ -57,7 +58,7 @@ def _isms_whatsapp(
         encoded = _get(_lowered(params_of(query, max_bytes)), "response")
     if encoded is None:
         raise WebhookError("the callback carries no 'response' parameter")
-    return _whatsapp_event(decode_response(encoded))
+    return _whatsapp_event(_decode_response(encoded))
 
 
 def decode_response(encoded: str) -> dict[str, Any]:
@@ -75,22 +76,23 @@ def _decode_response(encoded: str) -> dict[str, Any]:
 def _response_parameter(
     body: bytes | str | Mapping[str, Any], content_type: str | None, max_bytes: int
 ) -> str | None:
-    if isinstance(body, Mapping):
-        return _get(_lowered(params_of(body, max_bytes)), "response")
-    if isinstance(body, bytes | bytearray | memoryview):
-        raw = bytes(body)
-        _check_size(len(raw), max_bytes)
-        text = raw.decode("utf-8")
+    if isinstance(body, BYTES_LIKE):
+        _check_size(len(body), max_bytes)
+        text = str(body, "utf-8")
     elif isinstance(body, str):
         _check_size(len(body), max_bytes)
         text = body
+    elif isinstance(body, Mapping):
+        return _get(_lowered(params_of(body, max_bytes)), "response")
     else:
         raise WebhookError(
             f"expected the body as bytes, str or a mapping, not {type(body).__name__}"
         )
-    if not text.strip():
+    if not text or text.isspace():
         return None
-    if "json" in (content_type or "").lower() or text.lstrip().startswith(("{", "[")):
+    if text.startswith("response=") and "&" not in text:  # B1's form body, as documented
+        return _unquoted(text[9:]).strip() or None
+    if (content_type is not None and "json" in content_type.lower()) or _first_char(text) in "{[":
         data = json.loads(text)
         if not isinstance(data, dict):
             raise WebhookError("a JSON body must be an object")
@@ -101,8 +103,17 @@ def _response_parameter(
     return _get(_lowered(params_of(text, max_bytes)), "response")
 
 
+def _first_char(text: str) -> str:
+    """The first character that is not white space (``text`` has one)."""
+    return text[0] if not text[0].isspace() else text.lstrip()[0]
+
+
 def _decode_base64(value: str) -> bytes:
     """Standard or URL-safe base64, padding optional, ``+`` possibly turned into spaces."""
+    try:
+        return base64.b64decode(value, validate=True)  # as B1 documents it: the usual case
+    except (binascii.Error, ValueError):
+        pass
     cleaned = value.strip().replace(" ", "+").replace("\n", "").replace("\r", "")
     cleaned = cleaned.replace("-", "+").replace("_", "/").rstrip("=")
     cleaned += "=" * (-len(cleaned) % 4)
@@ -126,73 +137,82 @@ def _whatsapp_event(data: dict[str, Any]) -> WhatsAppInbound:
     """Find the common fields in the message object (Meta nesting: ``messages[0]``) first,
     then anywhere in the payload, shallowest first."""
     whole = _index(data)
-    indexes = [_index(whole.message), whole] if whole.message is not None else [whole]
-    found = {name: _find(indexes, names) for name, names in _FIELD_NAMES.items()}
+    found = {field: value for field, (_, value) in whole.fields.items()}
+    text = whole.text
+    if whole.message is not None:
+        message = _index(whole.message)
+        found.update((field, value) for field, (_, value) in message.fields.items())
+        text = message.text if message.text is not None else text
+    timestamp = _timestamp(found.pop("timestamp", None))
     return WhatsAppInbound(
-        sender=_scalar(found["sender"]),
-        recipient=_scalar(found["recipient"]),
-        message_id=_scalar(found["message_id"]),
-        type=_scalar(found["type"]),
-        text=next((index.text for index in indexes if index.text is not None), None),
-        media_url=_scalar(found["media_url"]),
-        timestamp=_timestamp(found["timestamp"]),
+        **{field: str(value) for field, value in found.items()},  # fields are named as on the event
+        text=text,
+        timestamp=timestamp,
         raw=data,
     )
 
 
-def _walk(root: Any) -> Iterator[tuple[str, Any]]:
-    """``(lower-cased key, value)`` of every mapping under ``root``, breadth first, bounded."""
-    queue: deque[tuple[Any, int]] = deque([(root, 0)])
-    while queue:
-        node, depth = queue.popleft()
-        if depth > MAX_DEPTH:
-            continue
-        if isinstance(node, dict):
-            for key, value in node.items():
-                yield str(key).lower(), value
-                queue.append((value, depth + 1))
-        elif isinstance(node, list):
-            queue.extend((item, depth + 1) for item in node[:50])
+# Every name any field goes by, lower-cased → (the field, its rank among that field's names).
+_NAME_RANKS = {
+    name: (field, rank) for field, names in _FIELD_NAMES.items() for rank, name in enumerate(names)
+}
 
 
 @define
 class _Index:
-    """What one walk of a JSON object finds: the shallowest scalar under each key, the
-    message text, and the first object of a Meta-style ``messages`` list."""
+    """What one walk of a JSON object finds: for each field, the value under the first of its
+    names (shallowest where a name repeats) with that name's rank; the message text; and the
+    first object of a Meta-style ``messages`` list."""
 
-    scalars: dict[str, Any] = Factory(dict)
+    fields: dict[str, tuple[int, Any]] = Factory(dict)
     text: str | None = None
     message: dict[str, Any] | None = None
 
 
+_TEXT_KEYS = frozenset(("text", "body", "content", "message", "msg", "caption"))
+
+
+_CONTAINERS = (dict, list)
+
+
 def _index(scope: dict[str, Any]) -> _Index:
+    """Walk ``scope`` breadth first (at most ``MAX_DEPTH`` levels, 50 items per list), keys
+    lower-cased. One pass with no generator: this walk is most of a callback's cost."""
     index = _Index()
-    for key, value in _walk(scope):
-        if isinstance(value, dict | list):
-            if index.message is None and key == "messages" and value and isinstance(value[0], dict):
-                index.message = value[0]
-        elif value not in (None, ""):
-            index.scalars.setdefault(key, value)
-        if index.text is None:
-            index.text = _text_of(key, value)
+    fields = index.fields
+    level: list[Any] = [scope]
+    for _ in range(MAX_DEPTH + 1):
+        deeper: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    name = key.lower() if type(key) is str else str(key).lower()
+                    if isinstance(value, _CONTAINERS):
+                        deeper.append(value)
+                        if name == "messages" or name == "text":
+                            _note_container(index, name, value)
+                    elif value is not None and value != "":
+                        named = _NAME_RANKS.get(name)
+                        if named is not None and (
+                            named[0] not in fields or named[1] < fields[named[0]][0]
+                        ):
+                            fields[named[0]] = (named[1], value)
+                        if index.text is None and name in _TEXT_KEYS and isinstance(value, str):
+                            index.text = value
+            elif isinstance(node, list):
+                deeper.extend(node[:50])
+        if not deeper:
+            break
+        level = deeper
     return index
 
 
-def _text_of(key: str, value: Any) -> str | None:
-    if key == "text" and isinstance(value, dict) and isinstance(value.get("body"), str):
-        return str(value["body"])
-    if key in ("text", "body", "content", "message", "msg", "caption") and isinstance(value, str):
-        return value
-    return None
-
-
-def _find(indexes: list[_Index], names: tuple[str, ...]) -> Any:
-    for index in indexes:
-        for name in names:
-            if name in index.scalars:
-                return index.scalars[name]
-    return None
-
-
-def _scalar(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _note_container(index: _Index, name: str, value: dict[str, Any] | list[Any]) -> None:
+    """A Meta-style ``messages`` list, or a ``text`` object holding the message's ``body``."""
+    if name == "messages" and index.message is None and isinstance(value, list):
+        if value and isinstance(value[0], dict):
+            index.message = value[0]
+    elif name == "text" and index.text is None and isinstance(value, dict):
+        body = value.get("body")
+        if isinstance(body, str):
+            index.text = body
