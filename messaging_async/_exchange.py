@@ -20,7 +20,7 @@ import ssl
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
-from attrs import frozen
+from attrs import define, frozen
 
 from ._version import __version__
 from .errors import ValidationError
@@ -35,6 +35,7 @@ __all__ = [
     "Reply",
     "SendFailed",
     "default_transport",
+    "shard_sizes",
     "shared_ssl_context",
 ]
 
@@ -84,10 +85,17 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# Connections per httpcore pool. httpcore 1.0 re-examines every connection of a pool on
+# every request and every response (its keep-alive check alone is quadratic in the pool's
+# size: httpx #3215, httpcore #1035); at 50 connections that was most of the client's CPU.
+# Small pools side by side keep that work small; see ``HttpxExchange``.
+SHARD_SIZE = 4
+
+
 def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """httpx's own transport, HTTP/1.1, pool sized to the concurrency, with ``TCP_NODELAY``:
-    the request headers and body go out in separate writes, which Nagle's algorithm would
-    otherwise hold back for an ACK (about 10% of throughput measured here)."""
+    """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY``: the request headers and body
+    go out in separate writes, which Nagle's algorithm would otherwise hold back for an ACK
+    (about 10% of throughput measured here)."""
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
@@ -98,20 +106,50 @@ def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     )
 
 
+def shard_sizes(max_connections: int) -> list[int]:
+    """``max_connections`` split into near-equal pools of at most ``SHARD_SIZE``."""
+    count = -(-max_connections // SHARD_SIZE)
+    base, extra = divmod(max_connections, count)
+    return [base + (1 if i < extra else 0) for i in range(count)]
+
+
+@define
+class _Shard:
+    transport: httpx.AsyncBaseTransport
+    capacity: int
+    in_flight: int = 0
+
+
 def describe(exc: BaseException) -> str:
     detail = str(exc)
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 class HttpxExchange:
-    """Requests through an ``httpx.AsyncBaseTransport``: ours (closed with the client) or the
-    caller's (``owned=False``: used as given, closed by its owner)."""
+    """Requests through httpx transports: ours (closed with the client), or the caller's one
+    (``owned=False``: used as given, closed by its owner).
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout, owned: bool):
-        self._transport = transport
+    Ours are several small pools (``shard_sizes``); each request goes to the one with the
+    most free connections. The caller above bounds the requests in flight to the sum of
+    the pools' sizes, so a pool with a free connection always exists and no request ever
+    waits inside httpcore (where a cancelled wait leaks a slot: httpcore #1093).
+    """
+
+    def __init__(
+        self,
+        transports: list[tuple[httpx.AsyncBaseTransport, int]],
+        timeout: httpx.Timeout,
+        owned: bool,
+    ):
+        self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()
         self._closed = False
+
+    @classmethod
+    def pooled(cls, max_connections: int, timeout: httpx.Timeout) -> HttpxExchange:
+        shards = [(default_transport(size), size) for size in shard_sizes(max_connections)]
+        return cls(shards, timeout, owned=True)
 
     @property
     def closed(self) -> bool:
@@ -125,20 +163,35 @@ class HttpxExchange:
             headers={"Content-Type": content_type, "User-Agent": USER_AGENT},
             extensions={"timeout": self._timeout},
         )
+        shard = self._least_busy()
+        shard.in_flight += 1
         try:
-            response = await self._transport.handle_async_request(request)
+            response = await shard.transport.handle_async_request(request)
             try:
                 body = await response.aread()
             finally:
-                await response.aclose()
+                await response.aclose()  # the connection goes back to its pool here
         except httpx.TransportError as exc:
             raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+        finally:
+            shard.in_flight -= 1
         return Reply(response.status_code, body, response.headers.get("Retry-After"))
+
+    def _least_busy(self) -> _Shard:
+        shards = self._shards
+        if len(shards) == 1:
+            return shards[0]
+        return max(shards, key=_free_connections)
 
     async def aclose(self) -> None:
         self._closed = True
         if self._owned:
-            await self._transport.aclose()
+            for shard in self._shards:
+                await shard.transport.aclose()
+
+
+def _free_connections(shard: _Shard) -> int:
+    return shard.capacity - shard.in_flight
 
 
 @functools.lru_cache(maxsize=64)

@@ -32,7 +32,6 @@ from ._exchange import (
     HttpxExchange,
     Reply,
     SendFailed,
-    default_transport,
 )
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
@@ -140,10 +139,10 @@ def _make_exchange(
                 f"http_backend={backend!r}",
                 field="http_backend",
             )
-        return HttpxExchange(transport, timeout, owned=False)
+        return HttpxExchange([(transport, max_connections)], timeout, owned=False)
     if backend == "aiohttp":
         return AiohttpExchange(max_connections, timeout)
-    return HttpxExchange(default_transport(max_connections), timeout, owned=True)
+    return HttpxExchange.pooled(max_connections, timeout)
 
 
 class Transport:

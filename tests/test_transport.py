@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import httpx
 import pytest
 
 from messaging_async import OutcomeUnknownError, RetryPolicy, UnreachableError
+from messaging_async._exchange import SHARD_SIZE, HttpxExchange, SendFailed, shard_sizes
 from messaging_async._transport import SendProgress, Transport, make_timeout
 
 HOSTS = ("https://a.example", "https://b.example")
@@ -92,3 +95,52 @@ async def test_an_injected_transport_is_not_closed_with_the_client() -> None:
     await subject.aclose()
     assert subject.closed
     assert not closed
+
+
+@pytest.mark.parametrize("connections", [1, 3, 4, 5, 10, 32, 50, 201])
+def test_pools_are_small_near_equal_and_hold_every_connection(connections: int) -> None:
+    sizes = shard_sizes(connections)
+    assert sum(sizes) == connections
+    assert max(sizes) <= SHARD_SIZE
+    assert max(sizes) - min(sizes) <= 1
+
+
+class Held(httpx.AsyncBaseTransport):
+    """Holds every request until released; records how many it held at once."""
+
+    def __init__(self, release: anyio.Event, fail: bool = False):
+        self.release, self.fail = release, fail
+        self.now = self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await self.release.wait()
+            if self.fail:
+                raise httpx.ReadError("reset", request=request)
+            return httpx.Response(200, text="ok")
+        finally:
+            self.now -= 1
+
+
+async def test_requests_spread_so_no_pool_holds_more_than_its_connections() -> None:
+    """With as many requests in flight as there are connections in all, each pool gets at
+    most its own size: none ever waits inside httpcore. Failures give their slot back."""
+    release = anyio.Event()
+    pools = [Held(release), Held(release, fail=True), Held(release)]
+    capacities = [4, 3, 3]
+    exchange = HttpxExchange(list(zip(pools, capacities, strict=True)), make_timeout(None), True)
+
+    async def post() -> None:
+        with contextlib.suppress(SendFailed):
+            await exchange.post("https://a.example/x", b"{}", "application/json")
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(sum(capacities)):
+            tasks.start_soon(post)
+        await anyio.wait_all_tasks_blocked()
+        assert [pool.now for pool in pools] == capacities
+        release.set()
+    assert [pool.most for pool in pools] == capacities
+    assert [shard.in_flight for shard in exchange._shards] == [0, 0, 0]
