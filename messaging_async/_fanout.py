@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import sniffio
 from anyio.abc import TaskGroup
 from attrs import define, frozen
@@ -286,7 +287,10 @@ class BulkRunner(Generic[M]):
     ) -> None:
         """Wait for a slot, then start the unit; it stays in ``forming`` until it has one."""
         token = object()
-        await self._limiter.acquire_on_behalf_of(token)
+        try:  # a free slot is taken without a trip through the scheduler
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(token)
         unit = forming.pop(key)
         tasks.start_soon(self._run_unit, unit, token)
 

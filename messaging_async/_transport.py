@@ -22,6 +22,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 import httpx
 import sniffio
 from attrs import define, field, frozen
@@ -243,7 +244,8 @@ class Transport:
         notes: list[str],
     ) -> Answer | _NextHost | _RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
-        async with self._limiter:
+        await _acquire(self._limiter)
+        try:
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
@@ -253,6 +255,8 @@ class Transport:
                 progress.in_flight = False
                 return self._failed(base_url, failure, progress, notes)
             progress.in_flight = False
+        finally:
+            self._limiter.release()
         if self._cooling_until:
             self._cooling_until.pop(base_url, None)
         status = reply.status
@@ -310,6 +314,24 @@ class Transport:
         raise UnreachableError(
             "the request never reached the gateway: " + summary, attempts=tuple(notes)
         )
+
+
+async def _acquire(limiter: anyio.CapacityLimiter) -> None:
+    """``limiter.acquire()``, without its two scheduler round trips when a token is free.
+
+    A cancellation already pending is still raised here, before anything is sent, so the
+    request is honestly ``not_sent`` rather than maybe sent.
+    """
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
+    else:
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            limiter.release()
+            raise
 
 
 def _host(base_url: str) -> str:

@@ -144,3 +144,22 @@ async def test_requests_spread_so_no_pool_holds_more_than_its_connections() -> N
         release.set()
     assert [pool.most for pool in pools] == capacities
     assert [shard.in_flight for shard in exchange._shards] == [0, 0, 0]
+
+
+async def test_a_request_cancelled_before_it_starts_is_not_sent_and_gives_its_slot_back() -> None:
+    """A free connection slot is taken without yielding, but a cancellation already pending
+    must still stop the request before it goes: it is then safely ``not_sent``."""
+    scripted = Scripted(down=set())
+    subject = transport(scripted)
+    progress = SendProgress()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await subject.post(
+            HOSTS, "x.php", content=b"{}", content_type="application/json",
+            retry_after_send=False, progress=progress,
+        )  # fmt: skip
+    assert scripted.calls == [], "a cancelled request went out"
+    assert not progress.may_have_left
+    assert subject._limiter.borrowed_tokens == 0
+    assert await post(subject) == "https://a.example"
+    await subject.aclose()
