@@ -1,20 +1,27 @@
-"""Where a bulk send's CPU goes, layer by layer, against the gateway in a separate process:
-raw aiohttp, httpx's client over the same aiohttp transport, and the SDK on that backend.
-The differences are what httpx and the SDK's own layer (validation, chunking, outcomes) cost.
+"""Where a bulk send's CPU goes, layer by layer, against the gateway in a separate process.
 
-    .venv/bin/python benchmarks/layers.py [--messages 30000]
+- raw aiohttp posting prebuilt bodies and reading the answers as bytes: the floor;
+- raw aiohttp that also writes each body from the messages and parses each answer: the
+  least a correct client does (``json.dumps`` / ``json.loads`` per request);
+- httpx's client over aiohttp (``httpx-aiohttp``): what the SDK's aiohttp backend would
+  cost had it kept httpx's request and response objects (it does not);
+- the SDK on its aiohttp backend: validation, chunking, outcomes and the retry layer.
+
+    .venv/bin/python benchmarks/layers.py [--messages 30000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import anyio
 import httpx
 from _common import gateway_process, machine, write_section
-from blast import bodies, messages, raw_aiohttp
+from blast import CHUNK, bodies, messages, raw_aiohttp
 from httpx_aiohttp import AiohttpTransport
 
 from messaging_async import IsmsClient, RetryPolicy, Sms
@@ -54,33 +61,73 @@ async def httpx_over_aiohttp(url: str, batch: list[Sms], posts: list[bytes]) -> 
                 tasks.start_soon(post, body)
 
 
+async def aiohttp_with_json(url: str, batch: list[Sms], posts: list[bytes]) -> None:
+    limiter = anyio.CapacityLimiter(CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(chunk: list[Sms]) -> None:
+            body = json.dumps(
+                {
+                    "un": "u",
+                    "pwd": "p",
+                    "type": "1",
+                    "agreedterm": "YES",
+                    "messages": [{"dstno": m.to, "msg": m.text} for m in chunk],
+                }
+            ).encode()
+            async with (
+                limiter,
+                session.post(
+                    f"{url}/isms_send_json.php",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as response,
+            ):
+                json.loads(await response.read())
+
+        async with anyio.create_task_group() as tasks:
+            for start in range(0, len(batch), CHUNK):
+                tasks.start_soon(post, batch[start : start + CHUNK])
+
+
 async def aiohttp_only(url: str, batch: list[Sms], posts: list[bytes]) -> None:
     await raw_aiohttp(url, posts, CONCURRENCY, [])
+
+
+Layer = Callable[[str, list[Sms], list[bytes]], Awaitable[None]]
+LAYERS: list[tuple[str, Layer]] = [
+    ("raw aiohttp, prebuilt bodies", aiohttp_only),
+    ("raw aiohttp, writing bodies and parsing answers", aiohttp_with_json),
+    ("httpx's client over aiohttp (not used by the SDK)", httpx_over_aiohttp),
+    ("SDK, aiohttp backend", sdk),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best kept")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     batch = messages(args.messages)
     posts = bodies(batch)
-    layers: list[tuple[str, Callable[[str, list[Sms], list[bytes]], Awaitable[None]]]] = [
-        ("raw aiohttp", aiohttp_only),
-        ("httpx client over aiohttp", httpx_over_aiohttp),
-        ("SDK, aiohttp backend", sdk),
-    ]
-    rows = ["| layer | client CPU µs/msg | msg/s |", "|---|---:|---:|"]
+    best: dict[str, tuple[float, float]] = {}
     with gateway_process() as url:
-        for name, run in layers:
-            cpu, started = time.process_time(), time.perf_counter()
-            anyio.run(run, url, batch, posts)
-            per_message = (time.process_time() - cpu) / len(batch) * 1e6
-            rate = len(batch) / (time.perf_counter() - started)
-            rows.append(f"| {name} | {per_message:.1f} | {rate:,.0f} |")
+        for _ in range(args.rounds):
+            for name, run in LAYERS:
+                cpu, started = time.process_time(), time.perf_counter()
+                anyio.run(run, url, batch, posts)
+                per_message = (time.process_time() - cpu) / len(batch) * 1e6
+                rate = len(batch) / (time.perf_counter() - started)
+                if name not in best or per_message < best[name][0]:
+                    best[name] = (per_message, rate)
+    rows = ["| layer | client CPU µs/msg | msg/s |", "|---|---:|---:|"]
+    rows += [f"| {name} | {cpu:.1f} | {rate:,.0f} |" for name, (cpu, rate) in best.items()]
     body = (
         f"{args.messages:,} SMS in requests of 50, concurrency {CONCURRENCY}, gateway in a "
-        f"separate process. {machine()}.\n\n" + "\n".join(rows)
+        f"separate process; best of {args.rounds} interleaved rounds. {machine()}.\n\n"
+        + "\n".join(rows)
     )
     print(body)
     if not args.no_write:
