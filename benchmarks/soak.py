@@ -35,11 +35,14 @@ RETRY = RetryPolicy(
 # What an unknown outcome's reason says about the fault behind it.
 CAUSES = [
     ("cancelled", "cancellation"),
-    ("ReadTimeout", "hang or slow answer"),
+    ("ReadTimeout|SocketTimeoutError", "hang or slow answer"),
     ("HTTP 502", "502 page"),
     ("HTTP 503", "503 page"),
     ("unrecognised answer", "truncated or non-JSON body"),
-    ("ReadError|RemoteProtocolError", "reset after the request"),
+    (
+        "ReadError|RemoteProtocolError|ServerDisconnectedError|ClientOSError|ClientPayloadError",
+        "reset after the request",
+    ),
 ]
 
 
@@ -110,10 +113,12 @@ async def one_round(
             read += 1
             yield sms
 
+    backend = "aiohttp" if number % 2 else "httpx"  # both backends, alternately
+    settings = {"timeout": TIMEOUT, "retry": RETRY, "max_concurrency": 16, "http_backend": backend}
     client = (
-        fake.smscommy_client(base_url=hosts[-1], timeout=TIMEOUT, retry=RETRY, max_concurrency=16)
+        fake.smscommy_client(base_url=hosts[-1], **settings)
         if smscommy
-        else fake.isms_client(sms_base_urls=hosts, timeout=TIMEOUT, retry=RETRY, max_concurrency=16)
+        else fake.isms_client(sms_base_urls=hosts, **settings)
     )
     cancel_after = rng.uniform(0.05, 1.0) if number % 3 == 0 else None
     async with client:
@@ -165,7 +170,7 @@ def report(tally: Tally, fake: FakeGateway, elapsed: float) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}): the sandbox on two",
         "loopback ports behind a port that refuses connections, random fault mixes per",
         "round, every third round cancelled at a random moment, every fifth round through",
-        "sms.com.my (seqno retries).",
+        "sms.com.my (seqno retries), rounds alternating between the httpx and aiohttp backends.",
         "",
         "| figure | value |",
         "|---|---|",
