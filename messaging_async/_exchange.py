@@ -1,5 +1,5 @@
-"""One HTTP POST and its answer, over httpx's transport or over aiohttp: the only code that
-does network I/O. ``_transport`` builds failover and retry rules on top of it.
+"""One HTTP POST and its answer, over httpx's transport or over aiohttp: the only place the
+clients do network I/O. ``_transport`` builds failover and retry rules on top of it.
 
 Both exchanges answer the one question the retry rules need about a failure: could the
 request have reached the gateway? (``SendFailed.never_sent``). Neither follows redirects,
