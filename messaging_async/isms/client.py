@@ -27,7 +27,7 @@ from ..errors import (
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, checked_payload, resolve_encoding
+from ..text import Encoding, checked_payload
 from . import _waba, _wire
 from .whatsapp import WhatsAppMethods
 
@@ -194,12 +194,11 @@ class IsmsClient(WhatsAppMethods):
         message id.
         """
         self._ensure_open()
-        checked = check_text(text, max_length=_wire.MAX_CLASSIC_TEXT)
-        chosen = resolve_encoding(checked, encoding)
+        payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
         items = iterate_input(numbers, what="numbers")
         collector = Collector(on_outcome)
         runner: BulkRunner[_SmsPayload] = BulkRunner(
-            prepare=partial(self._prepare_number, (checked, chosen)),
+            prepare=partial(self._prepare_number, payload),
             unit_key=lambda pending: 0,
             unit_size=_wire.MAX_RECIPIENTS,
             send_unit=self._send_classic_chunk,

@@ -39,7 +39,7 @@ from ..errors import (
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, resolve_encoding
+from ..text import Encoding, check_text, checked_payload
 from . import _wire
 
 __all__ = ["SMSCOMMY_BASE_URL", "SmsComMyClient"]
@@ -192,8 +192,7 @@ class SmsComMyClient(BaseClient):
         """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
         gives no message id and no delivery report; every outcome says so."""
         self._ensure_open()
-        checked = check_text(text, max_length=_wire.MAX_TEXT)
-        payload = (checked, resolve_encoding(checked, encoding))
+        payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
         items = iterate_input(numbers, what="numbers")
         collector = Collector(on_outcome)
         runner: BulkRunner[_Text] = BulkRunner(
@@ -284,8 +283,9 @@ class SmsComMyClient(BaseClient):
                 field="messages",
                 index=index,
             )
-        text = check_text(item.text, max_length=_wire.MAX_TEXT, index=index)
-        encoding = resolve_encoding(text, item.encoding or forced, index=index)
+        text, encoding = checked_payload(
+            item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
+        )
         seqno = _wire.seqno_for(item.seqno, index)
         return self._pending(
             index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
