@@ -45,7 +45,11 @@ async def serve_request(
         answer = fake.fault_answer(rule if rule.fault is not Fault.REFUSE else _as_502(rule), path)
     else:
         answer = fake.handle(
-            scope["method"], path, scope.get("query_string", b"").decode("latin-1"), body
+            scope["method"],
+            path,
+            scope.get("query_string", b"").decode("latin-1"),
+            body,
+            headers.get(b"content-type", b"").decode("latin-1"),
         )
     content = answer.body.encode()
     if rule is not None and rule.fault is Fault.TRUNCATED:

@@ -43,7 +43,13 @@ class _InProcess(httpx.AsyncBaseTransport):
         if rule is not None and not rule.fault.processes:
             answer = self._fake.fault_answer(rule, path)
         else:
-            answer = self._fake.handle(request.method, path, request.url.query.decode(), body)
+            answer = self._fake.handle(
+                request.method,
+                path,
+                request.url.query.decode(),
+                body,
+                request.headers.get("content-type", ""),
+            )
         content = answer.body.encode()
         if rule is not None:
             if rule.fault is Fault.HANG:

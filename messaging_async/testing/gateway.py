@@ -25,6 +25,7 @@ from ..retry import RetryPolicy
 from ..smscommy import SmsComMyClient
 from ..webhooks.events import DeliveryStatus
 from . import _isms, _smscommy
+from ._forms import read_form
 from ._http import WebhookTarget, in_process_transport
 from ._records import Fault, FaultRule, SentMessage, SimulatedAnswer
 
@@ -267,8 +268,11 @@ class FakeGateway:
         return SimulatedAnswer(200, str(rule.code))
 
     # ---------------------------------------------------------------- requests
-    def handle(self, method: str, path: str, query: str, body: bytes) -> SimulatedAnswer:
-        """Answer one request as the contract says; pure apart from the sandbox's state."""
+    def handle(
+        self, method: str, path: str, query: str, body: bytes, content_type: str = ""
+    ) -> SimulatedAnswer:
+        """Answer one request as the contract says; pure apart from the sandbox's state.
+        ``content_type`` tells a multipart form from a url-encoded one."""
         self.requests += 1
         endpoint = path.rsplit("/", 1)[-1]
         json_handler = _JSON_ENDPOINTS.get(endpoint)
@@ -279,7 +283,7 @@ class FakeGateway:
         form_handler = self._form_endpoints.get(endpoint)
         if form_handler is None:
             return SimulatedAnswer(404, "<html><body>404 Not Found</body></html>", "text/html")
-        return form_handler(self, _isms.form_of(body, query))
+        return form_handler(self, read_form(endpoint, query, body, content_type))
 
     def isms_client(self, *, base_url: str | None = None, **overrides: Any) -> IsmsClient:
         """An ``IsmsClient`` (SMS and WhatsApp) with this sandbox's credentials and retries that
