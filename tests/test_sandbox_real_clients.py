@@ -339,6 +339,16 @@ async def test_multipart_bodies_read_like_urlencoded_ones(
     assert documented("E5", f"`{path.rsplit('/', 1)[-1]}`")
 
 
+async def test_multipart_in_process_too() -> None:
+    fake = FakeGateway()
+    body, headers = multipart(MULTIPART_ENDPOINTS[1][1])
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        answer = await http.post(
+            "https://www.sms.com.my/websmsapi/ISendSMS.aspx", content=body, headers=headers
+        )
+    assert answer.text == f"1701:{fake.sent[0].message_id}"
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_real_curl_posting_multipart_is_accepted() -> None:
     async with sandbox() as (fake, http):

@@ -86,7 +86,7 @@ def _common_problem(fake: FakeGateway, request: dict[str, Any]) -> int | None:
 
 def _json_type(value: Any) -> Any:
     """``type`` as text: a JSON number 1 is type ``"1"`` (PHP clients send numbers)."""
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return str(value) if isinstance(value, int) else value  # True is "True": no type
 
 
 def _sender(request: dict[str, Any]) -> str | None:
