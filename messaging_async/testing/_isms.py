@@ -1,5 +1,6 @@
-"""The sandbox's own reading of iSMS (CONTRACT A and B). It shares no parsing with the SDK's
-wire modules, so a misreading on either side shows up as a failing end-to-end test."""
+"""The sandbox's own reading of iSMS (docs/contract.md, A, B and E). It shares no parsing
+with the SDK's wire modules, so a misreading on either side shows up as a failing end-to-end
+test."""
 
 from __future__ import annotations
 
