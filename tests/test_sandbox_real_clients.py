@@ -413,6 +413,7 @@ async def test_isms_numbers_with_plus_and_spaces_are_normalised() -> None:
     assert whatsapp["statusCode"] == "OK"
     assert [m.to for m in fake.sent] == ["60123456789", "60123456788", "60123456787"]
     assert [m.sender for m in fake.sent[:2]] == [None, None]  # sendid "" is no sender
+    assert fake.sent[2].sender == SANDBOX_WABA_NUMBER
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,7 @@ def waba_send(fake: FakeGateway, body: bytes) -> SimulatedAnswer:
             message_id=message_id,
             type=kind,
             text=request.get("Content"),
-            sender=request["From"],
+            sender=fake.waba_number,  # From was checked to be it, however it was written
             template=request.get("TemplateCode"),
             params=params if params != [] else {},
             file_url=request.get("fileUrl"),
@@ -278,9 +278,8 @@ def _waba_problem(fake: FakeGateway, request: dict[str, Any]) -> int | None:
         return 1008
     if kind == "template":
         # PHP's json_encode writes an empty array as [], never {}: that is "no params".
-        if request.get("TemplateParams", {}) != [] and not isinstance(
-            request.get("TemplateParams", {}), dict
-        ):
+        params = request.get("TemplateParams", {})
+        if params != [] and not isinstance(params, dict):
             return 1008
         if request["TemplateCode"] not in fake.templates:
             return 60006
