@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._fanout import spawn_detached
-from ._records import Fault
+from ._control import control_answer, forbidden, is_control_path, is_loopback
+from ._records import Fault, SimulatedAnswer
 
 if TYPE_CHECKING:
     from .gateway import FakeGateway
@@ -36,37 +38,93 @@ async def serve_request(
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
+    path: str = scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    if is_control_path(path):
+        client = scope.get("client")
+        if client is None or not is_loopback(client[0]):
+            answer = forbidden()
+        else:
+            answer = await control_answer(fake, scope["method"], path, query, body)
+        await _answer(send, answer, answer.body.encode())
+        return
+    connection = _Connection.of(send)
+    if connection is not None and connection.closing:
+        await connection.drop(receive)  # raced an idle close: never processed, as for real
+        return
     headers = dict(scope.get("headers") or [])
     host = headers.get(b"host", b"").decode("latin-1").split(":")[0]
-    path: str = scope["path"]
     rule = fake.take_fault(path, host)
     if rule is not None and not rule.fault.processes:
         # Over a socket, REFUSE cannot refuse: it answers like a proxy with no upstream.
         answer = fake.fault_answer(rule if rule.fault is not Fault.REFUSE else _as_502(rule), path)
     else:
-        answer = fake.handle(
-            scope["method"], path, scope.get("query_string", b"").decode("latin-1"), body
-        )
+        answer = fake.handle(scope["method"], path, query, body)
+    if rule is not None and rule.fault is Fault.CLOSE and connection is not None:
+        await connection.drop(receive)
+        return
+    idle = fake.idle_timeout_for(path, host)
+    if idle is not None and connection is not None:
+        connection.close_when_idle(idle)
     content = answer.body.encode()
     if rule is not None and rule.fault is Fault.TRUNCATED:
         content = content[: len(content) // 2]
     if rule is not None and rule.fault in (Fault.SLOW, Fault.HANG):
         await anyio.sleep(rule.delay if rule.fault is Fault.SLOW else 300)
-    start = {
-        "type": "http.response.start",
-        "status": answer.status,
-        "headers": [
-            (b"content-type", answer.content_type.encode()),
-            (
-                b"content-length",
-                str(len(content) + (1 if rule and rule.fault is Fault.RESET else 0)).encode(),
-            ),
-        ],
-    }
-    await send(start)
-    if rule is not None and rule.fault is Fault.RESET:
+    # RESET (and CLOSE where the server's connection cannot be reached): promise one byte
+    # more than is sent, then drop the connection.
+    cut = rule is not None and rule.fault in (Fault.RESET, Fault.CLOSE)
+    await _answer(send, answer, content, cut=cut)
+
+
+async def _answer(send: Any, answer: SimulatedAnswer, content: bytes, *, cut: bool = False) -> None:
+    headers = [
+        (b"content-type", answer.content_type.encode()),
+        (b"content-length", str(len(content) + int(cut)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in answer.headers),
+    ]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    if cut:
         raise SandboxReset("[sandbox] connection reset after the request was read")
     await send({"type": "http.response.body", "body": content})
+
+
+class _Connection:
+    """The server's side of one connection, reached through uvicorn's ASGI ``send`` (a bound
+    method of its request cycle, which holds the asyncio transport and, through
+    ``on_response``, the protocol with its keep-alive timeout). ASGI itself has no way to
+    close a connection without answering, which CLOSE and IDLE_CLOSE need; under another
+    server ``of`` finds nothing and those faults fall back as documented."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: Any):
+        self._transport, self._protocol = transport, protocol
+
+    @classmethod
+    def of(cls, send: Any) -> _Connection | None:
+        cycle = getattr(send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        protocol = getattr(getattr(cycle, "on_response", None), "__self__", None)
+        if not isinstance(transport, asyncio.Transport) or protocol is None:
+            return None
+        return cls(transport, protocol)
+
+    @property
+    def closing(self) -> bool:
+        return self._transport.is_closing()
+
+    async def drop(self, receive: Any) -> None:
+        """Close the connection with no answer at all, then wait until the server has seen it
+        go (else it would answer 500 to a closed socket and log an error)."""
+        self._transport.close()
+        with anyio.move_on_after(5):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+    def close_when_idle(self, seconds: float) -> None:
+        """The server's own keep-alive timer, for this connection: after this answer, it
+        closes the connection once idle ``seconds`` (uvicorn's ``timeout_keep_alive``)."""
+        if hasattr(self._protocol, "timeout_keep_alive"):
+            self._protocol.timeout_keep_alive = seconds
 
 
 class SandboxReset(ConnectionResetError):
@@ -100,7 +158,13 @@ async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIte
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,  # it would record tokens, numbers and texts of callbacks
+        lifespan="off",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     finished = anyio.Event()
