@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -138,6 +139,30 @@ class _HideSandboxResets(logging.Filter):
 
 logging.getLogger("uvicorn.error").addFilter(_HideSandboxResets())
 
+# Set inside every request ``serve`` handles; uvicorn writes its access-log line from the
+# ASGI ``send`` call, so in that same context.
+_UNLOGGED: ContextVar[bool] = ContextVar("messaging_async_unlogged", default=False)
+
+
+class _NoAccessLog(logging.Filter):
+    """Drops uvicorn's access-log lines for requests that ``serve`` answers: they hold
+    callback tokens, numbers and texts. ``access_log=False`` alone is not enough: uvicorn
+    logs whenever the logger has a handler, and pytest (among others) attaches one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _UNLOGGED.get()
+
+
+logging.getLogger("uvicorn.access").addFilter(_NoAccessLog())
+
+
+def _without_access_log(app: Any) -> Any:
+    async def unlogged(scope: Any, receive: Any, send: Any) -> None:
+        _UNLOGGED.set(True)  # this request's own context: uvicorn runs each in a task
+        await app(scope, receive, send)
+
+    return unlogged
+
 
 def _as_502(rule: Any) -> Any:
     from ._records import FaultRule
@@ -158,7 +183,7 @@ async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIte
     import uvicorn
 
     config = uvicorn.Config(
-        app,
+        _without_access_log(app),
         host=host,
         port=port,
         log_level="warning",
