@@ -471,6 +471,40 @@ async def test_deliver_reports_sends_everything_owed_in_order_per_message() -> N
     assert {e.message_id for e in events} == {outcome.message_id}
 
 
+async def test_sending_now_never_lets_an_outcome_overtake_its_queued_report() -> None:
+    events: list[Any] = []
+    busy, release = anyio.Event(), anyio.Event()
+
+    async def record(event: Any) -> None:
+        if event.status is DeliveryStatus.QUEUED:  # the receiver is slow with the first
+            busy.set()
+            await release.wait()
+        events.append(event.status)
+
+    receiver = WebhookReceiver(secret=TOKEN, on_delivery=record)
+    now = [0.0]
+    fake = FakeGateway(
+        webhook=WebhookTarget(receiver, token=TOKEN),
+        report_delay=10,
+        queued_reports=1,
+        clock=lambda: now[0],
+    )
+    async with fake.smscommy_client() as client:
+        await client.send_sms("60123456789", "hello")
+    now[0] = 6  # the queued report is due, the outcome is not
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fake.report_when_due)
+            await busy.wait()
+            tasks.start_soon(fake.deliver_reports)  # "send the rest now", mid-round
+            await anyio.sleep(0.2)
+            release.set()
+            while len(events) < 2:  # noqa: ASYNC110 - two tasks write; polling is simplest
+                await anyio.sleep(0.02)
+            tasks.cancel_scope.cancel()
+    assert events == [DeliveryStatus.QUEUED, DeliveryStatus.DELIVERED]
+
+
 def test_report_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="report_delay"):
         FakeGateway(report_delay=-1)

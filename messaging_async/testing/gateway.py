@@ -103,6 +103,7 @@ class FakeGateway:
             tuple(customers),
         )
         self._reports = ReportQueue(delay=report_delay, queued_reports=queued_reports)
+        self._sending: anyio.Lock | None = None
         self._faults = FaultBook()
         self._next_id = 1_143_000_000
         self._form_endpoints: dict[str, _FormHandler] = {
@@ -317,16 +318,22 @@ class FakeGateway:
             raise RuntimeError(
                 "FakeGateway(webhook=WebhookTarget(...)) is needed to deliver reports"
             )
-        due = self._reports.take(now)
-        if not due:
-            return 0
+        # One sending round at a time: a "send now" during the background loop's round must
+        # not let a message's final report overtake its "queued" one.
+        self._sending = self._sending or anyio.Lock()
+        async with self._sending:
+            due = self._reports.take(now)
+            if not due:
+                return 0
 
-        def describe(report: Any) -> tuple[str, dict[str, str]]:
-            return report_request(report, self.outcome_for(report.message), self.waba_number)
+            def describe(report: Any) -> tuple[str, dict[str, str]]:
+                outcome = self.outcome_for(report.message)
+                return report_request(report, outcome, self.waba_number)
 
-        failed = await send_reports(self.webhook, due, describe, concurrency=concurrency)
+            failed = await send_reports(self.webhook, due, describe, concurrency=concurrency)
+            if failed:
+                self._reports.put_back(failed)
         if failed:
-            self._reports.put_back(failed)
             raise CallbackFailed(f"{len(failed)} of {len(due)} reports not delivered; still owed")
         return len(due)
 
