@@ -26,6 +26,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 async def serve_request(
     fake: FakeGateway, scope: MutableMapping[str, Any], receive: Any, send: Any
 ) -> None:
+    """The sandbox as an ASGI app: the control API for loopback clients, else the gateways."""
     if scope["type"] == "lifespan":
         while (message := await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -39,20 +40,33 @@ async def serve_request(
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    path: str = scope["path"]
-    query = scope.get("query_string", b"").decode("latin-1")
-    if is_control_path(path):
-        client = scope.get("client")
-        if client is None or not is_loopback(client[0]):
-            answer = forbidden()
-        else:
-            answer = await control_answer(fake, scope["method"], path, query, body)
-        await _answer(send, answer, answer.body.encode())
-        return
+    if is_control_path(scope["path"]):
+        await _serve_control(fake, scope, body, send)
+    else:
+        await _serve_gateway(fake, scope, body, receive, send)
+
+
+async def _serve_control(
+    fake: FakeGateway, scope: MutableMapping[str, Any], body: bytes, send: Any
+) -> None:
+    client = scope.get("client")
+    if client is None or not is_loopback(client[0]):
+        answer = forbidden()
+    else:
+        query = scope.get("query_string", b"").decode("latin-1")
+        answer = await control_answer(fake, scope["method"], scope["path"], query, body)
+    await _answer(send, answer, answer.body.encode())
+
+
+async def _serve_gateway(
+    fake: FakeGateway, scope: MutableMapping[str, Any], body: bytes, receive: Any, send: Any
+) -> None:
+    """One gateway request, with the fault (if any) that strikes it."""
     connection = _Connection.of(send)
     if connection is not None and connection.closing:
         await connection.drop(receive)  # raced an idle close: never processed, as for real
         return
+    path: str = scope["path"]
     headers = dict(scope.get("headers") or [])
     host = headers.get(b"host", b"").decode("latin-1").split(":")[0]
     rule = fake.take_fault(path, host)
@@ -60,6 +74,7 @@ async def serve_request(
         # Over a socket, REFUSE cannot refuse: it answers like a proxy with no upstream.
         answer = fake.fault_answer(rule if rule.fault is not Fault.REFUSE else _as_502(rule), path)
     else:
+        query = scope.get("query_string", b"").decode("latin-1")
         answer = fake.handle(scope["method"], path, query, body)
     if rule is not None and rule.fault is Fault.CLOSE and connection is not None:
         await connection.drop(receive)

@@ -37,7 +37,8 @@ class Fault(enum.Enum):
     """HTTP 429 with ``Retry-After: <delay>`` (whole seconds, rounded up): not processed."""
     CLOSE = ("close", True)
     """Processes, then drops the connection before a single byte of answer (no HTTP
-    status at all): the worst case, the gateway acted and the client cannot know."""
+    status at all): the worst case, the gateway acted and the client cannot know. In
+    process: ``httpx.RemoteProtocolError``; served by anything but uvicorn: as ``RESET``."""
     IDLE_CLOSE = ("idle_close", True)
     """Answers normally, then closes the connection once it has sat idle ``delay`` seconds,
     as servers' keep-alive timeouts do (Apache: 5 s). Only over a socket; no effect in
