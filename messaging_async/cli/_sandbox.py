@@ -50,7 +50,7 @@ def add_sandbox_command(commands: Any) -> None:
         "--queued-reports", type=int, default=0, help='"queued" reports before the final one'
     )
     sandbox.add_argument("--delivery-outcome", choices=sorted(OUTCOME_CHOICES), default="delivered")
-    actions = sandbox.add_subparsers(metavar="ACTION", title="drive a running sandbox")
+    actions = sandbox.add_subparsers(metavar="[ACTION]", title="drive a running sandbox")
     sent = _action(actions, "sent", "what the sandbox accepted, as JSON")
     sent.add_argument("--to", help="only messages to this number")
     fault = _action(actions, "fault", "make the next requests fail (see README)")
