@@ -190,19 +190,64 @@ async def test_a_failing_handler_is_500_logged_without_the_payload_and_retried(
     assert SECRET not in ours
 
 
-async def test_dedupe_accepts_a_plain_callable() -> None:
-    seen: set[str] = set()
+class RedisLikeStore:
+    """A user's shared store, as with Redis: async, answering with plain strings."""
 
-    def first_time(key: str) -> bool:
-        new = key not in seen
-        seen.add(key)
-        return new
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
 
-    app, recorder = receiver(dedupe=first_time)
+    async def claim(self, key: str) -> str:
+        if key in self.values:
+            return self.values[key]
+        self.values[key] = "in_progress"
+        return "new"
+
+    async def complete(self, key: str) -> None:
+        self.values[key] = "done"
+
+    async def release(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+async def test_a_users_async_store_gets_bounded_keys_and_settles_each_claim() -> None:
+    store = RedisLikeStore()
+    app, recorder = receiver(dedupe=store)
+    long_id = "9" * 60_000
     async for client in client_for(app):
-        for _ in range(2):
-            await client.get(f"/isms/delivery?token={SECRET}&sms_id=5&status=DELIVRD")
+        answers = [
+            await client.get(f"/isms/delivery?token={SECRET}&sms_id={long_id}&status=DELIVRD")
+            for _ in range(2)
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[1].text == "OK (duplicate)\n"
     assert len(recorder.events) == 1
+    assert list(store.values.values()) == ["done"]
+    assert max(len(key) for key in store.values) <= 200
+
+
+@pytest.mark.parametrize(
+    "dedupe",
+    [lambda key: True, object(), type("OldStore", (), {"claim": lambda s, k: True})()],
+    ids=["plain-callable", "nothing", "no-complete"],
+)
+def test_a_dedupe_without_the_three_methods_is_refused(dedupe: Any) -> None:
+    """A store that only knows "seen" cannot say "still in progress": it would drop retries."""
+    with pytest.raises(ValidationError, match="complete") as caught:
+        WebhookReceiver(secret=SECRET, dedupe=dedupe)
+    assert caught.value.field == "dedupe"
+
+
+async def test_a_failing_store_is_503_and_the_handler_is_not_called() -> None:
+    class Broken(RedisLikeStore):
+        async def claim(self, key: str) -> str:
+            raise ConnectionError("redis is down")
+
+    app, recorder = receiver(dedupe=Broken())
+    async for client in client_for(app):
+        answer = await client.get(f"/isms/delivery?token={SECRET}&sms_id=1&status=DELIVRD")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    assert recorder.events == []
 
 
 async def test_ip_allow_list() -> None:
@@ -214,7 +259,7 @@ async def test_ip_allow_list() -> None:
     assert len(recorder.events) == 1
 
 
-async def test_routes_without_a_handler_are_404() -> None:
+async def test_routes_without_a_handler_are_404_to_an_authenticated_caller() -> None:
     recorder = Recorder()
     app = WebhookReceiver(secret=SECRET, on_delivery=recorder)
     async for client in client_for(app):
