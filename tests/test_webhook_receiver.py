@@ -485,10 +485,19 @@ async def test_a_body_that_trickles_in_is_cut_off_with_408() -> None:
     assert recorder.events == []
 
 
-@pytest.mark.parametrize(("name", "value"), [("body_timeout", 0), ("handler_timeout", -1.0)])
-def test_time_limits_must_be_positive(name: str, value: float) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("body_timeout", 0),
+        ("handler_timeout", -1.0),
+        ("handler_timeout", float("nan")),
+        ("body_timeout", "5"),
+    ],
+)
+def test_time_limits_must_be_positive_numbers(name: str, value: object) -> None:
+    settings: dict[str, Any] = {name: value}
     with pytest.raises(ValidationError) as caught:
-        WebhookReceiver(secret=SECRET, **{name: value})
+        WebhookReceiver(secret=SECRET, **settings)
     assert caught.value.field == name
 
 
