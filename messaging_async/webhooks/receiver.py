@@ -98,7 +98,8 @@ class WebhookReceiver:
     payload), 503 with ``Retry-After`` (your handler ran past ``handler_timeout`` seconds,
     the same callback is still being handled, or the de-duplication store failed) or 200.
     Every non-2xx answer makes the gateway try again, and a claim that was not completed
-    is released first, so the retry is handled.
+    is released first, so the retry is handled. ``handler_timeout`` can only interrupt an
+    async handler at an ``await``: a plain function runs to its end.
     """
 
     def __init__(
