@@ -595,3 +595,25 @@ class _Keep(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def test_time_limits_and_claims_work_on_trio_too() -> None:
+    """The receiver uses anyio only: a handler past its limit is cut off on trio as well."""
+    calls: list[DeliveryReport] = []
+
+    async def on_delivery(report: DeliveryReport) -> None:
+        calls.append(report)
+        if len(calls) == 1:
+            await anyio.sleep_forever()
+
+    app = WebhookReceiver(
+        secret=SECRET, on_delivery=on_delivery, dedupe=MemoryDeduplicator(), handler_timeout=0.2
+    )
+
+    async def gateway() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as client:
+            return [(await client.get(DELIVERY)).status_code for _ in range(3)]
+
+    assert anyio.run(gateway, backend="trio") == [503, 200, 200]
+    assert len(calls) == 2
