@@ -9,13 +9,10 @@ delivery reports and an inbound WhatsApp reply through the receiver, answers it 
 from __future__ import annotations
 
 import csv
-import logging
 import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +21,6 @@ from ..models import WhatsAppTemplate
 from ..retry import RetryPolicy
 from ..testing import FakeGateway, WebhookTarget, serve
 from ..webhooks import (
-    AccessLogFilter,
     DeliveryReport,
     MemoryDeduplicator,
     WebhookReceiver,
@@ -73,7 +69,8 @@ async def run_demo(*, recipients: int, out: TextIO) -> int:
     receiver = WebhookReceiver(
         secret=token, on_delivery=on_delivery, on_whatsapp=on_whatsapp, dedupe=MemoryDeduplicator()
     )
-    async with _hooks_off_the_access_log(), serve(receiver) as hooks_url:
+    # serve() keeps uvicorn's access log off: callback URLs carry the token, numbers, texts.
+    async with serve(receiver) as hooks_url:
         fake = FakeGateway(webhook=WebhookTarget(hooks_url, token=token))
         async with serve(fake) as sandbox_url:
             print(f"sandbox on {sandbox_url}, webhook receiver on {hooks_url}", file=out)
@@ -109,19 +106,6 @@ async def run_demo(*, recipients: int, out: TextIO) -> int:
     received = sum(count for name, count in events.items() if name.startswith("delivery"))
     healthy = summary.exit_code == 0 and received == reports and events["inbound WhatsApp"] == 1
     return 0 if healthy else 1
-
-
-@asynccontextmanager
-async def _hooks_off_the_access_log() -> AsyncIterator[None]:
-    """Callback URLs carry the token, numbers and texts: no access-log line for them, even
-    when uvicorn's access log is on (the sandbox's own lines stay)."""
-    access_log = logging.getLogger("uvicorn.access")
-    hooks = AccessLogFilter("/isms", "/smscommy")
-    access_log.addFilter(hooks)
-    try:
-        yield
-    finally:
-        access_log.removeFilter(hooks)
 
 
 async def _blast(isms: IsmsClient, recipients: int, out: TextIO) -> Any:

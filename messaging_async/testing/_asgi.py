@@ -187,9 +187,15 @@ def _as_502(rule: Any) -> Any:
 
 
 @asynccontextmanager
-async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+async def serve(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, access_log: bool = False
+) -> AsyncIterator[str]:
     """Serve an ASGI app (the sandbox, a ``WebhookReceiver``) with uvicorn on a loopback port,
     in the running asyncio loop; yields its base URL. Needs the ``[sandbox]`` extra.
+
+    uvicorn's access log stays off unless ``access_log=True``: its lines hold callback
+    tokens, numbers and texts. Turn it on only for an app whose hook paths a
+    ``webhooks.AccessLogFilter`` keeps out of it.
 
     The server runs detached rather than in a task group held across ``yield``, so this may
     be entered and exited in different tasks (pytest fixtures, app lifespans).
@@ -199,11 +205,11 @@ async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIte
     import uvicorn
 
     config = uvicorn.Config(
-        _without_access_log(app),
+        app if access_log else _without_access_log(app),
         host=host,
         port=port,
         log_level="warning",
-        access_log=False,  # it would record tokens, numbers and texts of callbacks
+        access_log=access_log,
         lifespan="off",
         timeout_graceful_shutdown=1,
     )
