@@ -26,6 +26,7 @@ from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
 from ._blast import CsvSource, Progress, dry_run, print_summary, run_blast
+from ._sandbox import add_sandbox_command
 
 __all__ = ["main"]
 
@@ -79,10 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     file.add_argument("file_name")
     _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
     _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox of both gateways on loopback")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.set_defaults(run=_sandbox, is_async=True)
+    add_sandbox_command(commands)
     webhook = commands.add_parser("webhook", help="webhook tools").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -225,17 +223,6 @@ async def _credits(args: argparse.Namespace) -> int:
         credits = await smsmy.get_credits()
     used = "unknown" if credits.used is None else credits.used
     print(f"credits used: {used}\ncredits left: {credits.remaining}")
-    return OK
-
-
-async def _sandbox(args: argparse.Namespace) -> int:
-    from ..testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, serve
-
-    async with serve(FakeGateway(), host=args.host, port=args.port) as url:
-        print(f"sandbox of iSMS and sms.com.my on {url} (Ctrl-C stops it)")
-        print(f"credentials (placeholders): {SANDBOX_USERNAME!r} / {SANDBOX_PASSWORD!r}")
-        print(f"iSMS base URL: {url}   sms.com.my base URL: {url}/websmsapi")
-        await anyio.sleep_forever()
     return OK
 
 
