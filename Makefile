@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck docs test demo soak bench clean
+.PHONY: install tools lint typecheck docs test demo soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+# Programs the tests run as real processes, from Debian's packages where missing: PHP with its
+# curl extension (docs/testing.md's PHP example runs against a sandbox process).
+tools:
+	@php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq php-cli php-curl >/dev/null; } \
+		|| echo "php-cli/php-curl could not be installed: the PHP example test skips (fails under CI)"
 
 lint: install
 	$(BIN)/ruff check .
@@ -28,7 +35,7 @@ typecheck: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-test: lint typecheck docs
+test: lint typecheck docs tools
 	$(BIN)/pytest
 
 # A bulk blast and webhook round trip against the built-in sandbox, on loopback ports.
