@@ -1,18 +1,23 @@
 """``messaging-async``: send, blast, check balances, run the sandbox and the demo.
 
-Credentials come from flags or, better (flags show in process lists), environment
-variables: ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
-``ISMS_WABA_NUMBER``, ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``. They are never printed.
+Credentials come from environment variables: ``ISMS_USERNAME``, ``ISMS_PASSWORD``,
+``ISMS_APP_ID``, ``ISMS_APP_SECRET``, ``ISMS_WABA_NUMBER``, ``SMSCOMMY_USERNAME``,
+``SMSCOMMY_PASSWORD``; a password also from ``--password-file`` or, on a terminal, a
+prompt. ``--password`` works but warns: other users see it in the process list. They
+are never printed.
 
 Exit codes: 0 success; 1 partial failure (some recipients not accepted); 2 error (bad
-arguments or configuration, a refused single send, nothing accepted).
+arguments or configuration, an unreadable file, a refused single send, nothing
+accepted); 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,11 +30,20 @@ from ..isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
 from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
-from ._blast import CsvSource, Progress, dry_run, print_summary, run_blast
+from ._blast import (
+    DEFAULT_GRACE,
+    INTERRUPTED,
+    CsvSource,
+    Progress,
+    dry_run,
+    print_summary,
+    run_blast,
+)
 
 __all__ = ["main"]
 
 OK, PARTIAL, ERROR = 0, 1, 2
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MessagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return ERROR
-    except KeyboardInterrupt:
-        return ERROR
+    except KeyboardInterrupt:  # before a blast watches for it, or outside one
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     return result
 
 
@@ -61,7 +76,25 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
     blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
-    blast.add_argument("--resend-csv", type=Path, help="where to write rows not accepted")
+    blast.add_argument(
+        "--resend-csv",
+        type=Path,
+        help="where to write rows rejected or not sent, to fix and resend "
+        "(default: CSV.not_accepted.csv)",
+    )
+    blast.add_argument(
+        "--unknown-csv",
+        type=Path,
+        help="where to write rows the gateway may have sent (no usable answer): do not "
+        "resend these blindly; with --gateway smscommy, resending this file within 24 hours "
+        "reuses each row's seqno, so the gateway drops duplicates (default: CSV.unknown.csv)",
+    )
+    blast.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="on Ctrl-C/SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
+    )
     blast.add_argument("--concurrency", type=int, default=10)
     whatsapp = commands.add_parser("whatsapp", help="send WhatsApp messages (iSMS)")
     kinds = whatsapp.add_subparsers(required=True, metavar="KIND")
@@ -106,7 +139,12 @@ def _command(
         command.add_argument("--gateway", choices=("isms", "smscommy"), default="isms")
     command.add_argument("--username", help="default: $ISMS_USERNAME / $SMSCOMMY_USERNAME")
     command.add_argument(
-        "--password", help="default: $ISMS_PASSWORD / $SMSCOMMY_PASSWORD (preferred)"
+        "--password",
+        help="visible to other users in the process list: prefer $ISMS_PASSWORD / "
+        "$SMSCOMMY_PASSWORD, --password-file or the prompt",
+    )
+    command.add_argument(
+        "--password-file", type=Path, help="a file whose first line is the password"
     )
     command.add_argument("--sender", help="sender ID")
     command.add_argument("--base-url", help="a gateway base URL, e.g. the sandbox's")
@@ -119,11 +157,32 @@ def _setting(args: argparse.Namespace, flag: str, variable: str) -> str | None:
     return value if value else os.environ.get(variable)
 
 
+def _password(args: argparse.Namespace, variable: str, gateway: str) -> str | None:
+    """``--password-file``, else ``--password`` (with a warning), else ``$variable``, else a
+    prompt when a person is at the terminal."""
+    path: Path | None = getattr(args, "password_file", None)
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(_fail(f"cannot read --password-file {path}: {error}")) from None
+    if getattr(args, "password", None):
+        print(
+            "warning: --password is visible to other users in the process list; use "
+            f"${variable}, --password-file or the prompt",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if os.environ.get(variable):
+        return os.environ[variable]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{gateway} password: ") or None
+    return None
+
+
 def _isms(args: argparse.Namespace) -> IsmsClient:
-    username, password = (
-        _setting(args, "username", "ISMS_USERNAME"),
-        _setting(args, "password", "ISMS_PASSWORD"),
-    )
+    username = _setting(args, "username", "ISMS_USERNAME")
+    password = _password(args, "ISMS_PASSWORD", "iSMS") if username else None
     if not username or not password:
         raise SystemExit(_fail("iSMS needs --username/--password or ISMS_USERNAME/ISMS_PASSWORD"))
     base_url = _setting(args, "base_url", "ISMS_BASE_URL")
@@ -143,7 +202,7 @@ def _isms(args: argparse.Namespace) -> IsmsClient:
 
 def _smscommy(args: argparse.Namespace) -> SmsComMyClient:
     username = _setting(args, "username", "SMSCOMMY_USERNAME")
-    password = _setting(args, "password", "SMSCOMMY_PASSWORD")
+    password = _password(args, "SMSCOMMY_PASSWORD", "sms.com.my") if username else None
     if not username or not password:
         raise SystemExit(
             _fail("sms.com.my needs --username/--password or SMSCOMMY_USERNAME/SMSCOMMY_PASSWORD")
@@ -175,16 +234,28 @@ async def _sms_send(args: argparse.Namespace) -> int:
 
 
 async def _sms_blast(args: argparse.Namespace) -> int:
-    source = CsvSource(args.csv, args.text, args.phone_column)
+    source = CsvSource(
+        args.csv, args.text, args.phone_column, reuse_seqno=args.gateway == "smscommy"
+    )
     per_request = 50 if args.gateway == "isms" else 1
     if args.dry_run:
         return dry_run(
             source, default_country=args.default_country, per_request=per_request, out=sys.stdout
         )
     resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
+    unknown = args.unknown_csv or args.csv.with_suffix(".unknown.csv")
+    if len({path.resolve() for path in (args.csv, resend, unknown)}) < 3:
+        return _fail("the recipients file, --resend-csv and --unknown-csv must be three files")
+    if not (args.grace >= 0 and args.grace != float("inf")):
+        return _fail("--grace must be a finite number of seconds, 0 or more")
     async with _client(args) as client:
         summary = await run_blast(
-            client, source, resend_path=resend, progress=Progress(source.count())
+            client,
+            source,
+            resend_path=resend,
+            unknown_path=unknown,
+            progress=Progress(source.count()),
+            grace=args.grace,
         )
     print_summary(summary, sys.stdout)
     return summary.exit_code
@@ -231,12 +302,32 @@ async def _credits(args: argparse.Namespace) -> int:
 async def _sandbox(args: argparse.Namespace) -> int:
     from ..testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, serve
 
-    async with serve(FakeGateway(), host=args.host, port=args.port) as url:
-        print(f"sandbox of iSMS and sms.com.my on {url} (Ctrl-C stops it)")
-        print(f"credentials (placeholders): {SANDBOX_USERNAME!r} / {SANDBOX_PASSWORD!r}")
-        print(f"iSMS base URL: {url}   sms.com.my base URL: {url}/websmsapi")
-        await anyio.sleep_forever()
+    if args.host not in _LOOPBACK:
+        return _fail(f"the sandbox listens on loopback only (127.0.0.1, ::1), not {args.host}")
+    if not _port_free(args.host, args.port):
+        return _fail(f"the sandbox cannot listen on {args.host}:{args.port}: it is in use")
+    try:
+        async with serve(FakeGateway(), host=args.host, port=args.port) as url:
+            print(f"sandbox of iSMS and sms.com.my on {url} (Ctrl-C stops it)")
+            print(f"credentials (placeholders): {SANDBOX_USERNAME!r} / {SANDBOX_PASSWORD!r}")
+            print(f"iSMS base URL: {url}   sms.com.my base URL: {url}/websmsapi")
+            await anyio.sleep_forever()
+    except (OSError, RuntimeError, SystemExit):  # uvicorn exits when it cannot bind
+        return _fail(f"the sandbox cannot listen on {args.host}:{args.port}: is it in use?")
     return OK
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound: asked first, because uvicorn answers a busy port by
+    exiting the process with a traceback from a task we cannot catch."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _webhook_decode(args: argparse.Namespace) -> int:
