@@ -267,8 +267,13 @@ def test_a_password_flag_warns_and_a_password_file_or_prompt_does_not(
     monkeypatch.delenv("ISMS_PASSWORD")
     assert main(["balance", "--password-file", str(secret)]) == 0
     asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return SANDBOX_PASSWORD
+
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or SANDBOX_PASSWORD)
+    monkeypatch.setattr("getpass.getpass", prompt)
     assert main(["balance"]) == 0
     out, err = capsys.readouterr()
     assert asked == ["iSMS password: "]
