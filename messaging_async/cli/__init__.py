@@ -30,15 +30,7 @@ from ..isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
 from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
-from ._blast import (
-    DEFAULT_GRACE,
-    INTERRUPTED,
-    CsvSource,
-    Progress,
-    dry_run,
-    print_summary,
-    run_blast,
-)
+from ._blast import INTERRUPTED, add_blast_arguments, blast_command
 
 __all__ = ["main"]
 
@@ -70,32 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("to")
     send.add_argument("text")
     blast = _command(sms, "blast", _sms_blast, "send a personalised SMS to every row of a CSV file")
-    blast.add_argument("csv", type=Path)
-    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
-    blast.add_argument(
-        "--dry-run", action="store_true", help="show what would be sent; send nothing"
-    )
-    blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
-    blast.add_argument(
-        "--resend-csv",
-        type=Path,
-        help="where to write rows rejected or not sent, to fix and resend "
-        "(default: CSV.not_accepted.csv)",
-    )
-    blast.add_argument(
-        "--unknown-csv",
-        type=Path,
-        help="where to write rows the gateway may have sent (no usable answer): do not "
-        "resend these blindly; with --gateway smscommy, resending this file within 24 hours "
-        "reuses each row's seqno, so the gateway drops duplicates (default: CSV.unknown.csv)",
-    )
-    blast.add_argument(
-        "--grace",
-        type=float,
-        default=DEFAULT_GRACE,
-        help="on Ctrl-C/SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
-    )
-    blast.add_argument("--concurrency", type=int, default=10)
+    add_blast_arguments(blast)
     whatsapp = commands.add_parser("whatsapp", help="send WhatsApp messages (iSMS)")
     kinds = whatsapp.add_subparsers(required=True, metavar="KIND")
     template = _command(kinds, "template", _wa_template, "an approved template", gateway=False)
@@ -234,31 +201,7 @@ async def _sms_send(args: argparse.Namespace) -> int:
 
 
 async def _sms_blast(args: argparse.Namespace) -> int:
-    source = CsvSource(
-        args.csv, args.text, args.phone_column, reuse_seqno=args.gateway == "smscommy"
-    )
-    per_request = 50 if args.gateway == "isms" else 1
-    if args.dry_run:
-        return dry_run(
-            source, default_country=args.default_country, per_request=per_request, out=sys.stdout
-        )
-    resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
-    unknown = args.unknown_csv or args.csv.with_suffix(".unknown.csv")
-    if len({path.resolve() for path in (args.csv, resend, unknown)}) < 3:
-        return _fail("the recipients file, --resend-csv and --unknown-csv must be three files")
-    if not (args.grace >= 0 and args.grace != float("inf")):
-        return _fail("--grace must be a finite number of seconds, 0 or more")
-    async with _client(args) as client:
-        summary = await run_blast(
-            client,
-            source,
-            resend_path=resend,
-            unknown_path=unknown,
-            progress=Progress(source.count()),
-            grace=args.grace,
-        )
-    print_summary(summary, sys.stdout)
-    return summary.exit_code
+    return await blast_command(args, _client)
 
 
 async def _wa_template(args: argparse.Namespace) -> int:

@@ -10,13 +10,14 @@ the gateway has, or the user resends what was already delivered.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -43,6 +44,7 @@ __all__ = [
     "run_blast",
 ]
 
+Sender = IsmsClient | SmsComMyClient
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 DEFAULT_GRACE = 30.0
 
@@ -74,6 +76,80 @@ class BlastSummary:
         if accepted == self.total:
             return 0
         return 1 if accepted else 2
+
+
+BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows not accepted
+are written to two files: CSV.not_accepted.csv (rejected or not sent: fix and resend it)
+and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly). Either
+file can be given back as CSV; the status/code/reason/seqno columns are dropped on
+reading. Ctrl-C or SIGTERM stops reading, waits --grace seconds for requests in flight,
+writes both files and exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
+
+
+def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
+    blast.description = BLAST_HELP
+    blast.add_argument("csv", type=Path)
+    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send nothing"
+    )
+    blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
+    blast.add_argument(
+        "--resend-csv",
+        type=Path,
+        help="where to write rows rejected or not sent, to fix and resend "
+        "(default: CSV.not_accepted.csv)",
+    )
+    blast.add_argument(
+        "--unknown-csv",
+        type=Path,
+        help="where to write rows the gateway may have sent (no usable answer): do not "
+        "resend these blindly; with --gateway smscommy, resending this file within 24 hours "
+        "reuses each row's seqno, so the gateway drops duplicates (default: CSV.unknown.csv)",
+    )
+    blast.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="on Ctrl-C/SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
+    )
+    blast.add_argument("--concurrency", type=int, default=10)
+
+
+async def blast_command(
+    args: argparse.Namespace, make_client: Callable[[argparse.Namespace], Sender]
+) -> int:
+    """``sms blast``: a dry run, or the blast and its summary; the exit code."""
+    source = CsvSource(
+        args.csv, args.text, args.phone_column, reuse_seqno=args.gateway == "smscommy"
+    )
+    per_request = 50 if args.gateway == "isms" else 1
+    if args.dry_run:
+        return dry_run(
+            source, default_country=args.default_country, per_request=per_request, out=sys.stdout
+        )
+    resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
+    unknown = args.unknown_csv or args.csv.with_suffix(".unknown.csv")
+    if len({path.resolve() for path in (args.csv, resend, unknown)}) < 3:
+        raise ValidationError(
+            "the recipients file, --resend-csv and --unknown-csv must be three files",
+            field="resend_csv",
+        )
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise ValidationError(
+            "--grace must be a finite number of seconds, 0 or more", field="grace"
+        )
+    async with make_client(args) as client:
+        summary = await run_blast(
+            client,
+            source,
+            resend_path=resend,
+            unknown_path=unknown,
+            progress=Progress(source.count()),
+            grace=args.grace,
+        )
+    print_summary(summary, sys.stdout)
+    return summary.exit_code
 
 
 def dry_run(
