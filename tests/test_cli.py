@@ -43,9 +43,11 @@ def test_blast_dry_run_sends_nothing(
     tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = recipients(tmp_path / "r.csv", [*ROWS, ("012", "local")])
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("60123450000\n")  # no name: the template cannot be filled
     assert main(["sms", "blast", str(path), "--text", "Hi {name}", "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "recipients:        121 (1 with invalid numbers)" in printed
+    assert "recipients:        122 (1 with invalid numbers, 1 missing a template column)" in printed
     assert "encodings:         GSM 90 · Unicode 30" in printed
     assert "requests:          3 " in printed  # 90 GSM → 2 chunks, 30 Unicode → 1
     assert "estimated credits: 120" in printed

@@ -159,7 +159,8 @@ def dry_run(
     counts: Counter[Encoding] = Counter()
     credits, invalid = 0, 0
     code = None if default_country is None else _calling(default_country)
-    for message in source.messages():
+    unfilled: list[Outcome] = []  # rows the template cannot be filled from
+    for message in source.messages(unfilled.append):
         try:
             normalize_number(message.to, default_calling_code=code)
         except ValidationError:
@@ -169,8 +170,10 @@ def dry_run(
         counts[encoding] += 1
         credits += estimate_credits(message.text, encoding)
     requests = sum(math.ceil(n / per_request) for n in counts.values())
+    recipients = sum(counts.values()) + invalid + len(unfilled)
+    unusable = f", {len(unfilled):,} missing a template column" if unfilled else ""
     print(
-        f"recipients:        {sum(counts.values()) + invalid:,} ({invalid:,} with invalid numbers)",
+        f"recipients:        {recipients:,} ({invalid:,} with invalid numbers{unusable})",
         file=out,
     )
     print(
