@@ -194,29 +194,33 @@ def _localise(digits: str, default_calling_code: str | None, number: str, index:
 def _check_national(digits: str, number: str, index: int | None) -> str:
     """Drop a trunk 0 written after the calling code; refuse a length the country never has.
 
-    Calling codes are prefix-free, so at most one of the three prefixes is in the table.
+    Calling codes are prefix-free, so at most one of the three prefixes is in the table;
+    two-digit codes (Malaysia's among them) are tried first. Bulk sends call this once per
+    recipient, so the common case allocates nothing.
     """
-    for size in (1, 2, 3):
-        country = COUNTRIES.get(digits[:size])
-        if country is not None:
-            break
-    else:
-        return digits  # a calling code this table does not describe: E.164 bounds only
-    code, national = digits[:size], digits[size:]
-    if national.startswith("0") and country.trunk != "keep":
-        if country.trunk == "none":
-            raise _invalid(number, f"has a 0 after +{code}, where no number begins with 0", index)
-        national = national[1:]  # "+60 012…": the trunk 0 is not part of the number
-    if country.national is not None:
-        fewest, most = country.national
-        if not fewest <= len(national) <= most:
-            expected = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    size = 2
+    country = COUNTRIES.get(digits[:2])
+    if country is None:
+        size = 1 if (country := COUNTRIES.get(digits[:1])) is not None else 3
+        if country is None and (country := COUNTRIES.get(digits[:3])) is None:
+            return digits  # a calling code this table does not describe: E.164 bounds only
+    trunk, national = country
+    if digits[size] == "0" and trunk != "keep":
+        if trunk == "none":
             raise _invalid(
-                number,
-                f"has {len(national)} digits after +{code}; numbers there have {expected}",
-                index,
+                number, f"has a 0 after +{digits[:size]}, where no number begins with 0", index
             )
-    return code + national
+        digits = digits[:size] + digits[size + 1 :]  # "+60 012…": not part of the number
+    if national is not None and not national[0] <= len(digits) - size <= national[1]:
+        fewest, most = national
+        expected = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+        raise _invalid(
+            number,
+            f"has {len(digits) - size} digits after +{digits[:size]}; numbers there "
+            f"have {expected}",
+            index,
+        )
+    return digits
 
 
 def _invalid(number: str, problem: str, index: int | None) -> ValidationError:
