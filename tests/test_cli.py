@@ -162,6 +162,15 @@ def test_unknown_rows_go_to_their_own_file_and_the_summary_warns(
     assert len(unknown) == int(re.findall(r"^unknown\s+(\d+)$", out, re.M)[0]) > 0
     assert "do not resend these blindly" in out
     assert "r.unknown.csv" in out
+    # Sending the unknown file again through iSMS, which has no idempotency key, takes
+    # an explicit flag.
+    sent = len(isms_env.sent)
+    resend = ["sms", "blast", str(tmp_path / "r.unknown.csv"), "--text", "Hi {name}"]
+    assert main(resend) == 2
+    assert f"{len(unknown)} rows of r.unknown.csv are marked unknown" in capsys.readouterr().err
+    assert len(isms_env.sent) == sent
+    assert main([*resend, "--resend-unknown"]) == 0
+    assert len(isms_env.sent) == sent + len(unknown)
 
 
 def test_resending_a_not_accepted_file_never_doubles_its_columns(

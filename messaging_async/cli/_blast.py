@@ -80,9 +80,9 @@ class BlastSummary:
 
 BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows not accepted
 are written to two files: CSV.not_accepted.csv (rejected or not sent: fix and resend it)
-and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly). Either
-file can be given back as CSV; the status/code/reason/seqno columns are dropped on
-reading. Ctrl-C or SIGTERM stops reading, waits --grace seconds for requests in flight,
+and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly; iSMS
+needs --resend-unknown for them, sms.com.my reuses their seqno). Either file can be given
+back as CSV; the status/code/reason/seqno columns are dropped on reading. Ctrl-C or SIGTERM stops reading, waits --grace seconds for requests in flight,
 writes both files and exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 
 
@@ -113,6 +113,12 @@ def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
         default=DEFAULT_GRACE,
         help="on Ctrl-C/SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
     )
+    blast.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="send rows a previous blast marked unknown although iSMS may have delivered "
+        "them already (sms.com.my needs no such flag: the seqno prevents duplicates)",
+    )
     blast.add_argument("--concurrency", type=int, default=10)
 
 
@@ -127,6 +133,13 @@ async def blast_command(
     if args.dry_run:
         return dry_run(
             source, default_country=args.default_country, per_request=per_request, out=sys.stdout
+        )
+    if source.unknown_rows and not source.reuse_seqno and not args.resend_unknown:
+        raise ValidationError(
+            f"{source.unknown_rows:,} rows of {args.csv.name} are marked unknown: the gateway "
+            "may have delivered them already and iSMS has no idempotency key; check the "
+            "delivery reports, then pass --resend-unknown to send them again anyway",
+            field="csv",
         )
     resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
     unknown = args.unknown_csv or args.csv.with_suffix(".unknown.csv")

@@ -53,7 +53,8 @@ class CsvSource:
             )
         self.phone_column = phone_column or _find_phone_column(self.columns)
         self.fields = _check_template(template, self.columns, path)
-        self.total = self._count()  # reads it all: a bad byte is found before any send
+        # Reading it all now finds a bad byte before anything is sent.
+        self.total, self.unknown_rows = self._count()
         self.read = 0  # rows handed on so far
         self.last_line = 1  # the file line the last row read ended on
         self._stopping = False
@@ -73,9 +74,19 @@ class CsvSource:
             raise ValidationError(f"{self.path} has no header row", field="csv")
         return header
 
-    def _count(self) -> int:
+    def _count(self) -> tuple[int, int]:
+        """Rows, and rows a previous blast marked ``unknown`` (0 unless it wrote this file)."""
+        status = len(self.columns) if len(self.header) > len(self.columns) else None
+        rows = unknown = 0
         with self._open() as handle, _decoding(self.path):
-            return max(0, sum(1 for row in csv.reader(handle) if row) - 1)
+            reader = csv.reader(handle)
+            next(reader, None)
+            for row in reader:
+                if row:
+                    rows += 1
+                    if status is not None and status < len(row) and row[status] == "unknown":
+                        unknown += 1
+        return rows, unknown
 
     def count(self) -> int:
         return self.total
