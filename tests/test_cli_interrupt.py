@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,21 @@ def ids_in(path: Path) -> list[int]:
         return [int(row["id"]) for row in csv.DictReader(handle)]
 
 
-def start_blast(url: str, path: Path, gateway: str, *extra: str) -> subprocess.Popen[str]:
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """The CLI processes a test starts; any still running when it ends (a failed
+    assertion) is killed, so none outlives the test."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def start_blast(
+    processes: list[subprocess.Popen[str]], url: str, path: Path, gateway: str, *extra: str
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "ISMS_USERNAME": SANDBOX_USERNAME,
@@ -54,13 +69,15 @@ def start_blast(url: str, path: Path, gateway: str, *extra: str) -> subprocess.P
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-c", CLI, "sms", "blast", str(path), "--text", "Hi {name} #{id}"]
-    return subprocess.Popen(  # noqa: S603 - our own CLI, with arguments we wrote
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, with arguments we wrote
         [*command, "--gateway", gateway, *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    processes.append(process)
+    return process
 
 
 def wait_for_sends(fake: FakeGateway, process: subprocess.Popen[str], at_least: int) -> None:
@@ -81,6 +98,7 @@ def wait_for_sends(fake: FakeGateway, process: subprocess.Popen[str], at_least: 
 def test_a_signal_mid_blast_settles_every_row_read_and_exits_130(
     tmp_path: Path,
     sandbox: tuple[FakeGateway, str],
+    processes: list[subprocess.Popen[str]],
     gateway: str,
     signum: signal.Signals,
     rows: int,
@@ -91,7 +109,7 @@ def test_a_signal_mid_blast_settles_every_row_read_and_exits_130(
     fake.inject(Fault.SLOW, times=None, delay=delay)  # processed at once, answered later
     path = tmp_path / "r.csv"
     write_recipients(path, rows)
-    process = start_blast(url, path, gateway, "--grace", "60")
+    process = start_blast(processes, url, path, gateway, "--grace", "60")
     wait_for_sends(fake, process, threshold)
     process.send_signal(signum)
     out, err = process.communicate(timeout=120)
@@ -118,13 +136,13 @@ def test_a_signal_mid_blast_settles_every_row_read_and_exits_130(
 
 
 def test_a_second_signal_stops_at_once_and_still_accounts_for_every_row(
-    tmp_path: Path, sandbox: tuple[FakeGateway, str]
+    tmp_path: Path, sandbox: tuple[FakeGateway, str], processes: list[subprocess.Popen[str]]
 ) -> None:
     fake, url = sandbox
     fake.inject(Fault.SLOW, times=None, delay=30.0)  # requests in flight would take 30 s
     path = tmp_path / "r.csv"
     write_recipients(path, 2000)
-    process = start_blast(url, path, "smscommy", "--grace", "600")
+    process = start_blast(processes, url, path, "smscommy", "--grace", "600")
     wait_for_sends(fake, process, 10)  # all ten concurrent requests are in flight
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)
