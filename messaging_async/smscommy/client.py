@@ -457,8 +457,12 @@ def check_transfer_amount(credits: object) -> Decimal:
         amount = Decimal(credits) if abs(credits) <= MAX_TRANSFER_CREDITS else None
     elif isinstance(credits, float | str) and len(str(credits)) <= 32:
         amount = parse_decimal(credits)
+    exponent = amount.as_tuple().exponent if amount is not None else 0
     if (
-        amount is None or not 0 < amount <= MAX_TRANSFER_CREDITS or amount.as_tuple().exponent < -2  # type: ignore[operator]
+        amount is None
+        or not 0 < amount <= MAX_TRANSFER_CREDITS
+        or not isinstance(exponent, int)
+        or exponent < -2
     ):
         raise ValidationError(
             f"credits must be a positive number of at most {MAX_TRANSFER_CREDITS:,} "
