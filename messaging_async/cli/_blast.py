@@ -82,8 +82,9 @@ BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows n
 are written to two files: CSV.not_accepted.csv (rejected or not sent: fix and resend it)
 and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly; iSMS
 needs --resend-unknown for them, sms.com.my reuses their seqno). Either file can be given
-back as CSV; the status/code/reason/seqno columns are dropped on reading. Ctrl-C or SIGTERM stops reading, waits --grace seconds for requests in flight,
-writes both files and exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
+back as CSV; the status/code/reason/seqno columns are dropped on reading. Ctrl-C or
+SIGTERM stops reading, waits --grace seconds for requests in flight, writes both files and
+exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 
 
 def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
