@@ -15,11 +15,12 @@ from .._client import (
     build_report,
     check_concurrency,
     check_credential,
+    check_urls,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._transport import Answer, SendProgress
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
@@ -88,13 +89,15 @@ class IsmsClient(WhatsAppMethods):
             retry=retry,
             default_country=default_country,
         )
-        if sender_id is not None and not _SENDER_ID.fullmatch(sender_id):
+        if sender_id is not None and (
+            not isinstance(sender_id, str) or not _SENDER_ID.fullmatch(sender_id)
+        ):
             raise ValidationError(
                 "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
             )
         self._sender_id = sender_id
-        self._sms_base_urls = check_base_urls(sms_base_urls, field="sms_base_urls")
-        self._waba_base_urls = check_base_urls(waba_base_urls, field="waba_base_urls")
+        self._sms_base_urls = check_urls(sms_base_urls, "sms_base_urls")
+        self._waba_base_urls = check_urls(waba_base_urls, "waba_base_urls")
         self._max_whatsapp_concurrency = check_concurrency(
             max_whatsapp_concurrency, "max_whatsapp_concurrency"
         )
@@ -113,7 +116,11 @@ class IsmsClient(WhatsAppMethods):
                 check_credential(value, name)
         self._whatsapp_settings = None
         if app_id is not None and app_secret is not None and waba_number is not None:
-            sender = normalize_number(waba_number, default_calling_code=self._calling_code)
+            try:
+                sender = normalize_number(waba_number, default_calling_code=self._calling_code)
+            except ValidationError as exc:
+                exc.field = "waba_number"  # the setting, not a message's "to"
+                raise
             self._whatsapp_settings = _waba.settings(
                 app_id=app_id,
                 app_secret=app_secret,

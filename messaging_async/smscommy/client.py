@@ -23,11 +23,13 @@ from .._client import (
     OnOutcome,
     build_report,
     check_concurrency,
+    check_urls,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._parse import parse_decimal
+from .._transport import Answer, SendProgress
 from ..errors import (
     GatewayError,
     PlainHttpWarning,
@@ -80,7 +82,7 @@ class SmsComMyClient(BaseClient):
             default_country=default_country,
         )
         self._sender = _wire.check_sender(sender)
-        self._base_urls = check_base_urls([base_url], field="base_url")
+        self._base_urls = check_urls([base_url], "base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
             warnings.warn(
                 f"{self._base_urls[0]} is plain http: the password travels unencrypted "
@@ -231,7 +233,8 @@ class SmsComMyClient(BaseClient):
         to the base URL: the provider's document does not give it. Safe to call again with
         the same ``seqno`` within 24 hours: it cannot transfer twice."""
         self._ensure_open()
-        request = _wire.transfer_request(customer, credits, path=path, seqno=_wire.seqno_for(seqno))
+        amount = check_transfer_amount(credits)
+        request = _wire.transfer_request(customer, amount, path=path, seqno=_wire.seqno_for(seqno))
         form = _wire.build_form(
             username=self._username,
             password=self._password,
@@ -435,3 +438,35 @@ def _no_dr_outcome(
         reason = "accepted; ISendSMSNoDR.aspx gives no message id and no delivery report"
         return evolve(outcome, reason=reason)
     return outcome
+
+
+MAX_TRANSFER_CREDITS = Decimal(1_000_000_000)
+
+
+def check_transfer_amount(credits: object) -> Decimal:
+    """A positive amount of at most ``MAX_TRANSFER_CREDITS`` with at most two decimals.
+
+    Bounded before anything else touches it: ``Decimal("1e100000000")`` is a valid, finite
+    number whose plain form is a hundred million digits (formatting it for the request
+    would exhaust memory), and ``10**5000`` cannot even be turned into a string.
+    """
+    amount: Decimal | None = None
+    if isinstance(credits, Decimal):
+        amount = credits if credits.is_finite() else None
+    elif isinstance(credits, int) and not isinstance(credits, bool):
+        amount = Decimal(credits) if abs(credits) <= MAX_TRANSFER_CREDITS else None
+    elif isinstance(credits, float | str) and len(str(credits)) <= 32:
+        amount = parse_decimal(credits)
+    exponent = amount.as_tuple().exponent if amount is not None else 0
+    if (
+        amount is None
+        or not 0 < amount <= MAX_TRANSFER_CREDITS
+        or not isinstance(exponent, int)
+        or exponent < -2
+    ):
+        raise ValidationError(
+            f"credits must be a positive number of at most {MAX_TRANSFER_CREDITS:,} "
+            "with at most two decimals",
+            field="credits",
+        )
+    return amount

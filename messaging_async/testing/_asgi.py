@@ -219,6 +219,8 @@ async def serve(
     async def run() -> None:
         try:
             await server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind: report it instead
+            pass
         finally:
             finished.set()
 
