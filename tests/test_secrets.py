@@ -158,7 +158,7 @@ async def _smscommy_failures() -> list[str]:
     """sms.com.my sends that succeed and fail every way; no URL may carry the password."""
     seen: list[str] = []
     answers: list[Answer] = [
-        httpx.Response(200, text="1701:55"),
+        httpx.Response(200, text="1701:1143000055"),
         httpx.Response(200, text="1702"),
         httpx.Response(200, text="1703"),
         echo,

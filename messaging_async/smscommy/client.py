@@ -113,7 +113,7 @@ class SmsComMyClient(BaseClient):
         Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``.
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
-        return await self._single(lambda: self._prepare_text(flash, None, 0, message))
+        return await self._single(lambda: self._prepare_text(flash, None, set(), 0, message))
 
     async def send_sms_unicode(
         self, to: str, text: str, *, flash: bool = False, seqno: str | None = None, ref: Any = None
@@ -266,7 +266,7 @@ class SmsComMyClient(BaseClient):
         self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
     ) -> BulkRunner[_wire.Request]:
         return BulkRunner(
-            prepare=partial(self._prepare_text, flash, encoding),
+            prepare=partial(self._prepare_text, flash, encoding, set()),
             unit_key=lambda pending: 0,
             unit_size=1,
             send_unit=self._send_request,
@@ -275,8 +275,11 @@ class SmsComMyClient(BaseClient):
         )
 
     def _prepare_text(
-        self, flash: bool, forced: Encoding | None, index: int, item: object
+        self, flash: bool, forced: Encoding | None, seqnos: set[str], index: int, item: object
     ) -> Pending[_wire.Request]:
+        """``seqnos``: the caller's seqnos already used in this call. A second message with
+        the same seqno is refused before sending: the gateway would answer it 1718, which
+        after a retry of ours reads as "accepted" though it never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -287,9 +290,19 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
-        return self._pending(
+        pending = self._pending(
             index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         )
+        if item.seqno is not None:
+            if seqno in seqnos:
+                raise ValidationError(
+                    f"seqno {seqno!r} is already used by an earlier message of this call; "
+                    "each message needs its own",
+                    field="seqno",
+                    index=index,
+                )
+            seqnos.add(seqno)
+        return pending
 
     def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
@@ -346,7 +359,7 @@ class SmsComMyClient(BaseClient):
                 [evolve(p.outcome(status, str(exc)), seqno=request.seqno) for p in unit]
             )
         try:
-            answers = _wire.parse_answer(answer.text)
+            answers = _wire.parse_answer(answer.text, many=True)
         except _wire.UnrecognisedAnswer:
             return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
         per_number = answers if len(answers) == len(unit) else [answers[0]] * len(unit)
@@ -361,7 +374,7 @@ class SmsComMyClient(BaseClient):
         ambiguous = (
             _is_ambiguous_credits_answer
             if path == _wire.CREDITS_PATH
-            else _is_ambiguous_send_answer
+            else partial(_is_ambiguous_send_answer, many=path == _wire.NO_DR_PATH)
         )
         return await self._transport.post(
             self._base_urls,
@@ -395,15 +408,16 @@ def _over_the_network_in_clear(url: str) -> bool:
         return host != "localhost"
 
 
-def _is_ambiguous_send_answer(answer: Answer) -> bool:
-    """1703, or a 2xx body that is no return code (a maintenance page, a cut answer): the
-    gateway may have acted, and with a seqno a retry cannot send twice."""
+def _is_ambiguous_send_answer(answer: Answer, *, many: bool) -> bool:
+    """1703, or a 2xx body that is not exactly a return code (a maintenance page, an answer
+    cut short such as ``1701:11``): the gateway may have acted, and with a seqno a retry
+    cannot send twice."""
     if not 200 <= answer.status < 300:
         return False
     if _wire.is_internal_error(answer.text):
         return True
     try:
-        _wire.parse_answer(answer.text)
+        _wire.parse_answer(answer.text, many=many)
     except _wire.UnrecognisedAnswer:
         return True
     return False
