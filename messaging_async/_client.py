@@ -28,7 +28,13 @@ from ._fanout import (
     notify,
     spawn_detached,
 )
-from ._transport import Answer, SendProgress, Transport, make_timeout
+from ._transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    Answer,
+    SendProgress,
+    Transport,
+    make_timeout,
+)
 from .errors import (
     MessagingError,
     OutcomeUnknownError,
@@ -165,6 +171,7 @@ class BaseClient:
         transport: httpx.AsyncBaseTransport | None,
         pool_size: int,
         http_backend: str,
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self._transport = Transport(
             retry=self._retry,
@@ -172,6 +179,7 @@ class BaseClient:
             max_connections=pool_size,
             transport=transport,
             http_backend=http_backend,
+            keepalive_expiry=keepalive_expiry,
         )
 
     async def __aenter__(self) -> Self:

@@ -28,6 +28,7 @@ import sniffio
 from attrs import define, field, frozen
 
 from ._exchange import (
+    DEFAULT_KEEPALIVE_EXPIRY,
     AiohttpExchange,
     Exchange,
     HttpxExchange,
@@ -37,7 +38,15 @@ from ._exchange import (
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
 
-__all__ = ["Answer", "SendProgress", "Transport", "check_base_urls", "make_timeout"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_EXPIRY",
+    "Answer",
+    "SendProgress",
+    "Transport",
+    "check_base_urls",
+    "check_keepalive_expiry",
+    "make_timeout",
+]
 
 logger = logging.getLogger("messaging_async.transport")
 
@@ -121,6 +130,22 @@ def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
 
 
 HTTP_BACKENDS = ("httpx", "aiohttp")
+MAX_KEEPALIVE_EXPIRY = 3600.0
+
+
+def check_keepalive_expiry(value: object) -> float:
+    """Seconds an idle connection may wait for reuse: a number from 0 (a new connection per
+    request) to an hour. Keep it under the gateway's own keep-alive timeout."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_KEEPALIVE_EXPIRY  # also refuses nan
+    ):
+        raise ValidationError(
+            f"keepalive_expiry must be a number of seconds from 0 to {MAX_KEEPALIVE_EXPIRY:g}",
+            field="keepalive_expiry",
+        )
+    return float(value)
 
 
 def _make_exchange(
@@ -128,6 +153,7 @@ def _make_exchange(
     transport: httpx.AsyncBaseTransport | None,
     timeout: httpx.Timeout,
     max_connections: int,
+    keepalive_expiry: float,
 ) -> Exchange:
     if backend not in HTTP_BACKENDS:
         raise ValidationError(
@@ -142,8 +168,8 @@ def _make_exchange(
             )
         return HttpxExchange([(transport, max_connections)], timeout, owned=False)
     if backend == "aiohttp":
-        return AiohttpExchange(max_connections, timeout)
-    return HttpxExchange.pooled(max_connections, timeout)
+        return AiohttpExchange(max_connections, timeout, keepalive_expiry)
+    return HttpxExchange.pooled(max_connections, timeout, keepalive_expiry)
 
 
 class Transport:
@@ -162,9 +188,13 @@ class Transport:
         max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: str = "httpx",
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ):
+        """``keepalive_expiry`` applies to the connections we make; a caller's ``transport``
+        keeps its own settings."""
+        expiry = check_keepalive_expiry(keepalive_expiry)
         self._backend = http_backend
-        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections)
+        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections, expiry)
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)

@@ -19,7 +19,7 @@ from .._client import (
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress, check_base_urls
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
@@ -80,6 +80,7 @@ class IsmsClient(WhatsAppMethods):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ):
         super().__init__(
             username=username,
@@ -100,7 +101,7 @@ class IsmsClient(WhatsAppMethods):
         )
         self._configure_whatsapp(app_id, app_secret, waba_number)
         pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
-        self._open_transport(timeout, transport, pool_size, http_backend)
+        self._open_transport(timeout, transport, pool_size, http_backend, keepalive_expiry)
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None

@@ -27,7 +27,7 @@ from .._client import (
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress, check_base_urls
 from ..errors import (
     GatewayError,
     PlainHttpWarning,
@@ -71,6 +71,7 @@ class SmsComMyClient(BaseClient):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ):
         super().__init__(
             username=username,
@@ -89,7 +90,9 @@ class SmsComMyClient(BaseClient):
                 stacklevel=2,
             )
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
-        self._open_transport(timeout, transport, self._max_concurrency, http_backend)
+        self._open_transport(
+            timeout, transport, self._max_concurrency, http_backend, keepalive_expiry
+        )
 
     def __repr__(self) -> str:
         return (
