@@ -6,7 +6,8 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from urllib.parse import quote_plus
+from typing import Any
+from urllib.parse import parse_qs, quote_plus
 
 import httpx
 import pytest
@@ -227,3 +228,144 @@ def _failure(error: MessagingError) -> list[str]:
         repr(outcome),
         str(getattr(outcome, "reason", "")),
     ]
+
+
+# ------------------------------------------------------------ gateways that echo the request
+NUMBERS = [f"6012345{i:04d}" for i in range(len(TEXTS))]
+
+
+class EchoingGateway(TestGateway):
+    """A gateway whose error answers quote what it was sent: texts, template parameters,
+    password, app secret and numbers (``mode``: ``fatal`` refusals stop a bulk run,
+    ``per_message`` ones reject one message, ``unreadable`` ones are no documented answer)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def handle(self, path: str, body: bytes) -> tuple[int, str]:
+        if path.endswith("isms_send_json.php"):
+            return 200, self._json(json.loads(body))
+        if path.endswith("isms_send_all_id.php"):
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            echo = f"{form['msg']} pwd={form['pwd']} to {form['dstno']}"
+            code = "-1004" if self.mode == "fatal" else "-1009"
+            return 200, f"{code} = REFUSED {echo}" if self.mode != "unreadable" else echo
+        if path.endswith("isms_send_waba.php"):
+            return 200, self._waba(json.loads(body))
+        if path.endswith(".aspx"):
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            if self.mode == "fatal":
+                return 200, "1704"  # exact codes only: anything more is no answer
+            return 200, f"1706 {form['message']} password={form['password']} {form['mobile']}"
+        return 404, "not found"
+
+    def _json(self, request: dict[str, Any]) -> str:
+        echoes = [
+            f"'{m['msg']}' to +{m['dstno']} pwd={request['pwd']}" for m in request["messages"]
+        ]
+        if self.mode == "fatal":
+            message = "-1004 = INSUFFICIENT CREDITS " + "; ".join(echoes)
+            return json.dumps({"status": "error", "code": -1004, "message": message})
+        if self.mode == "unreadable":
+            return json.dumps({"echo": echoes})
+        results = [
+            {"dstno": m["dstno"], "code": -1009, "message": f"-1009 = INVALID CONTENT {echo}"}
+            for m, echo in zip(request["messages"], echoes, strict=True)
+        ]
+        return json.dumps({"total_failed": len(results), "results": results})
+
+    def _waba(self, request: dict[str, Any]) -> str:
+        said = json.dumps(request.get("TemplateParams") or request.get("Content"))
+        echo = f"{said} AppSecret={request['AppSecret']} pwd={request['pwd']} To={request['To']}"
+        if self.mode == "unreadable":
+            return json.dumps({"echo": echo})
+        code = "1004" if self.mode == "fatal" else "50500"
+        return json.dumps({"statusCode": code, "message": f"refused: {echo}"})
+
+
+async def _echoed(url: str, backend: str, mode: str) -> tuple[list[str], list[str]]:
+    """Every error, reason, ``stopped_by`` and refusal ``raw`` the four APIs produce against
+    an echoing gateway: ``(texts to search, texts that must quote the gateway)``."""
+    seen: list[str] = []
+    quoting: list[str] = []  # proof the gateway's words did reach us, redacted
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    settings: dict[str, Any] = {
+        "retry": RetryPolicy.no_wait(max_attempts=2),
+        "http_backend": backend,
+    }
+    sms = [Sms(to=number, text=text) for number, text in zip(NUMBERS, TEXTS, strict=True)]
+    async with (
+        make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+        SmsComMyClient(
+            username="demo-user", password=PASSWORD, base_url=url + "/websmsapi", **settings
+        ) as smsmy,
+    ):
+        reports = [
+            await isms.send_sms_bulk(sms),
+            await isms.send_sms_classic(NUMBERS[:1], TEXTS[1]),
+            await isms.send_whatsapp_bulk(
+                [WhatsAppText(to=n, text=t) for n, t in zip(NUMBERS, TEXTS, strict=True)]
+                + [WhatsAppTemplate(to=NUMBERS[0], template_code="otp", params=[t]) for t in TEXTS]
+            ),
+            await smsmy.send_sms_bulk(sms),
+        ]
+        for report in reports:
+            seen += [repr(report), str(report.stopped_by), repr(report.stopped_by)]
+            if report.stopped_by is not None:
+                seen += [str(report.stopped_by.gateway_message), repr(report.stopped_by.raw)]
+            for outcome in report.outcomes:
+                seen += [outcome.reason or "", repr(outcome.raw), str(outcome.error)]
+        for number, text in zip(NUMBERS, TEXTS, strict=True):
+            for call, quotes in (
+                (isms.send_sms(number, text), True),
+                (isms.send_whatsapp_template(number, "otp", params={"code": text}), True),
+                (isms.send_whatsapp_text(number, text), True),
+                (smsmy.send_sms(number, text), mode != "fatal"),  # 1704 quotes nothing
+            ):
+                error = await _raises(call)
+                seen += _failure(error)
+                seen += [
+                    str(getattr(error, "gateway_message", "")),
+                    repr(getattr(error, "raw", "")),
+                ]
+                if quotes:
+                    quoting.append(str(error))
+    return seen, quoting
+
+
+@pytest.mark.parametrize("mode", ["fatal", "per_message", "unreadable"])
+async def test_a_gateway_echoing_the_request_leaks_nothing_anywhere(
+    debug_everywhere: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """iSMS JSON and classic, WhatsApp and sms.com.my, over sockets on both backends: the
+    echoed password, app secret, texts and template parameters reach no exception message,
+    outcome reason, ``stopped_by``, refusal ``raw`` or log record; numbers are masked."""
+    seen: list[str] = []
+    quoting: list[str] = []
+    with serve_on_loopback(EchoingGateway(mode)) as url:
+        for backend in ("httpx", "aiohttp"):
+            more, quoted = await _echoed(url, backend, mode)
+            seen += more
+            quoting += quoted
+    ours = [r for r in debug_everywhere.records if r.name.startswith("messaging_async")]
+    logged = [r.getMessage() for r in debug_everywhere.records] + [debug_everywhere.text]
+    if mode == "fatal":
+        stopped = [r.getMessage() for r in ours if "bulk run stopped" in r.getMessage()]
+        assert len(stopped) >= 6, stopped  # iSMS JSON, WhatsApp, sms.com.my, per backend
+        assert all("6012****" in line or "sms.com.my" in line for line in stopped), stopped
+    everything = "\n".join(seen + logged)
+    assert quoting
+    assert all("***" in text for text in quoting), quoting  # the gateway's words came through
+    assert PASSWORD not in everything
+    assert APP_SECRET not in everything
+    for text in TEXTS:
+        for form in _encoded_forms(text):
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, (
+                    fragment,
+                    everything[everything.index(fragment) - 300 : everything.index(fragment) + 100],
+                )
+    for record in ours:  # our own log lines mask phone numbers
+        for number in NUMBERS:
+            assert number not in record.getMessage() + (record.exc_text or ""), record.getMessage()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +18,7 @@ from attrs import field, frozen
 
 from .._codes import Code, CodeTable
 from .._parse import parse_decimal
-from .._secrets import redacted_snippet
+from .._secrets import Redactor
 from ..errors import (
     AuthenticationError,
     CreditTransferError,
@@ -86,10 +86,10 @@ class Request:
 
 
 def error_for(
-    code: int | None, gateway_message: str | None = None, raw: Any = None
+    code: int | None, gateway_message: str | None = None, raw: Any = None, *, redact: Redactor
 ) -> GatewayError:
-    """The typed error for a code of this gateway (see ``CODES``)."""
-    return CODES.error_for(code, gateway_message, raw)
+    """The typed error for a code of this gateway (see ``CODES``), its text redacted."""
+    return CODES.error_for(code, gateway_message, raw, redact=redact)
 
 
 # ---------------------------------------------------------------- validation
@@ -230,6 +230,7 @@ def outcome(
     *,
     retried: bool,
     raw: str,
+    redact: Redactor,
 ) -> Outcome:
     """One recipient's outcome. ``retried``: an earlier attempt of ours may have been taken,
     so a 1718 duplicate is that attempt's acceptance, not someone else's record."""
@@ -252,7 +253,7 @@ def outcome(
             "the gateway does not repeat the message id"
         )
         return Outcome(status=OutcomeStatus.ACCEPTED, reason=reason, **common)
-    error = error_for(code, raw.strip(), raw)
+    error = error_for(code, raw.strip(), raw, redact=redact)
     return Outcome(status=OutcomeStatus.REJECTED, reason=str(error), error=error, **common)
 
 
@@ -270,8 +271,8 @@ def parse_credits(text: str) -> tuple[Decimal | None, Decimal]:
     A body that is only 1702 or 1703 is that error code, not a balance.
     """
     stripped = text.strip()
-    if stripped in ("1702", "1703"):
-        raise error_for(int(stripped), stripped, text)
+    if stripped in ("1702", "1703"):  # a bare code: nothing of the request to quote back
+        raise error_for(int(stripped), stripped, text, redact=Redactor())
     try:
         data = json.loads(stripped)
     except ValueError:
@@ -331,5 +332,5 @@ def transfer_request(customer: object, credits: object, *, path: object, seqno: 
     return Request(path, fields, ())
 
 
-def describe_unrecognised(text: str, secrets_: Sequence[str | None]) -> str:
-    return f"unrecognised answer from sms.com.my: {redacted_snippet(text, secrets_)}"
+def describe_unrecognised(text: str, redact: Redactor) -> str:
+    return f"unrecognised answer from sms.com.my: {redact.snippet(text)}"

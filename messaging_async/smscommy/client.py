@@ -27,6 +27,7 @@ from .._client import (
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress, check_base_urls
 from ..errors import (
     GatewayError,
@@ -80,6 +81,7 @@ class SmsComMyClient(BaseClient):
             retry=retry,
             default_country=default_country,
         )
+        self._redactor = Redactor((self._password,))
         self._sender = _wire.check_sender(sender)
         self._base_urls = check_base_urls([base_url], field="base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
@@ -224,7 +226,7 @@ class SmsComMyClient(BaseClient):
         try:
             used, remaining = _wire.parse_credits(answer.text)
         except _wire.UnrecognisedAnswer:
-            raise self._unexpected(answer, []) from None
+            raise self._unexpected(answer, self._redactor) from None
         return Credits(used=used, remaining=remaining, raw=answer.text)
 
     async def transfer_credits(
@@ -247,13 +249,14 @@ class SmsComMyClient(BaseClient):
         try:
             code, _ = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
-            raise self._unexpected(answer, [], f"; retry with seqno={request.seqno!r}") from None
+            hint = f"; retry with seqno={request.seqno!r}"
+            raise self._unexpected(answer, self._redactor, hint) from None
         if code == _wire.TRANSFERRED or (code == _wire.DUPLICATE and progress.ambiguous):
             amount = Decimal(request.fields["credit"])
             return CreditTransfer(
                 customer=customer, credits=amount, seqno=request.seqno, raw=answer.text
             )
-        raise _wire.error_for(code, answer.text.strip(), answer.text)
+        raise _wire.error_for(code, answer.text.strip(), answer.text, redact=self._redactor)
 
     # ---------------------------------------------------------------- internals
     async def _single(self, prepare: Callable[[], Pending[_wire.Request]]) -> Outcome:
@@ -325,10 +328,11 @@ class SmsComMyClient(BaseClient):
             request=request,
         )
         answer = await self._post(request.path, form, progress)
+        redact = self._redactor.including(request.secrets, (pending.to,))
         try:
             code, message_id = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
-            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+            return UnitResult(unreadable_answer(unit, answer, _note(answer, redact)))
         outcome = _wire.outcome(
             pending.position,
             pending.to,
@@ -338,6 +342,7 @@ class SmsComMyClient(BaseClient):
             message_id,
             retried=progress.ambiguous,
             raw=answer.text,
+            redact=redact,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
@@ -361,13 +366,14 @@ class SmsComMyClient(BaseClient):
             return UnitResult(
                 [evolve(p.outcome(status, str(exc)), seqno=request.seqno) for p in unit]
             )
+        redact = self._redactor.including(request.secrets, [pending.to for pending in unit])
         try:
             answers = _wire.parse_answer(answer.text, many=True)
         except _wire.UnrecognisedAnswer:
-            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+            return UnitResult(unreadable_answer(unit, answer, _note(answer, redact)))
         per_number = answers if len(answers) == len(unit) else [answers[0]] * len(unit)
         outcomes = [
-            _no_dr_outcome(pending, request.seqno, code, progress.ambiguous, answer.text)
+            _no_dr_outcome(pending, request.seqno, code, progress.ambiguous, answer.text, redact)
             for pending, (code, _) in zip(unit, per_number, strict=True)
         ]
         fatal = next((f for f in map(_fatal, outcomes) if f is not None), None)
@@ -389,14 +395,13 @@ class SmsComMyClient(BaseClient):
             ambiguous_answer=ambiguous,
         )
 
-    def _note(self, answer: Answer, secrets: tuple[str, ...]) -> str:
-        return _wire.describe_unrecognised(answer.text, [self._password, *secrets])
+    @staticmethod
+    def _unexpected(answer: Answer, redact: Redactor, hint: str = "") -> UnexpectedAnswerError:
+        return UnexpectedAnswerError(f"{_note(answer, redact)} (HTTP {answer.status}){hint}")
 
-    def _unexpected(
-        self, answer: Answer, secrets: list[str], hint: str = ""
-    ) -> UnexpectedAnswerError:
-        note = self._note(answer, tuple(secrets))
-        return UnexpectedAnswerError(f"{note} (HTTP {answer.status}){hint}")
+
+def _note(answer: Answer, redact: Redactor) -> str:
+    return _wire.describe_unrecognised(answer.text, redact)
 
 
 def _over_the_network_in_clear(url: str) -> bool:
@@ -443,10 +448,18 @@ def _fatal(outcome: Outcome) -> GatewayError | None:
 
 
 def _no_dr_outcome(
-    pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str
+    pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str, redact: Redactor
 ) -> Outcome:
     outcome = _wire.outcome(
-        pending.position, pending.to, pending.ref, seqno, code, None, retried=retried, raw=raw
+        pending.position,
+        pending.to,
+        pending.ref,
+        seqno,
+        code,
+        None,
+        retried=retried,
+        raw=raw,
+        redact=redact,
     )
     if outcome.status is OutcomeStatus.ACCEPTED and outcome.reason is None:
         reason = "accepted; ISendSMSNoDR.aspx gives no message id and no delivery report"
