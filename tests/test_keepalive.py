@@ -24,11 +24,11 @@ from messaging_async._exchange import DEFAULT_KEEPALIVE_EXPIRY
 from .gateway import PASSWORD, USERNAME
 
 # The server's keep-alive timeout and the one-way delay it models between it and the client.
-IDLE_TIMEOUT = 2.85
-LATENCY = 0.35
+IDLE_TIMEOUT = 3.0
+LATENCY = 0.5
 # Gaps between sends: reuse well inside the timeout, then inside the race window
 # (IDLE_TIMEOUT ± LATENCY), then after the server has closed the connection.
-GAPS = (0.3, 2.7, 2.95, 3.6)
+GAPS = (0.3, 2.75, 3.1, 4.0)
 OLD_EXPIRY = 5.0  # httpx's default (aiohttp's is 15 s): what the clients used before
 
 
