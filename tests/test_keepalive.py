@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from messaging_async import IsmsClient, OutcomeUnknownError, RetryPolicy, ValidationError
+from messaging_async import (
+    IsmsClient,
+    OutcomeUnknownError,
+    RetryPolicy,
+    SmsComMyClient,
+    ValidationError,
+)
 from messaging_async._exchange import DEFAULT_KEEPALIVE_EXPIRY
 
 from .gateway import PASSWORD, USERNAME
@@ -169,7 +175,13 @@ async def test_keepalive_expiry_zero_opens_a_connection_per_request() -> None:
 
 
 @pytest.mark.parametrize("value", [-1, math.nan, math.inf, "2", True, None, 3601])
-def test_keepalive_expiry_is_validated(value: object) -> None:
+@pytest.mark.parametrize(
+    ("client_class", "extra"),
+    [(IsmsClient, {}), (SmsComMyClient, {"base_url": "http://127.0.0.1:9/websmsapi"})],
+)
+def test_keepalive_expiry_is_validated(
+    value: object, client_class: type[Any], extra: dict[str, str]
+) -> None:
     with pytest.raises(ValidationError, match="keepalive_expiry") as caught:
-        IsmsClient(username=USERNAME, password=PASSWORD, keepalive_expiry=value)  # type: ignore[arg-type]
+        client_class(username=USERNAME, password=PASSWORD, keepalive_expiry=value, **extra)
     assert caught.value.field == "keepalive_expiry"
