@@ -21,6 +21,7 @@ from messaging_async import (
     WhatsAppTemplate,
     WhatsAppText,
 )
+from messaging_async._secrets import Redactor
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
@@ -369,3 +370,17 @@ async def test_a_gateway_echoing_the_request_leaks_nothing_anywhere(
     for record in ours:  # our own log lines mask phone numbers
         for number in NUMBERS:
             assert number not in record.getMessage() + (record.exc_text or ""), record.getMessage()
+
+
+def test_the_redactor_catches_every_form_and_masks_numbers() -> None:
+    redact = Redactor([PASSWORD, "OTP 918273", "60129999999"], ["60123456789"])
+    echoed = json.dumps(json.dumps({"pwd": PASSWORD, "msg": "otp 918273 ✓"}))
+    assert PASSWORD not in redact(echoed)
+    assert "918273" not in redact(echoed)
+    assert (
+        redact(f"{PASSWORD.upper()} &quot;x&quot; {quote_plus('OTP 918273')}")
+        == "*** &quot;x&quot; ***"
+    )
+    assert redact("to +60123456789 and 60129999999") == "to 6012*****89 and ***"
+    assert redact.scrub({"m": ["OTP 918273", 1]}) == {"m": ["***", 1]}
+    assert Redactor()("nothing to hide") == "nothing to hide"
