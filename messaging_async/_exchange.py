@@ -15,6 +15,8 @@ pool, its timeouts, respx and ``httpx.MockTransport``.
 from __future__ import annotations
 
 import functools
+import logging
+import re
 import socket
 import ssl
 from typing import TYPE_CHECKING, Any, Protocol
@@ -126,6 +128,35 @@ def shard_sizes(max_connections: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(count)]
 
 
+# httpcore's DEBUG trace logs each failed step with its exception's repr. For a malformed
+# answer that repr quotes the answer's bytes, so a gateway echoing our request in a broken
+# header line would put the password and the message texts in httpcore's log.
+_HTTPCORE_LOGGERS = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_FAILED_STEP = re.compile(r"(\.failed exception=\w+)\(.*", re.S)
+
+
+class _FailedStepsByTypeOnly(logging.Filter):
+    """Keeps only the exception's type in httpcore's "….failed exception=…" records (the
+    exception itself still reaches us, and is quoted only redacted)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and ".failed exception=" in record.msg:
+            record.msg = _FAILED_STEP.sub(r"\1(…)", record.msg)
+        return True
+
+
+@functools.cache
+def _keep_answers_out_of_httpcore_logs() -> None:
+    for name in _HTTPCORE_LOGGERS:
+        logging.getLogger(name).addFilter(_FailedStepsByTypeOnly())
+
+
 @define
 class _Shard:
     transport: httpx.AsyncBaseTransport
@@ -154,6 +185,7 @@ class HttpxExchange:
         timeout: httpx.Timeout,
         owned: bool,
     ):
+        _keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()

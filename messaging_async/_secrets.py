@@ -24,14 +24,20 @@ MASK = "***"
 
 
 def _forms(secret: str) -> set[str]:
-    """A secret as it may appear in an echoed request: raw, JSON-escaped (once, or twice
-    when a JSON answer quotes our JSON body as a string), URL-encoded or HTML-escaped (an
-    error page quoting it)."""
-    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-    return {
+    """A secret as it may appear in an echoed request: raw, JSON-escaped, as a Python bytes
+    literal (httpx's and aiohttp's protocol errors quote a malformed answer's bytes that
+    way), each of those escaped once more (a JSON answer quoting our JSON body as a string;
+    an exception message quoting a ``repr``), URL-encoded or HTML-escaped (an error page)."""
+    quoted = {
         secret,
-        *escaped,
-        *(json.dumps(form)[1:-1] for form in escaped),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret.encode("utf-8", "surrogatepass"))[2:-1],
+    }
+    return {
+        *quoted,
+        *(json.dumps(form)[1:-1] for form in quoted),
+        *(repr(form)[1:-1] for form in quoted),
         quote_plus(secret),
         quote(secret, safe=""),
         html.escape(secret),

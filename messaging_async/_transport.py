@@ -214,6 +214,7 @@ class Transport:
         content: bytes,
         content_type: str,
         retry_after_send: bool,
+        redact: Callable[[str], str],
         progress: SendProgress | None = None,
         ambiguous_answer: Callable[[Answer], bool] | None = None,
     ) -> Answer:
@@ -224,6 +225,10 @@ class Transport:
         the attempts run out the last such answer is returned for the caller to judge. Raises
         ``UnreachableError`` when no attempt can have reached the gateway and
         ``OutcomeUnknownError`` when one may have.
+
+        ``redact`` (the request's ``Redactor``) cleans what a failure says before it goes
+        into a note, an exception or a log line: a malformed answer is quoted by httpx's and
+        aiohttp's protocol errors, and may echo the request.
         """
         if self._backend == "aiohttp" and sniffio.current_async_library() != "asyncio":
             raise ValidationError(
@@ -240,7 +245,9 @@ class Transport:
             for base_url in self._in_preferred_order(base_urls):
                 if not self._may_attempt(notes, started):
                     return self._give_up(notes, progress, last_answer)
-                result = await self._attempt(base_url, path, content, content_type, progress, notes)
+                result = await self._attempt(
+                    base_url, path, content, content_type, progress, notes, redact
+                )
                 last_answer = None
                 if isinstance(result, Answer):
                     if ambiguous_answer is None or not ambiguous_answer(result):
@@ -272,6 +279,7 @@ class Transport:
         content_type: str,
         progress: SendProgress,
         notes: list[str],
+        redact: Callable[[str], str],
     ) -> Answer | _NextHost | _RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         await _acquire(self._limiter)
@@ -283,7 +291,7 @@ class Transport:
                 reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
             except SendFailed as failure:
                 progress.in_flight = False
-                return self._failed(base_url, failure, progress, notes)
+                return self._failed(base_url, redact(str(failure)), failure, progress, notes)
             progress.in_flight = False
         finally:
             self._limiter.release()
@@ -300,16 +308,22 @@ class Transport:
         return Answer(status=status, body=reply.body, base_url=base_url)
 
     def _failed(
-        self, base_url: str, failure: SendFailed, progress: SendProgress, notes: list[str]
+        self,
+        base_url: str,
+        said: str,
+        failure: SendFailed,
+        progress: SendProgress,
+        notes: list[str],
     ) -> _NextHost | _RoundOver:
+        """``said``: what the failure says, redacted."""
         host = _host(base_url)
         if failure.never_sent:
             self._cool_down(base_url)
-            notes.append(f"{host}: not sent ({failure})")
-            logger.warning("%s failed before sending (%s); trying the next base URL", host, failure)
+            notes.append(f"{host}: not sent ({said})")
+            logger.warning("%s failed before sending (%s); trying the next base URL", host, said)
             return _NEXT_HOST
         progress.ambiguous = True
-        notes.append(f"{host}: no answer after sending ({failure})")
+        notes.append(f"{host}: no answer after sending ({said})")
         return _RoundOver(pause=None)
 
     def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -384,3 +385,64 @@ def test_the_redactor_catches_every_form_and_masks_numbers() -> None:
     assert redact("to +60123456789 and 60129999999") == "to 6012*****89 and ***"
     assert redact.scrub({"m": ["OTP 918273", 1]}) == {"m": ["***", 1]}
     assert Redactor()("nothing to hide") == "nothing to hide"
+
+
+async def _echo_in_a_broken_header(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """An answer whose malformed header line is the request body: httpx's and aiohttp's
+    protocol errors quote such a line in their messages."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    body = (await reader.readexactly(length)).replace(b"\r", b"").replace(b"\n", b"")
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Echo " + body + b"\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_malformed_answer_echoing_the_request_leaks_nothing(
+    debug_everywhere: pytest.LogCaptureFixture,
+) -> None:
+    """A protocol error quoting the answer's bytes (the request echoed in a broken header)
+    reaches notes, ``attempts``, exceptions and the failover log only redacted."""
+    seen: list[str] = []
+    server = await asyncio.start_server(_echo_in_a_broken_header, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    async with server:
+        for backend in ("httpx", "aiohttp"):
+            settings: dict[str, Any] = {
+                "retry": RetryPolicy.no_wait(max_attempts=2),
+                "http_backend": backend,
+            }
+            async with (
+                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+                SmsComMyClient(
+                    username="demo-user", password=PASSWORD, base_url=url, **settings
+                ) as smsmy,
+            ):
+                for number, text in zip(NUMBERS, TEXTS, strict=True):
+                    for call in (
+                        isms.send_sms(number, text),
+                        isms.send_whatsapp_template(number, "otp", params=[text]),
+                        smsmy.send_sms(number, text),
+                    ):
+                        error = await _raises(call)
+                        assert "***" in str(error)  # the protocol error did quote the body
+                        seen += _failure(error)
+                report = await isms.send_sms_bulk(
+                    Sms(to=n, text=t) for n, t in zip(NUMBERS, TEXTS, strict=True)
+                )
+                seen += [o.reason or "" for o in report.outcomes]
+    seen += [record.getMessage() for record in debug_everywhere.records]
+    everything = "\n".join(seen)
+    assert PASSWORD not in everything
+    assert APP_SECRET not in everything
+    for text in TEXTS:
+        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, fragment

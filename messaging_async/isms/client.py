@@ -221,6 +221,7 @@ class IsmsClient(WhatsAppMethods):
             content=body,
             content_type=_wire.JSON_CONTENT_TYPE,
             retry_after_send=True,
+            redact=self._redactor,
         )
         try:
             credits = _wire.parse_balance(answer.text, self._redactor)
@@ -279,8 +280,10 @@ class IsmsClient(WhatsAppMethods):
             encoding=unit[0].message[1],
             recipients=[(p.to, p.message[0]) for p in unit],
         )
-        answer = await self._post_send(_wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress)
         redact = self._unit_redactor(unit)
+        answer = await self._post_send(
+            _wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress, redact
+        )
         try:
             parsed = _wire.parse_json_send(answer.text)
         except _wire.UnrecognisedAnswer:
@@ -305,8 +308,10 @@ class IsmsClient(WhatsAppMethods):
             numbers=[p.to for p in unit],
             text=text,
         )
-        answer = await self._post_send(_wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress)
         redact = self._redactor.including((text,), [p.to for p in unit])
+        answer = await self._post_send(
+            _wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress, redact
+        )
         try:
             code, trx_id = _wire.parse_classic_send(answer.text)
         except _wire.UnrecognisedAnswer:
@@ -316,7 +321,12 @@ class IsmsClient(WhatsAppMethods):
         return UnitResult(outcomes, None, fatal)
 
     async def _post_send(
-        self, path: str, body: bytes, content_type: str, progress: SendProgress
+        self,
+        path: str,
+        body: bytes,
+        content_type: str,
+        progress: SendProgress,
+        redact: Redactor,
     ) -> Answer:
         return await self._transport.post(
             self._sms_base_urls,
@@ -324,6 +334,7 @@ class IsmsClient(WhatsAppMethods):
             content=body,
             content_type=content_type,
             retry_after_send=self._retry.allow_duplicate_sends,
+            redact=redact,
             progress=progress,
         )
 

@@ -153,15 +153,16 @@ class WhatsAppMethods(BaseClient):
         (pending,) = unit
         settings = self._require_whatsapp_settings()
         body = _waba.build_body(settings, pending.to, pending.message)
+        redact = self._redactor.including(pending.message.secrets, (pending.to, settings.sender))
         answer = await self._transport.post(
             self._waba_base_urls,
             _waba.PATH,
             content=body,
             content_type=_waba.CONTENT_TYPE,
             retry_after_send=self._retry.allow_duplicate_sends,
+            redact=redact,
             progress=progress,
         )
-        redact = self._redactor.including(pending.message.secrets, (pending.to, settings.sender))
         try:
             outcome, fatal = _waba.outcome_for(
                 pending.position, pending.to, pending.ref, answer.text, redact

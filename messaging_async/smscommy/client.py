@@ -222,7 +222,7 @@ class SmsComMyClient(BaseClient):
             mobile=None,
             request=_wire.Request(_wire.CREDITS_PATH, {}, ()),
         )
-        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress())
+        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
         try:
             used, remaining = _wire.parse_credits(answer.text)
         except _wire.UnrecognisedAnswer:
@@ -245,7 +245,7 @@ class SmsComMyClient(BaseClient):
             request=request,
         )
         progress = SendProgress()
-        answer = await self._post(request.path, form, progress)
+        answer = await self._post(request.path, form, progress, self._redactor)
         try:
             code, _ = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
@@ -327,8 +327,8 @@ class SmsComMyClient(BaseClient):
             mobile=pending.to,
             request=request,
         )
-        answer = await self._post(request.path, form, progress)
         redact = self._redactor.including(request.secrets, (pending.to,))
+        answer = await self._post(request.path, form, progress, redact)
         try:
             code, message_id = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
@@ -358,15 +358,15 @@ class SmsComMyClient(BaseClient):
             mobile=",".join(pending.to for pending in unit),
             request=request,
         )
+        redact = self._redactor.including(request.secrets, [pending.to for pending in unit])
         try:
-            answer = await self._post(request.path, form, progress)
+            answer = await self._post(request.path, form, progress, redact)
         except TransportError as exc:  # the runner would not know this batch's seqno
             unreachable = isinstance(exc, UnreachableError)
             status = OutcomeStatus.NOT_SENT if unreachable else OutcomeStatus.UNKNOWN
             return UnitResult(
                 [evolve(p.outcome(status, str(exc)), seqno=request.seqno) for p in unit]
             )
-        redact = self._redactor.including(request.secrets, [pending.to for pending in unit])
         try:
             answers = _wire.parse_answer(answer.text, many=True)
         except _wire.UnrecognisedAnswer:
@@ -379,7 +379,9 @@ class SmsComMyClient(BaseClient):
         fatal = next((f for f in map(_fatal, outcomes) if f is not None), None)
         return UnitResult(outcomes, None, fatal)
 
-    async def _post(self, path: str, form: bytes, progress: SendProgress) -> Answer:
+    async def _post(
+        self, path: str, form: bytes, progress: SendProgress, redact: Redactor
+    ) -> Answer:
         ambiguous = (
             _is_ambiguous_credits_answer
             if path == _wire.CREDITS_PATH
@@ -391,6 +393,7 @@ class SmsComMyClient(BaseClient):
             content=form,
             content_type=_wire.CONTENT_TYPE,
             retry_after_send=True,
+            redact=redact,
             progress=progress,
             ambiguous_answer=ambiguous,
         )
