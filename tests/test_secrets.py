@@ -23,6 +23,7 @@ from messaging_async import (
     WhatsAppText,
 )
 from messaging_async._secrets import Redactor
+from messaging_async.isms import _wire
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
@@ -446,3 +447,13 @@ async def test_a_malformed_answer_echoing_the_request_leaks_nothing(
         for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
             for fragment in (form, form[:12], form[-10:]):
                 assert fragment not in everything, fragment
+
+
+def test_an_unknown_result_keeps_no_echo_in_its_raw() -> None:
+    """A result with no code is ``unknown``; its ``raw`` is redacted like a refusal's."""
+    echo = {"dstno": NUMBERS[0], "message": f"{TEXTS[0]} pwd={PASSWORD}"}
+    answer = _wire.parse_json_send(json.dumps({"results": [echo]}))
+    redact = Redactor([PASSWORD, TEXTS[0]], [NUMBERS[0]])
+    (outcome,), _ = _wire.chunk_outcomes([(0, NUMBERS[0], None)], answer, redact)
+    assert outcome.status.value == "unknown"
+    assert outcome.raw == {"dstno": "6012*****00", "message": "*** pwd=***"}

@@ -268,7 +268,9 @@ def _result_number(result: Any) -> str:
 def result_outcome(index: int, number: str, ref: Any, result: Any, redact: Redactor) -> Outcome:
     if not isinstance(result, dict):
         reason = "the gateway's answer has no result for this recipient"
-        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
+        return _outcome(
+            index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=redact.scrub(result)
+        )
     raw_code = result.get("code")
     code = SUCCESS if raw_code == SUCCESS or raw_code == "2000" else parse_code(raw_code)
     message_id = result.get("sms_id") or result.get("trx_id")
@@ -284,7 +286,9 @@ def result_outcome(index: int, number: str, ref: Any, result: Any, redact: Redac
         )
     if code is None:
         reason = "the gateway's result for this recipient carries no code"
-        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
+        return _outcome(
+            index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=redact.scrub(result)
+        )
     error = error_for(code, _result_text(result), result, redact=redact)
     return _outcome(
         index,

@@ -254,6 +254,7 @@ def outcome(
         )
         return Outcome(status=OutcomeStatus.ACCEPTED, reason=reason, **common)
     error = error_for(code, raw.strip(), raw, redact=redact)
+    common["raw"] = error.raw
     return Outcome(status=OutcomeStatus.REJECTED, reason=str(error), error=error, **common)
 
 
