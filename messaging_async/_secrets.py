@@ -8,6 +8,7 @@ its words into an error, an outcome or a log line goes through a ``Redactor`` fi
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -45,22 +46,52 @@ def _forms(secret: str) -> set[str]:
     }
 
 
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _cores(secret: str) -> tuple[str, ...]:
+    """The runs of ASCII letters and digits in ``secret``, lower-cased. Every form
+    ``_forms`` makes keeps each of them intact, so a text missing any of them holds no form
+    of the secret. (Templated texts share words; each also has a run of its own.)"""
+    return tuple({run.lower() for run in _ASCII_WORD.findall(secret)})
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(
+    secrets: tuple[str, ...], numbers: tuple[str, ...]
+) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One pattern for every form of ``secrets`` and ``numbers``, longest first, ignoring
+    case; and the mask for each number form (a secret's forms become ``MASK``)."""
+    forms = {form for secret in secrets for form in _forms(secret)}
+    secret_forms = {form.lower() for form in forms}
+    masks: dict[str, str] = {}
+    for number in numbers:
+        masked = mask_number(number)
+        for form in (number, "+" + number, quote_plus("+" + number)):
+            if form.lower() not in secret_forms:  # a text that is a number stays secret
+                masks[form.lower()] = masked
+    alternatives = sorted(forms | set(masks), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE), masks
+
+
 class Redactor:
     """What one request must never have quoted back: the client's secrets (password, app
     secret) and the request's own texts and template parameters, each replaced by ``***``;
     and its phone numbers, masked (``6012*****89``) so a reader still sees whose it was.
 
-    Cheap to make (one per request unit, on the hot path); the matching pattern is only
-    built the first time something is redacted. Matching ignores case (a gateway may
-    upper-case what it echoes) and takes the longest form at each place, in one pass.
+    Cheap to make (one per request unit, on the hot path) and cheap to apply to a text that
+    quotes none of them (most refusals): each secret's ASCII words are looked for first,
+    and a pattern is built only for the secrets whose words are all present. Matching
+    ignores case (a gateway may upper-case what it echoes) and takes the longest form at
+    each place, in one pass.
     """
 
-    __slots__ = ("_numbers", "_pattern", "_secrets")
+    __slots__ = ("_cores", "_numbers", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None] = (), numbers: Iterable[str] = ()):
         self._secrets = tuple(secrets)
         self._numbers = tuple(numbers)
-        self._pattern: tuple[re.Pattern[str] | None, dict[str, str]] | None = None
+        self._cores: list[tuple[str, tuple[str, ...], bool]] | None = None
 
     def including(
         self, secrets: Iterable[str | None] = (), numbers: Iterable[str] = ()
@@ -70,9 +101,17 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret removed and every number masked."""
-        pattern, masks = self._compiled()
-        if pattern is None:
+        lowered = text.lower()
+        present = [
+            (value, is_number)
+            for value, cores, is_number in self._cored()
+            if all(core in lowered for core in cores)
+        ]
+        if not present:
             return text
+        secrets = tuple(sorted({value for value, is_number in present if not is_number}))
+        numbers = tuple(sorted({value for value, is_number in present if is_number}))
+        pattern, masks = _pattern(secrets, numbers)
         return pattern.sub(lambda match: masks.get(match.group().lower(), MASK), text)
 
     def snippet(self, body: str) -> str:
@@ -94,20 +133,13 @@ class Redactor:
             return type(data)(self.scrub(item) for item in data)
         return data
 
-    def _compiled(self) -> tuple[re.Pattern[str] | None, dict[str, str]]:
-        if self._pattern is None:
-            forms = {form for secret in self._secrets if secret for form in _forms(secret)}
-            secret_forms = {form.lower() for form in forms}
-            masks: dict[str, str] = {}
-            for number in filter(None, self._numbers):
-                masked = mask_number(number)
-                for form in (number, "+" + number, quote_plus("+" + number)):
-                    if form.lower() not in secret_forms:  # a text that is a number stays secret
-                        masks[form.lower()] = masked
-            alternatives = sorted(forms | set(masks), key=len, reverse=True)
-            pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE)
-            self._pattern = (pattern if alternatives else None, masks)
-        return self._pattern
+    def _cored(self) -> list[tuple[str, tuple[str, ...], bool]]:
+        if self._cores is None:
+            self._cores = [
+                *((secret, _cores(secret), False) for secret in self._secrets if secret),
+                *((number, (number.lower(),), True) for number in self._numbers if number),
+            ]
+        return self._cores
 
 
 def redacted_snippet(body: str, secrets: Iterable[str | None]) -> str:
