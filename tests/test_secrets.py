@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, quote_plus
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messaging_async import (
     MessagingError,
@@ -22,7 +24,7 @@ from messaging_async import (
     WhatsAppTemplate,
     WhatsAppText,
 )
-from messaging_async._secrets import Redactor
+from messaging_async._secrets import MASK, Redactor, _forms
 from messaging_async.isms import _wire
 
 from .conftest import make_client
@@ -457,3 +459,19 @@ def test_an_unknown_result_keeps_no_echo_in_its_raw() -> None:
     (outcome,), _ = _wire.chunk_outcomes([(0, NUMBERS[0], None)], answer, redact)
     assert outcome.status.value == "unknown"
     assert outcome.raw == {"dstno": "6012*****00", "message": "*** pwd=***"}
+
+
+@given(
+    st.text(alphabet=st.characters(exclude_characters="«»"), min_size=1, max_size=40),
+    st.sampled_from(["{}", "«{}»", "« {} »"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_secret_is_redacted_in_every_form_it_may_be_echoed_in(secret: str, around: str) -> None:
+    """The quick look for a secret's ASCII words never skips a form of it."""
+    if not secret.strip():
+        return
+    for form in _forms(secret):
+        ascii_upper = "".join(ch.upper() if ch.isascii() else ch for ch in form)  # PHP's strtoupper
+        for echoed in (form, ascii_upper):
+            redacted = Redactor([secret])(around.format(echoed))
+            assert redacted == around.format(MASK), (secret, form)
