@@ -39,8 +39,8 @@ def _forms(secret: str) -> set[str]:
         *quoted,
         *(json.dumps(form)[1:-1] for form in quoted),
         *(repr(form)[1:-1] for form in quoted),
-        quote_plus(secret),
-        quote(secret, safe=""),
+        quote_plus(secret, errors="surrogatepass"),  # a lone surrogate must not raise here
+        quote(secret, safe="", errors="surrogatepass"),
         html.escape(secret),
         html.escape(secret, quote=False),
     }
@@ -67,7 +67,7 @@ def _pattern(
     masks: dict[str, str] = {}
     for number in numbers:
         masked = mask_number(number)
-        for form in (number, "+" + number, quote_plus("+" + number)):
+        for form in (number, "+" + number, quote_plus("+" + number, errors="surrogatepass")):
             if form.lower() not in secret_forms:  # a text that is a number stays secret
                 masks[form.lower()] = masked
     alternatives = sorted(forms | set(masks), key=len, reverse=True)
