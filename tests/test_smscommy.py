@@ -28,6 +28,7 @@ from messaging_async import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from messaging_async.testing import FakeGateway, Fault, serve
 
 from .gateway import PASSWORD, USERNAME
 
@@ -505,3 +506,23 @@ async def test_a_seqno_used_twice_in_one_bulk_call_is_rejected_before_sending() 
     assert recorded == {"order-17": "first", "order-18": "third"}
     assert [form(call)["message"] for call in route.calls[:2]] == ["first", "third"]
     assert sorted(o.status for o in streamed) == [OutcomeStatus.REJECTED] * 2  # 1718, then ours
+
+
+async def test_against_the_sandbox_a_cut_answer_never_gives_a_wrong_message_id() -> None:
+    """The sandbox's own ``Fault.TRUNCATED`` (processes, then cuts the answer in half:
+    ``1701:1143000001`` arrives as ``1701:11``) on a random half of the requests, over a
+    socket: every id we report is the one the gateway recorded for that recipient."""
+    fake = FakeGateway()
+    fake.chaos([Fault.TRUNCATED], rate=0.5, seed=7)
+    messages = [Sms(to=f"6012{i:07d}", text=f"Your OTP is {i:06d}") for i in range(40)]
+    async with serve(fake) as url, fake.smscommy_client(base_url=url) as smsmy:
+        report = await smsmy.send_sms_bulk(messages)
+    recorded = {m.to: m for m in fake.sent}
+    assert len(fake.sent) == len(recorded) == 40  # each once: retries carried the same seqno
+    assert fake.faults_applied["truncated"] >= 10
+    for outcome in report.outcomes:
+        assert outcome.seqno == recorded[outcome.to].seqno
+        assert outcome.status in (OutcomeStatus.ACCEPTED, OutcomeStatus.UNKNOWN)
+        assert outcome.message_id in (None, recorded[outcome.to].message_id), outcome
+    with_id = [o for o in report.outcomes if o.message_id is not None]
+    assert with_id  # the answers that came whole gave their ids
