@@ -30,6 +30,7 @@ from ._fanout import (
     spawn_detached,
 )
 from ._transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
     HTTP_BACKENDS,
     Answer,
     SendProgress,
@@ -238,6 +239,7 @@ class BaseClient:
         transport: httpx.AsyncBaseTransport | None,
         pool_size: int,
         http_backend: str,
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         checked_transport = check_transport(transport)
@@ -248,6 +250,7 @@ class BaseClient:
             max_connections=pool_size,
             transport=checked_transport,
             http_backend=backend,
+            keepalive_expiry=keepalive_expiry,
         )
 
     async def __aenter__(self) -> Self:
