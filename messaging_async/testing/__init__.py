@@ -11,6 +11,7 @@
 
 from ._asgi import serve
 from ._http import WebhookTarget
+from ._reconcile import Reconciliation, reconcile
 from ._records import Fault, SentMessage
 from .gateway import (
     CHAOS_FAULTS,
@@ -31,7 +32,9 @@ __all__ = [
     "SANDBOX_WABA_NUMBER",
     "FakeGateway",
     "Fault",
+    "Reconciliation",
     "SentMessage",
     "WebhookTarget",
+    "reconcile",
     "serve",
 ]
