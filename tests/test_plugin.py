@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from messaging_async import IsmsClient, SmsComMyClient
@@ -32,6 +35,9 @@ async def test_faults_reach_the_wired_clients(
 
 
 USER_TESTS = """
+import re
+from pathlib import Path
+
 import pytest
 import sniffio
 
@@ -102,3 +108,15 @@ def test_without_an_async_plugin_the_error_says_what_to_install(pytester: pytest
     result = run_user_tests(pytester, "", "-p", "no:asyncio", "-p", "no:anyio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*run the test with pytest-asyncio*"])
+
+
+def test_the_readme_example_runs_in_strict_mode(pytester: pytest.Pytester) -> None:
+    """README's pytest example, as a user's test file, under pytest-asyncio's default mode."""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S)
+    (example,) = [block for block in blocks if "isms_client" in block]
+    pytester.makepyfile(test_readme_example=example)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
+    )
+    result.assert_outcomes(passed=1)
