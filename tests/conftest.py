@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from messaging_async import IsmsClient, RetryPolicy
-from messaging_async.testing import FakeGateway, serve
+from messaging_async import IsmsClient, Outcome, RetryPolicy
+from messaging_async.testing import FakeGateway, reconcile, serve
 
 from .gateway import PASSWORD, USERNAME, TestGateway
 
@@ -84,3 +86,19 @@ def anyio_backend() -> str:
     """Async tests run on asyncio; a module that promises trio too overrides this with
     ``params=["asyncio", "trio"]`` (anyio's own default would run every module on both)."""
     return "asyncio"
+
+
+_CUT_ID = re.compile(r"accepted with id '(\d+)', the gateway's is '(\d+)'")
+
+
+def reconciled(
+    batch: Sequence[Any], outcomes: Iterable[Outcome], sent: Iterable[Any]
+) -> Counter[str]:
+    """``reconcile(...).check()``, except that a run whose only fault is sms.com.my ids read
+    cut short (issue 12 point 5: a truncated ``1701:1143000018`` read as ``1701:11``, fixed on
+    the ``wire`` branch) is an expected failure until that fix is merged."""
+    found = reconcile(batch, outcomes, sent)
+    cut = [m for m in found.mismatches if (g := _CUT_ID.search(m)) and g[2].startswith(g[1])]
+    if cut and len(cut) == len(found.mismatches) and not (found.unaccounted or found.duplicates):
+        pytest.xfail(f"{len(cut)} sms.com.my ids read cut short (issue 12 point 5)")
+    return found.check()

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from messaging_async import IsmsClient, Outcome, OutcomeStatus, RetryPolicy, Sms
 from messaging_async.testing import FakeGateway, Fault, reconcile, serve
 
+from .conftest import reconciled
 from .gateway import refused_base_url
 
 FAST = httpx.Timeout(0.3, connect=0.3, pool=1.0)  # a hang costs 0.3 s, not 15
@@ -104,12 +105,6 @@ async def test_isms_under_every_fault_mixed_at_random(backend: str) -> None:
     }
 
 
-@pytest.mark.xfail(
-    reason="issue 12 point 5 (branch `wire`): a TRUNCATED '1701:1143000018' read as '1701:11' "
-    "is accepted with a cut id; remove this mark once that fix is merged",
-    raises=AssertionError,
-    strict=False,
-)
 @pytest.mark.parametrize(("anyio_backend", "backend"), EVERY_BACKEND)
 async def test_smscommy_retries_under_faults_never_duplicate(backend: str) -> None:
     fake = FakeGateway()
@@ -122,7 +117,7 @@ async def test_smscommy_retries_under_faults_never_duplicate(backend: str) -> No
             assert_runs_on(smsmy, backend)
             batch = messages(300)
             report = await smsmy.send_sms_bulk(batch)
-    counts = reconcile(batch, report.outcomes, fake.sent).check()
+    counts = reconciled(batch, report.outcomes, fake.sent)
     assert counts["accepted"] == 300  # with a seqno every ambiguous failure could be retried
     assert sum(fake.faults_applied.values()) > 50
     retried = [seqnos for seqnos in fake.seqnos_by_message.values() if seqnos]
