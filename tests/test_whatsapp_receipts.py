@@ -334,3 +334,17 @@ async def test_the_sandbox_receipts_reach_a_receiver_over_a_real_socket() -> Non
 
 def test_whatsapp_callback_is_exported() -> None:
     assert webhooks.WhatsAppCallback is WhatsAppCallback
+
+
+def test_the_sandbox_receipts_reach_a_receiver_on_trio_too() -> None:
+    async def main() -> list[tuple[str, str | None]]:
+        receiver, reports = sandbox_receiver()
+        fake = FakeGateway(webhook=WebhookTarget(receiver, token=SECRET))
+        async with fake.isms_client() as isms:
+            sent = await isms.send_whatsapp_template(HANDSET, "otp", params={"param1": "1"})
+        await fake.deliver_reports()
+        assert {r.message_id for r in reports.events} == {sent.message_id}
+        return [(r.gateway, r.status_code) for r in reports.events]
+
+    chain = [("isms_whatsapp", word) for word in ("sent", "delivered", "read")]
+    assert anyio.run(main, backend="trio") == chain
