@@ -31,13 +31,12 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import anyio
-from attrs import frozen
 
 from ..errors import ValidationError, WebhookError
 from . import _parsers
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
-from ._whatsapp import parse_isms_whatsapp_callback
-from .events import DeliveryReport, IncomingSms, WhatsAppInbound
+from ._routes import ROUTES, Event, kind_of
+from .events import DeliveryReport, WhatsAppInbound
 
 __all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 
@@ -47,63 +46,12 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Event = WhatsAppInbound | DeliveryReport | IncomingSms
 Handler = Callable[[Any], Awaitable[object] | object]
 Answer = tuple[int, str, list[tuple[bytes, bytes]]]
 
 _RETRY_AFTER = (b"retry-after", b"10")
 _SETTLE_SECONDS = 5.0  # how long a cancelled request may take to release its claim
 _MAX_KEY = 200  # characters; a longer de-duplication key is hashed
-
-
-@frozen
-class _Route:
-    """A path: the handlers its events go to (it is served when one of them is given), its
-    methods, and its parser, which answers every event the callback holds, in order."""
-
-    kinds: frozenset[str]
-    methods: frozenset[str]
-    parse: Callable[[bytes, Scope, dict[str, str], int], Sequence[Event]]
-
-
-def _parse_whatsapp(
-    body: bytes, scope: Scope, query: dict[str, str], limit: int
-) -> Sequence[Event]:
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").decode("latin-1")
-    callback = parse_isms_whatsapp_callback(
-        body, content_type=content_type, query=query, max_bytes=limit
-    )
-    return (*callback.messages, *callback.receipts)
-
-
-_ROUTES = {
-    "/isms/whatsapp": _Route(
-        frozenset({"whatsapp", "delivery"}), frozenset({"GET", "POST"}), _parse_whatsapp
-    ),
-    "/isms/delivery": _Route(
-        frozenset({"delivery"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_isms_delivery(q, max_bytes=n),),
-    ),
-    "/smscommy/delivery": _Route(
-        frozenset({"delivery"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_smscommy_delivery(q, max_bytes=n),),
-    ),
-    "/smscommy/incoming": _Route(
-        frozenset({"incoming_sms"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_smscommy_incoming(q, max_bytes=n),),
-    ),
-}
-
-
-def _kind_of(event: Event) -> str:
-    """Which handler an event goes to."""
-    if isinstance(event, DeliveryReport):
-        return "delivery"
-    return "whatsapp" if isinstance(event, WhatsAppInbound) else "incoming_sms"
 
 
 class WebhookReceiver:
@@ -181,7 +129,7 @@ class WebhookReceiver:
             return 413, "Payload Too Large", []
         if not self._token_matches(raw_query):
             return 401, "Unauthorized", []
-        route = _ROUTES.get(_relative_path(scope))
+        route = ROUTES.get(_relative_path(scope))
         if route is None or not any(self._handlers[kind] for kind in route.kinds):
             return 404, "Not Found", []
         if scope["method"] not in route.methods:
@@ -209,7 +157,7 @@ class WebhookReceiver:
         """Each event to its handler in order; the first answer that is not 200 stops."""
         answers = []
         for event in events:
-            kind = _kind_of(event)
+            kind = kind_of(event)
             handler = self._handlers[kind]
             if handler is None:
                 logger.info("a %s event with no handler given; acknowledged and dropped", kind)
