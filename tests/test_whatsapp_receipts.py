@@ -154,6 +154,7 @@ def test_a_status_entry_without_id_or_status_is_malformed(
         {"from": HANDSET, "id": "m1", "status": "new", "type": "image", "image": {"id": "x"}},
         {"from": HANDSET, "messageId": "m1", "status": {"name": "delivered"}},
         {"from": HANDSET, "status": "delivered"},  # no message id: not a receipt
+        {"id": "evt-1", "status": "success", "messages": [{"from": HANDSET, "id": "m1"}]},
     ],
 )
 def test_a_flat_object_with_message_content_is_still_a_message(payload: dict[str, Any]) -> None:
