@@ -31,7 +31,7 @@ from ._parsers import (
     params_of,
 )
 from ._receipts import flat_receipt, receipts_of
-from .events import WhatsAppCallback, WhatsAppInbound
+from .events import DeliveryReport, WhatsAppCallback, WhatsAppInbound
 
 __all__ = ["decode_response", "parse_isms_whatsapp", "parse_isms_whatsapp_callback"]
 
@@ -173,9 +173,10 @@ def _whatsapp_callback(data: dict[str, Any]) -> WhatsAppCallback:
     from every Meta-style ``messages`` list, else the whole object is the message, as long
     as it holds no receipts."""
     whole = _index(data)
+    receipts: tuple[DeliveryReport, ...] = ()
     if whole.statuses:
         receipts = receipts_of(whole.statuses)
-    else:
+    elif not whole.messages:  # an envelope of messages with an id and a status is no receipt
         receipt = flat_receipt(data)
         receipts = () if receipt is None else (receipt,)
     if whole.messages:
