@@ -349,3 +349,27 @@ def test_the_sandbox_receipts_reach_a_receiver_on_trio_too() -> None:
 
     chain = [("isms_whatsapp", word) for word in ("sent", "delivered", "read")]
     assert anyio.run(main, backend="trio") == chain
+
+
+async def test_an_outcome_of_read_is_delivered_for_sms_and_read_for_whatsapp() -> None:
+    """One ``delivery_outcomes`` for every gateway: an SMS cannot be read, so "read" is
+    reported to it as delivered (before, sms.com.my's report could not be built at all)."""
+    receiver, reports = sandbox_receiver()
+    fake = FakeGateway(
+        webhook=WebhookTarget(receiver, token=SECRET),
+        delivery_outcomes=lambda _message: DeliveryStatus.READ,
+    )
+    async with fake.isms_client() as isms, fake.smscommy_client() as smscommy:
+        await isms.send_sms(HANDSET, "hello")
+        await smscommy.send_sms(HANDSET, "hello")
+        await isms.send_whatsapp_template(HANDSET, "otp", params={"param1": "1"})
+    assert await fake.deliver_reports() == 5
+    assert sorted((r.gateway, r.status) for r in reports.events) == sorted(
+        [
+            ("isms", DeliveryStatus.DELIVERED),
+            ("smscommy", DeliveryStatus.DELIVERED),
+            ("isms_whatsapp", DeliveryStatus.SENT),
+            ("isms_whatsapp", DeliveryStatus.DELIVERED),
+            ("isms_whatsapp", DeliveryStatus.READ),
+        ]
+    )

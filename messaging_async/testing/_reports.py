@@ -38,6 +38,8 @@ _ISMS_STATUS = {
     DeliveryStatus.EXPIRED: "EXPIRED",
     DeliveryStatus.REJECTED: "REJECTD",
     DeliveryStatus.QUEUED: "ENROUTE",
+    DeliveryStatus.SENT: "SENT",
+    DeliveryStatus.READ: "DELIVRD",  # an SMS is never read: delivered is as far as it gets
 }
 _SMSCOMMY_STATUS = {
     DeliveryStatus.DELIVERED: "6",
@@ -48,6 +50,8 @@ _SMSCOMMY_STATUS = {
     DeliveryStatus.QUEUED: "11",
     DeliveryStatus.NOT_IN_SERVICE: "12",
     DeliveryStatus.OUT_OF_COVERAGE: "13",
+    DeliveryStatus.SENT: "11",  # C1 has no "sent": on its way, queued
+    DeliveryStatus.READ: "6",
 }
 # WhatsApp knows four receipt words (E9); every way of not arriving is "failed".
 _WHATSAPP_WORD = {
@@ -163,7 +167,7 @@ def report_request(
     return "smscommy_delivery", {
         "MsgId": message.message_id,
         "Sender": sender,
-        "Status": _SMSCOMMY_STATUS.get(status, "9"),
+        "Status": _SMSCOMMY_STATUS[status],
     }
 
 
