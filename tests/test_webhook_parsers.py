@@ -215,7 +215,11 @@ def test_isms_delivery(query: str, status: DeliveryStatus, recipient: str | None
         ("No delivery", DeliveryStatus.UNKNOWN),
         ("UNSENT", DeliveryStatus.UNKNOWN),
         ("DELIVERED_NOT", DeliveryStatus.UNKNOWN),
-        ("SENT", DeliveryStatus.QUEUED),
+        ("SENT", DeliveryStatus.SENT),
+        ("Read", DeliveryStatus.READ),
+        ("seen", DeliveryStatus.READ),
+        ("UNREAD", DeliveryStatus.UNKNOWN),
+        ("enqueued", DeliveryStatus.QUEUED),
         ("en_route", DeliveryStatus.QUEUED),
         ("Deliver Successful", DeliveryStatus.DELIVERED),
         ("delivered", DeliveryStatus.DELIVERED),
@@ -309,7 +313,14 @@ PARSERS: list[Callable[..., Any]] = [
     webhooks.parse_smscommy_delivery,
     webhooks.parse_smscommy_incoming,
     webhooks.parse_isms_whatsapp,
+    webhooks.parse_isms_whatsapp_callback,
 ]
+WHATSAPP_PARSERS = (webhooks.parse_isms_whatsapp, webhooks.parse_isms_whatsapp_callback)
+status_entry = st.dictionaries(
+    st.sampled_from(["id", "status", "timestamp", "recipient_id", "errors", "type", "text"]),
+    st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.lists(st.none())),
+    max_size=5,
+)
 anything = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=300),
@@ -338,6 +349,17 @@ anything = st.one_of(
             max_leaves=10,
         ),
     ),
+    st.builds(
+        lambda statuses, messages: (
+            "response="
+            + b64(
+                {"entry": [{"changes": [{"value": {"statuses": statuses, "messages": messages}}]}]}
+            )
+        ),
+        st.lists(status_entry | st.integers() | st.text(max_size=3), max_size=3),
+        st.lists(status_entry | st.none(), max_size=2) | st.text(max_size=3),
+    ),
+    st.builds(lambda entry: "response=" + b64(entry), status_entry),
     st.integers(),
     st.none(),
 )
@@ -352,7 +374,7 @@ def test_nothing_but_webhook_error_escapes_any_parser(
 ) -> None:
     for parse in PARSERS:
         try:
-            if parse is webhooks.parse_isms_whatsapp:
+            if parse in WHATSAPP_PARSERS:
                 event = parse(
                     payload,
                     content_type=content_type,

@@ -268,12 +268,30 @@ async def test_ip_allow_list() -> None:
 
 async def test_routes_without_a_handler_are_404_to_an_authenticated_caller() -> None:
     recorder = Recorder()
-    app = WebhookReceiver(secret=SECRET, on_delivery=recorder)
+    app = WebhookReceiver(secret=SECRET, on_incoming_sms=recorder)
     async for client in client_for(app):
         assert (
             await client.post(f"/isms/whatsapp?token={SECRET}", content=whatsapp_form())
         ).status_code == 404
+        assert (await client.get(f"/isms/delivery?token={SECRET}&sms_id=1")).status_code == 404
+        assert (
+            await client.get(f"/smscommy/incoming?token={SECRET}&Sender=6019&Msg=hi")
+        ).status_code == 200
+
+
+async def test_the_whatsapp_route_is_served_for_receipts_and_drops_messages_nobody_handles() -> (
+    None
+):
+    """With ``on_delivery`` only, the WhatsApp route is served (receipts come through it,
+    contract E9); a message there has no handler: acknowledged (200), not handled."""
+    recorder = Recorder()
+    app = WebhookReceiver(secret=SECRET, on_delivery=recorder)
+    async for client in client_for(app):
+        assert (
+            await client.post(f"/isms/whatsapp?token={SECRET}", content=whatsapp_form())
+        ).status_code == 200
         assert (await client.get(f"/isms/delivery?token={SECRET}&sms_id=1")).status_code == 200
+    assert [type(event) for event in recorder.events] == [DeliveryReport]
 
 
 def test_a_short_secret_is_refused() -> None:
@@ -304,7 +322,7 @@ async def test_lifespan_is_answered() -> None:
         ("GET", "/isms", 404),
         ("POST", "/smscommy/delivery", 405),
         ("DELETE", "/isms/delivery", 405),
-        ("POST", "/isms/whatsapp", 404),  # no on_whatsapp handler
+        ("POST", "/isms/whatsapp", 400),  # served for receipts; "x=1" holds no response
     ],
 )
 async def test_without_the_token_every_request_is_401_whatever_its_path_or_method(

@@ -118,6 +118,7 @@ async def _blast(isms: IsmsClient, recipients: int, out: TextIO) -> Any:
             isms,
             source,
             resend_path=path.with_suffix(".not_accepted.csv"),
+            unknown_path=path.with_suffix(".unknown.csv"),
             progress=Progress(recipients),
         )
     print_summary(summary, out)

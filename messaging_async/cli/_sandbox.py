@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -110,6 +111,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
     if (args.webhook is None) != (args.webhook_token is None):
         return _fail("--webhook and --webhook-token go together")
+    if args.host in ("127.0.0.1", "::1", "localhost") and not _port_free(args.host, args.port):
+        return _fail(f"the sandbox cannot listen on {args.host}:{args.port}: it is in use")
     try:
         webhook = WebhookTarget(args.webhook, token=args.webhook_token) if args.webhook else None
         settings: dict[str, Any] = {"templates": args.template} if args.template else {}
@@ -129,6 +132,19 @@ async def _serve(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, OSError) as problem:
         return _fail(str(problem))
     return OK
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound: asked first, because uvicorn answers a busy port by
+    exiting the process with a traceback from a task we cannot catch."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 async def _until_stopped(fake: Any) -> None:

@@ -13,6 +13,7 @@ from ._asgi import serve
 from ._control import CallbackFailed
 from ._faults import CHAOS_FAULTS
 from ._http import WebhookTarget
+from ._reconcile import Reconciliation, reconcile
 from ._records import Fault, SentMessage
 from .gateway import (
     SANDBOX_APP_ID,
@@ -33,7 +34,9 @@ __all__ = [
     "CallbackFailed",
     "FakeGateway",
     "Fault",
+    "Reconciliation",
     "SentMessage",
     "WebhookTarget",
+    "reconcile",
     "serve",
 ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import sniffio
 
 from .._fanout import spawn_detached
 from ._control import control_answer, forbidden, is_control_path, is_loopback
@@ -190,15 +192,17 @@ def _as_502(rule: Any) -> Any:
 async def serve(
     app: Any, *, host: str = "127.0.0.1", port: int = 0, access_log: bool = False
 ) -> AsyncIterator[str]:
-    """Serve an ASGI app (the sandbox, a ``WebhookReceiver``) with uvicorn on a loopback port,
-    in the running asyncio loop; yields its base URL. Needs the ``[sandbox]`` extra.
+    """Serve an ASGI app (the sandbox, a ``WebhookReceiver``) with uvicorn on a loopback port;
+    yields its base URL. Needs the ``[sandbox]`` extra.
 
     uvicorn's access log stays off unless ``access_log=True``: its lines hold callback
     tokens, numbers and texts. Turn it on only for an app whose hook paths a
     ``webhooks.AccessLogFilter`` keeps out of it.
 
-    The server runs detached rather than in a task group held across ``yield``, so this may
-    be entered and exited in different tasks (pytest fixtures, app lifespans).
+    uvicorn runs on asyncio only. Under asyncio it runs in the running loop, detached rather
+    than in a task group held across ``yield``, so this may be entered and exited in
+    different tasks (pytest fixtures, app lifespans). Under any other backend (trio) it runs
+    in a thread with an asyncio loop of its own, so the app's code runs in that thread.
     """
     if host not in LOOPBACK:
         raise ValueError("the sandbox only listens on the loopback interface")
@@ -214,23 +218,51 @@ async def serve(
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
+    if sniffio.current_async_library() == "asyncio":
+        stopped, wait_stopped = _start_in_this_loop(server)
+    else:
+        stopped, wait_stopped = _start_in_a_thread(server)
+    try:
+        while not server.started:
+            if stopped():
+                raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
+            await anyio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        with anyio.CancelScope(shield=True):
+            await wait_stopped()
+
+
+_Started = tuple[Callable[[], bool], Callable[[], Awaitable[None]]]
+
+
+def _start_in_this_loop(server: Any) -> _Started:
+    """Run ``server`` as a detached task of the running asyncio loop."""
     finished = anyio.Event()
 
     async def run() -> None:
         try:
             await server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind: report it instead
+            pass
         finally:
             finished.set()
 
     spawn_detached(run)
-    while not server.started:
-        if finished.is_set():
-            raise RuntimeError(f"the sandbox could not listen on {host}:{port}")
-        await anyio.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        with anyio.CancelScope(shield=True):
-            await finished.wait()
+    return finished.is_set, finished.wait
+
+
+def _start_in_a_thread(server: Any) -> _Started:
+    """Run ``server`` on an asyncio loop of its own in a daemon thread: uvicorn cannot run on
+    trio, and a blocking serve would stall the caller's loop."""
+    thread = threading.Thread(
+        target=asyncio.run, args=(server.serve(),), name="messaging-async-serve", daemon=True
+    )
+    thread.start()
+
+    async def joined() -> None:
+        await anyio.to_thread.run_sync(thread.join)
+
+    return (lambda: not thread.is_alive()), joined

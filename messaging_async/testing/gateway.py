@@ -8,8 +8,6 @@ Use it in process (``transport=fake.transport()``) or on a loopback socket
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -30,7 +28,7 @@ from ._faults import CHAOS_FAULTS, FaultBook, fault_answer
 from ._forms import read_form
 from ._http import WebhookTarget, in_process_transport
 from ._records import Fault, FaultRule, SentMessage, SimulatedAnswer
-from ._reports import Outcomes, ReportQueue, report_request, send_reports
+from ._reports import Outcomes, ReportQueue, report_request, response_form, send_reports
 
 __all__ = ["SANDBOX_PASSWORD", "SANDBOX_USERNAME", "FakeGateway"]
 
@@ -142,7 +140,7 @@ class FakeGateway:
 
     def record(self, message: SentMessage) -> None:
         self.sent.append(message)
-        self._reports.add(message)
+        self._reports.add(message, self.outcome_for)
         if message.gateway == "smscommy":
             self.smscommy_used += message.credits
 
@@ -283,12 +281,15 @@ class FakeGateway:
 
     # ---------------------------------------------------------------- callbacks
     def outcome_for(self, message: SentMessage) -> DeliveryStatus:
+        """Where ``message`` gets to: ``delivery_outcomes``' say, else delivered (SMS) or
+        read (WhatsApp: receipts sent, delivered, read)."""
         outcomes = self.delivery_outcomes
+        usual = DeliveryStatus.READ if message.gateway == "whatsapp" else DeliveryStatus.DELIVERED
         if outcomes is None:
-            return DeliveryStatus.DELIVERED
+            return usual
         if callable(outcomes):
             return outcomes(message)
-        return outcomes.get(message.to, DeliveryStatus.DELIVERED)
+        return outcomes.get(message.to, usual)
 
     @property
     def pending_reports(self) -> int:
@@ -299,7 +300,9 @@ class FakeGateway:
         """Send every report owed, due or not; returns how many were sent.
 
         iSMS reports go as GET ``sms_id``/``dstno``/``status``; sms.com.my ones as GET
-        ``MsgId``/``Sender``/``Status`` (C1 codes), both to ``webhook`` (docs/sandbox.md).
+        ``MsgId``/``Sender``/``Status`` (C1 codes); WhatsApp receipts (sent, delivered, read
+        or failed) as POSTs of a base64 ``response`` holding a Meta-style ``statuses``
+        entry (contract E9); all to ``webhook`` (docs/sandbox.md).
         Two at a time is the fastest measured here: more concurrency makes httpx's pool
         slower (httpx #3215). Reports whose callback failed stay owed (``CallbackFailed``).
         """
@@ -356,7 +359,6 @@ class FakeGateway:
             "timestamp": str(int(self.now())),
         }
         if self.webhook is not None:
-            encoded = base64.b64encode(json.dumps(payload, ensure_ascii=False).encode()).decode()
             async with self.webhook.session():
-                await self.webhook.post_form("isms_whatsapp", {"response": encoded})
+                await self.webhook.post_form("isms_whatsapp", response_form(payload))
         return payload

@@ -9,8 +9,14 @@ from ._parsers import (
     parse_smscommy_delivery,
     parse_smscommy_incoming,
 )
-from ._whatsapp import parse_isms_whatsapp
-from .events import DeliveryReport, DeliveryStatus, IncomingSms, WhatsAppInbound
+from ._whatsapp import parse_isms_whatsapp, parse_isms_whatsapp_callback
+from .events import (
+    DeliveryReport,
+    DeliveryStatus,
+    IncomingSms,
+    WhatsAppCallback,
+    WhatsAppInbound,
+)
 from .receiver import Deduplicator, MemoryDeduplicator, WebhookReceiver
 
 __all__ = [
@@ -24,9 +30,11 @@ __all__ = [
     "MemoryDeduplicator",
     "WebhookError",
     "WebhookReceiver",
+    "WhatsAppCallback",
     "WhatsAppInbound",
     "parse_isms_delivery",
     "parse_isms_whatsapp",
+    "parse_isms_whatsapp_callback",
     "parse_smscommy_delivery",
     "parse_smscommy_incoming",
 ]

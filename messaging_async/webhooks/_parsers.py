@@ -42,10 +42,11 @@ SMSCOMMY_STATUSES: Mapping[str, DeliveryStatus] = {
     **dict.fromkeys(("12", "17"), DeliveryStatus.NOT_IN_SERVICE),
     **dict.fromkeys(("13", "14"), DeliveryStatus.OUT_OF_COVERAGE),
 }
-# iSMS documents no status values (CONTRACT A5): the words telcos and gateways use (SMPP's
-# receipt states, sms.com.my's C1 descriptions, plain English), matched as whole words after
-# normalising case, white space, "_" and "-". A word not here is UNKNOWN, never guessed at
-# by its parts: "UNDELIVERED" and "NOT DELIVERED" contain "DELIVERED", "UNSENT" "SENT".
+# iSMS documents no status values (CONTRACT A5, E9): the words telcos and gateways use (SMPP's
+# receipt states, sms.com.my's C1 descriptions, WhatsApp's sent/delivered/read/failed, plain
+# English), matched as whole words after normalising case, white space, "_" and "-". One table
+# for iSMS SMS reports and WhatsApp receipts alike. A word not here is UNKNOWN, never guessed
+# at by its parts: "UNDELIVERED" and "NOT DELIVERED" contain "DELIVERED", "UNSENT" "SENT".
 STATUS_WORDS: Mapping[str, DeliveryStatus] = {
     **dict.fromkeys(
         (
@@ -81,8 +82,8 @@ STATUS_WORDS: Mapping[str, DeliveryStatus] = {
             "ENROUTE",
             "EN ROUTE",
             "QUEUED",
+            "ENQUEUED",
             "PENDING",
-            "SENT",
             "SUBMITTED",
             "ACCEPTD",
             "ACCEPTED",
@@ -91,6 +92,8 @@ STATUS_WORDS: Mapping[str, DeliveryStatus] = {
         ),
         DeliveryStatus.QUEUED,
     ),
+    "SENT": DeliveryStatus.SENT,
+    **dict.fromkeys(("READ", "SEEN"), DeliveryStatus.READ),
     "NOT IN SERVICE": DeliveryStatus.NOT_IN_SERVICE,
     "OUT OF COVERAGE": DeliveryStatus.OUT_OF_COVERAGE,
     "UNKNOWN": DeliveryStatus.UNKNOWN,

@@ -11,6 +11,7 @@ always completed or released.
 Routes, relative to where the app is mounted::
 
     POST|GET /isms/whatsapp       iSMS inbound WhatsApp        → on_whatsapp(WhatsAppInbound)
+                                  and its status receipts (E9) → on_delivery(DeliveryReport)
     GET      /isms/delivery       iSMS delivery status         → on_delivery(DeliveryReport)
     GET      /smscommy/delivery   sms.com.my delivery report   → on_delivery(DeliveryReport)
     GET      /smscommy/incoming   sms.com.my incoming SMS      → on_incoming_sms(IncomingSms)
@@ -25,18 +26,17 @@ import ipaddress
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import anyio
-from attrs import frozen
 
 from ..errors import ValidationError, WebhookError
 from . import _parsers
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
-from ._whatsapp import parse_isms_whatsapp
-from .events import DeliveryReport, IncomingSms, WhatsAppInbound
+from ._routes import ROUTES, Event, kind_of
+from .events import DeliveryReport, WhatsAppInbound
 
 __all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 
@@ -46,46 +46,12 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Event = WhatsAppInbound | DeliveryReport | IncomingSms
 Handler = Callable[[Any], Awaitable[object] | object]
 Answer = tuple[int, str, list[tuple[bytes, bytes]]]
 
 _RETRY_AFTER = (b"retry-after", b"10")
 _SETTLE_SECONDS = 5.0  # how long a cancelled request may take to release its claim
 _MAX_KEY = 200  # characters; a longer de-duplication key is hashed
-
-
-@frozen
-class _Route:
-    kind: str
-    methods: frozenset[str]
-    parse: Callable[[bytes, Scope, dict[str, str], int], Event]
-
-
-def _parse_whatsapp(body: bytes, scope: Scope, query: dict[str, str], limit: int) -> Event:
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").decode("latin-1")
-    return parse_isms_whatsapp(body, content_type=content_type, query=query, max_bytes=limit)
-
-
-_ROUTES = {
-    "/isms/whatsapp": _Route("whatsapp", frozenset({"GET", "POST"}), _parse_whatsapp),
-    "/isms/delivery": _Route(
-        "delivery",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_isms_delivery(q, max_bytes=n),
-    ),
-    "/smscommy/delivery": _Route(
-        "delivery",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_smscommy_delivery(q, max_bytes=n),
-    ),
-    "/smscommy/incoming": _Route(
-        "incoming_sms",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_smscommy_incoming(q, max_bytes=n),
-    ),
-}
 
 
 class WebhookReceiver:
@@ -100,6 +66,12 @@ class WebhookReceiver:
     Every non-2xx answer makes the gateway try again, and a claim that was not completed
     is released first, so the retry is handled. ``handler_timeout`` can only interrupt an
     async handler at an ``await``: a plain function runs to its end.
+
+    A WhatsApp callback may hold several events (messages and status receipts, E9): each
+    is claimed and handled in turn, and the first that does not answer 200 is the answer
+    (those after it are left for the gateway's retry). The route is served when
+    ``on_whatsapp`` or ``on_delivery`` is given; an event whose handler was not given is
+    acknowledged and dropped (200), since an error would make the gateway retry it forever.
     """
 
     def __init__(
@@ -157,9 +129,8 @@ class WebhookReceiver:
             return 413, "Payload Too Large", []
         if not self._token_matches(raw_query):
             return 401, "Unauthorized", []
-        route = _ROUTES.get(_relative_path(scope))
-        handler = self._handlers.get(route.kind) if route else None
-        if route is None or handler is None:
+        route = ROUTES.get(_relative_path(scope))
+        if route is None or not any(self._handlers[kind] for kind in route.kinds):
             return 404, "Not Found", []
         if scope["method"] not in route.methods:
             return (
@@ -167,19 +138,35 @@ class WebhookReceiver:
                 "Method Not Allowed",
                 [(b"allow", ", ".join(sorted(route.methods)).encode())],
             )
+        path = _relative_path(scope)
         try:
             query = self._query_without_token(raw_query)
             body = await self._body(scope, receive) if scope["method"] == "POST" else b""
-            event = route.parse(body, scope, query, self._max_body)
+            events = route.parse(body, scope, query, self._max_body)
         except _SlowBody:
             logger.info(
-                "a %s callback's body took over %s s; answered 408", route.kind, self._body_timeout
+                "a %s callback's body took over %s s; answered 408", path, self._body_timeout
             )
             return 408, "Request Timeout", [(b"connection", b"close")]
         except WebhookError as error:
-            logger.info("rejected a %s callback: %s", route.kind, error)
+            logger.info("rejected a %s callback: %s", path, error)
             return (413, "Payload Too Large", []) if error.too_large else (400, "Bad Request", [])
-        return await self._dispatch(route.kind, handler, event)
+        return await self._dispatch_all(events)
+
+    async def _dispatch_all(self, events: Sequence[Event]) -> Answer:
+        """Each event to its handler in order; the first answer that is not 200 stops."""
+        answers = []
+        for event in events:
+            kind = kind_of(event)
+            handler = self._handlers[kind]
+            if handler is None:
+                logger.info("a %s event with no handler given; acknowledged and dropped", kind)
+                continue
+            answer = await self._dispatch(kind, handler, event)
+            if answer[0] != 200:
+                return answer
+            answers.append(answer)
+        return answers[0] if len(answers) == 1 else (200, "OK", [])
 
     async def _dispatch(self, kind: str, handler: Handler, event: Event) -> Answer:
         """Claim, handle, settle: every claim won is completed or released, whatever happens
