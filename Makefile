@@ -8,22 +8,14 @@ EXTRAS := .[dev,sandbox,cli,fast]
 # run once, in .venv. `make test TEST_PYTHONS=3.12` runs one.
 TEST_PYTHONS ?= 3.11 3.12 3.13
 
-<<<<<<< HEAD
-.PHONY: install tools lint typecheck docs test demo soak bench clean
-=======
-.PHONY: install lint typecheck test demo soak bench clean FORCE
->>>>>>> 6b4132b40a94834cb97e7b15a62fbcf581436916
+.PHONY: install tools lint typecheck docs test demo soak bench clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-<<<<<<< HEAD
-	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs]'
-=======
-	$(BIN)/python -m pip install --quiet -e '$(EXTRAS)'
->>>>>>> 6b4132b40a94834cb97e7b15a62fbcf581436916
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs]'  # the suite's extras, and the docs'
 	touch $@
 
 install: $(STAMP)
@@ -42,16 +34,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict messaging_async tests
 
-<<<<<<< HEAD
 # The documentation site; --strict turns every warning (a broken link, a reference to a name
 # that no longer exists) into a failure, so `make test` catches them.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-test: lint typecheck docs tools
-	$(BIN)/pytest
-=======
-test: lint typecheck $(addprefix pytest-,$(TEST_PYTHONS))
+test: lint typecheck docs tools $(addprefix pytest-,$(TEST_PYTHONS))
 
 # Prints the interpreter for Python $1 (3.12): pyenv's newest 3.12.x, installed by pyenv when
 # it has none; else python3.12 on PATH; nothing when there is neither.
@@ -82,7 +70,6 @@ pytest-%: FORCE
 	fi; \
 	echo "=== pytest on Python $$($$venv/bin/python -c 'import platform; print(platform.python_version())')"; \
 	$$venv/bin/pytest
->>>>>>> 6b4132b40a94834cb97e7b15a62fbcf581436916
 
 # A bulk blast and webhook round trip against the built-in sandbox, on loopback ports.
 demo: install
@@ -101,10 +88,6 @@ soak: install
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-<<<<<<< HEAD
-	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache
-=======
-	rm -rf $(VENV) $(addprefix .venv-,$(TEST_PYTHONS)) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) site $(addprefix .venv-,$(TEST_PYTHONS)) .mypy_cache .pytest_cache .ruff_cache
 
 FORCE:
->>>>>>> 6b4132b40a94834cb97e7b15a62fbcf581436916
