@@ -1,0 +1,350 @@
+"""The SQLite ledger's writing side, synchronous: jobs and their owners, plan, write-ahead
+claims, outcomes, keyed single sends. ``SqliteLedger`` runs it in worker threads.
+
+Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), so a unit's
+recipients are claimed, or settled, all together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from ..errors import JobRunningError, LedgerError, ValidationError
+from ..models import Outcome, OutcomeStatus
+from ._decide import Decision, Recorded, decide
+from ._delivery import family_of, join_waiting
+from ._fingerprint import fingerprint, stored_text
+from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of
+from ._owner import Owner, owner_alive
+
+__all__ = ["Store"]
+
+_ROW = "fingerprint, state, code, reason, message_id, request_id, seqno, run, position, began_at"
+_CLAIM = (
+    "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state, seqno,"
+    " run, attempts, began_at, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, 1, ?, ?)"
+    " ON CONFLICT (job, key) DO UPDATE SET recipient = excluded.recipient,"
+    " position = excluded.position, fingerprint = excluded.fingerprint, text = excluded.text,"
+    " state = 'in_flight', code = NULL, reason = NULL, message_id = NULL, request_id = NULL,"
+    " seqno = excluded.seqno, run = excluded.run, attempts = attempts + 1,"
+    " began_at = excluded.began_at, settled_at = NULL, delivery = excluded.delivery,"
+    " delivery_rank = -1, delivery_code = NULL, reported_at = NULL"
+)
+# Only a claim of this run, from the same input position, is settled (never the first of a
+# repeated ref); an outcome for a recipient never claimed (not sent before the run ended,
+# invalid input) is counted with no fingerprint: it claims nothing for a later run.
+_SETTLE = (
+    "INSERT INTO sends (job, key, gateway, recipient, position, state, code, reason,"
+    " message_id, request_id, seqno, run, settled_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job, key) DO UPDATE SET state = excluded.state, code = excluded.code,"
+    " reason = excluded.reason, message_id = excluded.message_id,"
+    " request_id = excluded.request_id, seqno = coalesce(excluded.seqno, seqno),"
+    " settled_at = excluded.settled_at"
+    " WHERE sends.state = 'in_flight' AND sends.run = excluded.run"
+    " AND sends.position IS excluded.position"
+)
+_MARK_UNKNOWN = (
+    "UPDATE sends SET state = 'unknown', reason = ?, settled_at = ? WHERE job = ? AND key = ?"
+)
+
+
+class _Run:
+    """A job this process holds: its ids and gateway."""
+
+    __slots__ = ("gateway", "job_id", "run_id")
+
+    def __init__(self, job_id: int, run_id: int, gateway: str):
+        self.job_id, self.run_id, self.gateway = job_id, run_id, gateway
+
+
+class Store:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        store_text: bool,
+        lease_seconds: float,
+        clock: Callable[[], float],
+    ):
+        self.conn = conn
+        self.lock = threading.Lock()
+        self._store_text = store_text
+        self._lease = lease_seconds
+        self.clock = clock
+        self.salt = self._salt()
+        self.runs: dict[str, _Run] = {}
+        self._key_run: int | None = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock: all of it commits or none of it."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _salt(self) -> bytes:
+        with self.write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
+            if row is not None:
+                return bytes(row[0])
+            salt = os.urandom(16)
+            conn.execute("INSERT INTO meta (name, value) VALUES ('salt', ?)", (salt,))
+            return salt
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def open_job(self, job: str, gateway: str, owner: Owner) -> None:
+        if not job:
+            raise ValidationError("a job needs a name", field="job")
+        if job in self.runs:
+            raise JobRunningError(
+                f"job {job!r} is already open in this ledger", job=job, owner=owner.describe()
+            )
+        now = self.clock()
+        with self.write() as conn:
+            found = conn.execute("SELECT id, gateway, run FROM jobs WHERE name = ?", (job,))
+            row = found.fetchone()
+            if row is not None:
+                self._check_free(conn, job, row[2], now)
+                if row[1] != gateway:
+                    raise LedgerError(
+                        f"job {job!r} was started on {row[1]}, not {gateway}: use a new job name"
+                    )
+            run_id = conn.execute(
+                "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (owner.host, owner.pid, owner.started, now, now + self._lease),
+            ).lastrowid
+            assert run_id is not None
+            if row is None:
+                job_id = conn.execute(
+                    "INSERT INTO jobs (name, gateway, run, created_at) VALUES (?, ?, ?, ?)",
+                    (job, gateway, run_id, now),
+                ).lastrowid
+                assert job_id is not None
+            else:
+                job_id = row[0]
+                conn.execute(
+                    "UPDATE jobs SET run = ?, closed_at = NULL WHERE id = ?", (run_id, job_id)
+                )
+        self.runs[job] = _Run(job_id, run_id, gateway)
+
+    def _check_free(self, conn: sqlite3.Connection, job: str, run: int | None, now: float) -> None:
+        if run is None:
+            return
+        holder = conn.execute(
+            "SELECT host, pid, started, lease_until FROM runs WHERE id = ?", (run,)
+        ).fetchone()
+        if holder is None:
+            return
+        owner = Owner(holder[0], holder[1], holder[2])
+        if owner_alive(owner, lease_until=holder[3], now=now):
+            raise JobRunningError(
+                f"job {job!r} is being run by {owner.describe()}: two runs would send twice;"
+                " wait for it to finish (or, if it died on another machine, for its lease)",
+                job=job,
+                owner=owner.describe(),
+            )
+
+    def run_of(self, job: str) -> _Run:
+        run = self.runs.get(job)
+        if run is None:
+            raise LedgerError(f"job {job!r} is not open: call open_job first")
+        return run
+
+    def _renew(self, conn: sqlite3.Connection, run: _Run, job: str) -> None:
+        """Extend the lease, and make sure no other run took the job meanwhile."""
+        held = conn.execute(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"
+            " WHERE id = ?)",
+            (self.clock() + self._lease, run.run_id, run.job_id),
+        ).rowcount
+        if not held:
+            raise LedgerError(
+                f"job {job!r} was taken over by another run after this run's lease ran out"
+            )
+
+    def renew_job(self, job: str) -> None:
+        run = self.run_of(job)
+        with self.write() as conn:
+            self._renew(conn, run, job)
+
+    def close_job(self, job: str) -> None:
+        run = self.runs.pop(job, None)
+        if run is None:
+            return
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE jobs SET run = NULL, closed_at = ? WHERE id = ? AND run = ?",
+                (self.clock(), run.job_id, run.run_id),
+            )
+
+    # -- a job's units --------------------------------------------------------------------
+
+    def plan(self, job: str, entries: Sequence[Entry], resend_unknown: bool) -> Plan:
+        run = self.run_of(job)
+        keyed = [(entry, key_of(entry.ref, entry.position)) for entry in entries]
+        known = [key for _, key in keyed if key is not None]
+        now = self.clock()
+        with self.lock:
+            rows = self._rows(run.job_id, known)
+        send: list[Entry] = []
+        outcomes: list[Outcome] = []
+        unknown: list[tuple[str, float, int, str]] = []
+        seen: set[str] = set()
+        for entry, key in keyed:
+            if key is None:
+                reason = "rejected: a journalled recipient's ref must be a str or an int"
+                outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
+                continue
+            fp = fingerprint(entry.to, entry.content, self.salt)
+            row = rows.get(key)
+            if key in seen:  # twice in this unit: the second is a repeat
+                row = Recorded(fp, IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
+            seen.add(key)
+            decision = decide(
+                entry, fp, row, run=run.run_id, now=now, resend_unknown=resend_unknown
+            )
+            _follow(decision, send, outcomes)
+            if decision.mark_unknown:
+                assert decision.outcome is not None
+                unknown.append((decision.outcome.reason or "", now, run.job_id, key))
+        if unknown:
+            with self.write() as conn:
+                conn.executemany(_MARK_UNKNOWN, unknown)
+        return Plan(tuple(send), tuple(outcomes))
+
+    def _rows(self, job_id: int, keys: list[str]) -> dict[str, Recorded]:
+        """The unit's recorded rows, in one query."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        found = self.conn.execute(
+            f"SELECT key, {_ROW} FROM sends WHERE job = ? AND key IN ({marks})",  # noqa: S608
+            (job_id, *keys),
+        )
+        return {row[0]: Recorded(*row[1:]) for row in found}
+
+    def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
+        run = self.run_of(job)
+        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            conn.executemany(_CLAIM, claims)
+
+    def _claims(
+        self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
+    ) -> list[tuple[object, ...]]:
+        now, salt, keep = self.clock(), self.salt, self._store_text
+        delivery = None if reports else NO_REPORT_EXPECTED
+        claims: list[tuple[object, ...]] = []
+        for entry in entries:
+            key = key_of(entry.ref, entry.position)
+            if key is None:
+                raise ValidationError("a journalled ref must be a str or an int", field="ref")
+            fp = fingerprint(entry.to, entry.content, salt)
+            text = stored_text(entry.content) if keep else None
+            row = (job_id, key, gateway, entry.to, entry.position, fp, text, entry.seqno)
+            claims.append((*row, run_id, now, delivery))
+        return claims
+
+    def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
+        run = self.run_of(job)
+        now = self.clock()
+        rows = [
+            (
+                *(run.job_id, key, run.gateway, o.to, o.index, o.status.value, o.code, o.reason),
+                *(o.message_id, o.request_id, o.seqno, run.run_id, now),
+            )
+            for o in outcomes
+            if (key := key_of(o.ref, o.index)) is not None
+        ]
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            conn.executemany(_SETTLE, rows)
+            ids = [o.message_id for o in outcomes if o.message_id is not None]
+            join_waiting(conn, family_of(run.gateway), ids)
+
+    # -- keyed single sends ---------------------------------------------------------------
+
+    def claim_key(
+        self, key: str, entry: Entry, gateway: str, resend_unknown: bool, owner: Owner
+    ) -> Plan:
+        if not key:
+            raise ValidationError("an idempotency key must not be empty", field="key")
+        fp = fingerprint(entry.to, entry.content, self.salt)
+        now = self.clock()
+        with self.write() as conn:
+            run = self._keys_run(conn, owner, now)
+            found = conn.execute(
+                f"SELECT {_ROW} FROM sends WHERE job = 0 AND key = ?",  # noqa: S608
+                (key,),
+            ).fetchone()
+            row = Recorded(*found) if found is not None else None
+            alive = row is not None and row.state == IN_FLIGHT and self._alive(conn, row, now)
+            if row is not None and row.run == run and row.state == IN_FLIGHT:
+                row = row._replace(run=-1)  # our own process: a concurrent call, not a repeat
+            decision = decide(
+                entry, fp, row, run=run, now=now, resend_unknown=resend_unknown, owner_alive=alive
+            )
+            if decision.entry is not None:
+                text = stored_text(entry.content) if self._store_text else None
+                claim = (0, key, gateway, entry.to, entry.position, fp, text)
+                conn.execute(_CLAIM, (*claim, decision.entry.seqno, run, now, None))
+                return Plan((decision.entry,), ())
+            assert decision.outcome is not None
+            if decision.mark_unknown:
+                conn.execute(_MARK_UNKNOWN, (decision.outcome.reason, now, 0, key))
+            return Plan((), (decision.outcome,))
+
+    def _keys_run(self, conn: sqlite3.Connection, owner: Owner, now: float) -> int:
+        """This process's run for keyed sends, made on first use."""
+        if self._key_run is None:
+            self._key_run = conn.execute(
+                "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
+                " VALUES (?, ?, ?, ?, 0)",
+                (owner.host, owner.pid, owner.started, now),
+            ).lastrowid
+        assert self._key_run is not None
+        return self._key_run
+
+    def _alive(self, conn: sqlite3.Connection, row: Recorded, now: float) -> bool:
+        """Whether the process that claimed ``row`` may still be sending it; elsewhere than
+        this host, a claim older than the lease is taken as dead."""
+        holder = conn.execute("SELECT host, pid, started FROM runs WHERE id = ?", (row.run,))
+        found = holder.fetchone()
+        if found is None:
+            return False
+        lease_until = (row.began_at or 0.0) + self._lease
+        return owner_alive(Owner(*found), lease_until=lease_until, now=now)
+
+    def settle_key(self, key: str, outcome: Outcome) -> None:
+        if self._key_run is None:
+            raise LedgerError(f"key {key!r} was not claimed by this process")
+        now, o = self.clock(), outcome
+        row = (0, key, "", o.to, o.index, o.status.value, o.code, o.reason, o.message_id)
+        with self.write() as conn:
+            conn.execute(_SETTLE, (*row, o.request_id, o.seqno, self._key_run, now))
+            if o.message_id is not None:
+                gateway = conn.execute(
+                    "SELECT gateway FROM sends WHERE job = 0 AND key = ?", (key,)
+                ).fetchone()
+                join_waiting(conn, family_of(gateway[0] if gateway else ""), [o.message_id])
+
+
+def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
+    if decision.entry is not None:
+        send.append(decision.entry)
+    else:
+        assert decision.outcome is not None
+        outcomes.append(decision.outcome)
