@@ -16,7 +16,8 @@ Single sends with ``key=`` use ``claim_key`` / ``settle_key``; the webhook recei
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
@@ -28,6 +29,17 @@ __all__ = ["Ledger"]
 
 @runtime_checkable
 class Ledger(Protocol):
+    """A store the SDK journals into; opened and closed with ``async with``."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
     async def open_job(self, job: str, *, gateway: str, owner: Owner | None = None) -> None:
         """Hold ``job`` for this run; ``JobRunningError`` while another live run holds it.
         ``gateway`` (``isms``, ``whatsapp``, ``smscommy``) must be the job's from its start."""
