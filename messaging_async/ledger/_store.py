@@ -24,6 +24,8 @@ from ._owner import Owner, owner_alive
 __all__ = ["Store"]
 
 _ROW = "fingerprint, state, code, reason, message_id, request_id, seqno, run, position, began_at"
+# A resend under the same seqno keeps the first claim's time: the gateway's 24 hours run
+# from the seqno's first use, not from our last try.
 _CLAIM = (
     "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state, seqno,"
     " run, attempts, began_at, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, 1, ?, ?)"
@@ -31,7 +33,8 @@ _CLAIM = (
     " position = excluded.position, fingerprint = excluded.fingerprint, text = excluded.text,"
     " state = 'in_flight', code = NULL, reason = NULL, message_id = NULL, request_id = NULL,"
     " seqno = excluded.seqno, run = excluded.run, attempts = attempts + 1,"
-    " began_at = excluded.began_at, settled_at = NULL, delivery = excluded.delivery,"
+    " began_at = CASE WHEN sends.seqno = excluded.seqno THEN sends.began_at"
+    " ELSE excluded.began_at END, settled_at = NULL, delivery = excluded.delivery,"
     " delivery_rank = -1, delivery_code = NULL, reported_at = NULL"
 )
 # Only a claim of this run, from the same input position, is settled (never the first of a
@@ -319,14 +322,17 @@ class Store:
         return self._key_run
 
     def _alive(self, conn: sqlite3.Connection, row: Recorded, now: float) -> bool:
-        """Whether the process that claimed ``row`` may still be sending it; elsewhere than
-        this host, a claim older than the lease is taken as dead."""
+        """Whether the process that claimed ``row`` may still be sending it.
+
+        A single send takes seconds: a claim older than the lease is over, whoever made it
+        (a process that lives on may have been cancelled between claim and outcome).
+        """
+        lease_until = (row.began_at or 0.0) + self._lease
+        if lease_until <= now:
+            return False
         holder = conn.execute("SELECT host, pid, started FROM runs WHERE id = ?", (row.run,))
         found = holder.fetchone()
-        if found is None:
-            return False
-        lease_until = (row.began_at or 0.0) + self._lease
-        return owner_alive(Owner(*found), lease_until=lease_until, now=now)
+        return found is not None and owner_alive(Owner(*found), lease_until=lease_until, now=now)
 
     def settle_key(self, key: str, outcome: Outcome) -> None:
         if self._key_run is None:
