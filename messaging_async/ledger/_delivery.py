@@ -123,8 +123,12 @@ def join_waiting(conn: sqlite3.Connection, family: str, message_ids: Iterable[st
     return len(done)
 
 
-def record_inbound(conn: sqlite3.Connection, number: str, at: float) -> None:
-    """Note that ``number`` wrote to us at ``at``; only the latest message matters."""
+def record_inbound(
+    conn: sqlite3.Connection, number: str, sent_at: float | None, now: float
+) -> None:
+    """Note that ``number`` wrote to us (at ``sent_at``, by its own clock, or now); only
+    the latest message matters. A time in the future is taken as now."""
+    at = now if sent_at is None else min(sent_at, now)
     conn.execute(
         "INSERT INTO inbound (number, last_at) VALUES (?, ?)"
         " ON CONFLICT (number) DO UPDATE SET last_at = max(last_at, excluded.last_at)",

@@ -150,9 +150,8 @@ class SqliteLedger:
     async def record_inbound(self, event: WhatsAppInbound) -> None:
         if not event.sender:
             return  # nobody to open a window for
-        now = self._clock()
-        at = min(event.timestamp.timestamp(), now) if event.timestamp is not None else now
-        await self._run(self._write, _delivery.record_inbound, event.sender, at)
+        sent_at = event.timestamp.timestamp() if event.timestamp is not None else None
+        await self._run(self._write, _delivery.record_inbound, event.sender, sent_at)
 
     async def whatsapp_window_open(self, number: str) -> bool:
         return await self._run(self._read, _delivery.window_open, number)
