@@ -12,7 +12,7 @@ from attrs import evolve
 from ..models import Outcome, OutcomeStatus
 from ._models import IN_FLIGHT, Entry
 
-__all__ = ["SEQNO_MEMORY", "Decision", "Recorded", "decide"]
+__all__ = ["SEQNO_MEMORY", "Decision", "Recorded", "decide", "recorded"]
 
 SEQNO_MEMORY = 23 * 3600.0
 """How long a recorded seqno is trusted to make a resend harmless: sms.com.my remembers
@@ -33,7 +33,7 @@ BEING_SENT = "being sent right now by another live process under the same key"
 class Recorded(NamedTuple):
     """A recipient's row, as far as the rules need it."""
 
-    fingerprint: str | None
+    fingerprint: bytes | None
     state: str
     code: int | None
     reason: str | None
@@ -59,7 +59,7 @@ class Decision(NamedTuple):
 
 def decide(
     entry: Entry,
-    fingerprint: str,
+    fingerprint: bytes,
     row: Recorded | None,
     *,
     run: int,
@@ -84,7 +84,7 @@ def decide(
         return Decision(entry)
     if row.state in (IN_FLIGHT, OutcomeStatus.UNKNOWN):
         return _maybe_again(entry, row, now=now, resend_unknown=resend_unknown)
-    return Decision(None, _recorded(entry, row))
+    return Decision(None, recorded(entry, row))
 
 
 def _maybe_again(entry: Entry, row: Recorded, *, now: float, resend_unknown: bool) -> Decision:
@@ -100,14 +100,17 @@ def _maybe_again(entry: Entry, row: Recorded, *, now: float, resend_unknown: boo
     if row.state == IN_FLIGHT:
         unknown = entry.outcome(OutcomeStatus.UNKNOWN, LEFT_IN_FLIGHT)
         return Decision(None, evolve(unknown, seqno=row.seqno), mark_unknown=True)
-    return Decision(None, _recorded(entry, row))
+    return Decision(None, recorded(entry, row))
 
 
-def _recorded(entry: Entry, row: Recorded) -> Outcome:
+_STATUSES = {status.value: status for status in OutcomeStatus}
+
+
+def recorded(entry: Entry, row: Recorded) -> Outcome:
     """The outcome the ledger holds, for this run's input position and ref."""
     return Outcome(
         to=entry.to,
-        status=OutcomeStatus(row.state),
+        status=_STATUSES[row.state],
         index=entry.position,
         ref=entry.ref,
         message_id=row.message_id,

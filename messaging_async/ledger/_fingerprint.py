@@ -1,6 +1,6 @@
 """Fingerprints: what was to be sent, kept without keeping the text (it may hold an OTP).
 
-A fingerprint is a keyed BLAKE2b of the number and the content, the key being a random
+A fingerprint is a keyed BLAKE2b (16 bytes) of the number and the content, the key being a random
 salt made once per ledger: equal input gives an equal fingerprint within the ledger, so a
 resumed job can tell "same message" from "input changed". It proves equality, it does not
 hide a guessable text from someone holding the ledger file and its salt.
@@ -21,6 +21,8 @@ _SEP = "\x1f"
 
 def _canonical(content: object) -> str:
     """A stable string for each kind of content, tagged so kinds never collide."""
+    if type(content) is Sms:  # the common case first: this runs once per recipient
+        return "t" + _SEP + content.text
     if isinstance(content, str):
         return "t" + _SEP + content
     if isinstance(content, Sms):
@@ -42,10 +44,14 @@ def _params(params: Mapping[str, object] | Sequence[object] | None) -> str:
     return json.dumps([str(value) for value in params])
 
 
-def fingerprint(to: str, content: object, salt: bytes) -> str:
-    """The fingerprint of ``content`` sent to ``to`` (32 hex digits)."""
-    data = (to + _SEP + _canonical(content)).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, key=salt, digest_size=16).hexdigest()
+def fingerprint(to: str, content: object, salt: bytes) -> bytes:
+    """The fingerprint of ``content`` sent to ``to`` (16 bytes).
+
+    BLAKE2b of the salt followed by the data: BLAKE2 has no length extension, so a prefix
+    key is a sound keyed hash, and half the cost of its ``key=`` (a block of its own).
+    """
+    data = salt + (to + _SEP + _canonical(content)).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def stored_text(content: object) -> str:

@@ -45,7 +45,7 @@ def key_of(ref: Any, position: int) -> str | None:
     ``None`` for a ref the ledger cannot keep (neither str nor int): it is refused.
     """
     if ref is None:
-        return f"p:{position}"
+        return f"p:{position:010d}"  # zero-padded: a job's keys grow in order, cheap to append
     if isinstance(ref, str):
         return f"s:{ref}"
     if isinstance(ref, int) and not isinstance(ref, bool):

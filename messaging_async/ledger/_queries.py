@@ -35,6 +35,8 @@ _NAMES = (
 
 def _record(row: Sequence[Any]) -> LedgerRecord:
     data = dict(zip(_NAMES, row, strict=True))
+    if data["fingerprint"] is not None:
+        data["fingerprint"] = bytes(data["fingerprint"]).hex()
     if data["outcome"] == IN_FLIGHT:
         data["outcome"] = None
     if data["job"] == "":

@@ -44,7 +44,7 @@ CREATE TABLE sends (
     gateway TEXT NOT NULL,
     recipient TEXT NOT NULL,
     position INTEGER,
-    fingerprint TEXT,
+    fingerprint BLOB,
     text TEXT,
     state TEXT NOT NULL,
     code INTEGER,

@@ -7,6 +7,7 @@ its caller is cancelled: a claim or an outcome is committed whole, or not at all
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
@@ -21,6 +22,7 @@ from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
 from . import _delivery, _queries
+from ._batch import Batcher
 from ._models import Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._schema import connect, migrate
@@ -57,6 +59,7 @@ class SqliteLedger:
         self._horizon = report_horizon.total_seconds()
         self._clock = clock
         self._store: Store | None = None
+        self._batchers: dict[int, Batcher] = {}
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r}, store_text={self._store_text})"
@@ -97,9 +100,20 @@ class SqliteLedger:
                 await anyio.to_thread.run_sync(_close, store)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a worker thread, on its own (under the store's lock)."""
         if self._store is None:
             raise LedgerError("the ledger is not open: use `async with SqliteLedger(...)`")
         return await anyio.to_thread.run_sync(partial(function, *args))
+
+    async def _batched(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
+        runner's calls, many units at a time in one thread trip and one commit."""
+        store = self._open_store
+        loop = threading.get_ident()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = Batcher(store.run_trip)
+        return await batcher.call(function, *args)
 
     @property
     def _open_store(self) -> Store:
@@ -122,36 +136,36 @@ class SqliteLedger:
     async def plan(
         self, job: str, entries: Sequence[Entry], *, resend_unknown: bool = False
     ) -> Plan:
-        return await self._run(self._open_store.plan, job, entries, resend_unknown)
+        return await self._batched(self._open_store.plan, job, entries, resend_unknown)
 
     async def begin_unit(
         self, job: str, entries: Sequence[Entry], *, expect_reports: bool = True
     ) -> None:
-        await self._run(self._open_store.begin_unit, job, entries, expect_reports)
+        await self._batched(self._open_store.begin_unit, job, entries, expect_reports)
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
-        await self._run(self._open_store.settle_unit, job, outcomes)
+        await self._batched(self._open_store.settle_unit, job, outcomes)
 
     async def claim_key(
         self, key: str, entry: Entry, *, gateway: str, resend_unknown: bool = False
     ) -> Plan:
         store = self._open_store
         owner = Owner.current()
-        return await self._run(store.claim_key, key, entry, gateway, resend_unknown, owner)
+        return await self._batched(store.claim_key, key, entry, gateway, resend_unknown, owner)
 
     async def settle_key(self, key: str, outcome: Outcome) -> None:
-        await self._run(self._open_store.settle_key, key, outcome)
+        await self._batched(self._open_store.settle_key, key, outcome)
 
     # -- the webhook receiver -------------------------------------------------------------
 
     async def record_report(self, report: DeliveryReport) -> bool:
-        return await self._run(self._write, _delivery.record_report, report)
+        return await self._batched(self._write, _delivery.record_report, report)
 
     async def record_inbound(self, event: WhatsAppInbound) -> None:
         if not event.sender:
             return  # nobody to open a window for
         sent_at = event.timestamp.timestamp() if event.timestamp is not None else None
-        await self._run(self._write, _delivery.record_inbound, event.sender, sent_at)
+        await self._batched(self._write, _delivery.record_inbound, event.sender, sent_at)
 
     async def whatsapp_window_open(self, number: str) -> bool:
         return await self._run(self._read, _delivery.window_open, number)

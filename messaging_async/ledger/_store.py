@@ -12,10 +12,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
-from ._decide import Decision, Recorded, decide
+from ._batch import Call
+from ._decide import Decision, Recorded, decide, recorded
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of
@@ -51,6 +53,26 @@ _SETTLE = (
     " WHERE sends.state = 'in_flight' AND sends.run = excluded.run"
     " AND sends.position IS excluded.position"
 )
+# The usual case, a plain update of this run's claims (an upsert costs more).
+_SETTLE_CLAIMED = (
+    "UPDATE sends SET state = ?, code = ?, reason = ?, message_id = ?, request_id = ?,"
+    " seqno = coalesce(?, seqno), settled_at = ? WHERE job = ? AND key = ?"
+    " AND state = 'in_flight' AND run = ? AND position IS ?"
+)
+
+
+def _unclaimed(
+    row: tuple[object, ...], gateway: str, outcomes: Sequence[Outcome]
+) -> tuple[object, ...]:
+    """A ``_SETTLE_CLAIMED`` row in ``_SETTLE``'s order (rare: only when some recipients
+    of a unit were never claimed)."""
+    *outcome, now, job, key, run, position = row
+    to = next(o.to for o in outcomes if o.index == position)
+    return (job, key, gateway, to, position, *outcome, run, now)
+
+
+_SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
+
 _MARK_UNKNOWN = (
     "UPDATE sends SET state = 'unknown', reason = ?, settled_at = ? WHERE job = ? AND key = ?"
 )
@@ -75,7 +97,8 @@ class Store:
         clock: Callable[[], float],
     ):
         self.conn = conn
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._in_trip = False
         self._store_text = store_text
         self._lease = lease_seconds
         self.clock = clock
@@ -85,14 +108,46 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, under the lock: all of it commits or none of it."""
+        """One write transaction, under the lock: all of it commits or none of it.
+
+        Inside a trip (``run_trip``) it is a savepoint of the trip's transaction: it
+        vanishes if it fails, and is committed with the trip.
+        """
         with self.lock:
+            if self._in_trip:
+                self.conn.execute("SAVEPOINT call")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK TO call")
+                    self.conn.execute("RELEASE call")
+                    raise
+                self.conn.execute("RELEASE call")
+                return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            self.conn.execute("COMMIT")
+
+    def run_trip(self, calls: list[Call[Any]]) -> None:
+        """Run a trip's calls in one transaction; each call's failure is its own."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_trip = True
+            try:
+                for call in calls:
+                    try:
+                        call.result = call.function(*call.args)
+                    except Exception as exc:
+                        call.error = exc
+            except BaseException:
+                self._in_trip = False
+                self.conn.execute("ROLLBACK")
+                raise
+            self._in_trip = False
             self.conn.execute("COMMIT")
 
     def _salt(self) -> bytes:
@@ -210,11 +265,17 @@ class Store:
                 reason = "rejected: a journalled recipient's ref must be a str or an int"
                 outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
                 continue
-            fp = fingerprint(entry.to, entry.content, self.salt)
             row = rows.get(key)
             if key in seen:  # twice in this unit: the second is a repeat
-                row = Recorded(fp, IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
+                row = Recorded(b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
             seen.add(key)
+            if row is None:  # never claimed: the common case of a fresh job, kept cheap
+                send.append(entry)
+                continue
+            fp = fingerprint(entry.to, entry.content, self.salt)
+            if row.fingerprint == fp and row.state in _SETTLED and row.run != run.run_id:
+                outcomes.append(recorded(entry, row))  # what decide() says, without the call
+                continue
             decision = decide(
                 entry, fp, row, run=run.run_id, now=now, resend_unknown=resend_unknown
             )
@@ -236,7 +297,7 @@ class Store:
             f"SELECT key, {_ROW} FROM sends WHERE job = ? AND key IN ({marks})",  # noqa: S608
             (job_id, *keys),
         )
-        return {row[0]: Recorded(*row[1:]) for row in found}
+        return {row[0]: Recorded._make(row[1:]) for row in found}
 
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
@@ -264,17 +325,18 @@ class Store:
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
         now = self.clock()
+        job_id, run_id = run.job_id, run.run_id
         rows = [
-            (
-                *(run.job_id, key, run.gateway, o.to, o.index, o.status.value, o.code, o.reason),
-                *(o.message_id, o.request_id, o.seqno, run.run_id, now),
-            )
+            (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno, now, *tail)
             for o in outcomes
             if (key := key_of(o.ref, o.index)) is not None
+            for tail in ((job_id, key, run_id, o.index),)
         ]
         with self.write() as conn:
             self._renew(conn, run, job)
-            conn.executemany(_SETTLE, rows)
+            settled = conn.executemany(_SETTLE_CLAIMED, rows)
+            if settled.rowcount != len(rows):  # some were never claimed: count them too
+                conn.executemany(_SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows])
             ids = [o.message_id for o in outcomes if o.message_id is not None]
             join_waiting(conn, family_of(run.gateway), ids)
 

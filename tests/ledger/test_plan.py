@@ -208,7 +208,7 @@ async def test_keys_of_refs_and_positions_never_meet(make_ledger: LedgerFactory)
         await ledger.begin_unit(JOB, plan.send)
         records = [(r.key, r.ref, r.index) async for r in ledger.records(JOB)]
     assert len(plan.send) == 3
-    assert sorted(records) == [("i:5", 5, 0), ("p:5", None, 5), ("s:5", "5", 1)]
+    assert sorted(records) == [("i:5", 5, 0), ("p:0000000005", None, 5), ("s:5", "5", 1)]
 
 
 async def test_a_ref_that_is_neither_str_nor_int_is_rejected(make_ledger: LedgerFactory) -> None:
