@@ -26,6 +26,7 @@ __all__ = [
     "Plan",
     "decode_key",
     "key_of",
+    "repeat_key",
 ]
 
 IN_FLIGHT = "in_flight"
@@ -53,9 +54,18 @@ def key_of(ref: Any, position: int) -> str | None:
     return None
 
 
+def repeat_key(key: str, position: int) -> str:
+    """Where the rejection of a repeat of ``key`` at ``position`` is recorded."""
+    return f"r:{position}:{key}"
+
+
 def decode_key(key: str) -> tuple[str | int | None, int | None]:
-    """``(ref, position)`` back from a key made by ``key_of``; a single-send key has neither."""
+    """``(ref, position)`` back from a key made by ``key_of`` (or ``repeat_key``); a
+    single-send key has neither."""
     tag, _, rest = key.partition(":")
+    if tag == "r":
+        position, _, inner = rest.partition(":")
+        return decode_key(inner)[0], int(position)
     if tag == "s":
         return rest, None
     if tag == "i":

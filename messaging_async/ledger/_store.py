@@ -17,10 +17,10 @@ from typing import Any
 from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
 from ._batch import Call
-from ._decide import Decision, Recorded, decide, recorded
+from ._decide import REF_REPEATED, Decision, Recorded, decide, recorded
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
-from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of
+from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
 from ._owner import Owner, owner_alive
 
 __all__ = ["Store"]
@@ -72,6 +72,13 @@ def _unclaimed(
 
 
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
+
+# A repeated ref's rejection is kept under a key of its own, so that a later run of the
+# same input rejects it again rather than taking it for the first occurrence moved.
+_RECORD_REPEAT = (
+    "INSERT OR IGNORE INTO sends (job, key, gateway, recipient, position, state, reason, run,"
+    " settled_at) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?)"
+)
 
 _MARK_UNKNOWN = (
     "UPDATE sends SET state = 'unknown', reason = ?, settled_at = ? WHERE job = ? AND key = ?"
@@ -259,6 +266,7 @@ class Store:
         send: list[Entry] = []
         outcomes: list[Outcome] = []
         unknown: list[tuple[str, float, int, str]] = []
+        repeats: list[tuple[int, str, str, str, int]] = []
         seen: set[str] = set()
         for entry, key in keyed:
             if key is None:
@@ -272,6 +280,8 @@ class Store:
             if row is None:  # never claimed: the common case of a fresh job, kept cheap
                 send.append(entry)
                 continue
+            if row.position != entry.position and row.run != run.run_id:
+                row = self._repeat_of_an_earlier_run(run, key, entry, row)
             fp = fingerprint(entry.to, entry.content, self.salt)
             if row.fingerprint == fp and row.state in _SETTLED and row.run != run.run_id:
                 outcomes.append(recorded(entry, row))  # what decide() says, without the call
@@ -283,10 +293,28 @@ class Store:
             if decision.mark_unknown:
                 assert decision.outcome is not None
                 unknown.append((decision.outcome.reason or "", now, run.job_id, key))
-        if unknown:
+            elif decision.outcome is not None and decision.outcome.reason == REF_REPEATED:
+                o = decision.outcome
+                repeats.append((run.job_id, repeat_key(key, o.index), run.gateway, o.to, o.index))
+        if unknown or repeats:
             with self.write() as conn:
                 conn.executemany(_MARK_UNKNOWN, unknown)
+                conn.executemany(
+                    _RECORD_REPEAT, [(*r, REF_REPEATED, run.run_id, now) for r in repeats]
+                )
         return Plan(tuple(send), tuple(outcomes))
+
+    def _repeat_of_an_earlier_run(
+        self, run: _Run, key: str, entry: Entry, row: Recorded
+    ) -> Recorded:
+        """A ref met at another input position than the one recorded: the input was
+        reordered, or the ref is repeated — which an earlier run recorded when it rejected
+        the repeat at this position (rare: one extra look-up)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM sends WHERE job = ? AND key = ?",
+            (run.job_id, repeat_key(key, entry.position)),
+        ).fetchone()
+        return row._replace(run=run.run_id) if found is not None else row
 
     def _rows(self, job_id: int, keys: list[str], entries: Sequence[Entry]) -> dict[str, Recorded]:
         """The unit's recorded rows, in one query: a range where the unit is a run of

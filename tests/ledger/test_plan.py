@@ -194,8 +194,13 @@ async def test_a_repeated_ref_rejects_the_second_in_a_unit_and_across_units(
     assert [(o.index, o.status) for o in plan.outcomes] == [(1, OutcomeStatus.REJECTED)]
     assert [(o.index, o.status) for o in across.outcomes] == [(7, OutcomeStatus.REJECTED)]
     assert "more than once" in (across.outcomes[0].reason or "")
-    # the first stays in flight: a repeat's rejection never settles it
-    assert [(r.ref, r.index, r.in_flight) for r in records] == [("same", 0, True)]
+    # the first stays in flight (a repeat's rejection never settles it); the repeats'
+    # rejections are recorded on their own
+    assert sorted((r.index or 0, r.ref, r.outcome) for r in records) == [
+        (0, "same", None),
+        (1, "same", OutcomeStatus.REJECTED),
+        (7, "same", OutcomeStatus.REJECTED),
+    ]
 
 
 async def test_keys_of_refs_and_positions_never_meet(make_ledger: LedgerFactory) -> None:
@@ -277,4 +282,34 @@ async def test_an_outcome_settles_only_the_claim_of_this_run(make_ledger: Ledger
         records = [r async for r in ledger.records(JOB)]
     assert [(r.outcome, r.message_id, r.attempts) for r in records] == [
         (OutcomeStatus.ACCEPTED, "m0", 1)
+    ]
+
+
+async def test_a_repeated_ref_stays_rejected_when_the_job_is_run_again(
+    make_ledger: LedgerFactory,
+) -> None:
+    """The same input run twice: the repeat is rejected both times, and counted once."""
+    first = Entry(0, "60123450000", "same", Sms(to="60123450000", text="Hi"))
+    rows = [first, first._replace(position=1)]
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="isms")
+        plan = await ledger.plan(JOB, rows[:1])
+        await ledger.begin_unit(JOB, plan.send)
+        await ledger.settle_unit(JOB, accepted(list(plan.send)))
+        repeat = await ledger.plan(JOB, rows[1:])
+        await ledger.close_job(JOB)
+        await ledger.open_job(JOB, gateway="isms")
+        again = await ledger.plan(JOB, rows)
+        summary = await ledger.summary(JOB)
+        records = [(r.ref, r.index, r.outcome) async for r in ledger.records(JOB)]
+    assert [o.status for o in repeat.outcomes] == [OutcomeStatus.REJECTED]
+    assert again.send == ()
+    assert [(o.index, o.status) for o in again.outcomes] == [
+        (0, OutcomeStatus.ACCEPTED),
+        (1, OutcomeStatus.REJECTED),
+    ]
+    assert (summary.total, summary.outcomes["accepted"], summary.outcomes["rejected"]) == (2, 1, 1)
+    assert sorted(records, key=lambda r: r[1] or 0) == [
+        ("same", 0, OutcomeStatus.ACCEPTED),
+        ("same", 1, OutcomeStatus.REJECTED),
     ]
