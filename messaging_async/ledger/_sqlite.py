@@ -151,10 +151,10 @@ class SqliteLedger:
     ) -> Plan:
         store = self._open_store
         owner = Owner.current()
-        return await self._batched(store.claim_key, key, entry, gateway, resend_unknown, owner)
+        return await self._batched(store.keys.claim_key, key, entry, gateway, resend_unknown, owner)
 
     async def settle_key(self, key: str, outcome: Outcome) -> None:
-        await self._batched(self._open_store.settle_key, key, outcome)
+        await self._batched(self._open_store.keys.settle_key, key, outcome)
 
     # -- the webhook receiver -------------------------------------------------------------
 

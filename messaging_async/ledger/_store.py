@@ -16,55 +16,22 @@ from typing import Any
 
 from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
+from . import _sql as sql
 from ._batch import Call
 from ._decide import REF_REPEATED, Decision, Recorded, decide, recorded
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
+from ._keys import KeyedSends
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
 from ._owner import Owner, owner_alive
 
 __all__ = ["Store"]
 
-_ROW = "fingerprint, state, code, reason, message_id, request_id, seqno, run, position, began_at"
-# A resend under the same seqno keeps the first claim's time: the gateway's 24 hours run
-# from the seqno's first use, not from our last try.
-_CLAIM = (
-    "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state, seqno,"
-    " run, attempts, began_at, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, 1, ?, ?)"
-    " ON CONFLICT (job, key) DO UPDATE SET recipient = excluded.recipient,"
-    " position = excluded.position, fingerprint = excluded.fingerprint, text = excluded.text,"
-    " state = 'in_flight', code = NULL, reason = NULL, message_id = NULL, request_id = NULL,"
-    " seqno = excluded.seqno, run = excluded.run, attempts = attempts + 1,"
-    " began_at = CASE WHEN sends.seqno = excluded.seqno THEN sends.began_at"
-    " ELSE excluded.began_at END, settled_at = NULL, delivery = excluded.delivery,"
-    " delivery_rank = -1, delivery_code = NULL, reported_at = NULL"
-)
-# Only a claim of this run, from the same input position, is settled (never the first of a
-# repeated ref); an outcome for a recipient never claimed (not sent before the run ended,
-# invalid input) is counted with no fingerprint: it claims nothing for a later run.
-_SETTLE = (
-    "INSERT INTO sends (job, key, gateway, recipient, position, state, code, reason,"
-    " message_id, request_id, seqno, run, settled_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (job, key) DO UPDATE SET state = excluded.state, code = excluded.code,"
-    " reason = excluded.reason, message_id = excluded.message_id,"
-    " request_id = excluded.request_id, seqno = coalesce(excluded.seqno, seqno),"
-    " settled_at = excluded.settled_at"
-    " WHERE sends.state = 'in_flight' AND sends.run = excluded.run"
-    " AND sends.position IS excluded.position"
-)
-# The usual case, a plain update of this run's claims (an upsert costs more).
-_SETTLE_CLAIMED = (
-    "UPDATE sends SET state = ?, code = ?, reason = ?, message_id = ?, request_id = ?,"
-    " seqno = coalesce(?, seqno), settled_at = ? WHERE job = ? AND key = ?"
-    " AND state = 'in_flight' AND run = ? AND position IS ?"
-)
-
 
 def _unclaimed(
     row: tuple[object, ...], gateway: str, outcomes: Sequence[Outcome]
 ) -> tuple[object, ...]:
-    """A ``_SETTLE_CLAIMED`` row in ``_SETTLE``'s order (rare: only when some recipients
+    """A ``sql.SETTLE_CLAIMED`` row in ``sql.SETTLE``'s order (rare: only when some recipients
     of a unit were never claimed)."""
     *outcome, now, job, key, run, position = row
     to = next(o.to for o in outcomes if o.index == position)
@@ -72,17 +39,6 @@ def _unclaimed(
 
 
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
-
-# A repeated ref's rejection is kept under a key of its own, so that a later run of the
-# same input rejects it again rather than taking it for the first occurrence moved.
-_RECORD_REPEAT = (
-    "INSERT OR IGNORE INTO sends (job, key, gateway, recipient, position, state, reason, run,"
-    " settled_at) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?)"
-)
-
-_MARK_UNKNOWN = (
-    "UPDATE sends SET state = 'unknown', reason = ?, settled_at = ? WHERE job = ? AND key = ?"
-)
 
 
 class _Run:
@@ -106,12 +62,12 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._in_trip = False
-        self._store_text = store_text
-        self._lease = lease_seconds
+        self.store_text = store_text
+        self.lease = lease_seconds
         self.clock = clock
         self.salt = self._salt()
         self.runs: dict[str, _Run] = {}
-        self._key_run: int | None = None
+        self.keys = KeyedSends(self)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -188,7 +144,7 @@ class Store:
             run_id = conn.execute(
                 "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (owner.host, owner.pid, owner.started, now, now + self._lease),
+                (owner.host, owner.pid, owner.started, now, now + self.lease),
             ).lastrowid
             assert run_id is not None
             if row is None:
@@ -232,7 +188,7 @@ class Store:
         held = conn.execute(
             "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"
             " WHERE id = ?)",
-            (self.clock() + self._lease, run.run_id, run.job_id),
+            (self.clock() + self.lease, run.run_id, run.job_id),
         ).rowcount
         if not held:
             raise LedgerError(
@@ -298,9 +254,9 @@ class Store:
                 repeats.append((run.job_id, repeat_key(key, o.index), run.gateway, o.to, o.index))
         if unknown or repeats:
             with self.write() as conn:
-                conn.executemany(_MARK_UNKNOWN, unknown)
+                conn.executemany(sql.MARK_UNKNOWN, unknown)
                 conn.executemany(
-                    _RECORD_REPEAT, [(*r, REF_REPEATED, run.run_id, now) for r in repeats]
+                    sql.RECORD_REPEAT, [(*r, REF_REPEATED, run.run_id, now) for r in repeats]
                 )
         return Plan(tuple(send), tuple(outcomes))
 
@@ -331,11 +287,11 @@ class Store:
                 entry.ref is None and entry.position == first + i for i, entry in enumerate(entries)
             )
         ):
-            query = f"SELECT key, {_ROW} FROM sends WHERE job = ? AND key BETWEEN ? AND ?"  # noqa: S608
+            query = f"SELECT key, {sql.ROW} FROM sends WHERE job = ? AND key BETWEEN ? AND ?"  # noqa: S608
             found = self.conn.execute(query, (job_id, keys[0], keys[-1]))
         else:
             marks = ",".join("?" * len(keys))
-            query = f"SELECT key, {_ROW} FROM sends WHERE job = ? AND key IN ({marks})"  # noqa: S608
+            query = f"SELECT key, {sql.ROW} FROM sends WHERE job = ? AND key IN ({marks})"  # noqa: S608
             found = self.conn.execute(query, (job_id, *keys))
         return {row[0]: Recorded._make(row[1:]) for row in found}
 
@@ -344,12 +300,12 @@ class Store:
         claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
         with self.write() as conn:
             self._renew(conn, run, job)
-            conn.executemany(_CLAIM, claims)
+            conn.executemany(sql.CLAIM, claims)
 
     def _claims(
         self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
     ) -> list[tuple[object, ...]]:
-        now, salt, keep = self.clock(), self.salt, self._store_text
+        now, salt, keep = self.clock(), self.salt, self.store_text
         delivery = None if reports else NO_REPORT_EXPECTED
         claims: list[tuple[object, ...]] = []
         for entry in entries:
@@ -374,80 +330,13 @@ class Store:
         ]
         with self.write() as conn:
             self._renew(conn, run, job)
-            settled = conn.executemany(_SETTLE_CLAIMED, rows)
+            settled = conn.executemany(sql.SETTLE_CLAIMED, rows)
             if settled.rowcount != len(rows):  # some were never claimed: count them too
-                conn.executemany(_SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows])
+                conn.executemany(
+                    sql.SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows]
+                )
             ids = [o.message_id for o in outcomes if o.message_id is not None]
             join_waiting(conn, family_of(run.gateway), ids)
-
-    # -- keyed single sends ---------------------------------------------------------------
-
-    def claim_key(
-        self, key: str, entry: Entry, gateway: str, resend_unknown: bool, owner: Owner
-    ) -> Plan:
-        if not key:
-            raise ValidationError("an idempotency key must not be empty", field="key")
-        fp = fingerprint(entry.to, entry.content, self.salt)
-        now = self.clock()
-        with self.write() as conn:
-            run = self._keys_run(conn, owner, now)
-            found = conn.execute(
-                f"SELECT {_ROW} FROM sends WHERE job = 0 AND key = ?",  # noqa: S608
-                (key,),
-            ).fetchone()
-            row = Recorded(*found) if found is not None else None
-            alive = row is not None and row.state == IN_FLIGHT and self._alive(conn, row, now)
-            if row is not None and row.run == run and row.state == IN_FLIGHT:
-                row = row._replace(run=-1)  # our own process: a concurrent call, not a repeat
-            decision = decide(
-                entry, fp, row, run=run, now=now, resend_unknown=resend_unknown, owner_alive=alive
-            )
-            if decision.entry is not None:
-                text = stored_text(entry.content) if self._store_text else None
-                claim = (0, key, gateway, entry.to, entry.position, fp, text)
-                conn.execute(_CLAIM, (*claim, decision.entry.seqno, run, now, None))
-                return Plan((decision.entry,), ())
-            assert decision.outcome is not None
-            if decision.mark_unknown:
-                conn.execute(_MARK_UNKNOWN, (decision.outcome.reason, now, 0, key))
-            return Plan((), (decision.outcome,))
-
-    def _keys_run(self, conn: sqlite3.Connection, owner: Owner, now: float) -> int:
-        """This process's run for keyed sends, made on first use."""
-        if self._key_run is None:
-            self._key_run = conn.execute(
-                "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
-                " VALUES (?, ?, ?, ?, 0)",
-                (owner.host, owner.pid, owner.started, now),
-            ).lastrowid
-        assert self._key_run is not None
-        return self._key_run
-
-    def _alive(self, conn: sqlite3.Connection, row: Recorded, now: float) -> bool:
-        """Whether the process that claimed ``row`` may still be sending it.
-
-        A single send takes seconds: a claim older than the lease is over, whoever made it
-        (a process that lives on may have been cancelled between claim and outcome).
-        """
-        lease_until = (row.began_at or 0.0) + self._lease
-        if lease_until <= now:
-            return False
-        holder = conn.execute("SELECT host, pid, started FROM runs WHERE id = ?", (row.run,))
-        found = holder.fetchone()
-        return found is not None and owner_alive(Owner(*found), lease_until=lease_until, now=now)
-
-    def settle_key(self, key: str, outcome: Outcome) -> None:
-        if self._key_run is None:
-            raise LedgerError(f"key {key!r} was not claimed by this process")
-        now, o = self.clock(), outcome
-        row = (0, key, "", o.to, o.index, o.status.value, o.code, o.reason, o.message_id)
-        with self.write() as conn:
-            conn.execute(_SETTLE, (*row, o.request_id, o.seqno, self._key_run, now))
-            if o.message_id is not None:
-                gateway = conn.execute(
-                    "SELECT gateway FROM sends WHERE job = 0 AND key = ?", (key,)
-                ).fetchone()
-                join_waiting(conn, family_of(gateway[0] if gateway else ""), [o.message_id])
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
