@@ -1,13 +1,14 @@
 """``SqliteLedger``: the default ledger, one SQLite file, no server.
 
 Every call runs in a worker thread (``anyio.to_thread``), so the event loop never waits
-on the disk, on asyncio and trio alike. A call that was started is never abandoned when
-its caller is cancelled: a claim or an outcome is committed whole, or not at all.
+on the disk, on asyncio and trio alike; the runner's calls travel together in trips
+(``_batch``): many units, one thread hop, one commit. A call that was started is never
+abandoned when its caller is cancelled: a claim or an outcome is committed whole, or not
+at all. ``clock`` is for tests (leases, seqno memory and horizons without waiting).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
@@ -17,6 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
@@ -33,6 +35,10 @@ __all__ = ["SqliteLedger"]
 T = TypeVar("T")
 
 _PAGE = 1000
+
+_BATCHERS: RunVar[dict[Store, Batcher]] = RunVar("messaging_async ledger batchers")
+"""Each event loop's batchers, one per open store: a batcher's events and limiter belong
+to the loop that made them, and one ledger may serve several loops (threads)."""
 
 
 class SqliteLedger:
@@ -59,7 +65,6 @@ class SqliteLedger:
         self._horizon = report_horizon.total_seconds()
         self._clock = clock
         self._store: Store | None = None
-        self._batchers: dict[int, Batcher] = {}
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r}, store_text={self._store_text})"
@@ -109,10 +114,14 @@ class SqliteLedger:
         """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
         runner's calls, many units at a time in one thread trip and one commit."""
         store = self._open_store
-        loop = threading.get_ident()
-        batcher = self._batchers.get(loop)
+        try:
+            batchers = _BATCHERS.get()
+        except LookupError:
+            batchers = {}
+            _BATCHERS.set(batchers)
+        batcher = batchers.get(store)
         if batcher is None:
-            batcher = self._batchers[loop] = Batcher(store.run_trip)
+            batcher = batchers[store] = Batcher(store.run_trip)
         return await batcher.call(function, *args)
 
     @property

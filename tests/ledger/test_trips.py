@@ -96,3 +96,33 @@ async def test_a_cancelled_caller_does_not_abandon_its_claim(tmp_path: Path, clo
             pytest.fail("the cancellation should surface once the claim is committed")
         assert scope.cancelled_caught
         assert len(_states(path)) == 5
+
+
+def test_one_ledger_serves_event_loops_one_after_another_and_in_threads(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A CLI that runs several event loops, a receiver on a loop of its own in a thread."""
+    ledger = SqliteLedger(tmp_path / "l.db", clock=clock)
+
+    async def first() -> None:
+        await ledger.open()
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", sms_entries(2))
+
+    async def second() -> None:
+        await ledger.settle_unit("j", accepted(sms_entries(2)))
+
+        def in_a_thread() -> None:
+            anyio.run(ledger.begin_unit, "j", sms_entries(2, start=2), backend="trio")
+
+        await anyio.to_thread.run_sync(in_a_thread)
+        await ledger.aclose()
+
+    anyio.run(first)
+    anyio.run(second)
+    assert _states(tmp_path / "l.db") == [
+        (0, "accepted"),
+        (1, "accepted"),
+        (2, "in_flight"),
+        (3, "in_flight"),
+    ]
