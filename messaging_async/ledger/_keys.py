@@ -27,7 +27,7 @@ class KeyedSends:
 
     def __init__(self, store: Store):
         self._store = store
-        self._key_run: int | None = None
+        self._runs: dict[Owner, int] = {}
 
     def claim_key(
         self, key: str, entry: Entry, gateway: str, resend_unknown: bool, owner: Owner
@@ -37,7 +37,7 @@ class KeyedSends:
         fp = fingerprint(entry.to, entry.content, self._store.salt)
         now = self._store.clock()
         with self._store.write() as conn:
-            run = self._keys_run(conn, owner, now)
+            run = self._run_of(conn, owner, now)
             found = conn.execute(
                 f"SELECT {sql.ROW} FROM sends WHERE job = 0 AND key = ?",  # noqa: S608
                 (key,),
@@ -59,16 +59,18 @@ class KeyedSends:
                 conn.execute(sql.MARK_UNKNOWN, (decision.outcome.reason, now, 0, key))
             return Plan((), (decision.outcome,))
 
-    def _keys_run(self, conn: sqlite3.Connection, owner: Owner, now: float) -> int:
-        """This process's run for keyed sends, made on first use."""
-        if self._key_run is None:
-            self._key_run = conn.execute(
+    def _run_of(self, conn: sqlite3.Connection, owner: Owner, now: float) -> int:
+        """The owner's run for keyed sends (one per process), made on first use."""
+        run = self._runs.get(owner)
+        if run is None:
+            made = conn.execute(
                 "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
                 " VALUES (?, ?, ?, ?, 0)",
                 (owner.host, owner.pid, owner.started, now),
             ).lastrowid
-        assert self._key_run is not None
-        return self._key_run
+            assert made is not None
+            run = self._runs[owner] = made
+        return run
 
     def _alive(self, conn: sqlite3.Connection, row: Recorded, now: float) -> bool:
         """Whether the process that claimed ``row`` may still be sending it.
@@ -83,13 +85,14 @@ class KeyedSends:
         found = holder.fetchone()
         return found is not None and owner_alive(Owner(*found), lease_until=lease_until, now=now)
 
-    def settle_key(self, key: str, outcome: Outcome) -> None:
-        if self._key_run is None:
-            raise LedgerError(f"key {key!r} was not claimed by this process")
+    def settle_key(self, key: str, outcome: Outcome, owner: Owner) -> None:
+        run = self._runs.get(owner)
+        if run is None:
+            raise LedgerError(f"key {key!r} was not claimed by {owner.describe()}")
         now, o = self._store.clock(), outcome
         row = (0, key, "", o.to, o.index, o.status.value, o.code, o.reason, o.message_id)
         with self._store.write() as conn:
-            conn.execute(sql.SETTLE, (*row, o.request_id, o.seqno, self._key_run, now))
+            conn.execute(sql.SETTLE, (*row, o.request_id, o.seqno, run, now))
             if o.message_id is not None:
                 gateway = conn.execute(
                     "SELECT gateway FROM sends WHERE job = 0 AND key = ?", (key,)

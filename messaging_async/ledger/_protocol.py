@@ -64,15 +64,22 @@ class Ledger(Protocol):
         """Commit a unit's outcomes in one transaction."""
 
     async def claim_key(
-        self, key: str, entry: Entry, *, gateway: str, resend_unknown: bool = False
+        self,
+        key: str,
+        entry: Entry,
+        *,
+        gateway: str,
+        resend_unknown: bool = False,
+        owner: Owner | None = None,
     ) -> Plan:
         """For an idempotent single send: claim ``key`` (``Plan.send`` holds the entry) or
         say what became of it (``Plan.outcomes``: the recorded outcome, ``rejected`` if the
         content differs, ``unknown`` if it may have left — the caller raises
         ``OutcomeUnknownError``)."""
 
-    async def settle_key(self, key: str, outcome: Outcome) -> None:
-        """Commit a keyed single send's outcome."""
+    async def settle_key(self, key: str, outcome: Outcome, *, owner: Owner | None = None) -> None:
+        """Commit a keyed single send's outcome (``owner``: the claim's, this process by
+        default)."""
 
     async def record_report(self, report: DeliveryReport) -> bool:
         """Record a delivery report and join it to its send; True if it joined one now."""

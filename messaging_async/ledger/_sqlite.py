@@ -156,14 +156,22 @@ class SqliteLedger:
         await self._batched(self._open_store.settle_unit, job, outcomes)
 
     async def claim_key(
-        self, key: str, entry: Entry, *, gateway: str, resend_unknown: bool = False
+        self,
+        key: str,
+        entry: Entry,
+        *,
+        gateway: str,
+        resend_unknown: bool = False,
+        owner: Owner | None = None,
     ) -> Plan:
         store = self._open_store
-        owner = Owner.current()
-        return await self._batched(store.keys.claim_key, key, entry, gateway, resend_unknown, owner)
+        claim = store.keys.claim_key
+        owner = owner or Owner.current()
+        return await self._batched(claim, key, entry, gateway, resend_unknown, owner)
 
-    async def settle_key(self, key: str, outcome: Outcome) -> None:
-        await self._batched(self._open_store.keys.settle_key, key, outcome)
+    async def settle_key(self, key: str, outcome: Outcome, *, owner: Owner | None = None) -> None:
+        settle = self._open_store.keys.settle_key
+        await self._batched(settle, key, outcome, owner or Owner.current())
 
     # -- the webhook receiver -------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from .conftest import Clock, LedgerFactory
 
 pytestmark = pytest.mark.anyio
 
+ELSEWHERE = Owner("another-machine", 1, 1.0)
+
 
 def otp(code: str = "123456", seqno: str | None = None) -> Entry:
     return Entry(0, "60123456789", None, Sms(to="60123456789", text=f"OTP {code}"), seqno)
@@ -73,44 +75,29 @@ async def test_a_key_left_in_flight_by_a_dead_process_is_unknown_and_stays_so(
         await crashed.claim_key("k", otp(), gateway="isms")
     # a process elsewhere claimed it; it went silent past the lease
     async with make_ledger(lease_seconds=60) as ledger:
-        await ledger.claim_key("far", otp(), gateway="isms")
-        await _hand_to(ledger, "far", Owner("another-machine", 1, 1.0))
-        clock.advance(61)
+        await ledger.claim_key("far", otp(), gateway="isms", owner=ELSEWHERE)
+        clock.advance(59)
+        held = await ledger.claim_key("far", otp(), gateway="isms")
+        clock.advance(2)
         local = await ledger.claim_key("k", otp(), gateway="isms")
         remote = await ledger.claim_key("far", otp(), gateway="isms")
         later = await ledger.claim_key("k", otp(), gateway="isms")
         retried = await ledger.claim_key("k", otp(), gateway="isms", resend_unknown=True)
+    assert "another live process" in (held.outcomes[0].reason or "")
     for plan in (local, remote, later):
         assert plan.send == ()
         assert plan.outcomes[0].status is OutcomeStatus.UNKNOWN
     assert retried.send == (otp(),)
 
 
-async def _hand_to(ledger: object, key: str, owner: Owner) -> None:
-    """Make ``key``'s claim belong to a process on another machine (SQLite only)."""
-    from messaging_async.ledger import SqliteLedger
-
-    assert isinstance(ledger, SqliteLedger)
-    store = ledger._open_store
-    with store.write() as conn:
-        run = conn.execute(
-            "INSERT INTO runs (host, pid, started, opened_at, lease_until) VALUES (?, ?, ?, 0, 0)",
-            (owner.host, owner.pid, owner.started),
-        ).lastrowid
-        conn.execute("UPDATE sends SET run = ? WHERE job = 0 AND key = ?", (run, key))
-
-
 async def test_a_dead_keyed_smscommy_send_is_resent_with_its_seqno(
     make_ledger: LedgerFactory, clock: Clock
 ) -> None:
-    async with make_ledger() as crashed:
-        await crashed.claim_key("k", otp(seqno="seq-1"), gateway="smscommy")
     async with make_ledger() as ledger:
-        await _hand_to(ledger, "k", Owner("another-machine", 1, 1.0))
+        await ledger.claim_key("k", otp(seqno="seq-1"), gateway="smscommy", owner=ELSEWHERE)
         clock.advance(3600)
         plan = await ledger.claim_key("k", otp(seqno="seq-2"), gateway="smscommy")
         clock.advance(SEQNO_MEMORY - 1800)  # 23.5 hours after the seqno's first use
-        await _hand_to(ledger, "k", Owner("another-machine", 1, 1.0))
         too_late = await ledger.claim_key("k", otp(seqno="seq-3"), gateway="smscommy")
     assert [e.seqno for e in plan.send] == ["seq-1"]
     assert [o.status for o in too_late.outcomes] == [OutcomeStatus.UNKNOWN]
