@@ -11,6 +11,19 @@ shares the same contract tests). The runner calls it at unit boundaries only:
 
 Single sends with ``key=`` use ``claim_key`` / ``settle_key``; the webhook receiver
 ``record_report`` / ``record_inbound``.
+
+A unit, as the runner would journal it (``Entry`` per candidate: position, wire number,
+ref, the ``Sms`` / WhatsApp message / text, seqno)::
+
+    plan = await ledger.plan(job, entries, resend_unknown=resend_unknown)
+    report(plan.outcomes)                       # settled, changed, left in flight: final
+    if plan.send:                               # seqnos of plan.send are the ones to use
+        await ledger.begin_unit(job, plan.send)   # on disk before the request leaves
+        outcomes = await send(plan.send)
+        await ledger.settle_unit(job, outcomes)   # shielded: it must land when cancelled
+
+Outcomes of recipients never claimed (invalid input, not sent when the run ended) may be
+settled too: they are counted, and claim nothing for a later run.
 """
 
 from __future__ import annotations
