@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -85,20 +86,20 @@ async def test_the_file_is_in_wal_mode_at_the_latest_schema_version(
 
 
 def test_migrations_run_once_each_and_in_order(tmp_path: Path) -> None:
-    conn = connect(str(tmp_path / "l.db"))
-    steps = ("CREATE TABLE a (x INTEGER);", "ALTER TABLE a ADD COLUMN y TEXT;")
-    assert migrate(conn, steps[:1]) == 0
-    assert migrate(conn, steps) == 1  # only the new step runs
-    assert migrate(conn, steps) == 2
-    assert [row[1] for row in conn.execute("PRAGMA table_info(a)")] == ["x", "y"]
+    with closing(connect(str(tmp_path / "l.db"))) as conn:
+        steps = ("CREATE TABLE a (x INTEGER);", "ALTER TABLE a ADD COLUMN y TEXT;")
+        assert migrate(conn, steps[:1]) == 0
+        assert migrate(conn, steps) == 1  # only the new step runs
+        assert migrate(conn, steps) == 2
+        assert [row[1] for row in conn.execute("PRAGMA table_info(a)")] == ["x", "y"]
 
 
 def test_a_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
-    conn = connect(str(tmp_path / "l.db"))
-    with pytest.raises(sqlite3.OperationalError):
-        migrate(conn, ("CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y);\nBROKEN SQL;"))
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchone() is None
+    with closing(connect(str(tmp_path / "l.db"))) as conn:
+        with pytest.raises(sqlite3.OperationalError):
+            migrate(conn, ("CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y);\nBROKEN SQL;"))
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchone() is None
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
