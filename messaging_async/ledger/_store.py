@@ -1,8 +1,10 @@
 """The SQLite ledger's writing side, synchronous: jobs and their owners, plan, write-ahead
-claims, outcomes, keyed single sends. ``SqliteLedger`` runs it in worker threads.
+claims, outcomes (keyed single sends: ``_keys``). ``SqliteLedger`` runs it in worker
+threads.
 
-Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), so a unit's
-recipients are claimed, or settled, all together or not at all.
+Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), or a savepoint
+of its trip's transaction (``run_trip``), so a unit's recipients are claimed, or settled,
+all together or not at all.
 """
 
 from __future__ import annotations
@@ -323,10 +325,9 @@ class Store:
         now = self.clock()
         job_id, run_id = run.job_id, run.run_id
         rows = [
-            (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno, now, *tail)
+            _settle_row(o, now, job_id, key, run_id)
             for o in outcomes
             if (key := key_of(o.ref, o.index)) is not None
-            for tail in ((job_id, key, run_id, o.index),)
         ]
         with self.write() as conn:
             self._renew(conn, run, job)
@@ -337,6 +338,12 @@ class Store:
                 )
             ids = [o.message_id for o in outcomes if o.message_id is not None]
             join_waiting(conn, family_of(run.gateway), ids)
+
+
+def _settle_row(o: Outcome, now: float, job_id: int, key: str, run_id: int) -> tuple[object, ...]:
+    """An outcome as ``sql.SETTLE_CLAIMED`` takes it."""
+    outcome = (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno)
+    return (*outcome, now, job_id, key, run_id, o.index)
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
