@@ -25,7 +25,7 @@ from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
 from . import _delivery, _queries
 from ._batch import Batcher
-from ._models import Entry, JobSummary, LedgerRecord, Plan
+from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._schema import connect, migrate
 from ._store import Store
@@ -205,9 +205,19 @@ class SqliteLedger:
     async def records(
         self, job: str, *, delivery: str | None = None, outcome: OutcomeStatus | str | None = None
     ) -> AsyncIterator[LedgerRecord]:
-        """A job's records in key order, read a page at a time (memory stays flat)."""
+        """A job's records in key order, read a page at a time (memory stays flat).
+
+        ``outcome``: an ``OutcomeStatus`` or ``"in_flight"``; ``delivery``: a delivery
+        state, ``"awaiting"``, ``"no_report"`` or ``"no_report_expected"``.
+        """
         after: str | None = None
-        state = OutcomeStatus(outcome).value if outcome is not None else None
+        state = (
+            None
+            if outcome is None
+            else IN_FLIGHT
+            if outcome == IN_FLIGHT
+            else OutcomeStatus(outcome).value
+        )
         while True:
             page = await self._run(self._read, _page, job, delivery, state, after, self._horizon)
             for record in page:

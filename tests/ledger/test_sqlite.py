@@ -157,11 +157,13 @@ async def test_records_filter_by_outcome(tmp_path: Path, clock: Clock) -> None:
         await ledger.settle_unit(
             "j", [*accepted(entries[:3]), entries[3].outcome(OutcomeStatus.NOT_SENT, "refused")]
         )
+        await ledger.begin_unit("j", sms_entries(1, start=4))
+        in_flight = [r.index or 0 async for r in ledger.records("j", outcome="in_flight")]
         not_sent = [r.index or 0 async for r in ledger.records("j", outcome="not_sent")]
         accepted_ = [
             r.index or 0 async for r in ledger.records("j", outcome=OutcomeStatus.ACCEPTED)
         ]
-    assert (not_sent, sorted(accepted_)) == ([3], [0, 1, 2])
+    assert (not_sent, sorted(accepted_), in_flight) == ([3], [0, 1, 2], [4])
 
 
 async def test_a_closed_ledger_says_so(tmp_path: Path) -> None:
