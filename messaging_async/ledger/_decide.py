@@ -12,7 +12,7 @@ from attrs import evolve
 from ..models import Outcome, OutcomeStatus
 from ._models import IN_FLIGHT, Entry
 
-__all__ = ["SEQNO_MEMORY", "Decision", "Recorded", "decide", "recorded"]
+__all__ = ["SEQNO_MEMORY", "Decision", "Recorded", "decide", "outcome_of", "recorded"]
 
 SEQNO_MEMORY = 23 * 3600.0
 """How long a recorded seqno is trusted to make a resend harmless: sms.com.my remembers
@@ -108,14 +108,27 @@ _STATUSES = {status.value: status for status in OutcomeStatus}
 
 def recorded(entry: Entry, row: Recorded) -> Outcome:
     """The outcome the ledger holds, for this run's input position and ref."""
+    return outcome_of(entry, *row[1:7])
+
+
+def outcome_of(
+    entry: Entry,
+    state: str,
+    code: int | None,
+    reason: str | None,
+    message_id: str | None,
+    request_id: str | None,
+    seqno: str | None,
+) -> Outcome:
+    """An outcome from a row's columns (``Recorded``'s, from ``state`` to ``seqno``)."""
     return Outcome(
         to=entry.to,
-        status=_STATUSES[row.state],
+        status=_STATUSES[state],
         index=entry.position,
         ref=entry.ref,
-        message_id=row.message_id,
-        code=row.code,
-        reason=row.reason,
-        request_id=row.request_id,
-        seqno=row.seqno,
+        message_id=message_id,
+        code=code,
+        reason=reason,
+        request_id=request_id,
+        seqno=seqno,
     )

@@ -20,7 +20,7 @@ from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
 from . import _sql as sql
 from ._batch import Call
-from ._decide import REF_REPEATED, Decision, Recorded, decide, recorded
+from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
@@ -41,6 +41,21 @@ def _unclaimed(
 
 
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
+
+# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``.
+_FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
+
+
+def _settled_as_recorded(raw: tuple[Any, ...], fp: bytes, position: int, run: int) -> bool:
+    """The resume rule that decides most of a resumed job, read straight off the row: a
+    recipient settled (accepted, rejected) by an earlier run, same content, same input
+    position, keeps its recorded outcome. ``decide`` says the same, at twice the cost."""
+    return (
+        raw[_STATE] in _SETTLED
+        and raw[_FP] == fp
+        and raw[_POSITION] == position
+        and raw[_RUN] != run
+    )
 
 
 class _Run:
@@ -231,19 +246,21 @@ class Store:
                 reason = "rejected: a journalled recipient's ref must be a str or an int"
                 outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
                 continue
-            row = rows.get(key)
+            raw = rows.get(key)
             if key in seen:  # twice in this unit: the second is a repeat
-                row = Recorded(b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
-            seen.add(key)
-            if row is None:  # never claimed: the common case of a fresh job, kept cheap
+                raw = (key, b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
+            elif raw is None:  # never claimed: the common case of a fresh job, kept cheap
+                seen.add(key)
                 send.append(entry)
                 continue
+            seen.add(key)
+            fp = fingerprint(entry.to, entry.content, self.salt)
+            if _settled_as_recorded(raw, fp, entry.position, run.run_id):
+                outcomes.append(outcome_of(entry, *raw[_STATE:_RUN]))  # as decide() would say
+                continue
+            row = Recorded._make(raw[1:])
             if row.position != entry.position and row.run != run.run_id:
                 row = self._repeat_of_an_earlier_run(run, key, entry, row)
-            fp = fingerprint(entry.to, entry.content, self.salt)
-            if row.fingerprint == fp and row.state in _SETTLED and row.run != run.run_id:
-                outcomes.append(recorded(entry, row))  # what decide() says, without the call
-                continue
             decision = decide(
                 entry, fp, row, run=run.run_id, now=now, resend_unknown=resend_unknown
             )
@@ -274,7 +291,9 @@ class Store:
         ).fetchone()
         return row._replace(run=run.run_id) if found is not None else row
 
-    def _rows(self, job_id: int, keys: list[str], entries: Sequence[Entry]) -> dict[str, Recorded]:
+    def _rows(
+        self, job_id: int, keys: list[str], entries: Sequence[Entry]
+    ) -> dict[str, tuple[Any, ...]]:
         """The unit's recorded rows, in one query: a range where the unit is a run of
         consecutive input positions (the usual unit; a third cheaper), else by key."""
         if not keys:
@@ -295,7 +314,7 @@ class Store:
             marks = ",".join("?" * len(keys))
             query = f"SELECT key, {sql.ROW} FROM sends WHERE job = ? AND key IN ({marks})"  # noqa: S608
             found = self.conn.execute(query, (job_id, *keys))
-        return {row[0]: Recorded._make(row[1:]) for row in found}
+        return {row[0]: row for row in found}  # (key, *sql.ROW): read by the indexes below
 
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
