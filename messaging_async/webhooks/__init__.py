@@ -1,6 +1,8 @@
 """Everything the gateways call back with: pure parsers, typed events, an ASGI receiver."""
 
 from ..errors import WebhookError
+from ._access_log import AccessLogFilter
+from ._dedupe import Claim
 from ._parsers import (
     DEFAULT_MAX_BYTES,
     parse_isms_delivery,
@@ -13,6 +15,8 @@ from .receiver import Deduplicator, MemoryDeduplicator, WebhookReceiver
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "AccessLogFilter",
+    "Claim",
     "Deduplicator",
     "DeliveryReport",
     "DeliveryStatus",

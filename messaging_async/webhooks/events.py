@@ -34,8 +34,9 @@ class DeliveryStatus(enum.StrEnum):
 @frozen(kw_only=True)
 class DeliveryReport:
     """A delivery report. ``gateway`` is ``"isms"`` or ``"smscommy"``; ``status_code`` the
-    gateway's own status value; ``recipient`` the handset number where the gateway names it;
-    ``sender`` the gateway number that sent it (sms.com.my)."""
+    gateway's own status value as sent (what to look at when ``status`` is UNKNOWN: a word
+    or code not in the table is never guessed at); ``recipient`` the handset number where
+    the gateway names it; ``sender`` the gateway number that sent it (sms.com.my)."""
 
     gateway: str
     message_id: str
