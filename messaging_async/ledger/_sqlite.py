@@ -231,9 +231,10 @@ class SqliteLedger:
 
 
 def _close(store: Store) -> None:
-    for job in list(store.runs):
-        store.close_job(job)
-    store.conn.close()
+    with store.lock:  # after any trip under way, before any other
+        for job in list(store.runs):
+            store.close_job(job)
+        store.conn.close()
 
 
 def _summary(conn: Any, job: str, horizon: float, now: float) -> JobSummary:
