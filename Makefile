@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := .[dev,sandbox,cli,fast]
+EXTRAS := .[dev,sandbox,cli,fast,postgres]
 # `make test` runs the suite on each of these (one venv each, .venv-3.12 ...); lint and mypy
 # run once, in .venv. `make test TEST_PYTHONS=3.12` runs one.
 TEST_PYTHONS ?= 3.11 3.12 3.13
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs]'  # the suite's extras, and the docs'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs,postgres]'  # the suite's extras, and the docs'
 	touch $@
 
 install: $(STAMP)
