@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # Programs the tests run as real processes, from Debian's packages where missing: PHP with its
-# curl extension (docs/testing.md's PHP example runs against a sandbox process).
+# curl extension (docs/testing.md's PHP example runs against a sandbox process), and PostgreSQL's
+# server binaries (the suite starts a throwaway cluster for PostgresLedger and the workers; its
+# package also creates the `postgres` user the cluster runs as when the suite runs as root).
 tools:
 	@php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null \
 		|| { apt-get update -qq && apt-get install -y -qq php-cli php-curl >/dev/null; } \
 		|| echo "php-cli/php-curl could not be installed: the PHP example test skips (fails under CI)"
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb \
+		|| { command -v pg_config && test -x "$$(pg_config --bindir)/initdb"; }; } >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+		|| echo "postgresql could not be installed: the PostgreSQL tests skip (fail under CI)"
 
 lint: install
 	$(BIN)/ruff check .

@@ -30,6 +30,7 @@ from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
 from ._blast import INTERRUPTED, add_blast_arguments, blast_command
+from ._jobs import add_jobs_commands
 from ._sandbox import add_sandbox_command
 
 __all__ = ["main"]
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
     _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
     add_sandbox_command(commands)
+    add_jobs_commands(commands)
     webhook = commands.add_parser("webhook", help="webhook tools").add_subparsers(
         required=True, metavar="ACTION"
     )
