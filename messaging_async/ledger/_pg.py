@@ -20,12 +20,15 @@ per distinct statement (cached):
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import psycopg
+
+from ..errors import LedgerError
 
 __all__ = ["PgConnection", "translate"]
 
@@ -58,45 +61,111 @@ def translate(statement: str) -> _Statement:
 class _Cursor:
     """What the shared code reads of a cursor, ``lastrowid`` included."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any], returns_id: bool, rowcount: int | None = None):
+    def __init__(
+        self, cursor: psycopg.Cursor[Any] | None, returns_id: bool, rowcount: int | None = None
+    ):
         self._cursor = cursor
-        self.rowcount = cursor.rowcount if rowcount is None else rowcount
+        self.rowcount = rowcount if rowcount is not None or cursor is None else cursor.rowcount
         self.lastrowid: int | None = None
-        if returns_id:
+        if returns_id and cursor is not None:
             row = cursor.fetchone()
             self.lastrowid = None if row is None else int(row[0])
 
     def fetchone(self) -> Any:
-        return self._cursor.fetchone()
+        return None if self._cursor is None else self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
+        return [] if self._cursor is None else self._cursor.fetchall()
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor)
+        return iter(()) if self._cursor is None else iter(self._cursor)
 
 
 class PgConnection:
     """A psycopg connection in autocommit mode, its transactions opened and closed by the
-    shared code (``BEGIN IMMEDIATE`` … ``COMMIT``), as on SQLite."""
+    shared code (``BEGIN IMMEDIATE`` … ``COMMIT``), as on SQLite.
 
-    def __init__(self, conn: psycopg.Connection[Any]):
-        self._conn = conn
+    A server restart or a dropped connection is not a file that vanished: where nothing of
+    the call can have happened yet (at the start of a transaction, or a read outside one)
+    the connection is made again and the statement retried once; inside a transaction the
+    call fails with ``LedgerError`` and its transaction is gone (the server rolled it back;
+    a ``COMMIT`` whose answer was lost may have landed, which the ledger's rules make safe:
+    a claim never answered is never re-sent where that could send twice).
+    """
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]]):
+        self._connect = connect
+        self._conn = connect()
+        self._in_transaction = False
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> _Cursor:
         if sql == "BEGIN IMMEDIATE":
-            self._conn.execute("BEGIN")
-            return _Cursor(self._conn.execute(_WRITER_LOCK), False)
+            cursor = self._fresh(self._begin)
+            self._in_transaction = True
+            return cursor
+        if sql in ("COMMIT", "ROLLBACK"):
+            was_in, self._in_transaction = self._in_transaction, False
+            if sql == "ROLLBACK" and (self._conn.broken or not was_in):
+                return _Cursor(None, False)  # nothing left to roll back
         statement = translate(sql)
-        cursor = self._conn.execute(statement.sql, tuple(parameters))
-        return _Cursor(cursor, statement.returns_id)
+
+        def run() -> _Cursor:
+            return _Cursor(
+                self._conn.execute(statement.sql, tuple(parameters)), statement.returns_id
+            )
+
+        if not self._in_transaction and statement.sql.startswith("SELECT"):
+            return self._fresh(run)
+        return self._guarded(run)
 
     def executemany(self, sql: str, parameters: Sequence[Sequence[Any]], /) -> _Cursor:
-        cursor = self._conn.cursor()
         if not parameters:
-            return _Cursor(cursor, False, rowcount=0)
-        cursor.executemany(translate(sql).sql, parameters)
-        return _Cursor(cursor, False)
+            return _Cursor(None, False, rowcount=0)
+
+        def run() -> _Cursor:
+            cursor = self._conn.cursor()
+            cursor.executemany(translate(sql).sql, parameters)
+            return _Cursor(cursor, False)
+
+        return self._guarded(run)
 
     def close(self) -> None:
         self._conn.close()
+
+    def _begin(self) -> _Cursor:
+        self._conn.execute("BEGIN")
+        return _Cursor(self._conn.execute(_WRITER_LOCK), False)
+
+    def _fresh(self, run: Callable[[], _Cursor]) -> _Cursor:
+        """``run()`` on a live connection, made again (and ``run`` retried once) where the
+        old one was lost: only for statements that cannot have changed anything yet."""
+        if self._conn.broken or self._conn.closed:
+            self._reconnect()
+        try:
+            return run()
+        except psycopg.OperationalError:
+            if not (self._conn.broken or self._conn.closed):
+                raise _lost() from None
+        self._reconnect()
+        return self._guarded(run)
+
+    def _guarded(self, run: Callable[[], _Cursor]) -> _Cursor:
+        try:
+            return run()
+        except psycopg.OperationalError as error:
+            self._in_transaction = False
+            raise _lost() from error
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        try:
+            self._conn = self._connect()
+        except psycopg.OperationalError as error:
+            raise _lost() from error
+
+
+def _lost() -> LedgerError:
+    return LedgerError(
+        "lost the connection to the PostgreSQL ledger; the call's transaction was rolled back"
+    )

@@ -12,13 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from ..errors import LedgerError
 from ._db import Connection
 from ._pg_schema import DEFAULT_SCHEMA
 from ._threaded import ThreadedLedger
 
-__all__ = ["PostgresLedger", "connect"]
+__all__ = ["APPLICATION_NAME", "PostgresLedger", "connect"]
+
+APPLICATION_NAME = "messaging-async ledger"
+"""How the ledger's connections name themselves to the server (``pg_stat_activity``)."""
 
 
 def connect(dsn: str, schema: str = DEFAULT_SCHEMA) -> Connection:
@@ -32,13 +36,19 @@ def connect(dsn: str, schema: str = DEFAULT_SCHEMA) -> Connection:
     from ._pg import PgConnection
     from ._pg_schema import migrate
 
-    conn = psycopg.connect(dsn, autocommit=True, application_name="messaging-async ledger")
-    try:
-        migrate(conn, schema)
-    except BaseException:
-        conn.close()
-        raise
-    return PgConnection(conn)
+    def connection() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME)
+        try:
+            migrate(conn, schema)
+            # A process stopped mid-transaction must not hold the writers' lock for ever.
+            conn.execute("SET idle_in_transaction_session_timeout = '60s'")
+            conn.execute("SET lock_timeout = '60s'")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return PgConnection(connection)
 
 
 class PostgresLedger(ThreadedLedger):

@@ -18,6 +18,7 @@ from messaging_async import JobRunningError, LedgerError, PostgresLedger
 from messaging_async.ledger import Ledger
 from messaging_async.ledger._pg import translate
 from messaging_async.ledger._pg_schema import MIGRATIONS, migrate, version
+from messaging_async.ledger._postgres import APPLICATION_NAME
 from messaging_async.workers import migrate_database
 
 from ..pgcluster import Cluster
@@ -218,3 +219,29 @@ async def test_two_ledgers_opening_one_job_at_once_never_both_hold_it(
             assert len(held) == 1, (attempt, refused)
             assert [type(e) for e in refused] == [JobRunningError], attempt
             await held[0].close_job(job)
+
+
+def _terminate_ledger_connections(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (APPLICATION_NAME,),
+        ).fetchall()
+    return len(found)
+
+
+async def test_a_lost_connection_is_made_again_where_nothing_was_under_way(
+    pg_cluster: Cluster, schema: str, clock: Clock
+) -> None:
+    """A server restart between calls: the next read and the next unit go through on a new
+    connection (nothing of them can have happened on the old one)."""
+    dsn = pg_cluster.dsn()
+    async with PostgresLedger(dsn, schema=schema, clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", otp_entries())
+        assert _terminate_ledger_connections(dsn) == 1
+        assert (await ledger.summary("j")).in_flight == 1  # a read: retried
+        assert _terminate_ledger_connections(dsn) == 1
+        await ledger.settle_unit("j", accepted(otp_entries()))  # a write: BEGIN retried
+        summary = await ledger.summary("j")
+    assert summary.outcomes["accepted"] == 1
