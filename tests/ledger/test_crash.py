@@ -1,8 +1,9 @@
 """A real process writing units to the ledger is SIGKILLed mid-way; the ledger survives.
 
-After the kill, on either store (SQLite, PostgreSQL): the data is intact, every unit is all-or-nothing (claimed and settled
-whole), the unit that was in flight is found in flight and becomes ``unknown``, and the
-job can be resumed at once because its dead owner is detected on this host.
+After the kill, on either store (SQLite, PostgreSQL): the data is intact, every unit is
+all-or-nothing (claimed and settled whole), the unit that was in flight is found in flight
+and becomes ``unknown``, and the job can be resumed at once because its dead owner is
+detected on this host.
 """
 
 from __future__ import annotations
