@@ -83,7 +83,40 @@ CREATE INDEX reports_waiting ON reports (family, message_id) WHERE joined = 0;
 CREATE TABLE inbound (number TEXT PRIMARY KEY, last_at DOUBLE PRECISION NOT NULL);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Blasts across machines (``messaging_async.workers``): a blast's recipients wait in
+# ``blast_inputs`` until their slice is done (a worker on another machine must read them),
+# then are deleted; ``blast_slices`` ties each slice to its Procrastinate job.
+_V2 = """
+CREATE TABLE blasts (
+    name TEXT PRIMARY KEY,
+    gateway TEXT NOT NULL,
+    slice_size INTEGER NOT NULL,
+    total BIGINT NOT NULL DEFAULT 0,
+    slices INTEGER NOT NULL DEFAULT 0,
+    submitted BOOLEAN NOT NULL DEFAULT FALSE,
+    state TEXT NOT NULL DEFAULT 'running',
+    reason TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE blast_slices (
+    blast TEXT NOT NULL REFERENCES blasts (name),
+    slice INTEGER NOT NULL,
+    start BIGINT NOT NULL,
+    size INTEGER NOT NULL,
+    task BIGINT,
+    done BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (blast, slice)
+);
+CREATE TABLE blast_inputs (
+    blast TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    number TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (blast, position)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """``MIGRATIONS[n]`` takes a ledger from version ``n`` to ``n + 1``. Append, never edit."""
 
 
