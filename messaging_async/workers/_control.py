@@ -121,8 +121,9 @@ async def settle_not_sent(
     ledger: Ledger, blast: Blast, number: int, inputs: Sequence[Input], reason: str
 ) -> None:
     """Count a slice's recipients never claimed as ``not_sent`` (the ledger leaves alone
-    any that a run claimed or settled)."""
-    start = min((i.position for i in inputs), default=0)
+    any that a run claimed or settled). A recipient's index is its place in its slice, as
+    the worker that sends the slice numbers it."""
+    start = number * blast.slice_size
     outcomes = [
         Outcome(
             to=i.number,
