@@ -30,7 +30,7 @@ from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
 from ._blast import INTERRUPTED, add_blast_arguments, blast_command
-from ._jobs import add_jobs_commands
+from ._workers import add_jobs_commands
 from ._sandbox import add_sandbox_command
 
 __all__ = ["main"]
