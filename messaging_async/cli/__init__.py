@@ -30,8 +30,8 @@ from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
 from ._blast import INTERRUPTED, add_blast_arguments, blast_command
-from ._workers import add_jobs_commands
 from ._sandbox import add_sandbox_command
+from ._workers import add_jobs_commands
 
 __all__ = ["main"]
 
