@@ -11,7 +11,7 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,11 +20,13 @@ import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._fanout import (
+    BulkPlan,
     BulkRunner,
     Collector,
     InputItems,
     Pending,
     UnitResult,
+    iterate_input,
     notify,
     spawn_detached,
 )
@@ -199,9 +201,34 @@ class BaseClient:
         if self._transport.closed:
             raise MessagingError(f"this {type(self).__name__} is closed; create a new one")
 
+    async def _send_bulk(
+        self,
+        plan: BulkPlan[Any],
+        items: Iterable[object] | AsyncIterable[object],
+        on_outcome: OnOutcome | None,
+    ) -> BulkReport:
+        """The one bulk road every ``send_*`` bulk method takes: run ``plan`` over ``items``
+        and return every outcome, in input order."""
+        self._ensure_open()
+        read = iterate_input(items, what=plan.what)
+        collector = Collector(on_outcome)
+        runner = BulkRunner(plan, collector)
+        await runner.run(read)
+        return build_report(collector, runner)
+
+    def _stream_bulk(
+        self,
+        plan: BulkPlan[Any],
+        items: Iterable[object] | AsyncIterable[object],
+        on_outcome: OnOutcome | None,
+    ) -> AsyncIterator[Outcome]:
+        """The same road for every ``stream_*`` method; a bad argument raises at the call."""
+        read = iterate_input(items, what=plan.what)
+        return self._stream(plan, read, on_outcome)
+
     async def _stream(
         self,
-        make_runner: Callable[[_StreamSink], BulkRunner[Any]],
+        plan: BulkPlan[Any],
         items: InputItems[object],
         on_outcome: OnOutcome | None,
     ) -> AsyncIterator[Outcome]:
@@ -209,7 +236,7 @@ class BaseClient:
         self._ensure_open()
         send, receive = anyio.create_memory_object_stream[list[Outcome] | Exception](8)
         scope, finished = anyio.CancelScope(), anyio.Event()
-        runner = make_runner(_StreamSink(send, on_outcome))
+        runner = BulkRunner(plan, _StreamSink(send, on_outcome))
         self._live_streams[scope] = finished
         spawn_detached(_produce, scope, finished, send, runner, items)
         try:

@@ -15,17 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Hashable,
-    Iterable,
-    Iterator,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from decimal import Decimal
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -33,11 +25,22 @@ import sniffio
 from anyio.abc import TaskGroup
 from attrs import define, frozen
 
+from ._plan import (
+    BulkPlan,
+    Collector,
+    InputItems,
+    OutcomeSink,
+    Pending,
+    UnitResult,
+    iterate_input,
+    notify,
+)
 from ._transport import SendProgress
 from .errors import GatewayError, OutcomeUnknownError, UnreachableError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 __all__ = [
+    "BulkPlan",
     "BulkRunner",
     "Collector",
     "InputItems",
@@ -45,104 +48,13 @@ __all__ = [
     "Pending",
     "UnitResult",
     "iterate_input",
+    "notify",
     "spawn_detached",
 ]
 
 logger = logging.getLogger("messaging_async.bulk")
 
 M = TypeVar("M")
-T = TypeVar("T")
-
-
-class Pending(NamedTuple, Generic[M]):
-    """A validated message waiting for its unit: its input position, wire number and payload.
-
-    A named tuple, not an attrs class: one is made per recipient, and a tuple is built in C
-    (measured: less than half the cost of a frozen attrs instance).
-    """
-
-    position: int  # in the caller's input: the outcome's ``index``
-    to: str
-    ref: Any
-    message: M
-    seqno: str | None = None  # the idempotency key it goes with, where the gateway has one
-
-    def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
-        return Outcome(
-            to=self.to,
-            status=status,
-            index=self.position,
-            ref=self.ref,
-            reason=reason,
-            seqno=self.seqno,
-        )
-
-
-@frozen
-class UnitResult:
-    """What one unit's request produced: an outcome per recipient, in unit order.
-
-    ``fatal`` stops the rest of the run; with ``scoped`` it stops only the messages that
-    share this unit's stop scope (a WhatsApp template that does not exist, say).
-    """
-
-    outcomes: list[Outcome]
-    credits_used: Decimal | None = None
-    fatal: GatewayError | None = None
-    scoped: bool = False
-
-
-class OutcomeSink(Protocol):
-    def record(self, outcomes: list[Outcome]) -> None:
-        """Take outcomes at once, without waiting; called even while being cancelled."""
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        """Hand recorded outcomes on; may wait for a slow consumer."""
-
-
-class Collector:
-    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook."""
-
-    def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
-        self.outcomes: list[Outcome] = []
-        self._on_outcome = on_outcome
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        self.outcomes.extend(outcomes)
-        notify(self._on_outcome, outcomes)
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        return None
-
-
-def notify(hook: Callable[[Outcome], object] | None, outcomes: list[Outcome]) -> None:
-    """Call the caller's hook per outcome; its failure is logged, never lets an outcome go."""
-    if hook is None:
-        return
-    for outcome in outcomes:
-        try:
-            hook(outcome)
-        except Exception:
-            logger.exception("on_outcome hook raised for the outcome at index %d", outcome.index)
-
-
-InputItems = Iterator[T] | AsyncIterator[T]
-
-
-def iterate_input(items: Iterable[T] | AsyncIterable[T], *, what: str) -> InputItems[T]:
-    """An iterator over any iterable or async iterable; a lone str or object is refused.
-
-    Plain iterables stay plain: the runner reads them with ``next()``, without a coroutine
-    per recipient.
-    """
-    if isinstance(items, AsyncIterable):
-        return aiter(items)
-    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
-        raise ValidationError(
-            f"{what} must be an iterable or async iterable, not {type(items).__name__}",
-            field=what,
-        )
-    return iter(items)
 
 
 _detached_tasks: set[asyncio.Task[None]] = set()  # strong references until they finish
@@ -190,26 +102,14 @@ class _Summary:
 class BulkRunner(Generic[M]):
     """Runs one bulk call from input to outcomes; see the module docstring for the guarantees."""
 
-    def __init__(
-        self,
-        *,
-        prepare: Callable[[int, object], Pending[M]],
-        unit_key: Callable[[Pending[M]], Hashable],
-        unit_size: int,
-        send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
-        concurrency: int,
-        sink: OutcomeSink,
-        stop_scope: Callable[[Pending[M]], Hashable | None] | None = None,
-    ):
-        """``stop_scope`` names what a scoped fatal answer stops (``None``: nothing); units
-        never mix scopes."""
-        self._stop_scope = stop_scope
+    def __init__(self, plan: BulkPlan[M], sink: OutcomeSink):
+        self._stop_scope = plan.stop_scope
         self._scoped_stops: dict[Hashable, GatewayError] = {}
-        self._prepare = prepare
-        self._unit_key = unit_key
-        self._unit_size = unit_size
-        self._send_unit = send_unit
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._prepare = plan.prepare
+        self._unit_key = plan.unit_key or _one_unit
+        self._unit_size = plan.unit_size
+        self._send_unit = plan.send_unit
+        self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
         self.summary = _Summary()
 
@@ -357,6 +257,11 @@ class BulkRunner(Generic[M]):
         if progress.may_have_left:
             return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
         return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
+
+
+def _one_unit(pending: Pending[Any]) -> int:
+    """The unit key of a plan whose units never split by content."""
+    return 0
 
 
 def _stop_reason(stop: GatewayError) -> str:

@@ -12,13 +12,12 @@ import httpx
 
 from .._client import (
     OnOutcome,
-    build_report,
     check_concurrency,
     check_credential,
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._plan import BulkPlan, Pending, UnitResult
 from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     UnexpectedAnswerError,
@@ -161,12 +160,7 @@ class IsmsClient(WhatsAppMethods):
         the call is being cancelled. Raises only for bad arguments; a fatal answer
         (authentication, credits) stops the run and is on ``report.stopped_by``.
         """
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._sms_runner(encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._sms_plan(encoding), messages, on_outcome)
 
     def stream_sms_bulk(
         self,
@@ -177,8 +171,7 @@ class IsmsClient(WhatsAppMethods):
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._sms_runner, encoding), items, on_outcome)
+        return self._stream_bulk(self._sms_plan(encoding), messages, on_outcome)
 
     async def send_sms_classic(
         self,
@@ -195,18 +188,14 @@ class IsmsClient(WhatsAppMethods):
         """
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_SmsPayload] = BulkRunner(
+        plan: BulkPlan[_SmsPayload] = BulkPlan(
             prepare=partial(self._prepare_number, payload),
-            unit_key=lambda pending: 0,
-            unit_size=_wire.MAX_RECIPIENTS,
             send_unit=self._send_classic_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome)
 
     async def get_balance(self) -> Balance:
         """The account's credit balance. Retried freely: a look-up cannot send anything."""
@@ -229,14 +218,13 @@ class IsmsClient(WhatsAppMethods):
         return Balance(credits=credits, raw=answer.text)
 
     # ---------------------------------------------------------------- internals
-    def _sms_runner(self, encoding: Encoding | None, sink: OutcomeSink) -> BulkRunner[_SmsPayload]:
-        return BulkRunner(
+    def _sms_plan(self, encoding: Encoding | None) -> BulkPlan[_SmsPayload]:
+        return BulkPlan(
             prepare=partial(self._prepare_sms, encoding),
-            unit_key=_encoding_of,
-            unit_size=_wire.MAX_RECIPIENTS,
             send_unit=self._send_json_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=sink,
+            unit_key=_encoding_of,
         )
 
     def _prepare_sms(

@@ -21,12 +21,11 @@ from attrs import evolve
 from .._client import (
     BaseClient,
     OnOutcome,
-    build_report,
     check_concurrency,
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._plan import BulkPlan, Pending, UnitResult
 from .._transport import Answer, SendProgress, check_base_urls
 from ..errors import (
     GatewayError,
@@ -161,12 +160,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
     ) -> BulkReport:
         """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._text_runner(flash, encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._text_plan(flash, encoding), messages, on_outcome)
 
     def stream_sms_bulk(
         self,
@@ -177,8 +171,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._text_runner, flash, encoding), items, on_outcome)
+        return self._stream_bulk(self._text_plan(flash, encoding), messages, on_outcome)
 
     async def send_sms_same_text(
         self,
@@ -193,18 +186,14 @@ class SmsComMyClient(BaseClient):
         gives no message id and no delivery report; every outcome says so."""
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_Text] = BulkRunner(
+        plan: BulkPlan[_Text] = BulkPlan(
             prepare=lambda index, number: self._pending(index, number, None, payload),
-            unit_key=lambda pending: 0,
-            unit_size=self._no_dr_batch_size,
             send_unit=partial(self._send_no_dr_batch, flash),
+            unit_size=self._no_dr_batch_size,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome)
 
     # ---------------------------------------------------------------- account
     async def get_credits(self) -> Credits:
@@ -262,16 +251,12 @@ class SmsComMyClient(BaseClient):
             raise
         return await send_single(pending, self._send_request)
 
-    def _text_runner(
-        self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
-    ) -> BulkRunner[_wire.Request]:
-        return BulkRunner(
+    def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
+        return BulkPlan(
             prepare=partial(self._prepare_text, flash, encoding),
-            unit_key=lambda pending: 0,
-            unit_size=1,
             send_unit=self._send_request,
+            unit_size=1,
             concurrency=self._max_concurrency,
-            sink=sink,
         )
 
     def _prepare_text(
