@@ -11,6 +11,7 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -26,12 +27,15 @@ from ._fanout import (
     InputItems,
     Pending,
     UnitResult,
+    interrupted,
     iterate_input,
     notify,
     spawn_detached,
 )
 from ._transport import Answer, SendProgress, Transport, make_timeout
 from .errors import (
+    ClientClosedError,
+    InputFailedError,
     MessagingError,
     OutcomeUnknownError,
     TransportError,
@@ -92,14 +96,24 @@ async def send_single(
     pending: Pending[Any], send_unit: Callable[[list[Pending[Any]], SendProgress], Any]
 ) -> Outcome:
     """The single-send contract every client keeps: the accepted outcome, or the typed error
-    (with the recipient's outcome on ``error.outcome``)."""
+    (with the recipient's outcome on ``error.outcome``). Whatever went wrong, the error is a
+    ``MessagingError``: a failure after the request may have left is ``OutcomeUnknownError``.
+    """
+    progress = SendProgress()
     try:
-        result: UnitResult = await send_unit([pending], SendProgress())
+        result: UnitResult = await send_unit([pending], progress)
     except TransportError as exc:
         unknown = isinstance(exc, OutcomeUnknownError)
         status = OutcomeStatus.UNKNOWN if unknown else OutcomeStatus.NOT_SENT
         exc.outcome = pending.outcome(status, str(exc))
         raise
+    except MessagingError:
+        raise
+    except Exception as exc:  # an answer no parser foresaw, say: the bulk road's rule
+        (outcome,) = interrupted([pending], progress, exc)
+        unknown = outcome.status is OutcomeStatus.UNKNOWN
+        error = OutcomeUnknownError if unknown else UnreachableError
+        raise error(outcome.reason or "", outcome=outcome) from exc
     return accepted_or_raise(result.outcomes[0])
 
 
@@ -124,23 +138,44 @@ def accepted_or_raise(outcome: Outcome) -> Outcome:
 
 
 class _StreamSink:
-    """Records outcomes for the caller's hook and sends them to the streaming consumer."""
+    """Calls the caller's hook and queues outcomes for the streaming consumer at once (the
+    queue is unbounded, but ``ready()`` holds the runner until the consumer asks for more,
+    so it holds at most what was in flight)."""
 
     def __init__(self, send: MemoryObjectSendStream[list[Outcome]], on_outcome: OnOutcome | None):
         self._send = send
         self._on_outcome = on_outcome
+        self._wanted = anyio.Event()
 
     def record(self, outcomes: list[Outcome]) -> None:
         notify(self._on_outcome, outcomes)
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
         # A consumer that stopped listening has closed the stream; the hook has the outcomes.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._send.send(outcomes)
+            self._send.send_nowait(outcomes)
+
+    async def ready(self) -> None:
+        await self._wanted.wait()
+
+    def want(self, wanted: bool) -> None:
+        """The consumer is waiting for outcomes (``True``), or busy with some (``False``)."""
+        if wanted:
+            self._wanted.set()
+        elif self._wanted.is_set():
+            self._wanted = anyio.Event()
+
+
+class _LiveRun:
+    """A bulk run in progress, so ``aclose()`` can stop it and wait for it."""
+
+    def __init__(self, runner: BulkRunner[Any]):
+        self.runner = runner
+        self.scope = anyio.CancelScope()  # cancelled when a stream's consumer goes away
+        self.finished = anyio.Event()
+        self.error: Exception | None = None  # a bug inside a stream's producer
 
 
 class BaseClient:
-    """Lifecycle (``async with`` / ``aclose``) and streaming for the gateway clients."""
+    """Lifecycle (``async with`` / ``aclose``) and the one bulk road of the gateway clients."""
 
     _transport: Transport
 
@@ -154,7 +189,8 @@ class BaseClient:
         default_country: str | None,
     ) -> None:
         """The settings every client checks the same way, before any other."""
-        self._live_streams: dict[anyio.CancelScope, anyio.Event] = {}
+        self._live_runs: list[_LiveRun] = []
+        self._closing = False
         self._username = check_credential(username, "username")
         self._password = check_credential(password, "password")
         self._max_concurrency = check_concurrency(max_concurrency)
@@ -189,16 +225,30 @@ class BaseClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop streams still running and close the connection pool; no sends afterwards."""
-        live = list(self._live_streams.items())
-        for scope, _ in live:
-            scope.cancel()
-        for _, finished in live:
-            await finished.wait()
-        await self._transport.aclose()
+        """Close the client; once this returns, no request leaves.
+
+        Bulk runs and streams still going (in any task) stop reading input: what they read
+        and did not send is ``not_sent``, and they raise ``ClientClosedError``. Requests
+        already out are given their answer (bounded by the timeout), so their outcomes are
+        honest; a cancelled ``aclose()`` cuts them short (``unknown``).
+        """
+        self._closing = True
+        self._transport.stop_sending()
+        live = list(self._live_runs)
+        for run in live:
+            run.runner.stop()
+        try:
+            for run in live:
+                await run.finished.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for run in live:
+                    run.scope.cancel()
+                    await run.finished.wait()
+                await self._transport.aclose()
 
     def _ensure_open(self) -> None:
-        if self._transport.closed:
+        if self._closing or self._transport.closed:
             raise MessagingError(f"this {type(self).__name__} is closed; create a new one")
 
     async def _send_bulk(
@@ -212,9 +262,15 @@ class BaseClient:
         self._ensure_open()
         read = iterate_input(items, what=plan.what)
         collector = Collector(on_outcome)
-        runner = BulkRunner(plan, collector)
-        await runner.run(read)
-        return build_report(collector, runner)
+        run = self._start(BulkRunner(plan, collector))
+        try:
+            with run.scope:
+                await run.runner.run(read)
+        finally:
+            self._end(run)
+        report = build_report(collector, run.runner)
+        _raise_if_interrupted(run.runner, report)
+        return report
 
     def _stream_bulk(
         self,
@@ -232,42 +288,74 @@ class BaseClient:
         items: InputItems[object],
         on_outcome: OnOutcome | None,
     ) -> AsyncIterator[Outcome]:
-        """Run a bulk call in a detached producer and yield outcomes as units finish."""
+        """Run a bulk call in a detached producer and yield outcomes as units finish.
+
+        The producer starts a unit only while this consumer waits for outcomes, so a
+        consumer that stops iterating (``break``, even with the generator still referenced)
+        stops the sending: only requests already out finish.
+        """
         self._ensure_open()
-        send, receive = anyio.create_memory_object_stream[list[Outcome] | Exception](8)
-        scope, finished = anyio.CancelScope(), anyio.Event()
-        runner = BulkRunner(plan, _StreamSink(send, on_outcome))
-        self._live_streams[scope] = finished
-        spawn_detached(_produce, scope, finished, send, runner, items)
+        send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
+        sink = _StreamSink(send, on_outcome)
+        run = self._start(BulkRunner(plan, sink))
+        spawn_detached(_produce, run, send, items, self._end)
         try:
             with receive:
-                async for batch in receive:
-                    if isinstance(batch, Exception):
-                        raise batch
+                while True:
+                    sink.want(receive.statistics().current_buffer_used == 0)
+                    try:
+                        batch = await receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    finally:
+                        sink.want(False)
                     for outcome in batch:
                         yield outcome
+            if run.error is not None:
+                raise run.error
+            _raise_if_interrupted(run.runner, None)
         finally:
-            scope.cancel()
+            run.scope.cancel()
             # The producer, cancelled, accounts for what it had in flight at once; waiting
             # for it means every on_outcome call has happened when the caller's loop ends.
             with anyio.CancelScope(shield=True):
-                await finished.wait()
-            self._live_streams.pop(scope, None)
+                await run.finished.wait()
+
+    def _start(self, runner: BulkRunner[Any]) -> _LiveRun:
+        run = _LiveRun(runner)
+        self._live_runs.append(run)
+        return run
+
+    def _end(self, run: _LiveRun) -> None:
+        self._live_runs.remove(run)
+        run.finished.set()
+
+
+def _raise_if_interrupted(runner: BulkRunner[Any], report: BulkReport | None) -> None:
+    """A run that did not read its whole input ends in an error carrying what it did read."""
+    if runner.stopped:
+        raise ClientClosedError(
+            "the client was closed during this bulk call; items not yet read have no outcome",
+            report=report,
+        )
+    if runner.input_error is not None:
+        name = type(runner.input_error).__name__
+        raise InputFailedError(
+            f"the input raised {name} mid-run; every item read before it has its outcome",
+            report=report,
+        ) from runner.input_error
 
 
 async def _produce(
-    scope: anyio.CancelScope,
-    finished: anyio.Event,
-    send: MemoryObjectSendStream[list[Outcome] | Exception],
-    runner: BulkRunner[Any],
+    run: _LiveRun,
+    send: MemoryObjectSendStream[list[Outcome]],
     items: InputItems[object],
+    end: Callable[[_LiveRun], None],
 ) -> None:
     try:
-        with scope, send:
-            try:
-                await runner.run(items)
-            except Exception as exc:  # the caller's input failed, or a bug: tell the consumer
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await send.send(exc)
+        with run.scope, send:
+            await run.runner.run(items)
+    except Exception as exc:  # a bug: tell the consumer rather than end quietly
+        run.error = exc
     finally:
-        finished.set()
+        end(run)

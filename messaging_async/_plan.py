@@ -103,10 +103,12 @@ class BulkPlan(Generic[M]):
 
 class OutcomeSink(Protocol):
     def record(self, outcomes: list[Outcome]) -> None:
-        """Take outcomes at once, without waiting; called even while being cancelled."""
+        """Take outcomes at once, without waiting; called even while being cancelled, so
+        every outcome reaches the caller however the run ends."""
 
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        """Hand recorded outcomes on; may wait for a slow consumer."""
+    async def ready(self) -> None:
+        """Return when the caller wants more: the runner starts no unit before. A stream
+        waits here for its consumer, so a consumer that stops asking stops the sending."""
 
 
 class Collector:
@@ -120,7 +122,7 @@ class Collector:
         self.outcomes.extend(outcomes)
         notify(self._on_outcome, outcomes)
 
-    async def deliver(self, outcomes: list[Outcome]) -> None:
+    async def ready(self) -> None:
         return None
 
 

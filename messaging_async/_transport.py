@@ -34,6 +34,7 @@ from ._exchange import (
     Reply,
     SendFailed,
 )
+from ._gate import Gate
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
 
@@ -80,15 +81,17 @@ class SendProgress:
     """Tells a caller that was cancelled whether its request may have left.
 
     ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway.
+    ended in a way that may have reached the gateway; ``answered`` once an answer came back
+    (so whatever fails after, parsing included, cannot mean "never sent").
     """
 
     in_flight: bool = False
     ambiguous: bool = False
+    answered: bool = False
 
     @property
     def may_have_left(self) -> bool:
-        return self.in_flight or self.ambiguous
+        return self.in_flight or self.ambiguous or self.answered
 
 
 def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -168,13 +171,22 @@ class Transport:
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
+        self._gate = Gate()
 
     @property
     def closed(self) -> bool:
         return self._exchange.closed
 
+    def stop_sending(self) -> None:
+        """From now on no request leaves; one already out still gets its answer read."""
+        self._gate.shut()
+
     async def aclose(self) -> None:
-        await self._exchange.aclose()
+        self._gate.shut()
+        try:
+            await self._gate.drained()
+        finally:
+            await self._exchange.aclose()
 
     async def post(
         self,
@@ -248,13 +260,19 @@ class Transport:
         try:
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
+            if not self._gate.admit():
+                notes.append("the client was closed")
+                return self._give_up(notes, progress, None)
             progress.in_flight = True
             try:
                 reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
             except SendFailed as failure:
                 progress.in_flight = False
                 return self._failed(base_url, failure, progress, notes)
+            finally:
+                self._gate.leave()
             progress.in_flight = False
+            progress.answered = True
         finally:
             self._limiter.release()
         if self._cooling_until:

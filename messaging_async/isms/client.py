@@ -26,7 +26,7 @@ from ..errors import (
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, checked_payload
+from ..text import Encoding, check_encoding, checked_payload
 from . import _waba, _wire
 from .whatsapp import WhatsAppMethods
 
@@ -220,7 +220,7 @@ class IsmsClient(WhatsAppMethods):
     # ---------------------------------------------------------------- internals
     def _sms_plan(self, encoding: Encoding | None) -> BulkPlan[_SmsPayload]:
         return BulkPlan(
-            prepare=partial(self._prepare_sms, encoding),
+            prepare=partial(self._prepare_sms, check_encoding(encoding)),
             send_unit=self._send_json_chunk,
             unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,

@@ -38,7 +38,7 @@ from ..errors import (
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, checked_payload
+from ..text import Encoding, check_encoding, check_text, checked_payload
 from . import _wire
 
 __all__ = ["SMSCOMMY_BASE_URL", "SmsComMyClient"]
@@ -253,7 +253,7 @@ class SmsComMyClient(BaseClient):
 
     def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
         return BulkPlan(
-            prepare=partial(self._prepare_text, flash, encoding),
+            prepare=partial(self._prepare_text, flash, check_encoding(encoding)),
             send_unit=self._send_request,
             unit_size=1,
             concurrency=self._max_concurrency,
