@@ -1,4 +1,8 @@
-"""What every gateway client shares: settings checks, lifecycle, and the bulk plumbing.
+"""What every gateway client shares: settings checks, lifecycle, and the one bulk road.
+
+Every bulk method (``send_*`` and ``stream_*``, both gateways) describes its call as a
+``BulkPlan`` and hands it to ``BaseClient._send_bulk`` / ``_stream_bulk``: run-level rules
+(how input failure and ``aclose()`` end a run, what the caller receives) live here once.
 
 A client owns one transport (one connection pool) and nothing else that is tied to a task,
 so it may be opened in one task and closed in another (pytest fixtures, app lifespans).

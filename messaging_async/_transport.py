@@ -258,11 +258,11 @@ class Transport:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         await _acquire(self._limiter)
         try:
-            # Cleared only once we know how the attempt ended: a cancellation arriving while
-            # the request is out leaves it set, and the request counts as maybe sent.
-            if not self._gate.admit():
+            if not self._gate.admit():  # aclose() began: this request is never made
                 notes.append("the client was closed")
                 return self._give_up(notes, progress, None)
+            # Cleared only once we know how the attempt ended: a cancellation arriving while
+            # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
             try:
                 reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
@@ -272,7 +272,6 @@ class Transport:
             finally:
                 self._gate.leave()
             progress.in_flight = False
-            progress.answered = True
         finally:
             self._limiter.release()
         if self._cooling_until:
@@ -285,6 +284,7 @@ class Transport:
         if status == _THROTTLED:
             notes.append(f"{_host(base_url)}: HTTP 429, rate limited")
             return _RoundOver(pause=_retry_after_seconds(reply))
+        progress.answered = True  # the caller reads it: a failure from here on is "unknown"
         return Answer(status=status, body=reply.body, base_url=base_url)
 
     def _failed(
