@@ -372,3 +372,17 @@ async def test_a_retry_waiting_when_the_client_closes_never_goes_out(backend: st
     (error,) = caught
     assert error.__class__.__name__ in {"OutcomeUnknownError", "UnreachableError"}
     assert fake.sent == []
+
+
+async def test_a_send_cancelled_while_waiting_out_a_429_stays_not_sent() -> None:
+    """429 says the gateway did not process it: an answer, but not one the caller reads, so a
+    cancellation during the pause is still ``not_sent`` (never a false ``unknown``)."""
+    throttled = httpx.MockTransport(
+        lambda request: httpx.Response(429, headers={"Retry-After": "5"})
+    )
+    retry = RetryPolicy(max_attempts=5, max_elapsed=30.0)
+    seen: list[Outcome] = []
+    async with FakeGateway().isms_client(transport=throttled, retry=retry) as client:
+        with anyio.move_on_after(0.3):
+            await client.send_sms_bulk([Sms(to=NUMBER, text="hi")], on_outcome=seen.append)
+    assert [o.status for o in seen] == [OutcomeStatus.NOT_SENT]
