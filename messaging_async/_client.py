@@ -245,11 +245,11 @@ class BaseClient:
             for run in live:
                 await run.finished.wait()
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):  # cancelled: cut the runs short, at once
                 for run in live:
                     run.scope.cancel()
                     await run.finished.wait()
-                await self._transport.aclose()
+            await self._transport.aclose()
 
     def _ensure_open(self) -> None:
         if self._closing or self._transport.closed:

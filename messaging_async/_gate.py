@@ -45,5 +45,6 @@ class Gate:
     async def drained(self) -> None:
         """Return once every admitted attempt has ended."""
         while self._admitted:
-            self._idle = anyio.Event()
+            if self._idle is None or self._idle.is_set():  # one event for every waiter
+                self._idle = anyio.Event()
             await self._idle.wait()

@@ -182,11 +182,13 @@ class Transport:
         self._gate.shut()
 
     async def aclose(self) -> None:
+        """Send nothing more, wait for the requests out (cancellable), close the pool."""
         self._gate.shut()
         try:
             await self._gate.drained()
         finally:
-            await self._exchange.aclose()
+            with anyio.CancelScope(shield=True):
+                await self._exchange.aclose()
 
     async def post(
         self,

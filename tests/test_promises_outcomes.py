@@ -384,3 +384,18 @@ async def test_a_send_cancelled_while_waiting_out_a_429_stays_not_sent() -> None
         with anyio.move_on_after(0.3):
             await client.send_sms_bulk([Sms(to=NUMBER, text="hi")], on_outcome=seen.append)
     assert [o.status for o in seen] == [OutcomeStatus.NOT_SENT]
+
+
+async def test_two_tasks_closing_the_client_at_once_both_return() -> None:
+    fake = FakeGateway()
+    fake.inject(Fault.SLOW, times=None, delay=0.5)  # the OTP is out while both close
+    async with serve(fake) as url:
+        client = fake.isms_client(base_url=url)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(client.send_sms, NUMBER, "OTP 123456")
+            await wait_until(lambda: arrived(fake) >= 1)
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as closers:
+                    closers.start_soon(client.aclose)
+                    closers.start_soon(client.aclose)
+    assert len(fake.sent) == 1  # the OTP out at the close was answered, not cut short
