@@ -32,6 +32,8 @@ from messaging_async import (
 )
 from messaging_async.testing import FakeGateway, Fault, serve
 
+from .conftest import make_client
+from .gateway import TestGateway, serve_on_loopback
 from .test_reliability import reconcile
 
 NUMBER = "60123456789"
@@ -399,3 +401,29 @@ async def test_two_tasks_closing_the_client_at_once_both_return() -> None:
                     closers.start_soon(client.aclose)
                     closers.start_soon(client.aclose)
     assert len(fake.sent) == 1  # the OTP out at the close was answered, not cut short
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_break_and_aclose_hold_under_trio_and_asyncio(library: str) -> None:
+    """The same promises over a thread-served loopback gateway, on both event loops."""
+    gateway = TestGateway()
+
+    async def main(url: str) -> None:
+        client = make_client(sms_base_urls=[url], max_concurrency=3)
+        stream = client.stream_sms_bulk(sms_batch(5_000))
+        taken = 0
+        async for _ in stream:
+            taken += 1
+            if taken == 60:
+                break
+        at_break = len(gateway.requests)
+        await anyio.sleep(0.5)
+        assert len(gateway.requests) - at_break <= 3, "the stream kept sending after break"
+        await client.aclose()
+        closed_at = len(gateway.requests)
+        await anyio.sleep(0.3)
+        assert len(gateway.requests) == closed_at
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    with serve_on_loopback(gateway) as url:
+        anyio.run(main, url, backend=library)
