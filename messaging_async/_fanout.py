@@ -213,8 +213,10 @@ class BulkRunner(Generic[M]):
         if isinstance(step, _Full):
             await self._dispatch(tasks, forming, step.key)
         else:
-            await self._sink.ready()
-            self._sink.record([step])
+            try:
+                await self._sink.ready()
+            finally:  # cancelled or closed while waiting, the item still has its outcome
+                self._sink.record([step])
 
     async def _dispatch(
         self, tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]], key: Hashable

@@ -427,3 +427,23 @@ def test_break_and_aclose_hold_under_trio_and_asyncio(library: str) -> None:
 
     with serve_on_loopback(gateway) as url:
         anyio.run(main, url, backend=library)
+
+
+async def test_an_invalid_item_waiting_for_the_consumer_keeps_its_outcome_at_close() -> None:
+    read = 0
+
+    def invalid() -> Iterator[Sms]:
+        nonlocal read
+        for n in range(1_000):
+            read += 1
+            yield Sms(to="not a number", text=f"x{n}")
+
+    hooked: list[Outcome] = []
+    async with FakeGateway().isms_client() as client:
+        stream = client.stream_sms_bulk(invalid(), on_outcome=hooked.append)
+        async for _ in stream:
+            if len(hooked) >= 5:
+                break
+        await client.aclose()  # the producer is waiting for the consumer with item k read
+        assert sorted(o.index for o in hooked) == list(range(read))
+        await stream.aclose()  # type: ignore[attr-defined]
