@@ -17,6 +17,8 @@ from .errors import (
     InvalidNumberError,
     InvalidRequestError,
     IpNotWhitelistedError,
+    JobRunningError,
+    LedgerError,
     MessagingError,
     OutcomeUnknownError,
     PlainHttpWarning,
@@ -29,6 +31,7 @@ from .errors import (
     WebhookError,
 )
 from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
+from .ledger import JobSummary, LedgerRecord, SqliteLedger
 from .models import (
     Balance,
     BulkReport,
@@ -79,6 +82,10 @@ __all__ = [
     "InvalidRequestError",
     "IpNotWhitelistedError",
     "IsmsClient",
+    "JobRunningError",
+    "JobSummary",
+    "LedgerError",
+    "LedgerRecord",
     "MessagingError",
     "Outcome",
     "OutcomeStatus",
@@ -88,6 +95,7 @@ __all__ = [
     "RetryPolicy",
     "Sms",
     "SmsComMyClient",
+    "SqliteLedger",
     "TemplateNotFoundError",
     "TransportError",
     "UnexpectedAnswerError",

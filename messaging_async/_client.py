@@ -14,15 +14,13 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import httpx
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._fanout import (
     BulkPlan,
@@ -33,13 +31,20 @@ from ._fanout import (
     UnitResult,
     interrupted,
     iterate_input,
-    notify,
     spawn_detached,
 )
-from ._transport import Answer, SendProgress, Transport, make_timeout
+from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
+from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
+from ._transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    HTTP_BACKENDS,
+    Answer,
+    SendProgress,
+    Transport,
+    check_base_urls,
+    make_timeout,
+)
 from .errors import (
-    ClientClosedError,
-    InputFailedError,
     MessagingError,
     OutcomeUnknownError,
     TransportError,
@@ -51,15 +56,27 @@ from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
 from .retry import RetryPolicy
 
-OnOutcome = Callable[[Outcome], object]
-
 MAX_CONCURRENCY_LIMIT = 1000
 
 
+# The check_* helpers raise ValidationError naming the argument, never TypeError or
+# AttributeError: a caller's ``except MessagingError`` must catch a bad setting, and a
+# client must refuse one before it builds its connection pool.
+
+
 def check_credential(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """A non-blank string that can go on the wire (UTF-8; no lone surrogate)."""
+    if not isinstance(value, str) or not value.strip() or not _encodable(value):
         raise ValidationError(f"{field} must be a non-empty string", field=field)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_concurrency(value: object, field: str = "max_concurrency") -> int:
@@ -82,18 +99,59 @@ def check_retry(value: object) -> RetryPolicy:
     return value
 
 
+def check_timeout(value: object) -> httpx.Timeout:
+    """Seconds or an ``httpx.Timeout``, each phase positive and finite (or ``None`` in a
+    Timeout: that phase unbounded). NaN compares false to every bound, so it is named."""
+    if isinstance(value, httpx.Timeout):
+        phases = (value.connect, value.read, value.write, value.pool)
+        if all(phase is None or _positive_seconds(phase) for phase in phases):
+            return value
+    elif value is None or _positive_seconds(value):
+        return make_timeout(value)  # type: ignore[arg-type]
+    raise ValidationError(
+        "timeout must be a positive, finite number of seconds or an httpx.Timeout",
+        field="timeout",
+    )
+
+
+def _positive_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def check_transport(value: object) -> httpx.AsyncBaseTransport | None:
+    if value is not None and not isinstance(value, httpx.AsyncBaseTransport):
+        raise ValidationError(
+            "transport must be an httpx.AsyncBaseTransport instance (or None)", field="transport"
+        )
+    return value
+
+
+def check_http_backend(value: object) -> str:
+    if not isinstance(value, str) or value not in HTTP_BACKENDS:
+        raise ValidationError(
+            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
+        )
+    return value
+
+
+def check_urls(value: object, field: str) -> tuple[str, ...]:
+    """``check_base_urls``, after making sure it was given a list or tuple of strings."""
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str | bytes)
+        or not all(isinstance(url, str) for url in value)
+    ):
+        raise ValidationError(f"{field} must be a non-empty list of URLs", field=field)
+    return check_base_urls(value, field=field)
+
+
 def default_calling_code(country: str | None) -> str | None:
     return None if country is None else calling_code(country)
-
-
-def build_report(collector: Collector, runner: BulkRunner[Any]) -> BulkReport:
-    """The outcomes in input order, whatever order their units finished in."""
-    outcomes = sorted(collector.outcomes, key=lambda outcome: outcome.index)
-    return BulkReport(
-        outcomes=tuple(outcomes),
-        credits_used=runner.summary.credits_used,
-        stopped_by=runner.summary.stopped_by,
-    )
 
 
 async def send_single(
@@ -141,43 +199,6 @@ def accepted_or_raise(outcome: Outcome) -> Outcome:
     raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
 
 
-class _StreamSink:
-    """Calls the caller's hook and queues outcomes for the streaming consumer at once (the
-    queue is unbounded, but ``ready()`` holds the runner until the consumer asks for more,
-    so it holds at most what was in flight)."""
-
-    def __init__(self, send: MemoryObjectSendStream[list[Outcome]], on_outcome: OnOutcome | None):
-        self._send = send
-        self._on_outcome = on_outcome
-        self._wanted = anyio.Event()
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        notify(self._on_outcome, outcomes)
-        # A consumer that stopped listening has closed the stream; the hook has the outcomes.
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._send.send_nowait(outcomes)
-
-    async def ready(self) -> None:
-        await self._wanted.wait()
-
-    def want(self, wanted: bool) -> None:
-        """The consumer is waiting for outcomes (``True``), or busy with some (``False``)."""
-        if wanted:
-            self._wanted.set()
-        elif self._wanted.is_set():
-            self._wanted = anyio.Event()
-
-
-class _LiveRun:
-    """A bulk run in progress, so ``aclose()`` can stop it and wait for it."""
-
-    def __init__(self, runner: BulkRunner[Any]):
-        self.runner = runner
-        self.scope = anyio.CancelScope()  # cancelled when a stream's consumer goes away
-        self.finished = anyio.Event()
-        self.error: Exception | None = None  # a bug inside a stream's producer
-
-
 class BaseClient:
     """Lifecycle (``async with`` / ``aclose``) and the one bulk road of the gateway clients."""
 
@@ -193,7 +214,7 @@ class BaseClient:
         default_country: str | None,
     ) -> None:
         """The settings every client checks the same way, before any other."""
-        self._live_runs: list[_LiveRun] = []
+        self._live_runs: list[LiveRun] = []
         self._closing = False
         self._username = check_credential(username, "username")
         self._password = check_credential(password, "password")
@@ -207,13 +228,18 @@ class BaseClient:
         transport: httpx.AsyncBaseTransport | None,
         pool_size: int,
         http_backend: str,
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
+        checked_timeout = check_timeout(timeout)
+        checked_transport = check_transport(transport)
+        backend = check_http_backend(http_backend)
         self._transport = Transport(
             retry=self._retry,
-            timeout=make_timeout(timeout),
+            timeout=checked_timeout,
             max_connections=pool_size,
-            transport=transport,
-            http_backend=http_backend,
+            transport=checked_transport,
+            http_backend=backend,
+            keepalive_expiry=keepalive_expiry,
         )
 
     async def __aenter__(self) -> Self:
@@ -273,7 +299,7 @@ class BaseClient:
         finally:
             self._end(run)
         report = build_report(collector, run.runner)
-        _raise_if_interrupted(run.runner, report)
+        raise_if_interrupted(run.runner, report)
         return report
 
     def _stream_bulk(
@@ -300,9 +326,9 @@ class BaseClient:
         """
         self._ensure_open()
         send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
-        sink = _StreamSink(send, on_outcome)
+        sink = StreamSink(send, on_outcome)
         run = self._start(BulkRunner(plan, sink))
-        spawn_detached(_produce, run, send, items, self._end)
+        spawn_detached(produce, run, send, items, self._end)
         try:
             with receive:
                 while True:
@@ -317,7 +343,7 @@ class BaseClient:
                         yield outcome
             if run.error is not None:
                 raise run.error
-            _raise_if_interrupted(run.runner, None)
+            raise_if_interrupted(run.runner, None)
         finally:
             run.scope.cancel()
             # The producer, cancelled, accounts for what it had in flight at once; waiting
@@ -325,41 +351,11 @@ class BaseClient:
             with anyio.CancelScope(shield=True):
                 await run.finished.wait()
 
-    def _start(self, runner: BulkRunner[Any]) -> _LiveRun:
-        run = _LiveRun(runner)
+    def _start(self, runner: BulkRunner[Any]) -> LiveRun:
+        run = LiveRun(runner)
         self._live_runs.append(run)
         return run
 
-    def _end(self, run: _LiveRun) -> None:
+    def _end(self, run: LiveRun) -> None:
         self._live_runs.remove(run)
         run.finished.set()
-
-
-def _raise_if_interrupted(runner: BulkRunner[Any], report: BulkReport | None) -> None:
-    """A run that did not read its whole input ends in an error carrying what it did read."""
-    if runner.stopped:
-        raise ClientClosedError(
-            "the client was closed during this bulk call; items not yet read have no outcome",
-            report=report,
-        )
-    if runner.input_error is not None:
-        name = type(runner.input_error).__name__
-        raise InputFailedError(
-            f"the input raised {name} mid-run; every item read before it has its outcome",
-            report=report,
-        ) from runner.input_error
-
-
-async def _produce(
-    run: _LiveRun,
-    send: MemoryObjectSendStream[list[Outcome]],
-    items: InputItems[object],
-    end: Callable[[_LiveRun], None],
-) -> None:
-    try:
-        with run.scope, send:
-            await run.runner.run(items)
-    except Exception as exc:  # a bug: tell the consumer rather than end quietly
-        run.error = exc
-    finally:
-        end(run)

@@ -1,8 +1,8 @@
 """Issue 12, outcomes: exactly one outcome per recipient, and ``not_sent`` only when nothing
 left — under bad items, absurd answers, failing input and ``aclose()`` from another task.
 
-Every recipient read is reconciled against what the sandbox recorded (the suite's checker
-in ``test_reliability``): accepted ⇔ recorded once · rejected / not_sent ⇔ never ·
+Every recipient read is reconciled against what the sandbox recorded (the suite's checker,
+``messaging_async.testing.reconcile``): accepted ⇔ recorded once · rejected / not_sent ⇔ never ·
 unknown ⇔ at most once.
 """
 
@@ -30,11 +30,10 @@ from messaging_async import (
     ValidationError,
     WhatsAppTemplate,
 )
-from messaging_async.testing import FakeGateway, Fault, serve
+from messaging_async.testing import FakeGateway, Fault, reconcile, serve
 
 from .conftest import make_client
 from .gateway import TestGateway, serve_on_loopback
-from .test_reliability import reconcile
 
 NUMBER = "60123456789"
 
@@ -46,9 +45,9 @@ def sms_batch(count: int, tag: str = "") -> list[Sms]:
 def reconcile_read(
     outcomes: Iterable[Outcome], fake: FakeGateway, batch: list[Sms]
 ) -> Counter[str]:
-    """The suite's invariant checker, over the items read: a prefix of ``batch``."""
+    """The suite's invariant checker, over the items read (a prefix of ``batch``)."""
     read = list(outcomes)
-    return reconcile(read, fake.sent, batch[: len(read)])
+    return reconcile(batch, read, fake.sent, read=len(read)).check()
 
 
 # ------------------------------------------------------------------ 1. a bad item

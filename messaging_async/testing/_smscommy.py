@@ -1,4 +1,8 @@
-"""The sandbox's own reading of sms.com.my HTTP Specification 1.84 (CONTRACT C)."""
+"""The sandbox's own reading of sms.com.my HTTP Specification 1.84 (docs/contract.md, C).
+
+Forms arrive as ASP.NET reads them (``_forms.aspnet_request``): names in lower case,
+whatever case the client wrote them in.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ if TYPE_CHECKING:
 _NUMBER = re.compile(r"\d{8,15}")
 _SENDER = re.compile(r"\d{1,13}|[A-Za-z0-9]{1,11}")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
-_BARCODE_TYPES = {"EMS", "Nokia", "MMS", "textmsg", "textlink"}
+# The table spells them so; the document's own URL writes msgtype=mms.
+_BARCODE_TYPES = {name.lower(): name for name in ("EMS", "Nokia", "MMS", "textmsg", "textlink")}
 SEQNO_MEMORY = 24 * 3600.0
 
 
@@ -33,10 +38,10 @@ def send(fake: FakeGateway, endpoint: str, form: dict[str, str]) -> SimulatedAns
     if not all(_NUMBER.fullmatch(number) for number in numbers):
         return _code(1705)
     text = _text_of(endpoint, form)
-    sender = form.get("sender")
+    sender = form.get("sender") or None  # an empty sender is no sender: it is optional
     if text is None or (sender is not None and not _SENDER.fullmatch(sender)):
         return _code(1706)
-    seqno = form.get("seqno") or None
+    seqno = _seqno(endpoint, form)
     if seqno is not None and fake.seqno_seen(seqno):
         return _code(1718)
     credits = Decimal(estimate_credits(text)) * len(numbers)
@@ -53,7 +58,7 @@ def send(fake: FakeGateway, endpoint: str, form: dict[str, str]) -> SimulatedAns
                 endpoint=endpoint.rsplit("/", 1)[-1],
                 to=number,
                 message_id=message_id,
-                type=form.get("type") or form.get("msgtype", ""),
+                type=form.get("type") or _BARCODE_TYPES.get(form.get("msgtype", "").lower(), ""),
                 text=text,
                 sender=sender,
                 seqno=seqno,
@@ -61,9 +66,17 @@ def send(fake: FakeGateway, endpoint: str, form: dict[str, str]) -> SimulatedAns
                 at=fake.now(),
             )
         )
-    if endpoint.endswith("NoDR.aspx"):
-        return SimulatedAnswer(200, "1701")
+    if endpoint.endswith("NoDR.aspx"):  # the one success form, without the MsgId it lacks
+        return SimulatedAnswer(200, "1701:")
     return SimulatedAnswer(200, f"1701:{message_id}")
+
+
+def _seqno(endpoint: str, form: dict[str, str]) -> str | None:
+    """``seqno``; on ISendSMS2D.aspx also ``sseqno``, as the document's table spells it."""
+    seqno = form.get("seqno")
+    if not seqno and endpoint.endswith("2D.aspx"):
+        seqno = form.get("sseqno")
+    return seqno or None
 
 
 def _text_of(endpoint: str, form: dict[str, str]) -> str | None:
@@ -72,7 +85,7 @@ def _text_of(endpoint: str, form: dict[str, str]) -> str | None:
     if not message:
         return None
     if endpoint.endswith("2D.aspx"):
-        return message if form.get("msgtype") in _BARCODE_TYPES else None
+        return message if form.get("msgtype", "").lower() in _BARCODE_TYPES else None
     kind = form.get("type")
     if kind in ("1", "2"):
         return message if message.isascii() and is_gsm_text(message) else None
