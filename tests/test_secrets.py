@@ -476,3 +476,71 @@ def test_a_secret_is_redacted_in_every_form_it_may_be_echoed_in(secret: str, aro
         for echoed in (form, ascii_upper):
             redacted = Redactor([secret])(around.format(echoed))
             assert redacted == around.format(MASK), (secret, form)
+
+
+async def _echo_in_a_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A well-formed answer that echoes the request body in a response header, its reason
+    phrase and its body: httpcore's DEBUG trace logs the status line and headers it reads."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    body = (await reader.readexactly(length)).replace(b"\r", b"").replace(b"\n", b"")
+    writer.write(
+        b"HTTP/1.1 200 "
+        + body
+        + b"\r\nX-Echo: "
+        + body
+        + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+    await writer.drain()
+    writer.close()
+
+
+async def test_an_answer_echoing_the_request_in_a_header_leaks_nothing_in_debug_logs(
+    debug_everywhere: pytest.LogCaptureFixture,
+) -> None:
+    """httpcore logs the status line and headers it read (``receive_response_headers.complete
+    return_value=(…, [(b'X-Echo', b'…pwd…')])``); none of an answer's words reach any
+    httpcore, httpx or aiohttp record, on either backend, while the event itself still does."""
+    server = await asyncio.start_server(_echo_in_a_header, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    async with server:
+        for backend in ("httpx", "aiohttp"):
+            settings: dict[str, Any] = {
+                "retry": RetryPolicy.no_wait(max_attempts=1),
+                "http_backend": backend,
+            }
+            async with (
+                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+                SmsComMyClient(
+                    username="demo-user", password=PASSWORD, base_url=url, **settings
+                ) as smsmy,
+            ):
+                for number, text in zip(NUMBERS, TEXTS, strict=True):
+                    for call in (
+                        isms.send_sms(number, text),
+                        isms.send_whatsapp_template(number, "otp", params=[text]),
+                        smsmy.send_sms(number, text),
+                    ):
+                        await _raises(call)
+    third_party = [
+        record
+        for record in debug_everywhere.records
+        if record.name.split(".")[0] in {"httpx", "httpcore", "aiohttp"}
+    ]
+    logged = "\n".join(record.getMessage() for record in third_party)
+    assert "receive_response_headers.complete status=200" in logged  # the trace did run
+    assert "X-Echo" not in logged
+    assert PASSWORD not in logged
+    assert APP_SECRET not in logged
+    for text in TEXTS:
+        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in logged, fragment
+    for number in NUMBERS:
+        assert number not in logged
