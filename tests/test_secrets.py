@@ -479,8 +479,9 @@ def test_a_secret_is_redacted_in_every_form_it_may_be_echoed_in(secret: str, aro
 
 
 async def _echo_in_a_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A well-formed answer that echoes the request body in a response header, its reason
-    phrase and its body: httpcore's DEBUG trace logs the status line and headers it reads."""
+    """A well-formed answer that echoes the request body in response headers (cookies too:
+    aiohttp logs the names of cookies it cannot load), its reason phrase and its body:
+    httpcore's DEBUG trace logs the status line and headers it reads."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = next(
         int(line.split(b":")[1])
@@ -493,6 +494,10 @@ async def _echo_in_a_header(reader: asyncio.StreamReader, writer: asyncio.Stream
         + body
         + b"\r\nX-Echo: "
         + body
+        + b"\r\nSet-Cookie: "
+        + body
+        + b"\r\nSet-Cookie: "
+        + body.replace(b"=", b" ")
         + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
         + body
     )

@@ -88,7 +88,11 @@ exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
     blast.description = BLAST_HELP
     blast.add_argument("csv", type=Path)
-    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--text",
+        required=True,
+        help='a template such as "Hi {name}": plain {column} fields of the CSV only',
+    )
     blast.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
