@@ -123,9 +123,10 @@ class Redactor:
 
     Cheap to make (one per request unit, on the hot path) and cheap to apply to a text that
     quotes none of them (most refusals): each secret's and word's ASCII runs are looked for
-    first, and a pattern is built only for those whose runs are all present, and for the
-    4-digit windows the answer does hold. Matching ignores case (a gateway may
-    upper-case what it echoes) and takes the longest form at each place, in one pass.
+    first, and a pattern is built only for those whose runs are all present; the digit
+    rule runs only on an answer holding one of the secrets' 4-digit runs. Matching ignores
+    case (a gateway may upper-case what it echoes) and takes the longest form at each
+    place, in one pass.
     """
 
     __slots__ = ("_cores", "_numbers", "_secrets", "_windows")
@@ -144,10 +145,11 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret removed and every number masked."""
+        cored = self._cored()  # also fills ``_windows``
         lowered = text.lower()
         present = [
             (value, is_number)
-            for value, cores, is_number in self._cored()
+            for value, cores, is_number in cored
             if all(core in lowered for core in cores)
         ]
         digits = bool(self._windows) and self._holds_window(text)
