@@ -129,7 +129,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -140,7 +140,7 @@ class SmsComMyClient(BaseClient):
 
         def prepare() -> Pending[_wire.Request]:
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -153,7 +153,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -273,7 +273,8 @@ class SmsComMyClient(BaseClient):
     ) -> Pending[_wire.Request]:
         """``seqnos``: the caller's seqnos already used in this call. A second message with
         the same seqno is refused before sending: the gateway would answer it 1718, which
-        after a retry of ours reads as "accepted" though it never recorded that message."""
+        reads as "accepted" (the gateway has a message with the caller's seqno) though it
+        never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -284,8 +285,9 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
+        request = _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         pending = self._pending(
-            index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
+            index, item.to, item.ref, request, caller_seqno=item.seqno is not None
         )
         if item.seqno is not None:
             if seqno in seqnos:
@@ -298,8 +300,12 @@ class SmsComMyClient(BaseClient):
             seqnos.add(seqno)
         return pending
 
-    def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
+    def _pending(
+        self, index: int, to: object, ref: Any, message: Any, *, caller_seqno: bool = False
+    ) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
+        if caller_seqno:
+            message = evolve(message, caller_seqno=True)
         seqno = message.seqno if isinstance(message, _wire.Request) else None
         return Pending(position=index, to=number, ref=ref, message=message, seqno=seqno)
 
@@ -331,6 +337,7 @@ class SmsComMyClient(BaseClient):
             retried=progress.ambiguous,
             raw=answer.text,
             redact=redact,
+            caller_seqno=request.caller_seqno,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
