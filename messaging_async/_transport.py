@@ -35,6 +35,7 @@ from ._exchange import (
     Reply,
     SendFailed,
 )
+from ._gate import Gate
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
 
@@ -89,15 +90,17 @@ class SendProgress:
     """Tells a caller that was cancelled whether its request may have left.
 
     ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway.
+    ended in a way that may have reached the gateway; ``answered`` once an answer came back
+    (so whatever fails after, parsing included, cannot mean "never sent").
     """
 
     in_flight: bool = False
     ambiguous: bool = False
+    answered: bool = False
 
     @property
     def may_have_left(self) -> bool:
-        return self.in_flight or self.ambiguous
+        return self.in_flight or self.ambiguous or self.answered
 
 
 def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -198,13 +201,24 @@ class Transport:
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
+        self._gate = Gate()
 
     @property
     def closed(self) -> bool:
         return self._exchange.closed
 
+    def stop_sending(self) -> None:
+        """From now on no request leaves; one already out still gets its answer read."""
+        self._gate.shut()
+
     async def aclose(self) -> None:
-        await self._exchange.aclose()
+        """Send nothing more, wait for the requests out (cancellable), close the pool."""
+        self._gate.shut()
+        try:
+            await self._gate.drained()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._exchange.aclose()
 
     async def post(
         self,
@@ -284,6 +298,9 @@ class Transport:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         await _acquire(self._limiter)
         try:
+            if not self._gate.admit():  # aclose() began: this request is never made
+                notes.append("the client was closed")
+                return self._give_up(notes, progress, None)
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
@@ -292,6 +309,8 @@ class Transport:
             except SendFailed as failure:
                 progress.in_flight = False
                 return self._failed(base_url, redact(str(failure)), failure, progress, notes)
+            finally:
+                self._gate.leave()
             progress.in_flight = False
         finally:
             self._limiter.release()
@@ -305,6 +324,7 @@ class Transport:
         if status == _THROTTLED:
             notes.append(f"{_host(base_url)}: HTTP 429, rate limited")
             return _RoundOver(pause=_retry_after_seconds(reply))
+        progress.answered = True  # the caller reads it: a failure from here on is "unknown"
         return Answer(status=status, body=reply.body, base_url=base_url)
 
     def _failed(

@@ -12,14 +12,13 @@ import httpx
 
 from .._client import (
     OnOutcome,
-    build_report,
     check_concurrency,
     check_credential,
     check_urls,
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
@@ -29,7 +28,7 @@ from ..errors import (
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, checked_payload
+from ..text import Encoding, check_encoding, checked_payload
 from . import _waba, _wire
 from .whatsapp import WhatsAppMethods
 
@@ -171,12 +170,7 @@ class IsmsClient(WhatsAppMethods):
         the call is being cancelled. Raises only for bad arguments; a fatal answer
         (authentication, credits) stops the run and is on ``report.stopped_by``.
         """
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._sms_runner(encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._sms_plan(encoding), messages, on_outcome)
 
     def stream_sms_bulk(
         self,
@@ -187,8 +181,7 @@ class IsmsClient(WhatsAppMethods):
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._sms_runner, encoding), items, on_outcome)
+        return self._stream_bulk(self._sms_plan(encoding), messages, on_outcome)
 
     async def send_sms_classic(
         self,
@@ -205,18 +198,14 @@ class IsmsClient(WhatsAppMethods):
         """
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_SmsPayload] = BulkRunner(
+        plan: BulkPlan[_SmsPayload] = BulkPlan(
             prepare=partial(self._prepare_number, payload),
-            unit_key=lambda pending: 0,
-            unit_size=_wire.MAX_RECIPIENTS,
             send_unit=self._send_classic_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome)
 
     async def get_balance(self) -> Balance:
         """The account's credit balance. Retried freely: a look-up cannot send anything."""
@@ -240,14 +229,13 @@ class IsmsClient(WhatsAppMethods):
         return Balance(credits=credits, raw=answer.text)
 
     # ---------------------------------------------------------------- internals
-    def _sms_runner(self, encoding: Encoding | None, sink: OutcomeSink) -> BulkRunner[_SmsPayload]:
-        return BulkRunner(
-            prepare=partial(self._prepare_sms, encoding),
-            unit_key=_encoding_of,
-            unit_size=_wire.MAX_RECIPIENTS,
+    def _sms_plan(self, encoding: Encoding | None) -> BulkPlan[_SmsPayload]:
+        return BulkPlan(
+            prepare=partial(self._prepare_sms, check_encoding(encoding)),
             send_unit=self._send_json_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=sink,
+            unit_key=_encoding_of,
         )
 
     def _prepare_sms(

@@ -21,14 +21,13 @@ from attrs import evolve
 from .._client import (
     BaseClient,
     OnOutcome,
-    build_report,
     check_concurrency,
     check_urls,
     send_single,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._parse import parse_decimal
+from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
@@ -42,7 +41,7 @@ from ..errors import (
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, checked_payload
+from ..text import Encoding, check_encoding, check_text, checked_payload
 from . import _wire
 
 __all__ = ["SMSCOMMY_BASE_URL", "SmsComMyClient"]
@@ -130,7 +129,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -141,7 +140,7 @@ class SmsComMyClient(BaseClient):
 
         def prepare() -> Pending[_wire.Request]:
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -154,7 +153,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare)
 
@@ -168,12 +167,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
     ) -> BulkReport:
         """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._text_runner(flash, encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._text_plan(flash, encoding), messages, on_outcome)
 
     def stream_sms_bulk(
         self,
@@ -184,8 +178,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._text_runner, flash, encoding), items, on_outcome)
+        return self._stream_bulk(self._text_plan(flash, encoding), messages, on_outcome)
 
     async def send_sms_same_text(
         self,
@@ -200,18 +193,14 @@ class SmsComMyClient(BaseClient):
         gives no message id and no delivery report; every outcome says so."""
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_Text] = BulkRunner(
+        plan: BulkPlan[_Text] = BulkPlan(
             prepare=lambda index, number: self._pending(index, number, None, payload),
-            unit_key=lambda pending: 0,
-            unit_size=self._no_dr_batch_size,
             send_unit=partial(self._send_no_dr_batch, flash),
+            unit_size=self._no_dr_batch_size,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome)
 
     # ---------------------------------------------------------------- account
     async def get_credits(self) -> Credits:
@@ -271,16 +260,12 @@ class SmsComMyClient(BaseClient):
             raise
         return await send_single(pending, self._send_request)
 
-    def _text_runner(
-        self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
-    ) -> BulkRunner[_wire.Request]:
-        return BulkRunner(
-            prepare=partial(self._prepare_text, flash, encoding, set()),
-            unit_key=lambda pending: 0,
-            unit_size=1,
+    def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
+        return BulkPlan(
+            prepare=partial(self._prepare_text, flash, check_encoding(encoding), set()),
             send_unit=self._send_request,
+            unit_size=1,
             concurrency=self._max_concurrency,
-            sink=sink,
         )
 
     def _prepare_text(
@@ -288,7 +273,8 @@ class SmsComMyClient(BaseClient):
     ) -> Pending[_wire.Request]:
         """``seqnos``: the caller's seqnos already used in this call. A second message with
         the same seqno is refused before sending: the gateway would answer it 1718, which
-        after a retry of ours reads as "accepted" though it never recorded that message."""
+        reads as "accepted" (the gateway has a message with the caller's seqno) though it
+        never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -299,8 +285,9 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
+        request = _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         pending = self._pending(
-            index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
+            index, item.to, item.ref, request, caller_seqno=item.seqno is not None
         )
         if item.seqno is not None:
             if seqno in seqnos:
@@ -313,8 +300,12 @@ class SmsComMyClient(BaseClient):
             seqnos.add(seqno)
         return pending
 
-    def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
+    def _pending(
+        self, index: int, to: object, ref: Any, message: Any, *, caller_seqno: bool = False
+    ) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
+        if caller_seqno:
+            message = evolve(message, caller_seqno=True)
         seqno = message.seqno if isinstance(message, _wire.Request) else None
         return Pending(position=index, to=number, ref=ref, message=message, seqno=seqno)
 
@@ -346,6 +337,7 @@ class SmsComMyClient(BaseClient):
             retried=progress.ambiguous,
             raw=answer.text,
             redact=redact,
+            caller_seqno=request.caller_seqno,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
