@@ -4,13 +4,16 @@ its status, and cancelling it before any worker ran — no gateway involved."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
 from messaging_async import Sms
 from messaging_async.errors import ValidationError
+from messaging_async.ledger import JobSummary
 from messaging_async.workers import blast_status, cancel_blast, submit_blast
+from messaging_async.workers._control import combine
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +106,29 @@ async def test_cancelling_before_any_worker_settles_every_recipient_as_not_sent(
     assert [state for state, _ in _tasks(pg_dsn)] == ["cancelled"] * 3
     assert await cancel_blast(pg_dsn, "promo") == 0
     assert await cancel_blast(pg_dsn, "no-such-blast") is None
+
+
+def test_a_blasts_summary_adds_up_its_slices() -> None:
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    one = JobSummary(
+        job="p#000000",
+        total=3,
+        outcomes={"accepted": 2, "unknown": 1},
+        delivery={"delivered": 1, "awaiting": 1},
+        first_activity=late,
+        last_activity=late,
+    )
+    two = JobSummary(
+        job="p#000001",
+        total=2,
+        outcomes={"accepted": 1},
+        delivery={"delivered": 1},
+        in_flight=1,
+        first_activity=early,
+        last_activity=early,
+    )
+    both = combine("p", [one, two, JobSummary(job="p#000002", total=0, outcomes={}, delivery={})])
+    assert (both.job, both.total, both.in_flight) == ("p", 5, 1)
+    assert both.outcomes == {"accepted": 3, "unknown": 1, "rejected": 0, "not_sent": 0}
+    assert both.delivery == {"delivered": 2, "awaiting": 1}
+    assert (both.first_activity, both.last_activity) == (early, late)
