@@ -79,6 +79,7 @@ class Request:
     path: str
     fields: dict[str, str] = field(repr=False)
     secrets: tuple[str, ...] = field(repr=False)
+    resumed: bool = False  # sent again under a seqno a ledger recorded: 1718 means accepted
 
     @property
     def seqno(self) -> str:
