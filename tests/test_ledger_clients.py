@@ -86,11 +86,15 @@ async def test_a_finished_job_run_again_sends_nothing(tmp_path: Path) -> None:
         first = await isms.send_sms_bulk(smses(120), job="promo")
         again = await isms.send_sms_bulk(smses(120), job="promo")
         summary = await ledger.summary("promo")
-    assert first.all_accepted and not any(o.from_ledger for o in first.outcomes)
-    assert again.all_accepted and all(o.from_ledger for o in again.outcomes)
+    assert first.all_accepted
+    assert not any(o.from_ledger for o in first.outcomes)
+    assert again.all_accepted
+    assert all(o.from_ledger for o in again.outcomes)
     assert [o.message_id for o in again.outcomes] == [o.message_id for o in first.outcomes]
-    assert set(times_sent(fake).values()) == {1} and len(fake.sent) == 120
-    assert summary.total == 120 and summary.outcomes["accepted"] == 120
+    assert set(times_sent(fake).values()) == {1}
+    assert len(fake.sent) == 120
+    assert summary.total == 120
+    assert summary.outcomes["accepted"] == 120
 
 
 async def test_resume_sends_not_sent_and_skips_settled(tmp_path: Path) -> None:
@@ -107,12 +111,14 @@ async def test_resume_sends_not_sent_and_skips_settled(tmp_path: Path) -> None:
         fake.isms_client(ledger=ledger, **one_try) as isms,
     ):
         first = await isms.send_sms_bulk(smses(150), job="promo")
-        assert first.counts["not_sent"] == 50 and first.counts["accepted"] == 100
+        assert first.counts["not_sent"] == 50
+        assert first.counts["accepted"] == 100
         again = await isms.send_sms_bulk(smses(150), job="promo")
     assert again.all_accepted
     resent = [o for o in again.outcomes if not o.from_ledger]
     assert {o.index for o in resent} == {o.index for o in first.not_sent}
-    assert set(times_sent(fake).values()) == {1} and len(fake.sent) == 150
+    assert set(times_sent(fake).values()) == {1}
+    assert len(fake.sent) == 150
 
 
 async def test_ref_is_the_identity_and_a_repeat_is_rejected(tmp_path: Path) -> None:
@@ -123,10 +129,13 @@ async def test_ref_is_the_identity_and_a_repeat_is_rejected(tmp_path: Path) -> N
         report = await isms.send_sms_bulk(rows, job="refs")
         # Reordered input: the refs, not the positions, say who was sent already.
         again = await isms.send_sms_bulk(list(reversed(rows[:5])), job="refs")
-    assert report.counts["accepted"] == 5 and report.outcomes[5].status is OutcomeStatus.REJECTED
+    assert report.counts["accepted"] == 5
+    assert report.outcomes[5].status is OutcomeStatus.REJECTED
     assert "more than once" in (report.outcomes[5].reason or "")
-    assert again.all_accepted and all(o.from_ledger for o in again.outcomes)
-    assert len(fake.sent) == 5 and not fake.sent_to("60129999999")
+    assert again.all_accepted
+    assert all(o.from_ledger for o in again.outcomes)
+    assert len(fake.sent) == 5
+    assert not fake.sent_to("60129999999")
 
 
 async def test_changed_input_is_rejected_and_not_sent(tmp_path: Path) -> None:
@@ -177,9 +186,11 @@ async def test_isms_left_in_flight_is_unknown_and_never_resent(tmp_path: Path) -
         report = await isms.send_sms_bulk(rows, job="j")
         again = await isms.send_sms_bulk(rows, job="j")
         forced = await isms.send_sms_bulk(rows, job="j", resend_unknown=True)
-    assert report.outcomes[0].status is OutcomeStatus.UNKNOWN and report.outcomes[0].from_ledger
+    assert report.outcomes[0].status is OutcomeStatus.UNKNOWN
+    assert report.outcomes[0].from_ledger
     assert again.outcomes[0].status is OutcomeStatus.UNKNOWN
-    assert forced.all_accepted and not forced.outcomes[0].from_ledger  # asked for: risky
+    assert forced.all_accepted
+    assert not forced.outcomes[0].from_ledger
     assert [m.to for m in fake.sent] == [rows[1].to, rows[2].to, rows[0].to]
 
 
@@ -240,8 +251,10 @@ async def test_streams_and_whatsapp_and_no_dr_are_journalled(tmp_path: Path) -> 
         summary = await ledger.summary("nodr")
     assert all(o.ok and not o.from_ledger for o in streamed)
     assert all(o.ok and o.from_ledger for o in again)
-    assert no_dr.all_accepted and summary.delivery["no_report_expected"] == 4
-    assert classic.all_accepted and all(o.from_ledger for o in classic_again.outcomes)
+    assert no_dr.all_accepted
+    assert summary.delivery["no_report_expected"] == 4
+    assert classic.all_accepted
+    assert all(o.from_ledger for o in classic_again.outcomes)
     assert len(fake.sent) == 3 + 4 + 4
 
 
@@ -260,10 +273,14 @@ async def test_keyed_single_sends_are_idempotent(tmp_path: Path) -> None:
         wa_again = await isms.send_whatsapp_template("60123000002", "otp", params=["1"], key="wa:1")
         my_first = await my.send_sms("60123000003", "OTP 5678", key="my:1")
         my_again = await my.send_sms("60123000003", "OTP 5678", key="my:1")
-    assert first.ok and not first.from_ledger
-    assert second.from_ledger and second.message_id == first.message_id
-    assert wa_again.from_ledger and wa_again.message_id == wa.message_id
-    assert my_again.from_ledger and my_again.message_id == my_first.message_id
+    assert first.ok
+    assert not first.from_ledger
+    assert second.from_ledger
+    assert second.message_id == first.message_id
+    assert wa_again.from_ledger
+    assert wa_again.message_id == wa.message_id
+    assert my_again.from_ledger
+    assert my_again.message_id == my_first.message_id
     assert len(fake.sent) == 3
 
 
@@ -285,6 +302,8 @@ async def test_a_keyed_send_left_in_flight_by_a_dead_process(tmp_path: Path) -> 
         with pytest.raises(OutcomeUnknownError) as caught:
             await isms.send_sms("60123000001", "OTP 1", key="otp")
         resent = await my.send_sms("60123000002", "OTP 2", key="my-otp")
-    assert caught.value.outcome is not None and caught.value.outcome.from_ledger
-    assert resent.ok and resent.seqno == "seqK"
+    assert caught.value.outcome is not None
+    assert caught.value.outcome.from_ledger
+    assert resent.ok
+    assert resent.seqno == "seqK"
     assert [(m.to, m.seqno) for m in fake.sent] == [("60123000002", "seqK")]
