@@ -70,11 +70,12 @@ async def test_job_and_key_need_a_ledger() -> None:
         for call in calls:
             with pytest.raises(ValidationError):
                 await call()
-        for stream in (
+        streams: list[Callable[[], object]] = [
             lambda: isms.stream_sms_bulk(smses(1), job="j"),
             lambda: isms.stream_whatsapp_bulk([], job="j"),
             lambda: my.stream_sms_bulk(smses(1), job="j"),
-        ):
+        ]
+        for stream in streams:
             with pytest.raises(ValidationError):
                 stream()
     assert fake.sent == []
@@ -164,7 +165,7 @@ async def test_the_claim_is_committed_before_the_request_leaves(tmp_path: Path) 
             seen.append({row[0] for row in rows})
         return handle(method, path_, query, body, content_type)
 
-    fake.handle = peeking  # type: ignore[method-assign]
+    fake.handle = peeking  # type: ignore[method-assign,assignment]
     async with SqliteLedger(path) as ledger, fake.smscommy_client(ledger=ledger) as my:
         await my.send_sms_bulk(smses(4), job="wal", on_outcome=None)
     sent_order = [m.to for m in fake.sent]
