@@ -11,7 +11,7 @@ import sys
 
 import anyio
 
-from messaging_async import Sms, SqliteLedger
+from messaging_async import IsmsClient, Sms, SmsComMyClient, SqliteLedger
 from messaging_async.testing import FakeGateway
 
 JOB = "crash-blast"
@@ -24,6 +24,7 @@ def recipients(count: int) -> list[Sms]:
 async def blast(gateway: str, base_url: str, path: str, count: int) -> None:
     builder = FakeGateway()  # only to build a client for the served sandbox
     async with SqliteLedger(path) as ledger:
+        client: IsmsClient | SmsComMyClient
         if gateway == "isms":
             client = builder.isms_client(base_url=base_url, ledger=ledger, max_concurrency=2)
         else:
