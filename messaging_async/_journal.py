@@ -201,8 +201,9 @@ async def send_keyed(
         outcome = await send(pending)
     except BaseException as exc:
         failed = getattr(exc, "outcome", None)
-        if not isinstance(failed, Outcome):  # cancelled: it may have left
-            failed = pending.outcome(OutcomeStatus.UNKNOWN, "cancelled; it may have been sent")
+        if not isinstance(failed, Outcome):  # cancelled, or no outcome: it may have left
+            reason = "the send ended without an answer; it may have been sent"
+            failed = pending.outcome(OutcomeStatus.UNKNOWN, reason)
         with anyio.CancelScope(shield=True):
             await ledger.settle_key(key, failed)
         raise

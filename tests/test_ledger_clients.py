@@ -26,6 +26,12 @@ from messaging_async.testing import FakeGateway, Fault
 DEAD = Owner("another-host", 4242, 1.0)  # a run elsewhere whose lease has run out
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The journal's calls (worker threads, shielded settles) on both backends."""
+    return str(request.param)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_900_000_000.0
@@ -308,3 +314,23 @@ async def test_a_keyed_send_left_in_flight_by_a_dead_process(tmp_path: Path) -> 
     assert resent.ok
     assert resent.seqno == "seqK"
     assert [(m.to, m.seqno) for m in fake.sent] == [("60123000002", "seqK")]
+
+
+async def test_a_run_stopped_by_a_fatal_answer_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """Credits run out mid-job: the accepted chunks and the refused one keep their recorded
+    outcomes; what the stop left not sent goes with the next run (the stop is decided per
+    unit after the ledger's look-up, never over a recorded outcome)."""
+    fake = FakeGateway(isms_credits=100)
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        async with fake.isms_client(ledger=ledger, max_concurrency=1) as isms:
+            first = await isms.send_sms_bulk(smses(250), job="j")
+        fake.isms_credits += 1000
+        async with fake.isms_client(ledger=ledger, max_concurrency=1) as isms:
+            again = await isms.send_sms_bulk(smses(250), job="j")
+    assert first.stopped_by is not None
+    assert first.counts == {"accepted": 100, "rejected": 50, "not_sent": 100, "unknown": 0}
+    assert again.counts == {"accepted": 200, "rejected": 50, "not_sent": 0, "unknown": 0}
+    decided = {o.index for o in again.outcomes if o.from_ledger}
+    assert decided == {o.index for o in first.outcomes if o.status != "not_sent"}
+    assert set(times_sent(fake).values()) == {1}
+    assert len(fake.sent) == 200
