@@ -30,7 +30,9 @@ async def blast(gateway: str, base_url: str, path: str, count: int) -> None:
         else:
             client = builder.smscommy_client(base_url=base_url, ledger=ledger, max_concurrency=4)
         async with client:
-            await client.send_sms_bulk(recipients(count), job=JOB)
+            print("ready", flush=True)  # noqa: T201 - the test reads it
+            report = await client.send_sms_bulk(recipients(count), job=JOB)
+    print("done", report.counts, flush=True)  # noqa: T201
 
 
 if __name__ == "__main__":
