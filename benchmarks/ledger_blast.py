@@ -103,6 +103,10 @@ def main(count: int, rounds: int) -> None:
 Resuming the job with 90% settled: {rate:,.0f} recipients/s for the whole call ({sent:,}
 sent, the rest from the ledger); the issue's target for skipping settled ones is
 ≥ 200,000 recipients/s (the store alone: `benchmarks/ledger.py`).
+
+The SDK calls the ledger once per unit (plan, claim, settle); the store's own CPU per
+recipient (`benchmarks/ledger.py`, in worker threads that share the GIL with the event
+loop) is what the ratio pays for.
 """,
     )
 

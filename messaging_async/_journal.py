@@ -70,11 +70,16 @@ def check_key(ledger: Ledger | None, key: object) -> str | None:
     return key
 
 
+_ENTRY: list[type[Entry]] = []  # the ledger's Entry, imported on first use (see above)
+
+
 def _entry(pending: Pending[Any]) -> Entry:
     """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
-    from .ledger import Entry
+    if not _ENTRY:
+        from .ledger import Entry
 
-    return tuple.__new__(Entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
+        _ENTRY.append(Entry)
+    return tuple.__new__(_ENTRY[0], (pending[0], pending[1], pending[2], pending[5], pending[4]))
 
 
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
