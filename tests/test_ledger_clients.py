@@ -334,3 +334,27 @@ async def test_a_run_stopped_by_a_fatal_answer_resumes_where_it_stopped(tmp_path
     assert decided == {o.index for o in first.outcomes if o.status != "not_sent"}
     assert set(times_sent(fake).values()) == {1}
     assert len(fake.sent) == 200
+
+
+async def test_a_fatal_answer_never_hides_an_outcome_the_ledger_holds(tmp_path: Path) -> None:
+    """Run 1: the first chunk is not sent, the next two accepted. Run 2: the first chunk
+    meets a fatal answer; the two accepted chunks after it still report their recorded
+    outcomes, not ``not_sent``."""
+    fake = FakeGateway(isms_credits=100)
+    one_try = {
+        "retry": RetryPolicy.no_wait(max_attempts=1),
+        "sms_base_urls": ["https://www.isms.com.my"],
+        "transport": fake.transport(),
+        "max_concurrency": 1,
+    }
+    fake.inject(Fault.REFUSE, endpoint="isms_send_json.php", times=1)
+    async with (
+        SqliteLedger(tmp_path / "l.db") as ledger,
+        fake.isms_client(ledger=ledger, **one_try) as isms,
+    ):
+        first = await isms.send_sms_bulk(smses(150), job="j")
+        again = await isms.send_sms_bulk(smses(150), job="j")  # no credits left
+    assert first.counts == {"accepted": 100, "not_sent": 50, "rejected": 0, "unknown": 0}
+    assert again.stopped_by is not None
+    assert [o.status for o in again.outcomes[:50]] == [OutcomeStatus.REJECTED] * 50
+    assert all(o.ok and o.from_ledger for o in again.outcomes[50:])
