@@ -3,6 +3,7 @@ ledger hooked into the one bulk road and the single sends."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -166,7 +167,7 @@ async def test_the_claim_is_committed_before_the_request_leaves(tmp_path: Path) 
     handle = fake.handle
 
     def peeking(method: str, path_: str, query: str, body: bytes, content_type: str = "") -> Any:
-        with sqlite3.connect(path) as peek:
+        with contextlib.closing(sqlite3.connect(path)) as peek:
             rows = peek.execute("SELECT recipient FROM sends WHERE state = 'in_flight'")
             seen.append({row[0] for row in rows})
         return handle(method, path_, query, body, content_type)
