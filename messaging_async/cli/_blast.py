@@ -72,13 +72,11 @@ class BlastSummary:
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted; else 0 all accepted, 1 partly, 2 none (of a non-empty file)."""
+        """130 interrupted; else 0 all accepted, 1 some (or all) recipients not accepted.
+        2 is for errors (arguments, files, template), raised before a summary exists."""
         if self.interrupted_by is not None:
             return INTERRUPTED
-        accepted = self.counts[OutcomeStatus.ACCEPTED.value]
-        if accepted == self.total:
-            return 0
-        return 1 if accepted else 2
+        return 0 if self.counts[OutcomeStatus.ACCEPTED.value] == self.total else 1
 
 
 BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows not accepted
@@ -96,7 +94,11 @@ Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
     blast.description = BLAST_HELP
     blast.add_argument("csv", type=Path)
-    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--text",
+        required=True,
+        help='a template such as "Hi {name}": plain {column} fields of the CSV only',
+    )
     blast.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )

@@ -145,7 +145,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare, key, "u" + str(text))
 
@@ -163,7 +163,7 @@ class SmsComMyClient(BaseClient):
 
         def prepare() -> Pending[_wire.Request]:
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare, key, f"b{udh:d}{payload}")
 
@@ -183,7 +183,7 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
         return await self._single(prepare, key, f"2{msgtype}:{text}")
 
@@ -330,7 +330,8 @@ class SmsComMyClient(BaseClient):
     ) -> Pending[_wire.Request]:
         """``seqnos``: the caller's seqnos already used in this call. A second message with
         the same seqno is refused before sending: the gateway would answer it 1718, which
-        after a retry of ours reads as "accepted" though it never recorded that message."""
+        reads as "accepted" (the gateway has a message with the caller's seqno) though it
+        never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -341,8 +342,9 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
+        request = _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         pending = self._pending(
-            index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
+            index, item.to, item.ref, request, caller_seqno=item.seqno is not None
         )
         if item.seqno is not None:
             if seqno in seqnos:
@@ -355,8 +357,12 @@ class SmsComMyClient(BaseClient):
             seqnos.add(seqno)
         return pending
 
-    def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
+    def _pending(
+        self, index: int, to: object, ref: Any, message: Any, *, caller_seqno: bool = False
+    ) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
+        if caller_seqno:
+            message = evolve(message, caller_seqno=True)
         seqno = message.seqno if isinstance(message, _wire.Request) else None
         return Pending(position=index, to=number, ref=ref, message=message, seqno=seqno)
 
@@ -385,9 +391,10 @@ class SmsComMyClient(BaseClient):
             request.seqno,
             code,
             message_id,
-            retried=progress.ambiguous or request.resumed,
+            retried=progress.ambiguous,
             raw=answer.text,
             redact=redact,
+            caller_seqno=request.caller_seqno,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
@@ -449,10 +456,10 @@ class SmsComMyClient(BaseClient):
 
 
 def _reseq(pending: Pending[_wire.Request], seqno: str) -> Pending[_wire.Request]:
-    """``pending`` to be sent again under the seqno a ledger recorded for it."""
-    request = evolve(
-        pending.message, fields={**pending.message.fields, "seqno": seqno}, resumed=True
-    )
+    """``pending`` to be sent again under the seqno a ledger recorded for it: a given seqno,
+    so a 1718 means the earlier attempt was accepted (``caller_seqno``)."""
+    fields = {**pending.message.fields, "seqno": seqno}
+    request = evolve(pending.message, fields=fields, caller_seqno=True)
     return pending._replace(message=request, seqno=seqno)
 
 
