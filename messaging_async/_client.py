@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
@@ -33,6 +34,7 @@ from ._fanout import (
     iterate_input,
     spawn_detached,
 )
+from ._journal import Journal, check_job, check_key, check_ledger, send_keyed
 from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
 from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
 from ._transport import (
@@ -55,6 +57,9 @@ from .errors import (
 from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 MAX_CONCURRENCY_LIMIT = 1000
 
@@ -212,8 +217,10 @@ class BaseClient:
         max_concurrency: int,
         retry: RetryPolicy | None,
         default_country: str | None,
+        ledger: Ledger | None = None,
     ) -> None:
         """The settings every client checks the same way, before any other."""
+        self._ledger = check_ledger(ledger)
         self._live_runs: list[LiveRun] = []
         self._closing = False
         self._username = check_credential(username, "username")
@@ -281,18 +288,55 @@ class BaseClient:
         if self._closing or self._transport.closed:
             raise MessagingError(f"this {type(self).__name__} is closed; create a new one")
 
+    def _journal(self, plan: BulkPlan[Any], job: object, resend_unknown: object) -> Journal | None:
+        """The run's journal when ``job=`` is given (it needs the client's ledger)."""
+        name = check_job(self._ledger, job)
+        if not isinstance(resend_unknown, bool):
+            raise ValidationError("resend_unknown must be True or False", field="resend_unknown")
+        if name is None or self._ledger is None:
+            return None
+        return Journal(self._ledger, name, plan, resend_unknown=resend_unknown)
+
+    def _check_key(self, key: object) -> str | None:
+        return check_key(self._ledger, key)
+
+    async def _keyed(
+        self,
+        key: str | None,
+        gateway: str,
+        pending: Pending[Any],
+        send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
+        reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
+    ) -> Outcome:
+        """A single send, idempotent under ``key`` when one is given."""
+        if key is None or self._ledger is None:
+            return await send_single(pending, send_unit)
+        return await send_keyed(
+            self._ledger,
+            key,
+            gateway,
+            pending,
+            partial(send_single, send_unit=send_unit),
+            reseq=reseq,
+        )
+
     async def _send_bulk(
         self,
         plan: BulkPlan[Any],
         items: Iterable[object] | AsyncIterable[object],
         on_outcome: OnOutcome | None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> BulkReport:
         """The one bulk road every ``send_*`` bulk method takes: run ``plan`` over ``items``
-        and return every outcome, in input order."""
+        and return every outcome, in input order; journalled in the ledger under ``job``."""
         self._ensure_open()
+        journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
         collector = Collector(on_outcome)
-        run = self._start(BulkRunner(plan, collector))
+        if journal is not None:
+            await journal.open()
+        run = self._start(BulkRunner(plan, collector, journal))
         try:
             with run.scope:
                 await run.runner.run(read)
@@ -307,16 +351,20 @@ class BaseClient:
         plan: BulkPlan[Any],
         items: Iterable[object] | AsyncIterable[object],
         on_outcome: OnOutcome | None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> AsyncIterator[Outcome]:
         """The same road for every ``stream_*`` method; a bad argument raises at the call."""
+        journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
-        return self._stream(plan, read, on_outcome)
+        return self._stream(plan, read, on_outcome, journal)
 
     async def _stream(
         self,
         plan: BulkPlan[Any],
         items: InputItems[object],
         on_outcome: OnOutcome | None,
+        journal: Journal | None,
     ) -> AsyncIterator[Outcome]:
         """Run a bulk call in a detached producer and yield outcomes as units finish.
 
@@ -325,9 +373,11 @@ class BaseClient:
         stops the sending: only requests already out finish.
         """
         self._ensure_open()
+        if journal is not None:
+            await journal.open()
         send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
         sink = StreamSink(send, on_outcome)
-        run = self._start(BulkRunner(plan, sink))
+        run = self._start(BulkRunner(plan, sink, journal))
         spawn_detached(produce, run, send, items, self._end)
         try:
             with receive:

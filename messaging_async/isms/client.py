@@ -15,7 +15,6 @@ from .._client import (
     check_concurrency,
     check_credential,
     check_urls,
-    send_single,
     unreadable_answer,
 )
 from .._plan import BulkPlan, Pending, UnitResult
@@ -25,6 +24,7 @@ from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from ..ledger import Ledger
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
@@ -61,6 +61,8 @@ class IsmsClient(WhatsAppMethods):
     sent ``max_concurrency`` at a time; WhatsApp messages go one per request,
     ``max_whatsapp_concurrency`` at a time. Every recipient gets exactly one ``Outcome``.
     WhatsApp needs ``app_id``, ``app_secret`` and ``waba_number`` (the registered sender).
+    With a ``ledger``, bulk calls given ``job=`` resume after a crash without sending twice,
+    and single sends given ``key=`` are idempotent (see ``messaging_async.ledger``).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class IsmsClient(WhatsAppMethods):
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        ledger: Ledger | None = None,
     ):
         super().__init__(
             username=username,
@@ -89,6 +92,7 @@ class IsmsClient(WhatsAppMethods):
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
+            ledger=ledger,
         )
         if sender_id is not None and (
             not isinstance(sender_id, str) or not _SENDER_ID.fullmatch(sender_id)
@@ -140,21 +144,31 @@ class IsmsClient(WhatsAppMethods):
 
     # ---------------------------------------------------------------- sending
     async def send_sms(
-        self, to: str, text: str, *, encoding: Encoding | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        encoding: Encoding | None = None,
+        ref: Any = None,
+        key: str | None = None,
     ) -> Outcome:
         """Send one SMS and return its ``accepted`` outcome, or raise.
 
         Raises ``ValidationError`` before sending, a ``GatewayError`` subclass when the
         gateway refuses, ``UnreachableError`` when nothing was sent and
-        ``OutcomeUnknownError`` when it may have been.
+        ``OutcomeUnknownError`` when it may have been. With ``key=`` (needs a ledger) the
+        send is idempotent: a key already accepted returns its recorded outcome unsent.
         """
         self._ensure_open()
+        checked_key = self._check_key(key)
+        message = Sms(to=to, text=text, ref=ref)
         try:
-            pending = self._prepare_sms(encoding, 0, Sms(to=to, text=text, ref=ref))
+            pending = self._prepare_sms(encoding, 0, message)
         except ValidationError as exc:
             exc.index = None  # a single send has no position in a bulk input
             raise
-        return await send_single(pending, self._send_json_chunk)
+        pending = pending._replace(content=message)
+        return await self._keyed(checked_key, "isms", pending, self._send_json_chunk)
 
     async def send_sms_bulk(
         self,
@@ -162,6 +176,8 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> BulkReport:
         """Send personalised SMS; returns every recipient's outcome in input order.
 
@@ -169,8 +185,14 @@ class IsmsClient(WhatsAppMethods):
         called once per recipient as results come in — also for those accounted for while
         the call is being cancelled. Raises only for bad arguments; a fatal answer
         (authentication, credits) stops the run and is on ``report.stopped_by``.
+
+        ``job=`` (needs the client's ledger) journals the run: run it again after a crash
+        and it resumes, sending nothing already accepted or possibly sent.
+        ``resend_unknown=True`` sends ``unknown`` recipients again: that may deliver them
+        twice.
         """
-        return await self._send_bulk(self._sms_plan(encoding), messages, on_outcome)
+        plan = self._sms_plan(encoding)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown)
 
     def stream_sms_bulk(
         self,
@@ -178,10 +200,13 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        return self._stream_bulk(self._sms_plan(encoding), messages, on_outcome)
+        plan = self._sms_plan(encoding)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown)
 
     async def send_sms_classic(
         self,
@@ -190,11 +215,13 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> BulkReport:
         """Send one text to many numbers through the classic API (≤ 50 per request, POST).
 
         The classic API answers once per request, so every number of a request shares its
-        message id.
+        message id. ``job=`` and ``resend_unknown`` as for ``send_sms_bulk``.
         """
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
@@ -204,8 +231,10 @@ class IsmsClient(WhatsAppMethods):
             unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
             what="numbers",
+            gateway="isms",
+            same_text=text,
         )
-        return await self._send_bulk(plan, numbers, on_outcome)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown)
 
     async def get_balance(self) -> Balance:
         """The account's credit balance. Retried freely: a look-up cannot send anything."""
@@ -236,6 +265,7 @@ class IsmsClient(WhatsAppMethods):
             unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
             unit_key=_encoding_of,
+            gateway="isms",
         )
 
     def _prepare_sms(

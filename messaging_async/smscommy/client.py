@@ -23,7 +23,6 @@ from .._client import (
     OnOutcome,
     check_concurrency,
     check_urls,
-    send_single,
     unreadable_answer,
 )
 from .._parse import parse_decimal
@@ -38,6 +37,7 @@ from ..errors import (
     UnreachableError,
     ValidationError,
 )
+from ..ledger import Ledger
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
@@ -56,7 +56,10 @@ class SmsComMyClient(BaseClient):
 
     Personalised bulk sends go one ``ISendSMS.aspx`` request per message (each with its
     own message id and seqno), ``max_concurrency`` at a time; one text to many numbers
-    goes through ``ISendSMSNoDR.aspx`` in batches of ``no_dr_batch_size``.
+    goes through ``ISendSMSNoDR.aspx`` in batches of ``no_dr_batch_size``. With a
+    ``ledger``, ``job=`` makes bulk calls resumable and ``key=`` single sends idempotent: a
+    send a crash left in flight goes again with its recorded seqno (1718 then means it was
+    accepted).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class SmsComMyClient(BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        ledger: Ledger | None = None,
     ):
         super().__init__(
             username=username,
@@ -81,6 +85,7 @@ class SmsComMyClient(BaseClient):
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
+            ledger=ledger,
         )
         self._redactor = Redactor((self._password,))
         self._sender = _wire.check_sender(sender)
@@ -113,16 +118,27 @@ class SmsComMyClient(BaseClient):
         encoding: Encoding | None = None,
         seqno: str | None = None,
         ref: Any = None,
+        key: str | None = None,
     ) -> Outcome:
         """ISendSMS.aspx: GSM text as type 1 (2 flash), anything else as UCS-2 hex type 3 (4).
 
-        Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``.
+        Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``;
+        idempotent under ``key=`` (needs a ledger).
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
-        return await self._single(lambda: self._prepare_text(flash, None, set(), 0, message))
+        return await self._single(
+            lambda: self._prepare_text(flash, None, set(), 0, message), key, message
+        )
 
     async def send_sms_unicode(
-        self, to: str, text: str, *, flash: bool = False, seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        flash: bool = False,
+        seqno: str | None = None,
+        ref: Any = None,
+        key: str | None = None,
     ) -> Outcome:
         """ISendSMSUnicode.aspx: the text as it is, for callers who prefer no hex encoding."""
 
@@ -131,10 +147,17 @@ class SmsComMyClient(BaseClient):
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare)
+        return await self._single(prepare, key, "u" + str(text))
 
     async def send_binary(
-        self, to: str, payload: str, *, udh: bool = True, seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        payload: str,
+        *,
+        udh: bool = True,
+        seqno: str | None = None,
+        ref: Any = None,
+        key: str | None = None,
     ) -> Outcome:
         """A binary message as hex: type 5 with a user data header, 6 without."""
 
@@ -142,10 +165,17 @@ class SmsComMyClient(BaseClient):
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare)
+        return await self._single(prepare, key, f"b{udh:d}{payload}")
 
     async def send_barcode(
-        self, to: str, text: str, *, msgtype: str = "MMS", seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        msgtype: str = "MMS",
+        seqno: str | None = None,
+        ref: Any = None,
+        key: str | None = None,
     ) -> Outcome:
         """ISendSMS2D.aspx: ``text`` may hold ``%barcode%``; ``msgtype`` is EMS, Nokia, MMS,
         textmsg or textlink."""
@@ -155,7 +185,7 @@ class SmsComMyClient(BaseClient):
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare)
+        return await self._single(prepare, key, f"2{msgtype}:{text}")
 
     # ---------------------------------------------------------------- bulk
     async def send_sms_bulk(
@@ -165,9 +195,17 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> BulkReport:
-        """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
-        return await self._send_bulk(self._text_plan(flash, encoding), messages, on_outcome)
+        """Personalised SMS, one ISendSMS request each; one outcome per message, in order.
+
+        ``job=`` (needs the client's ledger) journals the run so that running it again
+        resumes it; ``resend_unknown=True`` also resends ``unknown`` messages whose seqno
+        the gateway no longer remembers, which may deliver them twice.
+        """
+        plan = self._text_plan(flash, encoding)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown)
 
     def stream_sms_bulk(
         self,
@@ -176,9 +214,12 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        return self._stream_bulk(self._text_plan(flash, encoding), messages, on_outcome)
+        plan = self._text_plan(flash, encoding)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown)
 
     async def send_sms_same_text(
         self,
@@ -188,9 +229,15 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
     ) -> BulkReport:
         """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
-        gives no message id and no delivery report; every outcome says so."""
+        gives no message id and no delivery report; every outcome says so.
+
+        Journalled (``job=``), a number a crash left in flight is ``unknown`` and not sent
+        again: a batch's seqno covers the whole batch, so it cannot make one number's
+        resend safe."""
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
         plan: BulkPlan[_Text] = BulkPlan(
@@ -199,8 +246,11 @@ class SmsComMyClient(BaseClient):
             unit_size=self._no_dr_batch_size,
             concurrency=self._max_concurrency,
             what="numbers",
+            gateway="smscommy",
+            same_text=text,
+            expect_reports=False,
         )
-        return await self._send_bulk(plan, numbers, on_outcome)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown)
 
     # ---------------------------------------------------------------- account
     async def get_credits(self) -> Credits:
@@ -251,14 +301,19 @@ class SmsComMyClient(BaseClient):
         raise _wire.error_for(code, answer.text.strip(), answer.text, redact=self._redactor)
 
     # ---------------------------------------------------------------- internals
-    async def _single(self, prepare: Callable[[], Pending[_wire.Request]]) -> Outcome:
+    async def _single(
+        self, prepare: Callable[[], Pending[_wire.Request]], key: str | None, content: object
+    ) -> Outcome:
+        """``content``: what the ledger fingerprints for ``key`` (each endpoint tagged)."""
         self._ensure_open()
+        checked_key = self._check_key(key)
         try:
             pending = prepare()
         except ValidationError as exc:
             exc.index = None
             raise
-        return await send_single(pending, self._send_request)
+        pending = pending._replace(content=content)
+        return await self._keyed(checked_key, "smscommy", pending, self._send_request, _reseq)
 
     def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
         return BulkPlan(
@@ -266,6 +321,8 @@ class SmsComMyClient(BaseClient):
             send_unit=self._send_request,
             unit_size=1,
             concurrency=self._max_concurrency,
+            gateway="smscommy",
+            reseq=_reseq,
         )
 
     def _prepare_text(
@@ -396,6 +453,14 @@ class SmsComMyClient(BaseClient):
     @staticmethod
     def _unexpected(answer: Answer, redact: Redactor, hint: str = "") -> UnexpectedAnswerError:
         return UnexpectedAnswerError(f"{_note(answer, redact)} (HTTP {answer.status}){hint}")
+
+
+def _reseq(pending: Pending[_wire.Request], seqno: str) -> Pending[_wire.Request]:
+    """``pending`` to be sent again under the seqno a ledger recorded for it: a given seqno,
+    so a 1718 means the earlier attempt was accepted (``caller_seqno``)."""
+    fields = {**pending.message.fields, "seqno": seqno}
+    request = evolve(pending.message, fields=fields, caller_seqno=True)
+    return pending._replace(message=request, seqno=seqno)
 
 
 def _note(answer: Answer, redact: Redactor) -> str:
