@@ -63,6 +63,21 @@ def add_jobs_commands(commands: Any) -> None:
     cancel.add_argument("job")
     _dsn_argument(cancel)
     cancel.set_defaults(run=_cancel, is_async=True)
+    worker: argparse.ArgumentParser = commands.add_parser(
+        "worker", help="send blasts' slices (credentials from this machine's environment)"
+    )
+    worker.add_argument(
+        "--concurrency", type=_positive, default=10, help="requests in flight per gateway"
+    )
+    worker.add_argument("--slices", type=_positive, default=2, help="slices sent at once")
+    worker.add_argument(
+        "--stalled-after",
+        type=float,
+        default=30.0,
+        help="seconds without a worker's heartbeat before its slices go to another worker",
+    )
+    _dsn_argument(worker)
+    worker.set_defaults(run=_worker, is_async=True)
 
 
 def _positive(value: str) -> int:
@@ -196,4 +211,24 @@ async def _cancel(args: argparse.Namespace) -> int:
         f"job {args.job} cancelled: {cancelled} slices not started are not_sent; slices being "
         "sent finish their requests in flight and stop"
     )
+    return OK
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    dsn = dsn_of(args)
+    if dsn is None or not _needs_postgres():
+        return ERROR
+    from ..workers import run_worker
+
+    def ready() -> None:
+        print("worker ready: sending slices (SIGTERM to stop)", flush=True)
+
+    await run_worker(
+        dsn,
+        concurrency=args.concurrency,
+        slices=args.slices,
+        stalled_after=args.stalled_after,
+        ready=ready,
+    )
+    print("worker stopped", flush=True)
     return OK

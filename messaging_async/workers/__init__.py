@@ -4,7 +4,7 @@ Procrastinate workers on as many machines as you like (``pip install
 
 ``migrate_database(dsn)`` makes the database ready (``messaging-async db migrate``);
 ``submit_blast`` stages a blast and defers its slices; ``blast_status`` and
-``cancel_blast`` follow and stop it.
+``cancel_blast`` follow and stop it; ``run_worker`` sends slices, on every machine.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from ..ledger._blasts import Blast
 from ._control import BlastStatus, blast_status, cancel_blast
 from ._db import Migrated, migrate_database
 from ._submit import submit_blast
+from ._worker import run_worker
 
 __all__ = [
     "Blast",
@@ -21,5 +22,6 @@ __all__ = [
     "blast_status",
     "cancel_blast",
     "migrate_database",
+    "run_worker",
     "submit_blast",
 ]

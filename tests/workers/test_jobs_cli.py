@@ -67,6 +67,7 @@ def test_the_database_is_required(
 ) -> None:
     monkeypatch.delenv("MESSAGING_DSN", raising=False)
     assert main(["jobs", "submit", str(recipients), "--job", "p", "--text", "Hi"]) == 2
+    assert main(["worker"]) == 2
     assert "--dsn or $MESSAGING_DSN" in capsys.readouterr().err
 
 
