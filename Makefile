@@ -86,7 +86,7 @@ bench: install
 	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
 		&& ../$(BIN)/python sdk_layer.py && ../$(BIN)/python whatsapp.py \
 		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \
-		&& ../$(BIN)/python webhooks.py
+		&& ../$(BIN)/python webhooks.py && ../$(BIN)/python workers.py
 
 # About three minutes: 1,000,000 recipients under random faults, both backends; figures into
 # benchmarks/RESULTS.md.
