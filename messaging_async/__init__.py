@@ -40,6 +40,7 @@ from .models import (
     WhatsAppText,
 )
 from .phone import mask_number, normalize_number
+from .rate import RateLimit
 from .retry import RetryPolicy
 from .smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
@@ -78,6 +79,7 @@ __all__ = [
     "OutcomeStatus",
     "OutcomeUnknownError",
     "PlainHttpWarning",
+    "RateLimit",
     "ReplyWindowClosedError",
     "RetryPolicy",
     "Sms",
