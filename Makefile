@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS := .[dev,sandbox,cli,fast]
+# `make test` runs the suite on each of these (one venv each, .venv-3.12 ...); lint and mypy
+# run once, in .venv. `make test TEST_PYTHONS=3.12` runs one.
+TEST_PYTHONS ?= 3.11 3.12 3.13
 
-.PHONY: install lint typecheck test demo soak bench clean
+.PHONY: install lint typecheck test demo soak bench clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast]'
+	$(BIN)/python -m pip install --quiet -e '$(EXTRAS)'
 	touch $@
 
 install: $(STAMP)
@@ -23,8 +27,37 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict messaging_async tests
 
-test: lint typecheck
-	$(BIN)/pytest
+test: lint typecheck $(addprefix pytest-,$(TEST_PYTHONS))
+
+# Prints the interpreter for Python $1 (3.12): pyenv's newest 3.12.x, installed by pyenv when
+# it has none; else python3.12 on PATH; nothing when there is neither.
+FIND_PYTHON = \
+	if command -v pyenv >/dev/null 2>&1; then \
+		full=$$(pyenv latest "$$1" 2>/dev/null) \
+			|| { pyenv install --skip-existing "$$1" >&2 && full=$$(pyenv latest "$$1"); } \
+			|| exit 0; \
+		echo "$$(pyenv root)/versions/$$full/bin/python"; \
+	elif command -v "python$$1" >/dev/null 2>&1; then \
+		command -v "python$$1"; \
+	fi
+
+# The suite on one Python version, in its own venv, reinstalled when pyproject.toml changes.
+pytest-%: FORCE
+	@python=$$(sh -c '$(FIND_PYTHON)' find-python $*); \
+	if [ -z "$$python" ] || ! "$$python" -c pass 2>/dev/null; then \
+		echo "*** Python $* SKIPPED: not on this machine (no pyenv, or pyenv could not install it)"; \
+		exit 0; \
+	fi; \
+	venv=.venv-$*; \
+	if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+		echo "=== installing $$venv ($$python)"; \
+		"$$python" -m venv $$venv \
+			&& $$venv/bin/python -m pip install --quiet --upgrade pip \
+			&& $$venv/bin/python -m pip install --quiet -e '$(EXTRAS)' \
+			&& touch $$venv/.installed || exit 1; \
+	fi; \
+	echo "=== pytest on Python $$($$venv/bin/python -c 'import platform; print(platform.python_version())')"; \
+	$$venv/bin/pytest
 
 # A bulk blast and webhook round trip against the built-in sandbox, on loopback ports.
 demo: install
@@ -43,4 +76,6 @@ soak: install
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(addprefix .venv-,$(TEST_PYTHONS)) .mypy_cache .pytest_cache .ruff_cache
+
+FORCE:

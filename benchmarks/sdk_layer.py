@@ -65,7 +65,9 @@ def stages(chunk: list[Sms]) -> dict[str, Callable[[], object]]:
             username="u", password="p", sender_id=None, encoding=encoding, recipients=pairs
         ),
         "read the answer (JSON)": lambda: _wire.parse_json_send(answer),
-        "one outcome per recipient": lambda: _wire.chunk_outcomes(recipients, parsed),
+        "one outcome per recipient": lambda: _wire.chunk_outcomes(
+            recipients, parsed, isms._unit_redactor(unit)
+        ),
     }
 
 

@@ -11,7 +11,8 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,7 +29,15 @@ from ._fanout import (
     notify,
     spawn_detached,
 )
-from ._transport import Answer, SendProgress, Transport, make_timeout
+from ._transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    HTTP_BACKENDS,
+    Answer,
+    SendProgress,
+    Transport,
+    check_base_urls,
+    make_timeout,
+)
 from .errors import (
     MessagingError,
     OutcomeUnknownError,
@@ -46,10 +55,24 @@ OnOutcome = Callable[[Outcome], object]
 MAX_CONCURRENCY_LIMIT = 1000
 
 
+# The check_* helpers raise ValidationError naming the argument, never TypeError or
+# AttributeError: a caller's ``except MessagingError`` must catch a bad setting, and a
+# client must refuse one before it builds its connection pool.
+
+
 def check_credential(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """A non-blank string that can go on the wire (UTF-8; no lone surrogate)."""
+    if not isinstance(value, str) or not value.strip() or not _encodable(value):
         raise ValidationError(f"{field} must be a non-empty string", field=field)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_concurrency(value: object, field: str = "max_concurrency") -> int:
@@ -70,6 +93,57 @@ def check_retry(value: object) -> RetryPolicy:
     if not isinstance(value, RetryPolicy):
         raise ValidationError("retry must be a RetryPolicy", field="retry")
     return value
+
+
+def check_timeout(value: object) -> httpx.Timeout:
+    """Seconds or an ``httpx.Timeout``, each phase positive and finite (or ``None`` in a
+    Timeout: that phase unbounded). NaN compares false to every bound, so it is named."""
+    if isinstance(value, httpx.Timeout):
+        phases = (value.connect, value.read, value.write, value.pool)
+        if all(phase is None or _positive_seconds(phase) for phase in phases):
+            return value
+    elif value is None or _positive_seconds(value):
+        return make_timeout(value)  # type: ignore[arg-type]
+    raise ValidationError(
+        "timeout must be a positive, finite number of seconds or an httpx.Timeout",
+        field="timeout",
+    )
+
+
+def _positive_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def check_transport(value: object) -> httpx.AsyncBaseTransport | None:
+    if value is not None and not isinstance(value, httpx.AsyncBaseTransport):
+        raise ValidationError(
+            "transport must be an httpx.AsyncBaseTransport instance (or None)", field="transport"
+        )
+    return value
+
+
+def check_http_backend(value: object) -> str:
+    if not isinstance(value, str) or value not in HTTP_BACKENDS:
+        raise ValidationError(
+            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
+        )
+    return value
+
+
+def check_urls(value: object, field: str) -> tuple[str, ...]:
+    """``check_base_urls``, after making sure it was given a list or tuple of strings."""
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str | bytes)
+        or not all(isinstance(url, str) for url in value)
+    ):
+        raise ValidationError(f"{field} must be a non-empty list of URLs", field=field)
+    return check_base_urls(value, field=field)
 
 
 def default_calling_code(country: str | None) -> str | None:
@@ -165,13 +239,18 @@ class BaseClient:
         transport: httpx.AsyncBaseTransport | None,
         pool_size: int,
         http_backend: str,
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
+        checked_timeout = check_timeout(timeout)
+        checked_transport = check_transport(transport)
+        backend = check_http_backend(http_backend)
         self._transport = Transport(
             retry=self._retry,
-            timeout=make_timeout(timeout),
+            timeout=checked_timeout,
             max_connections=pool_size,
-            transport=transport,
-            http_backend=http_backend,
+            transport=checked_transport,
+            http_backend=backend,
+            keepalive_expiry=keepalive_expiry,
         )
 
     async def __aenter__(self) -> Self:

@@ -7,6 +7,7 @@ from typing import Any
 
 from attrs import frozen
 
+from ._secrets import Redactor
 from .errors import GatewayError
 
 __all__ = ["Code", "CodeTable"]
@@ -39,19 +40,30 @@ class CodeTable:
         return known is not None and known.scoped
 
     def error_for(
-        self, code: int | None, gateway_message: str | None = None, raw: Any = None
+        self,
+        code: int | None,
+        gateway_message: str | None = None,
+        raw: Any = None,
+        *,
+        redact: Redactor,
     ) -> GatewayError:
-        """The typed error for ``code``; the gateway's own text is added where it says more."""
+        """The typed error for ``code``; the gateway's own text is added where it says more.
+
+        ``redact`` is the request's: the gateway's text and ``raw`` go through it first, so an
+        answer echoing the password, a message text or a template parameter cannot carry
+        them into the error, the outcome reason that quotes it, or a log line.
+        """
         known = self.codes.get(code) if code is not None else None
         message = (
             f"{self.gateway} answered {code}: {known.meaning if known else 'undocumented code'}"
         )
-        if gateway_message and gateway_message.strip() != str(code):
-            message += f" ({gateway_message})"
+        quoted = redact(gateway_message) if gateway_message else gateway_message
+        if quoted and quoted.strip() != str(code):
+            message += f" ({quoted})"
         return (known.error if known else GatewayError)(
             message,
             code=code,
-            gateway_message=gateway_message,
+            gateway_message=quoted,
             fatal=known.fatal if known else False,
-            raw=raw,
+            raw=redact.scrub(raw),
         )

@@ -15,9 +15,11 @@ pool, its timeouts, respx and ``httpx.MockTransport``.
 from __future__ import annotations
 
 import functools
+import logging
+import re
 import socket
 import ssl
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from attrs import define, frozen
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = [
+    "DEFAULT_KEEPALIVE_EXPIRY",
     "AiohttpExchange",
     "Exchange",
     "HttpxExchange",
@@ -85,6 +88,13 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# Seconds an idle connection is kept for reuse. Servers close idle keep-alive connections
+# on their own clock (Apache and uvicorn after 5 s, Node.js after 5 s, nginx after 75 s);
+# a request sent on a connection the server is closing at that moment is lost, and being
+# a POST that may have left, it cannot be resent. Staying clearly under the shortest common
+# server timeout means we never race one; httpx's own default is 5 s, aiohttp's 15 s.
+DEFAULT_KEEPALIVE_EXPIRY = 2.0
+
 # Connections per httpcore pool. httpcore 1.0 re-examines every connection of a pool on
 # every request and every response (its keep-alive check alone is quadratic in the pool's
 # size: httpx #3215, httpcore #1035); at 50 connections that was most of the client's CPU.
@@ -92,12 +102,17 @@ def shared_ssl_context() -> ssl.SSLContext:
 SHARD_SIZE = 4
 
 
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def default_transport(
+    max_connections: int, keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY
+) -> httpx.AsyncBaseTransport:
     """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY``: the request headers and body
     go out in separate writes, which Nagle's algorithm would otherwise hold back for an ACK
-    (about 10% of throughput measured here)."""
+    (about 10% of throughput measured here). Idle connections are dropped after
+    ``keepalive_expiry`` seconds (see ``DEFAULT_KEEPALIVE_EXPIRY``)."""
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive_expiry,
     )
     return httpx.AsyncHTTPTransport(
         verify=shared_ssl_context(),
@@ -111,6 +126,35 @@ def shard_sizes(max_connections: int) -> list[int]:
     count = -(-max_connections // SHARD_SIZE)
     base, extra = divmod(max_connections, count)
     return [base + (1 if i < extra else 0) for i in range(count)]
+
+
+# httpcore's DEBUG trace logs each failed step with its exception's repr. For a malformed
+# answer that repr quotes the answer's bytes, so a gateway echoing our request in a broken
+# header line would put the password and the message texts in httpcore's log.
+_HTTPCORE_LOGGERS = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_FAILED_STEP = re.compile(r"(\.failed exception=\w+)\(.*", re.S)
+
+
+class _FailedStepsByTypeOnly(logging.Filter):
+    """Keeps only the exception's type in httpcore's "….failed exception=…" records (the
+    exception itself still reaches us, and is quoted only redacted)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and ".failed exception=" in record.msg:
+            record.msg = _FAILED_STEP.sub(r"\1(…)", record.msg)
+        return True
+
+
+@functools.cache
+def _keep_answers_out_of_httpcore_logs() -> None:
+    for name in _HTTPCORE_LOGGERS:
+        logging.getLogger(name).addFilter(_FailedStepsByTypeOnly())
 
 
 @define
@@ -141,14 +185,23 @@ class HttpxExchange:
         timeout: httpx.Timeout,
         owned: bool,
     ):
+        _keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()
         self._closed = False
 
     @classmethod
-    def pooled(cls, max_connections: int, timeout: httpx.Timeout) -> HttpxExchange:
-        shards = [(default_transport(size), size) for size in shard_sizes(max_connections)]
+    def pooled(
+        cls,
+        max_connections: int,
+        timeout: httpx.Timeout,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+    ) -> HttpxExchange:
+        shards = [
+            (default_transport(size, keepalive_expiry), size)
+            for size in shard_sizes(max_connections)
+        ]
         return cls(shards, timeout, owned=True)
 
     @property
@@ -220,7 +273,12 @@ class AiohttpExchange:
     aiohttp sets ``TCP_NODELAY`` itself.
     """
 
-    def __init__(self, max_connections: int, timeout: httpx.Timeout):
+    def __init__(
+        self,
+        max_connections: int,
+        timeout: httpx.Timeout,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+    ):
         try:
             import aiohttp
         except ImportError:
@@ -230,6 +288,7 @@ class AiohttpExchange:
             ) from None
         self._aiohttp = aiohttp
         self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=timeout.pool,  # waiting for a pooled connection, connecting included
@@ -245,8 +304,15 @@ class AiohttpExchange:
 
     def _open(self) -> aiohttp.ClientSession:
         aiohttp = self._aiohttp
+        # aiohttp checks the idle time when it hands a connection out, so none older than
+        # ``keepalive_expiry`` is reused; 0 means a connection per request.
+        reuse: dict[str, Any] = (
+            {"keepalive_timeout": self._keepalive_expiry}
+            if self._keepalive_expiry > 0
+            else {"force_close": True}
+        )
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections, limit_per_host=0, ssl=shared_ssl_context()
+            limit=self._max_connections, limit_per_host=0, ssl=shared_ssl_context(), **reuse
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

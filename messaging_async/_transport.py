@@ -28,6 +28,7 @@ import sniffio
 from attrs import define, field, frozen
 
 from ._exchange import (
+    DEFAULT_KEEPALIVE_EXPIRY,
     AiohttpExchange,
     Exchange,
     HttpxExchange,
@@ -37,7 +38,15 @@ from ._exchange import (
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .retry import RetryPolicy
 
-__all__ = ["Answer", "SendProgress", "Transport", "check_base_urls", "make_timeout"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_EXPIRY",
+    "Answer",
+    "SendProgress",
+    "Transport",
+    "check_base_urls",
+    "check_keepalive_expiry",
+    "make_timeout",
+]
 
 logger = logging.getLogger("messaging_async.transport")
 
@@ -121,6 +130,22 @@ def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
 
 
 HTTP_BACKENDS = ("httpx", "aiohttp")
+MAX_KEEPALIVE_EXPIRY = 3600.0
+
+
+def check_keepalive_expiry(value: object) -> float:
+    """Seconds an idle connection may wait for reuse: a number from 0 (a new connection per
+    request) to an hour. Keep it under the gateway's own keep-alive timeout."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_KEEPALIVE_EXPIRY  # also refuses nan
+    ):
+        raise ValidationError(
+            f"keepalive_expiry must be a number of seconds from 0 to {MAX_KEEPALIVE_EXPIRY:g}",
+            field="keepalive_expiry",
+        )
+    return float(value)
 
 
 def _make_exchange(
@@ -128,6 +153,7 @@ def _make_exchange(
     transport: httpx.AsyncBaseTransport | None,
     timeout: httpx.Timeout,
     max_connections: int,
+    keepalive_expiry: float,
 ) -> Exchange:
     if backend not in HTTP_BACKENDS:
         raise ValidationError(
@@ -142,8 +168,8 @@ def _make_exchange(
             )
         return HttpxExchange([(transport, max_connections)], timeout, owned=False)
     if backend == "aiohttp":
-        return AiohttpExchange(max_connections, timeout)
-    return HttpxExchange.pooled(max_connections, timeout)
+        return AiohttpExchange(max_connections, timeout, keepalive_expiry)
+    return HttpxExchange.pooled(max_connections, timeout, keepalive_expiry)
 
 
 class Transport:
@@ -162,9 +188,13 @@ class Transport:
         max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: str = "httpx",
+        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
     ):
+        """``keepalive_expiry`` applies to the connections we make; a caller's ``transport``
+        keeps its own settings."""
+        expiry = check_keepalive_expiry(keepalive_expiry)
         self._backend = http_backend
-        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections)
+        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections, expiry)
         self._retry = retry
         self._cooling_until: dict[str, float] = {}
         self._limiter = anyio.CapacityLimiter(max_connections)
@@ -184,6 +214,7 @@ class Transport:
         content: bytes,
         content_type: str,
         retry_after_send: bool,
+        redact: Callable[[str], str],
         progress: SendProgress | None = None,
         ambiguous_answer: Callable[[Answer], bool] | None = None,
     ) -> Answer:
@@ -194,6 +225,10 @@ class Transport:
         the attempts run out the last such answer is returned for the caller to judge. Raises
         ``UnreachableError`` when no attempt can have reached the gateway and
         ``OutcomeUnknownError`` when one may have.
+
+        ``redact`` (the request's ``Redactor``) cleans what a failure says before it goes
+        into a note, an exception or a log line: a malformed answer is quoted by httpx's and
+        aiohttp's protocol errors, and may echo the request.
         """
         if self._backend == "aiohttp" and sniffio.current_async_library() != "asyncio":
             raise ValidationError(
@@ -210,7 +245,9 @@ class Transport:
             for base_url in self._in_preferred_order(base_urls):
                 if not self._may_attempt(notes, started):
                     return self._give_up(notes, progress, last_answer)
-                result = await self._attempt(base_url, path, content, content_type, progress, notes)
+                result = await self._attempt(
+                    base_url, path, content, content_type, progress, notes, redact
+                )
                 last_answer = None
                 if isinstance(result, Answer):
                     if ambiguous_answer is None or not ambiguous_answer(result):
@@ -242,6 +279,7 @@ class Transport:
         content_type: str,
         progress: SendProgress,
         notes: list[str],
+        redact: Callable[[str], str],
     ) -> Answer | _NextHost | _RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         await _acquire(self._limiter)
@@ -253,7 +291,7 @@ class Transport:
                 reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
             except SendFailed as failure:
                 progress.in_flight = False
-                return self._failed(base_url, failure, progress, notes)
+                return self._failed(base_url, redact(str(failure)), failure, progress, notes)
             progress.in_flight = False
         finally:
             self._limiter.release()
@@ -270,16 +308,22 @@ class Transport:
         return Answer(status=status, body=reply.body, base_url=base_url)
 
     def _failed(
-        self, base_url: str, failure: SendFailed, progress: SendProgress, notes: list[str]
+        self,
+        base_url: str,
+        said: str,
+        failure: SendFailed,
+        progress: SendProgress,
+        notes: list[str],
     ) -> _NextHost | _RoundOver:
+        """``said``: what the failure says, redacted."""
         host = _host(base_url)
         if failure.never_sent:
             self._cool_down(base_url)
-            notes.append(f"{host}: not sent ({failure})")
-            logger.warning("%s failed before sending (%s); trying the next base URL", host, failure)
+            notes.append(f"{host}: not sent ({said})")
+            logger.warning("%s failed before sending (%s); trying the next base URL", host, said)
             return _NEXT_HOST
         progress.ambiguous = True
-        notes.append(f"{host}: no answer after sending ({failure})")
+        notes.append(f"{host}: no answer after sending ({said})")
         return _RoundOver(pause=None)
 
     def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:

@@ -9,9 +9,13 @@ is the one explicit exception, for callers who prefer a possible duplicate to a 
 
 from __future__ import annotations
 
+import math
 import random
+from typing import Any
 
-from attrs import field, frozen, validators
+from attrs import Attribute, field, frozen
+
+from .errors import ValidationError
 
 __all__ = ["RetryPolicy"]
 
@@ -31,13 +35,13 @@ class RetryPolicy:
       reached the gateway. Off by default: it can deliver a message, and bill it, twice.
     """
 
-    max_attempts: int = field(default=6, validator=[validators.instance_of(int), validators.gt(0)])
-    max_elapsed: float = field(default=60.0, validator=validators.gt(0.0))
-    backoff_initial: float = field(default=0.5, validator=validators.ge(0.0))
-    backoff_max: float = field(default=8.0, validator=validators.ge(0.0))
-    cooldown: float = field(default=30.0, validator=validators.ge(0.0))
-    wait: bool = True
-    allow_duplicate_sends: bool = False
+    max_attempts: int = field(default=6, validator=lambda _, a, v: _check_attempts(a, v))
+    max_elapsed: float = field(default=60.0, validator=lambda _, a, v: _check_seconds(a, v, 0.0))
+    backoff_initial: float = field(default=0.5, validator=lambda _, a, v: _check_seconds(a, v))
+    backoff_max: float = field(default=8.0, validator=lambda _, a, v: _check_seconds(a, v))
+    cooldown: float = field(default=30.0, validator=lambda _, a, v: _check_seconds(a, v))
+    wait: bool = field(default=True, validator=lambda _, a, v: _check_flag(a, v))
+    allow_duplicate_sends: bool = field(default=False, validator=lambda _, a, v: _check_flag(a, v))
 
     def backoff(self, round_number: int, retry_after: float | None = None) -> float:
         """Seconds to pause before round ``round_number`` (1 = the first retry round)."""
@@ -52,3 +56,27 @@ class RetryPolicy:
     def no_wait(cls, **overrides: object) -> RetryPolicy:
         """The default policy without pauses: for tests and the sandbox."""
         return cls(wait=False, **overrides)  # type: ignore[arg-type]
+
+
+# Validators raise ValidationError naming the field, like every other bad setting: a
+# TypeError from attrs would escape ``except MessagingError``. Bounds must be finite: an
+# infinite or NaN pause never ends, and NaN compares false to every limit.
+
+
+def _check_attempts(attribute: Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{attribute.name} must be an int, 1 or more", field=attribute.name)
+
+
+def _check_seconds(attribute: Attribute[Any], value: object, above: float | None = None) -> None:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or number < 0 or number == above:
+        least = "greater than 0" if above is not None else "0 or more"
+        raise ValidationError(
+            f"{attribute.name} must be a finite number of seconds, {least}", field=attribute.name
+        )
+
+
+def _check_flag(attribute: Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{attribute.name} must be True or False", field=attribute.name)

@@ -89,8 +89,11 @@ def check_text(text: object, *, max_length: int, index: int | None = None) -> st
         raise ValidationError(
             f"a message text must be a str, not {type(text).__name__}", field="text", index=index
         )
-    if not text:
-        raise ValidationError("the message text is empty", field="text", index=index)
+    if not text or text.isspace():
+        # A blank SMS still costs a credit and tells the recipient nothing.
+        raise ValidationError(
+            "the message text is empty or only whitespace", field="text", index=index
+        )
     if len(text) > max_length:
         raise ValidationError(
             f"the message text has {len(text)} characters; the gateway takes at most {max_length}",
@@ -123,6 +126,7 @@ def checked_payload(
         and type(text) is str
         and 0 < len(text) <= max_length
         and text.isascii()
+        and not text.isspace()
         and _ASCII_NOT_GSM.search(text) is None
     ):
         return text, Encoding.GSM

@@ -77,3 +77,10 @@ def sandbox() -> Iterator[tuple[FakeGateway, str]]:
     yield fake, url[0]
     stop.set()
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Async tests run on asyncio; a module that promises trio too overrides this with
+    ``params=["asyncio", "trio"]`` (anyio's own default would run every module on both)."""
+    return "asyncio"

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs
 import anyio
 import httpx
 
+from messaging_async.testing import SentMessage
+
 USERNAME = "demo-user"
 PASSWORD = "s3cr3t-Pa55word"
 
@@ -30,6 +32,8 @@ class TestGateway:
         self.credits = credits
         self.delay = delay
         self.sent: list[tuple[str, str]] = []  # (dstno, msg) of every accepted message
+        # The same messages as the sandbox records them, ids included, for ``reconcile``.
+        self.records: list[SentMessage] = []
         self.requests: list[bytes] = []
         self._lock = threading.Lock()
         self._next_id = 1000
@@ -69,7 +73,18 @@ class TestGateway:
         for message in messages:
             self.sent.append((message["dstno"], message["msg"]))
             self._next_id += 1
-            results.append({"dstno": message["dstno"], "code": 2000, "sms_id": str(self._next_id)})
+            sms_id = str(self._next_id)
+            self.records.append(
+                SentMessage(
+                    gateway="isms",
+                    endpoint="isms_send_json.php",
+                    to=message["dstno"],
+                    message_id=sms_id,
+                    type=str(message.get("type", "")),
+                    text=message["msg"],
+                )
+            )
+            results.append({"dstno": message["dstno"], "code": 2000, "sms_id": sms_id})
         if self.credits is not None:
             self.credits -= len(messages)
         return json.dumps(

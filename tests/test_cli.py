@@ -6,12 +6,14 @@ import base64
 import csv
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
 from messaging_async.cli import main
-from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway
+from messaging_async.cli._blast import RESEND_COLUMNS, CsvSource
+from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, Fault
 
 
 @pytest.fixture
@@ -41,9 +43,11 @@ def test_blast_dry_run_sends_nothing(
     tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = recipients(tmp_path / "r.csv", [*ROWS, ("012", "local")])
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("60123450000\n")  # no name: the template cannot be filled
     assert main(["sms", "blast", str(path), "--text", "Hi {name}", "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "recipients:        121 (1 with invalid numbers)" in printed
+    assert "recipients:        122 (1 with invalid numbers, 1 missing a template column)" in printed
     assert "encodings:         GSM 90 · Unicode 30" in printed
     assert "requests:          3 " in printed  # 90 GSM → 2 chunks, 30 Unicode → 1
     assert "estimated credits: 120" in printed
@@ -133,3 +137,178 @@ def test_missing_credentials_and_webhook_decode(
     assert main(["webhook", "decode", encoded]) == 0
     assert json.loads(capsys.readouterr().out) == {"from": "6012", "text": "hi"}
     assert main(["webhook", "decode", "%%%"]) == 2
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_unknown_rows_go_to_their_own_file_and_the_summary_warns(
+    tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first chunk reaches the gateway and the connection drops: its fate is unknown.
+    isms_env.inject(Fault.RESET, endpoint="isms_send_json.php")
+    path = recipients(tmp_path / "r.csv", [*ROWS[:60], ("12", "too short")])
+    code = main(["sms", "blast", str(path), "--text", "Hi {name}"])
+    out = capsys.readouterr().out
+    assert code == 1
+    columns, unknown = read_rows(tmp_path / "r.unknown.csv")
+    _, not_accepted = read_rows(tmp_path / "r.not_accepted.csv")
+    assert columns == ["phone", "name", *RESEND_COLUMNS]
+    assert {row["status"] for row in unknown} == {"unknown"}
+    assert [(row["phone"], row["status"]) for row in not_accepted] == [("12", "rejected")]
+    assert len(unknown) == int(re.findall(r"^unknown\s+(\d+)$", out, re.M)[0]) > 0
+    assert "do not resend these blindly" in out
+    assert "r.unknown.csv" in out
+    # Sending the unknown file again through iSMS, which has no idempotency key, takes
+    # an explicit flag.
+    sent = len(isms_env.sent)
+    resend = ["sms", "blast", str(tmp_path / "r.unknown.csv"), "--text", "Hi {name}"]
+    assert main(resend) == 2
+    assert f"{len(unknown)} rows of r.unknown.csv are marked unknown" in capsys.readouterr().err
+    assert len(isms_env.sent) == sent
+    assert main([*resend, "--resend-unknown"]) == 0
+    assert len(isms_env.sent) == sent + len(unknown)
+
+
+def test_resending_a_not_accepted_file_never_doubles_its_columns(
+    tmp_path: Path, isms_env: FakeGateway
+) -> None:
+    path = recipients(tmp_path / "r.csv", [*ROWS[:3], ("12", "short"), ("6019999999x", "typo")])
+    assert main(["sms", "blast", str(path), "--text", "Hi {name}"]) == 1
+    first = tmp_path / "r.not_accepted.csv"
+    # The user fixes one number and sends the file again, as the summary suggests.
+    columns, rows = read_rows(first)
+    rows[1]["phone"] = "60199999990"
+    with first.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["sms", "blast", str(first), "--text", "Hi {name}"]) == 1
+    columns, again = read_rows(tmp_path / "r.not_accepted.not_accepted.csv")
+    assert columns == ["phone", "name", "status", "code", "reason", "seqno"]
+    assert [row["phone"] for row in again] == ["12"]
+    assert isms_env.sent_to("60199999990")[0].text == "Hi typo"
+
+
+def test_a_row_missing_a_template_column_is_rejected_not_sent_as_none(
+    tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("phone,name\n60123456780,Ahmad\n60123456781\n60123456782,Siti\n", "utf-8")
+    assert main(["sms", "blast", str(path), "--text", "Hi {name}"]) == 1
+    assert sorted(message.text or "" for message in isms_env.sent) == ["Hi Ahmad", "Hi Siti"]
+    _, rows = read_rows(tmp_path / "r.not_accepted.csv")
+    assert [(row["phone"], row["status"]) for row in rows] == [("60123456781", "rejected")]
+    assert "line 3 has no value for name" in rows[0]["reason"]
+    assert re.search(r"^rejected\s+1$", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.parametrize(
+    ("content", "template", "expected"),
+    [
+        (None, "Hi {name}", "cannot read"),
+        (b"phone,name\n60123456789,Ren\xe9\n", "Hi {name}", "not UTF-8"),
+        (b"phone,name\n" + b"60123456789,Ann\n" * 500 + b"6012,\xff\n", "Hi", "not UTF-8"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name", "malformed"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {0}", "positional"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name:d}", "malformed"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name.upper.x}", "malformed"),
+        (b"", "Hi", "no header"),
+        (b"name\nAnn\n", "Hi", "no phone column"),
+    ],
+)
+def test_bad_files_and_templates_print_one_line_and_exit_2(
+    tmp_path: Path,
+    isms_env: FakeGateway,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes | None,
+    template: str,
+    expected: str,
+) -> None:
+    path = tmp_path / "r.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["sms", "blast", str(path), "--text", template]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert isms_env.sent == []
+    assert not (tmp_path / "r.not_accepted.csv").exists()
+
+
+def test_the_output_files_may_not_overwrite_the_input(
+    tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = recipients(tmp_path / "r.csv", ROWS[:2])
+    assert main(["sms", "blast", str(path), "--text", "Hi", "--resend-csv", str(path)]) == 2
+    assert "three files" in capsys.readouterr().err
+    assert len(read_rows(path)[1]) == 2
+    assert isms_env.sent == []
+
+
+def test_a_resent_unknown_row_keeps_its_seqno_on_sms_com_my_only(tmp_path: Path) -> None:
+    path = tmp_path / "r.unknown.csv"
+    path.write_text(
+        "phone,name,status,code,reason,seqno\n"
+        "60123456780,Ahmad,unknown,,no answer,seq-1\n"
+        "60123456781,Siti,not_sent,,down,seq-2\n",
+        "utf-8",
+    )
+    reused = list(CsvSource(path, "Hi {name}", reuse_seqno=True).messages())
+    assert [message.seqno for message in reused] == ["seq-1", None]
+    assert reused[0].ref == {"phone": "60123456780", "name": "Ahmad"}
+    fresh = list(CsvSource(path, "Hi {name}").messages())
+    assert [message.seqno for message in fresh] == [None, None]
+
+
+def test_a_password_flag_warns_and_a_password_file_or_prompt_does_not(
+    tmp_path: Path,
+    isms_env: FakeGateway,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["balance", "--password", SANDBOX_PASSWORD]) == 0
+    assert "warning: --password is visible" in capsys.readouterr().err
+    secret = tmp_path / "password"
+    secret.write_text(SANDBOX_PASSWORD + "\n", "utf-8")
+    monkeypatch.delenv("ISMS_PASSWORD")
+    assert main(["balance", "--password-file", str(secret)]) == 0
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return SANDBOX_PASSWORD
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", prompt)
+    assert main(["balance"]) == 0
+    out, err = capsys.readouterr()
+    assert asked == ["iSMS password: "]
+    assert "warning" not in err
+    assert SANDBOX_PASSWORD not in out + err
+    with pytest.raises(SystemExit) as exited:
+        main(["balance", "--password-file", str(tmp_path / "missing")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("error: cannot read --password-file")
+
+
+def test_the_sandbox_refuses_a_busy_port_and_a_public_host_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["sandbox", "--port", str(port)]) == 2
+        assert (
+            capsys.readouterr().err
+            == f"error: the sandbox cannot listen on 127.0.0.1:{port}: it is in use\n"
+        )
+    assert main(["sandbox", "--host", "0.0.0.0", "--port", "0"]) == 2  # noqa: S104
+    err = capsys.readouterr().err
+    assert "loopback" in err
+    assert err.count("\n") == 1

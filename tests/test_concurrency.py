@@ -12,9 +12,16 @@ import pytest
 
 from messaging_async import MessagingError, Outcome, OutcomeStatus, Sms
 from messaging_async._fanout import _detached_tasks
+from messaging_async.testing import reconcile
 
 from .conftest import make_client
 from .gateway import TestGateway, serve_on_loopback
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test of this module runs on asyncio and on trio."""
+    return str(request.param)
 
 
 def personalised(count: int, tag: str = "") -> Iterator[Sms]:
@@ -25,18 +32,11 @@ def personalised(count: int, tag: str = "") -> Iterator[Sms]:
 def check_against_gateway(
     outcomes: list[Outcome], gateway: TestGateway, tag: str, read: int
 ) -> None:
-    """Every recipient read has exactly one outcome, consistent with what the gateway recorded."""
-    assert sorted(o.index for o in outcomes) == list(range(read)), "a recipient is missing or twice"
-    sent = gateway.sent_count()
-    for outcome in outcomes:
-        i = outcome.index
-        recorded = sent[(f"6012{i:07d}", f"Hi {tag}{i}" if i % 5 else f"你好 {tag}{i}")]
-        if outcome.status is OutcomeStatus.ACCEPTED:
-            assert recorded == 1, outcome
-        elif outcome.status in (OutcomeStatus.NOT_SENT, OutcomeStatus.REJECTED):
-            assert recorded == 0, outcome
-        else:
-            assert recorded <= 1, outcome
+    """Every recipient read has exactly one outcome, consistent with what the gateway recorded
+    for that message (number and id included)."""
+    with gateway._lock:
+        records = list(gateway.records)
+    reconcile(list(personalised(read, tag)), outcomes, records).check()
 
 
 def test_the_same_bulk_send_passes_under_trio_and_asyncio() -> None:
@@ -84,6 +84,20 @@ async def test_async_iterables_are_accepted() -> None:
     assert len(report) == 75
 
 
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        "asyncio",
+        pytest.param(
+            "trio",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the stream is a bare async generator: trio warns (ResourceWarning) "
+                "when the consumer breaks out without aclosing it",
+            ),
+        ),
+    ],
+)
 async def test_stream_yields_every_outcome_and_stops_cleanly_on_break() -> None:
     gateway = TestGateway(delay=0.01)
     async with make_client(transport=gateway.transport(), max_concurrency=2) as opened:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,3 +153,76 @@ def test_checked_payload_agrees_with_check_text_then_resolve_encoding(
     except ValidationError as exc:
         got = str(exc)
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "wire"),
+    [
+        ("+60 012 345 6789", "60123456789"),  # a trunk 0 after the calling code is dropped
+        ("+60 (0)12-345 6789", "60123456789"),
+        ("0060 (0)12 345 6789", "60123456789"),
+        ("600123456789", "60123456789"),
+        ("+60 011 2345 6789", "601123456789"),
+        ("+44 (0)20 7946 0000", "442079460000"),
+        ("+49 (0)30 1234567", "49301234567"),  # a country outside the length table
+        ("+39 06 1234 5678", "390612345678"),  # Italy: the 0 is part of the number
+        ("+39 (0)6 1234 5678", "390612345678"),
+        ("+378 0549 123456", "3780549123456"),  # San Marino
+        ("+379 06 6988 1234", "3790669881234"),  # Vatican City
+        ("+39 333 123 4567", "393331234567"),
+    ],
+)
+def test_a_trunk_zero_is_dropped_only_where_it_is_a_trunk_prefix(raw: str, wire: str) -> None:
+    assert normalize_number(raw) == wire
+
+
+def test_a_local_italian_number_keeps_its_zero() -> None:
+    assert normalize_number("06 1234 5678", default_calling_code=calling_code("IT")) == (
+        "390612345678"
+    )
+    assert normalize_number("012-345 6789", default_calling_code=calling_code("MY")) == (
+        "60123456789"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("+6011111111", "8 digits after +60"),  # a Malaysian mobile has 9 or 10
+        ("6012345678901", "11 digits after +60"),
+        ("+60 0111 1111", "7 digits after +60"),
+        ("+65 0912 3456", "no number begins with 0"),  # Singapore has no trunk prefix
+        ("+65 912 345", "6 digits after +65"),
+        ("+1 212 555 010", "9 digits after +1"),
+    ],
+)
+def test_a_number_too_short_or_long_for_its_country_is_refused(raw: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(problem)) as caught:
+        normalize_number(raw, index=3)
+    assert (caught.value.field, caught.value.index) == ("to", 3)
+
+
+@pytest.mark.parametrize("raw", ["\ud800", "+60\ud80012345678", "6012345678\udfff", "\ud800" * 30])
+def test_a_lone_surrogate_gives_an_error_that_serialises_as_utf8(raw: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        normalize_number(raw)
+    # What a web framework does with the message: it must not raise UnicodeEncodeError.
+    json.dumps({"detail": str(caught.value)}, ensure_ascii=False).encode("utf-8")
+    mask_number(raw).encode("utf-8")
+
+
+@pytest.mark.parametrize("country", [60, None, b"MY", "\ud800", "60\ud800"])
+def test_a_bad_default_country_is_a_validation_error(country: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        calling_code(country)
+    assert caught.value.field == "default_country"
+    str(caught.value).encode("utf-8")
+
+
+@pytest.mark.parametrize("text", [" ", "   ", "\n\t", "\u3000", " \r\n "])
+def test_whitespace_only_text_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError, match="whitespace") as caught:
+        checked_payload(text, None, max_length=900, index=2)
+    assert (caught.value.field, caught.value.index) == ("text", 2)
+    with pytest.raises(ValidationError, match="whitespace"):
+        check_text(text, max_length=900)

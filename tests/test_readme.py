@@ -53,7 +53,7 @@ def sms_com_my(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="1707")
     if path.endswith("ISendSMSNoDR.aspx"):
         return httpx.Response(200, text="1701")
-    return httpx.Response(200, text="1701:123")
+    return httpx.Response(200, text="1701:1143000123")
 
 
 def test_readme_fastapi_webhook_example_receives_callbacks(

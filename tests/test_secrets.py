@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from urllib.parse import quote_plus
+from typing import Any
+from urllib.parse import parse_qs, quote_plus
 
 import httpx
 import pytest
 import respx
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from messaging_async import (
     MessagingError,
@@ -20,6 +24,8 @@ from messaging_async import (
     WhatsAppTemplate,
     WhatsAppText,
 )
+from messaging_async._secrets import MASK, Redactor, _forms
+from messaging_async.isms import _wire
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
@@ -158,7 +164,7 @@ async def _smscommy_failures() -> list[str]:
     """sms.com.my sends that succeed and fail every way; no URL may carry the password."""
     seen: list[str] = []
     answers: list[Answer] = [
-        httpx.Response(200, text="1701:55"),
+        httpx.Response(200, text="1701:1143000055"),
         httpx.Response(200, text="1702"),
         httpx.Response(200, text="1703"),
         echo,
@@ -227,3 +233,246 @@ def _failure(error: MessagingError) -> list[str]:
         repr(outcome),
         str(getattr(outcome, "reason", "")),
     ]
+
+
+# ------------------------------------------------------------ gateways that echo the request
+NUMBERS = [f"6012345{i:04d}" for i in range(len(TEXTS))]
+
+
+class EchoingGateway(TestGateway):
+    """A gateway whose error answers quote what it was sent: texts, template parameters,
+    password, app secret and numbers (``mode``: ``fatal`` refusals stop a bulk run,
+    ``per_message`` ones reject one message, ``unreadable`` ones are no documented answer)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def handle(self, path: str, body: bytes) -> tuple[int, str]:
+        if path.endswith("isms_send_json.php"):
+            return 200, self._json(json.loads(body))
+        if path.endswith("isms_send_all_id.php"):
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            echo = f"{form['msg']} pwd={form['pwd']} to {form['dstno']}"
+            code = "-1004" if self.mode == "fatal" else "-1009"
+            return 200, f"{code} = REFUSED {echo}" if self.mode != "unreadable" else echo
+        if path.endswith("isms_send_waba.php"):
+            return 200, self._waba(json.loads(body))
+        if path.endswith(".aspx"):
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            if self.mode == "fatal":
+                return 200, "1704"  # exact codes only: anything more is no answer
+            return 200, f"1706 {form['message']} password={form['password']} {form['mobile']}"
+        return 404, "not found"
+
+    def _json(self, request: dict[str, Any]) -> str:
+        echoes = [
+            f"'{m['msg']}' to +{m['dstno']} pwd={request['pwd']}" for m in request["messages"]
+        ]
+        if self.mode == "fatal":
+            message = "-1004 = INSUFFICIENT CREDITS " + "; ".join(echoes)
+            return json.dumps({"status": "error", "code": -1004, "message": message})
+        if self.mode == "unreadable":
+            return json.dumps({"echo": echoes})
+        results = [
+            {"dstno": m["dstno"], "code": -1009, "message": f"-1009 = INVALID CONTENT {echo}"}
+            for m, echo in zip(request["messages"], echoes, strict=True)
+        ]
+        return json.dumps({"total_failed": len(results), "results": results})
+
+    def _waba(self, request: dict[str, Any]) -> str:
+        said = json.dumps(request.get("TemplateParams") or request.get("Content"))
+        echo = f"{said} AppSecret={request['AppSecret']} pwd={request['pwd']} To={request['To']}"
+        if self.mode == "unreadable":
+            return json.dumps({"echo": echo})
+        code = "1004" if self.mode == "fatal" else "50500"
+        return json.dumps({"statusCode": code, "message": f"refused: {echo}"})
+
+
+async def _echoed(url: str, backend: str, mode: str) -> tuple[list[str], list[str]]:
+    """Every error, reason, ``stopped_by`` and refusal ``raw`` the four APIs produce against
+    an echoing gateway: ``(texts to search, texts that must quote the gateway)``."""
+    seen: list[str] = []
+    quoting: list[str] = []  # proof the gateway's words did reach us, redacted
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    settings: dict[str, Any] = {
+        "retry": RetryPolicy.no_wait(max_attempts=2),
+        "http_backend": backend,
+    }
+    sms = [Sms(to=number, text=text) for number, text in zip(NUMBERS, TEXTS, strict=True)]
+    async with (
+        make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+        SmsComMyClient(
+            username="demo-user", password=PASSWORD, base_url=url + "/websmsapi", **settings
+        ) as smsmy,
+    ):
+        reports = [
+            await isms.send_sms_bulk(sms),
+            await isms.send_sms_classic(NUMBERS[:1], TEXTS[1]),
+            await isms.send_whatsapp_bulk(
+                [WhatsAppText(to=n, text=t) for n, t in zip(NUMBERS, TEXTS, strict=True)]
+                + [WhatsAppTemplate(to=NUMBERS[0], template_code="otp", params=[t]) for t in TEXTS]
+            ),
+            await smsmy.send_sms_bulk(sms),
+        ]
+        for report in reports:
+            seen += [repr(report), str(report.stopped_by), repr(report.stopped_by)]
+            if report.stopped_by is not None:
+                seen += [str(report.stopped_by.gateway_message), repr(report.stopped_by.raw)]
+            for outcome in report.outcomes:
+                seen += [outcome.reason or "", repr(outcome.raw), str(outcome.error)]
+        for number, text in zip(NUMBERS, TEXTS, strict=True):
+            for call, quotes in (
+                (isms.send_sms(number, text), True),
+                (isms.send_whatsapp_template(number, "otp", params={"code": text}), True),
+                (isms.send_whatsapp_text(number, text), True),
+                (smsmy.send_sms(number, text), mode != "fatal"),  # 1704 quotes nothing
+            ):
+                error = await _raises(call)
+                seen += _failure(error)
+                seen += [
+                    str(getattr(error, "gateway_message", "")),
+                    repr(getattr(error, "raw", "")),
+                ]
+                if quotes:
+                    quoting.append(str(error))
+    return seen, quoting
+
+
+@pytest.mark.parametrize("mode", ["fatal", "per_message", "unreadable"])
+async def test_a_gateway_echoing_the_request_leaks_nothing_anywhere(
+    debug_everywhere: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """iSMS JSON and classic, WhatsApp and sms.com.my, over sockets on both backends: the
+    echoed password, app secret, texts and template parameters reach no exception message,
+    outcome reason, ``stopped_by``, refusal ``raw`` or log record; numbers are masked."""
+    seen: list[str] = []
+    quoting: list[str] = []
+    with serve_on_loopback(EchoingGateway(mode)) as url:
+        for backend in ("httpx", "aiohttp"):
+            more, quoted = await _echoed(url, backend, mode)
+            seen += more
+            quoting += quoted
+    ours = [r for r in debug_everywhere.records if r.name.startswith("messaging_async")]
+    logged = [r.getMessage() for r in debug_everywhere.records] + [debug_everywhere.text]
+    if mode == "fatal":
+        stopped = [r.getMessage() for r in ours if "bulk run stopped" in r.getMessage()]
+        assert len(stopped) >= 6, stopped  # iSMS JSON, WhatsApp, sms.com.my, per backend
+        assert all("6012****" in line or "sms.com.my" in line for line in stopped), stopped
+    everything = "\n".join(seen + logged)
+    assert quoting
+    assert all("***" in text for text in quoting), quoting  # the gateway's words came through
+    assert PASSWORD not in everything
+    assert APP_SECRET not in everything
+    for text in TEXTS:
+        for form in _encoded_forms(text):
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, (
+                    fragment,
+                    everything[everything.index(fragment) - 300 : everything.index(fragment) + 100],
+                )
+    for record in ours:  # our own log lines mask phone numbers
+        for number in NUMBERS:
+            assert number not in record.getMessage() + (record.exc_text or ""), record.getMessage()
+
+
+def test_the_redactor_catches_every_form_and_masks_numbers() -> None:
+    redact = Redactor([PASSWORD, "OTP 918273", "60129999999"], ["60123456789"])
+    echoed = json.dumps(json.dumps({"pwd": PASSWORD, "msg": "otp 918273 ✓"}))
+    assert PASSWORD not in redact(echoed)
+    assert "918273" not in redact(echoed)
+    assert (
+        redact(f"{PASSWORD.upper()} &quot;x&quot; {quote_plus('OTP 918273')}")
+        == "*** &quot;x&quot; ***"
+    )
+    assert redact("to +60123456789 and 60129999999") == "to 6012*****89 and ***"
+    assert redact.scrub({"m": ["OTP 918273", 1]}) == {"m": ["***", 1]}
+    assert Redactor()("nothing to hide") == "nothing to hide"
+
+
+async def _echo_in_a_broken_header(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """An answer whose malformed header line is the request body: httpx's and aiohttp's
+    protocol errors quote such a line in their messages."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    body = (await reader.readexactly(length)).replace(b"\r", b"").replace(b"\n", b"")
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Echo " + body + b"\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_malformed_answer_echoing_the_request_leaks_nothing(
+    debug_everywhere: pytest.LogCaptureFixture,
+) -> None:
+    """A protocol error quoting the answer's bytes (the request echoed in a broken header)
+    reaches notes, ``attempts``, exceptions and the failover log only redacted."""
+    seen: list[str] = []
+    server = await asyncio.start_server(_echo_in_a_broken_header, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    async with server:
+        for backend in ("httpx", "aiohttp"):
+            settings: dict[str, Any] = {
+                "retry": RetryPolicy.no_wait(max_attempts=2),
+                "http_backend": backend,
+            }
+            async with (
+                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+                SmsComMyClient(
+                    username="demo-user", password=PASSWORD, base_url=url, **settings
+                ) as smsmy,
+            ):
+                for number, text in zip(NUMBERS, TEXTS, strict=True):
+                    for call in (
+                        isms.send_sms(number, text),
+                        isms.send_whatsapp_template(number, "otp", params=[text]),
+                        smsmy.send_sms(number, text),
+                    ):
+                        error = await _raises(call)
+                        assert "***" in str(error)  # the protocol error did quote the body
+                        seen += _failure(error)
+                report = await isms.send_sms_bulk(
+                    Sms(to=n, text=t) for n, t in zip(NUMBERS, TEXTS, strict=True)
+                )
+                seen += [o.reason or "" for o in report.outcomes]
+    seen += [record.getMessage() for record in debug_everywhere.records]
+    everything = "\n".join(seen)
+    assert PASSWORD not in everything
+    assert APP_SECRET not in everything
+    for text in TEXTS:
+        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, fragment
+
+
+def test_an_unknown_result_keeps_no_echo_in_its_raw() -> None:
+    """A result with no code is ``unknown``; its ``raw`` is redacted like a refusal's."""
+    echo = {"dstno": NUMBERS[0], "message": f"{TEXTS[0]} pwd={PASSWORD}"}
+    answer = _wire.parse_json_send(json.dumps({"results": [echo]}))
+    redact = Redactor([PASSWORD, TEXTS[0]], [NUMBERS[0]])
+    (outcome,), _ = _wire.chunk_outcomes([(0, NUMBERS[0], None)], answer, redact)
+    assert outcome.status.value == "unknown"
+    assert outcome.raw == {"dstno": "6012*****00", "message": "*** pwd=***"}
+
+
+@given(
+    st.text(alphabet=st.characters(exclude_characters="«»"), min_size=1, max_size=40),
+    st.sampled_from(["{}", "«{}»", "« {} »"]),
+)
+@settings(max_examples=300, deadline=None)
+@example("\ud800", "{}")  # a lone surrogate: no form may fail to encode
+def test_a_secret_is_redacted_in_every_form_it_may_be_echoed_in(secret: str, around: str) -> None:
+    """The quick look for a secret's ASCII words never skips a form of it."""
+    if not secret.strip():
+        return
+    for form in _forms(secret):
+        ascii_upper = "".join(ch.upper() if ch.isascii() else ch for ch in form)  # PHP's strtoupper
+        for echoed in (form, ascii_upper):
+            redacted = Redactor([secret])(around.format(echoed))
+            assert redacted == around.format(MASK), (secret, form)

@@ -28,6 +28,7 @@ from messaging_async import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from messaging_async.testing import FakeGateway, Fault, serve
 
 from .gateway import PASSWORD, USERNAME
 
@@ -57,7 +58,7 @@ def sent(request: httpx.Request) -> httpx.Response:
 
 
 async def capture(
-    call: Any, answer: str = "1701:12345", path: str = "ISendSMS.aspx"
+    call: Any, answer: str = "1701:1143012345", path: str = "ISendSMS.aspx"
 ) -> dict[str, str]:
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(f"{BASE}/{path}").mock(return_value=httpx.Response(200, text=answer))
@@ -101,7 +102,7 @@ async def test_isendsms_bodies_for_types_1_to_4(
         outcome = await smsmy.send_sms(
             "+60 12-345 6789", text, flash=bool(flash), encoding=encoding, seqno="seq-1"
         )
-        assert outcome.message_id == "12345"
+        assert outcome.message_id == "1143012345"
         assert outcome.seqno == "seq-1"
 
     assert await capture(call) == common(message, type_, "seq-1")
@@ -218,12 +219,12 @@ async def test_1703_and_5xx_are_retried_with_the_same_seqno() -> None:
             side_effect=[
                 httpx.Response(200, text="1703"),
                 httpx.Response(502, text="<html/>"),
-                httpx.Response(200, text="1701:77"),
+                httpx.Response(200, text="1701:1143000077"),
             ]
         )
         async with client() as smsmy:
             outcome = await smsmy.send_sms("60123456789", "hi")
-    assert outcome.message_id == "77"
+    assert outcome.message_id == "1143000077"
     assert len({form(call)["seqno"] for call in route.calls}) == 1
     assert route.call_count == 3
 
@@ -247,11 +248,11 @@ async def test_a_maintenance_page_is_retried_and_then_reported_with_its_text() -
         route = mock.post(f"{BASE}/ISendSMS.aspx").mock(
             side_effect=[
                 httpx.Response(200, text="Service unavailable"),
-                httpx.Response(200, text="1701:9"),
+                httpx.Response(200, text="1701:1143000009"),
             ]
         )
         async with client() as smsmy:
-            assert (await smsmy.send_sms("60123456789", "hi")).message_id == "9"
+            assert (await smsmy.send_sms("60123456789", "hi")).message_id == "1143000009"
     assert route.call_count == 2
 
 
@@ -274,7 +275,7 @@ async def test_1704_in_the_middle_of_a_bulk_run_leaves_later_messages_not_sent()
     def credits_run_out(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return httpx.Response(200, text="1704" if calls >= 40 else f"1701:{calls}")
+        return httpx.Response(200, text="1704" if calls >= 40 else f"1701:{1_143_000_000 + calls}")
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(f"{BASE}/ISendSMS.aspx").mock(side_effect=credits_run_out)
@@ -404,7 +405,7 @@ async def test_plain_http_base_url_warns() -> None:
 async def test_validation_before_sending(call: Any, field: str) -> None:
     with respx.mock(assert_all_called=False) as mock:
         route = mock.route(host="www.sms.com.my").mock(
-            return_value=httpx.Response(200, text="1701:1")
+            return_value=httpx.Response(200, text="1701:1143000001")
         )
         async with client() as smsmy:
             with pytest.raises(ValidationError) as caught:
@@ -422,3 +423,106 @@ def test_sender_is_validated(sender: str) -> None:
 @pytest.mark.parametrize("sender", ["6012345678901", "MyCompany01", "A"])
 def test_valid_senders(sender: str) -> None:
     assert f"sender={sender!r}" in repr(client(sender=sender))
+
+
+CUT_OR_UNDOCUMENTED = [
+    "1701:11",  # 1701:1143000001 cut short
+    "1701:",
+    "1701",
+    "1701:1143000001 1701:1143000002",
+    "1701:1143000001\r\n1705",
+    "1701:1143000001 OK",
+    "1799",
+    "1705:x",
+]
+
+
+@pytest.mark.parametrize("body", CUT_OR_UNDOCUMENTED)
+async def test_a_cut_or_undocumented_answer_is_retried_with_the_same_seqno(body: str) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{BASE}/ISendSMS.aspx").mock(
+            side_effect=[httpx.Response(200, text=body), httpx.Response(200, text="1718")]
+        )
+        async with client() as smsmy:
+            outcome = await smsmy.send_sms("60123456789", "Your OTP is 123456")
+    assert route.call_count == 2
+    assert len({form(call)["seqno"] for call in route.calls}) == 1
+    assert outcome.status is OutcomeStatus.ACCEPTED
+    assert outcome.message_id is None  # never the cut "11"
+
+
+async def test_a_cut_msgid_every_time_is_unknown_never_accepted_with_it() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{BASE}/ISendSMS.aspx").mock(
+            return_value=httpx.Response(200, text="1701:11")
+        )
+        async with client(retry=RetryPolicy.no_wait(max_attempts=3)) as smsmy:
+            with pytest.raises(OutcomeUnknownError) as caught:
+                await smsmy.send_sms("60123456789", "hi", seqno="cut-1")
+            report = await smsmy.send_sms_bulk([Sms(to="60123456789", text="hi")])
+    assert caught.value.outcome is not None
+    assert caught.value.outcome.message_id is None
+    (outcome,) = report.outcomes
+    assert outcome.status is OutcomeStatus.UNKNOWN
+    assert outcome.message_id is None
+    assert route.call_count == 6
+
+
+async def test_a_whole_msgid_is_accepted() -> None:
+    for body in ("1701:1143000001", " 1701:114300\r\n", "1701: C9122953-AB"):
+        assert (await capture(lambda s: s.send_sms("60123456789", "hi"), answer=body))["seqno"]
+
+
+async def test_a_seqno_used_twice_in_one_bulk_call_is_rejected_before_sending() -> None:
+    """The gateway remembers seqnos: the second message's retry after a 502 would be answered
+    1718 and read as accepted, though the gateway never recorded that message."""
+    recorded: dict[str, str] = {}
+    failed_once: set[str] = set()
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        fields = form(type("C", (), {"request": request}))
+        if fields["message"] == "second" and "second" not in failed_once:
+            failed_once.add("second")
+            return httpx.Response(502, text="<html>bad gateway</html>")
+        if fields["seqno"] in recorded:
+            return httpx.Response(200, text="1718")
+        recorded[fields["seqno"]] = fields["message"]
+        return httpx.Response(200, text=f"1701:{1_143_000_000 + len(recorded)}")
+
+    messages = [
+        Sms(to="60123456781", text="first", seqno="order-17"),
+        Sms(to="60123456782", text="second", seqno="order-17"),
+        Sms(to="60123456783", text="third", seqno="order-18"),
+    ]
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{BASE}/ISendSMS.aspx").mock(side_effect=gateway)
+        async with client(max_concurrency=1) as smsmy:
+            report = await smsmy.send_sms_bulk(messages)
+            streamed = [o async for o in smsmy.stream_sms_bulk(messages[:2])]
+    first, second, third = report.outcomes
+    assert (first.status, third.status) == (OutcomeStatus.ACCEPTED, OutcomeStatus.ACCEPTED)
+    assert second.status is OutcomeStatus.REJECTED
+    assert "seqno 'order-17' is already used" in (second.reason or "")
+    assert recorded == {"order-17": "first", "order-18": "third"}
+    assert [form(call)["message"] for call in route.calls[:2]] == ["first", "third"]
+    assert sorted(o.status for o in streamed) == [OutcomeStatus.REJECTED] * 2  # 1718, then ours
+
+
+async def test_against_the_sandbox_a_cut_answer_never_gives_a_wrong_message_id() -> None:
+    """The sandbox's own ``Fault.TRUNCATED`` (processes, then cuts the answer in half:
+    ``1701:1143000001`` arrives as ``1701:11``) on a random half of the requests, over a
+    socket: every id we report is the one the gateway recorded for that recipient."""
+    fake = FakeGateway()
+    fake.chaos([Fault.TRUNCATED], rate=0.5, seed=7)
+    messages = [Sms(to=f"6012{i:07d}", text=f"Your OTP is {i:06d}") for i in range(40)]
+    async with serve(fake) as url, fake.smscommy_client(base_url=url) as smsmy:
+        report = await smsmy.send_sms_bulk(messages)
+    recorded = {m.to: m for m in fake.sent}
+    assert len(fake.sent) == len(recorded) == 40  # each once: retries carried the same seqno
+    assert fake.faults_applied["truncated"] >= 10
+    for outcome in report.outcomes:
+        assert outcome.seqno == recorded[outcome.to].seqno
+        assert outcome.status in (OutcomeStatus.ACCEPTED, OutcomeStatus.UNKNOWN)
+        assert outcome.message_id in (None, recorded[outcome.to].message_id), outcome
+    with_id = [o for o in report.outcomes if o.message_id is not None]
+    assert with_id  # the answers that came whole gave their ids

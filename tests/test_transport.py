@@ -43,7 +43,7 @@ def transport(scripted: Scripted, **policy: object) -> Transport:
 async def post(subject: Transport, *, retry_after_send: bool = True) -> str:
     answer = await subject.post(
         HOSTS, "x.php", content=b"{}", content_type="application/json",
-        retry_after_send=retry_after_send, progress=SendProgress(),
+        retry_after_send=retry_after_send, progress=SendProgress(), redact=str,
     )  # fmt: skip
     return answer.base_url
 
@@ -156,7 +156,7 @@ async def test_a_request_cancelled_before_it_starts_is_not_sent_and_gives_its_sl
         scope.cancel()
         await subject.post(
             HOSTS, "x.php", content=b"{}", content_type="application/json",
-            retry_after_send=False, progress=progress,
+            retry_after_send=False, progress=progress, redact=str,
         )  # fmt: skip
     assert scripted.calls == [], "a cancelled request went out"
     assert not progress.may_have_left

@@ -122,7 +122,7 @@ async def test_classic_checks_its_text_once_and_its_numbers_each() -> None:
         ({"max_concurrency": True}, "max_concurrency"),
         ({"retry": "often"}, "retry"),
         ({"default_country": "Atlantis"}, "default_country"),
-        ({"timeout": -1}, None),
+        ({"timeout": -1}, "timeout"),
     ],
 )
 def test_constructor_refuses_bad_settings(overrides: dict[str, Any], field: str | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import DeliveryStatus, WebhookError, webhooks
-from messaging_async.webhooks._parsers import _timestamp, query_pairs
+from messaging_async.webhooks._parsers import STATUS_WORDS, _timestamp, query_pairs
 from messaging_async.webhooks._whatsapp import _response_parameter
 
 MESSAGE = {
@@ -203,6 +204,64 @@ def test_isms_delivery(query: str, status: DeliveryStatus, recipient: str | None
     assert report.gateway == "isms"
 
 
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("NOT DELIVERED", DeliveryStatus.FAILED),
+        ("UNDELIVERED", DeliveryStatus.FAILED),
+        ("not_delivered", DeliveryStatus.FAILED),
+        (" Not-Delivered ", DeliveryStatus.FAILED),
+        ("Deliver  Failed", DeliveryStatus.FAILED),
+        ("No delivery", DeliveryStatus.UNKNOWN),
+        ("UNSENT", DeliveryStatus.UNKNOWN),
+        ("DELIVERED_NOT", DeliveryStatus.UNKNOWN),
+        ("SENT", DeliveryStatus.SENT),
+        ("Read", DeliveryStatus.READ),
+        ("seen", DeliveryStatus.READ),
+        ("UNREAD", DeliveryStatus.UNKNOWN),
+        ("enqueued", DeliveryStatus.QUEUED),
+        ("en_route", DeliveryStatus.QUEUED),
+        ("Deliver Successful", DeliveryStatus.DELIVERED),
+        ("delivered", DeliveryStatus.DELIVERED),
+        ("Not In Service", DeliveryStatus.NOT_IN_SERVICE),
+        ("out_of_coverage", DeliveryStatus.OUT_OF_COVERAGE),
+        ("6", DeliveryStatus.UNKNOWN),
+    ],
+)
+def test_isms_status_words_are_read_whole(word: str, status: DeliveryStatus) -> None:
+    report = webhooks.parse_isms_delivery({"sms_id": "1", "status": word})
+    assert report.status is status
+    assert report.status_code == word.strip()  # the gateway's own word, kept
+    assert report.raw["status"] == word
+
+
+@pytest.mark.parametrize("word", sorted(STATUS_WORDS))
+def test_no_negation_of_a_status_word_reads_as_that_status(word: str) -> None:
+    """Whole words only: a word with "UN" or "NOT " in front is never the word's status."""
+    status = STATUS_WORDS[word]
+    for negated in ("UN" + word, "NOT " + word, "NO " + word, word + "X"):
+        if negated.replace("_", " ") not in STATUS_WORDS:
+            read = webhooks.parse_isms_delivery({"sms_id": "1", "status": negated}).status
+            assert read is DeliveryStatus.UNKNOWN or read is not status, negated
+
+
+@pytest.mark.parametrize(
+    ("parse", "query"),
+    [
+        (webhooks.parse_isms_delivery, "sms_id=%ZZ&status=DELIVRD"),
+        (webhooks.parse_isms_delivery, "sms_id=1&status=DELIV%2"),
+        (webhooks.parse_smscommy_delivery, "MsgId=12%G4&Status=6"),
+        (webhooks.parse_smscommy_incoming, "Sender=6019&Msg=50%&ContentType=1"),
+        (webhooks.parse_smscommy_incoming, "Sender=6019&Msg=%FF&ContentType=1"),
+        (webhooks.parse_isms_whatsapp, "response=abc%ZZ"),
+        (webhooks.parse_isms_whatsapp, "response=abc%ZZ&x=1"),
+    ],
+)
+def test_a_malformed_percent_escape_is_a_webhook_error(parse: Any, query: str) -> None:
+    with pytest.raises(WebhookError, match="percent-escape"):
+        parse(query)
+
+
 @pytest.mark.parametrize("parse", [webhooks.parse_isms_delivery, webhooks.parse_smscommy_delivery])
 def test_a_delivery_report_needs_a_message_id(parse: Any) -> None:
     with pytest.raises(WebhookError, match="message id"):
@@ -254,7 +313,14 @@ PARSERS: list[Callable[..., Any]] = [
     webhooks.parse_smscommy_delivery,
     webhooks.parse_smscommy_incoming,
     webhooks.parse_isms_whatsapp,
+    webhooks.parse_isms_whatsapp_callback,
 ]
+WHATSAPP_PARSERS = (webhooks.parse_isms_whatsapp, webhooks.parse_isms_whatsapp_callback)
+status_entry = st.dictionaries(
+    st.sampled_from(["id", "status", "timestamp", "recipient_id", "errors", "type", "text"]),
+    st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.lists(st.none())),
+    max_size=5,
+)
 anything = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=300),
@@ -283,6 +349,17 @@ anything = st.one_of(
             max_leaves=10,
         ),
     ),
+    st.builds(
+        lambda statuses, messages: (
+            "response="
+            + b64(
+                {"entry": [{"changes": [{"value": {"statuses": statuses, "messages": messages}}]}]}
+            )
+        ),
+        st.lists(status_entry | st.integers() | st.text(max_size=3), max_size=3),
+        st.lists(status_entry | st.none(), max_size=2) | st.text(max_size=3),
+    ),
+    st.builds(lambda entry: "response=" + b64(entry), status_entry),
     st.integers(),
     st.none(),
 )
@@ -297,7 +374,7 @@ def test_nothing_but_webhook_error_escapes_any_parser(
 ) -> None:
     for parse in PARSERS:
         try:
-            if parse is webhooks.parse_isms_whatsapp:
+            if parse in WHATSAPP_PARSERS:
                 event = parse(
                     payload,
                     content_type=content_type,
@@ -311,20 +388,24 @@ def test_nothing_but_webhook_error_escapes_any_parser(
 
 
 query_text = st.text(alphabet="ab=&+%2Fé ?;", max_size=40) | st.text(max_size=40)
+BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @settings(max_examples=500, deadline=None)
 @given(query=query_text)
 def test_our_query_parser_reads_what_parse_qsl_reads(query: str) -> None:
     """``query_pairs`` replaces ``parse_qsl`` for speed; it must read every query the same,
-    including invalid percent-escapes (both refuse them)."""
+    except that it refuses what ``parse_qsl`` keeps as text: a ``%`` not followed by two
+    hex digits (both refuse escapes that are not UTF-8)."""
     try:
         expected: object = parse_qsl(query, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         expected = "refused"
+    if BAD_ESCAPE.search(query.replace("+", " ")):
+        expected = "refused"
     try:
         got: object = query_pairs(query)
-    except UnicodeDecodeError:
+    except WebhookError:
         got = "refused"
     assert got == expected
 
@@ -341,8 +422,8 @@ def test_the_documented_form_body_reads_as_the_general_form_path_does(value: str
 def _read_response(form: str) -> object:
     try:
         return _response_parameter(form, None, 65536)
-    except UnicodeDecodeError:
-        return "refused"  # an invalid percent-escape: the public parser says WebhookError
+    except WebhookError:
+        return "refused"  # an invalid percent-escape
 
 
 @settings(max_examples=300, deadline=None)

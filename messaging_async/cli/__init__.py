@@ -1,16 +1,20 @@
 """``messaging-async``: send, blast, check balances, run the sandbox and the demo.
 
-Credentials come from flags or, better (flags show in process lists), environment
-variables: ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
-``ISMS_WABA_NUMBER``, ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``. They are never printed.
+Credentials come from environment variables: ``ISMS_USERNAME``, ``ISMS_PASSWORD``,
+``ISMS_APP_ID``, ``ISMS_APP_SECRET``, ``ISMS_WABA_NUMBER``, ``SMSCOMMY_USERNAME``,
+``SMSCOMMY_PASSWORD``; a password also from ``--password-file`` or, on a terminal, a
+prompt. ``--password`` works but warns: other users see it in the process list. They
+are never printed.
 
 Exit codes: 0 success; 1 partial failure (some recipients not accepted); 2 error (bad
-arguments or configuration, a refused single send, nothing accepted).
+arguments or configuration, an unreadable file, a refused single send, nothing
+accepted); 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -25,7 +29,8 @@ from ..isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
 from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
-from ._blast import CsvSource, Progress, dry_run, print_summary, run_blast
+from ._blast import INTERRUPTED, add_blast_arguments, blast_command
+from ._sandbox import add_sandbox_command
 
 __all__ = ["main"]
 
@@ -40,8 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MessagingError as error:
         print(f"error: {error}", file=sys.stderr)
         return ERROR
-    except KeyboardInterrupt:
-        return ERROR
+    except KeyboardInterrupt:  # before a blast watches for it, or outside one
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     return result
 
 
@@ -55,14 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("to")
     send.add_argument("text")
     blast = _command(sms, "blast", _sms_blast, "send a personalised SMS to every row of a CSV file")
-    blast.add_argument("csv", type=Path)
-    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
-    blast.add_argument(
-        "--dry-run", action="store_true", help="show what would be sent; send nothing"
-    )
-    blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
-    blast.add_argument("--resend-csv", type=Path, help="where to write rows not accepted")
-    blast.add_argument("--concurrency", type=int, default=10)
+    add_blast_arguments(blast)
     whatsapp = commands.add_parser("whatsapp", help="send WhatsApp messages (iSMS)")
     kinds = whatsapp.add_subparsers(required=True, metavar="KIND")
     template = _command(kinds, "template", _wa_template, "an approved template", gateway=False)
@@ -79,10 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     file.add_argument("file_name")
     _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
     _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox of both gateways on loopback")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.set_defaults(run=_sandbox, is_async=True)
+    add_sandbox_command(commands)
     webhook = commands.add_parser("webhook", help="webhook tools").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -106,7 +102,12 @@ def _command(
         command.add_argument("--gateway", choices=("isms", "smscommy"), default="isms")
     command.add_argument("--username", help="default: $ISMS_USERNAME / $SMSCOMMY_USERNAME")
     command.add_argument(
-        "--password", help="default: $ISMS_PASSWORD / $SMSCOMMY_PASSWORD (preferred)"
+        "--password",
+        help="visible to other users in the process list: prefer $ISMS_PASSWORD / "
+        "$SMSCOMMY_PASSWORD, --password-file or the prompt",
+    )
+    command.add_argument(
+        "--password-file", type=Path, help="a file whose first line is the password"
     )
     command.add_argument("--sender", help="sender ID")
     command.add_argument("--base-url", help="a gateway base URL, e.g. the sandbox's")
@@ -119,11 +120,32 @@ def _setting(args: argparse.Namespace, flag: str, variable: str) -> str | None:
     return value if value else os.environ.get(variable)
 
 
+def _password(args: argparse.Namespace, variable: str, gateway: str) -> str | None:
+    """``--password-file``, else ``--password`` (with a warning), else ``$variable``, else a
+    prompt when a person is at the terminal."""
+    path: Path | None = getattr(args, "password_file", None)
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(_fail(f"cannot read --password-file {path}: {error}")) from None
+    if getattr(args, "password", None):
+        print(
+            "warning: --password is visible to other users in the process list; use "
+            f"${variable}, --password-file or the prompt",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if os.environ.get(variable):
+        return os.environ[variable]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{gateway} password: ") or None
+    return None
+
+
 def _isms(args: argparse.Namespace) -> IsmsClient:
-    username, password = (
-        _setting(args, "username", "ISMS_USERNAME"),
-        _setting(args, "password", "ISMS_PASSWORD"),
-    )
+    username = _setting(args, "username", "ISMS_USERNAME")
+    password = _password(args, "ISMS_PASSWORD", "iSMS") if username else None
     if not username or not password:
         raise SystemExit(_fail("iSMS needs --username/--password or ISMS_USERNAME/ISMS_PASSWORD"))
     base_url = _setting(args, "base_url", "ISMS_BASE_URL")
@@ -143,7 +165,7 @@ def _isms(args: argparse.Namespace) -> IsmsClient:
 
 def _smscommy(args: argparse.Namespace) -> SmsComMyClient:
     username = _setting(args, "username", "SMSCOMMY_USERNAME")
-    password = _setting(args, "password", "SMSCOMMY_PASSWORD")
+    password = _password(args, "SMSCOMMY_PASSWORD", "sms.com.my") if username else None
     if not username or not password:
         raise SystemExit(
             _fail("sms.com.my needs --username/--password or SMSCOMMY_USERNAME/SMSCOMMY_PASSWORD")
@@ -175,19 +197,7 @@ async def _sms_send(args: argparse.Namespace) -> int:
 
 
 async def _sms_blast(args: argparse.Namespace) -> int:
-    source = CsvSource(args.csv, args.text, args.phone_column)
-    per_request = 50 if args.gateway == "isms" else 1
-    if args.dry_run:
-        return dry_run(
-            source, default_country=args.default_country, per_request=per_request, out=sys.stdout
-        )
-    resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
-    async with _client(args) as client:
-        summary = await run_blast(
-            client, source, resend_path=resend, progress=Progress(source.count())
-        )
-    print_summary(summary, sys.stdout)
-    return summary.exit_code
+    return await blast_command(args, _client)
 
 
 async def _wa_template(args: argparse.Namespace) -> int:
@@ -225,17 +235,6 @@ async def _credits(args: argparse.Namespace) -> int:
         credits = await smsmy.get_credits()
     used = "unknown" if credits.used is None else credits.used
     print(f"credits used: {used}\ncredits left: {credits.remaining}")
-    return OK
-
-
-async def _sandbox(args: argparse.Namespace) -> int:
-    from ..testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, serve
-
-    async with serve(FakeGateway(), host=args.host, port=args.port) as url:
-        print(f"sandbox of iSMS and sms.com.my on {url} (Ctrl-C stops it)")
-        print(f"credentials (placeholders): {SANDBOX_USERNAME!r} / {SANDBOX_PASSWORD!r}")
-        print(f"iSMS base URL: {url}   sms.com.my base URL: {url}/websmsapi")
-        await anyio.sleep_forever()
     return OK
 
 

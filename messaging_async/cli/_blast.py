@@ -2,33 +2,51 @@
 
 Rows are streamed, never all held: each row rides on its message as ``ref`` until its
 outcome comes back, and every recipient that was not accepted is written to a CSV the
-user can fix and resend.
+user can fix and resend (``_csvfiles``). Ctrl-C or SIGTERM stops the reading, lets the
+requests in flight finish for up to ``grace`` seconds (a second signal: at once), and
+still writes every row read and prints the summary: an interrupted blast must say what
+the gateway has, or the user resends what was already delivered.
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
+import contextlib
 import math
-import string
+import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import anyio
+from anyio.abc import TaskStatus
 from attrs import define
 
 from ..errors import ValidationError
 from ..isms import IsmsClient
-from ..models import Outcome, OutcomeStatus, Sms
+from ..models import Outcome, OutcomeStatus
 from ..phone import normalize_number
 from ..smscommy import SmsComMyClient
 from ..text import Encoding, choose_encoding, estimate_credits
+from ._csvfiles import PHONE_COLUMNS, RESEND_COLUMNS, CsvSource, ResendFiles
 
-PHONE_COLUMNS = ("phone", "mobile", "number", "to", "dstno", "msisdn")
-RESEND_COLUMNS = ("status", "code", "reason", "seqno")
+__all__ = [
+    "PHONE_COLUMNS",
+    "RESEND_COLUMNS",
+    "BlastSummary",
+    "CsvSource",
+    "Progress",
+    "dry_run",
+    "print_summary",
+    "run_blast",
+]
+
+Sender = IsmsClient | SmsComMyClient
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+DEFAULT_GRACE = 30.0
 
 
 @define
@@ -37,6 +55,13 @@ class BlastSummary:
     seconds: float
     resend_path: Path | None
     resend_rows: int
+    unknown_path: Path | None = None
+    unknown_rows: int = 0
+    interrupted_by: str | None = None
+    rows_read: int = 0
+    rows_total: int = 0
+    source: Path | None = None
+    next_line: int = 0
 
     @property
     def total(self) -> int:
@@ -44,68 +69,101 @@ class BlastSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all accepted, 1 partly, 2 none (of a non-empty file)."""
+        """130 interrupted; else 0 all accepted, 1 partly, 2 none (of a non-empty file)."""
+        if self.interrupted_by is not None:
+            return INTERRUPTED
         accepted = self.counts[OutcomeStatus.ACCEPTED.value]
         if accepted == self.total:
             return 0
         return 1 if accepted else 2
 
 
-class CsvSource:
-    """A recipients file: its phone column, and the text template checked against it."""
-
-    def __init__(self, path: Path, template: str, phone_column: str | None = None):
-        self.path, self.template = path, template
-        with self._open() as handle:
-            header = next(csv.reader(handle), None)
-        if not header:
-            raise ValidationError(f"{path} has no header row", field="csv")
-        self.columns = header
-        self.phone_column = phone_column or _find_phone_column(header)
-        missing = sorted(_fields(template) - set(header))
-        if missing:
-            raise ValidationError(
-                f"the text uses {', '.join('{' + m + '}' for m in missing)}, which "
-                f"{path.name} lacks; its columns are {', '.join(header)}",
-                field="text",
-            )
-
-    def _open(self) -> TextIO:
-        return self.path.open(newline="", encoding="utf-8-sig")
-
-    def rows(self) -> Iterator[dict[str, str]]:
-        with self._open() as handle:
-            yield from csv.DictReader(handle)
-
-    def count(self) -> int:
-        with self._open() as handle:
-            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
-
-    def messages(self) -> Iterator[Sms]:
-        for row in self.rows():
-            yield Sms(
-                to=row.get(self.phone_column) or "", text=self.template.format_map(row), ref=row
-            )
+BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows not accepted
+are written to two files: CSV.not_accepted.csv (rejected or not sent: fix and resend it)
+and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly; iSMS
+needs --resend-unknown for them, sms.com.my reuses their seqno). Either file can be given
+back as CSV; the status/code/reason/seqno columns are dropped on reading. Ctrl-C or
+SIGTERM stops reading, waits --grace seconds for requests in flight, writes both files and
+exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 
 
-def _find_phone_column(header: list[str]) -> str:
-    for column in header:
-        if column.strip().lower() in PHONE_COLUMNS:
-            return column
-    raise ValidationError(
-        f"no phone column: name one {', '.join(PHONE_COLUMNS)} or pass --phone-column", field="csv"
+def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
+    blast.description = BLAST_HELP
+    blast.add_argument("csv", type=Path)
+    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
+    blast.add_argument("--phone-column", help="the CSV column with the numbers (default: detected)")
+    blast.add_argument(
+        "--resend-csv",
+        type=Path,
+        help="where to write rows rejected or not sent, to fix and resend "
+        "(default: CSV.not_accepted.csv)",
+    )
+    blast.add_argument(
+        "--unknown-csv",
+        type=Path,
+        help="where to write rows the gateway may have sent (no usable answer): do not "
+        "resend these blindly; with --gateway smscommy, resending this file within 24 hours "
+        "reuses each row's seqno, so the gateway drops duplicates (default: CSV.unknown.csv)",
+    )
+    blast.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="on Ctrl-C/SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
+    )
+    blast.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="send rows a previous blast marked unknown although iSMS may have delivered "
+        "them already (sms.com.my needs no such flag: the seqno prevents duplicates)",
+    )
+    blast.add_argument("--concurrency", type=int, default=10)
 
 
-def _fields(template: str) -> set[str]:
-    try:
-        return {
-            name.split(".")[0].split("[")[0]
-            for _, name, _, _ in string.Formatter().parse(template)
-            if name
-        }
-    except ValueError as error:
-        raise ValidationError(f"the text template is malformed: {error}", field="text") from None
+async def blast_command(
+    args: argparse.Namespace, make_client: Callable[[argparse.Namespace], Sender]
+) -> int:
+    """``sms blast``: a dry run, or the blast and its summary; the exit code."""
+    source = CsvSource(
+        args.csv, args.text, args.phone_column, reuse_seqno=args.gateway == "smscommy"
+    )
+    per_request = 50 if args.gateway == "isms" else 1
+    if args.dry_run:
+        return dry_run(
+            source, default_country=args.default_country, per_request=per_request, out=sys.stdout
+        )
+    if source.unknown_rows and not source.reuse_seqno and not args.resend_unknown:
+        raise ValidationError(
+            f"{source.unknown_rows:,} rows of {args.csv.name} are marked unknown: the gateway "
+            "may have delivered them already and iSMS has no idempotency key; check the "
+            "delivery reports, then pass --resend-unknown to send them again anyway",
+            field="csv",
+        )
+    resend = args.resend_csv or args.csv.with_suffix(".not_accepted.csv")
+    unknown = args.unknown_csv or args.csv.with_suffix(".unknown.csv")
+    if len({path.resolve() for path in (args.csv, resend, unknown)}) < 3:
+        raise ValidationError(
+            "the recipients file, --resend-csv and --unknown-csv must be three files",
+            field="resend_csv",
+        )
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise ValidationError(
+            "--grace must be a finite number of seconds, 0 or more", field="grace"
+        )
+    async with make_client(args) as client:
+        summary = await run_blast(
+            client,
+            source,
+            resend_path=resend,
+            unknown_path=unknown,
+            progress=Progress(source.count()),
+            grace=args.grace,
+        )
+    print_summary(summary, sys.stdout)
+    return summary.exit_code
 
 
 def dry_run(
@@ -115,7 +173,8 @@ def dry_run(
     counts: Counter[Encoding] = Counter()
     credits, invalid = 0, 0
     code = None if default_country is None else _calling(default_country)
-    for message in source.messages():
+    unfilled: list[Outcome] = []  # rows the template cannot be filled from
+    for message in source.messages(unfilled.append):
         try:
             normalize_number(message.to, default_calling_code=code)
         except ValidationError:
@@ -125,8 +184,10 @@ def dry_run(
         counts[encoding] += 1
         credits += estimate_credits(message.text, encoding)
     requests = sum(math.ceil(n / per_request) for n in counts.values())
+    recipients = sum(counts.values()) + invalid + len(unfilled)
+    unusable = f", {len(unfilled):,} missing a template column" if unfilled else ""
     print(
-        f"recipients:        {sum(counts.values()) + invalid:,} ({invalid:,} with invalid numbers)",
+        f"recipients:        {recipients:,} ({invalid:,} with invalid numbers{unusable})",
         file=out,
     )
     print(
@@ -148,37 +209,99 @@ def _calling(country: str) -> str:
 
 
 async def run_blast(
-    sender: IsmsClient | SmsComMyClient, source: CsvSource, *, resend_path: Path, progress: Progress
+    sender: IsmsClient | SmsComMyClient,
+    source: CsvSource,
+    *,
+    resend_path: Path,
+    unknown_path: Path,
+    progress: Progress,
+    grace: float = DEFAULT_GRACE,
 ) -> BlastSummary:
-    """Send every row, drawing progress, writing the rows not accepted to ``resend_path``."""
+    """Send every row, drawing progress; rows not accepted go to ``resend_path``, those
+    whose fate is unknown to ``unknown_path``. Every outcome is recorded through the
+    ``on_outcome`` hook, which also sees those settled while the blast is cancelled."""
     counts: Counter[str] = Counter()
     started = time.perf_counter()
-    written = 0
-    with resend_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=[*source.columns, *RESEND_COLUMNS], extrasaction="ignore"
-        )
-        writer.writeheader()
-        async for outcome in sender.stream_sms_bulk(source.messages()):
-            counts[outcome.status.value] += 1
-            if not outcome.ok:
-                writer.writerow(_resend_row(outcome))
-                written += 1
-            progress.update(counts.total())
+    files = ResendFiles(source.columns, resend_path, unknown_path)
+    interrupt = _Interrupt(source, grace)
+
+    def record(outcome: Outcome) -> None:
+        counts[outcome.status.value] += 1
+        files.write(outcome)
+        progress.update(counts.total())
+
+    failure: Exception | None = None
+    try:
+        async with anyio.create_task_group() as watchers:
+            await watchers.start(interrupt.watch)
+            try:
+                with interrupt.blast:
+                    stream = cast(
+                        AsyncGenerator[Outcome, None],
+                        sender.stream_sms_bulk(source.messages(record), on_outcome=record),
+                    )
+                    async with contextlib.aclosing(stream):
+                        async for _ in stream:
+                            pass
+            except Exception as error:  # re-raised as it is, not in an ExceptionGroup
+                failure = error
+            finally:
+                watchers.cancel_scope.cancel()
+    finally:
+        files.close()
+    if failure is not None:
+        raise failure
     progress.done(counts.total())
-    if not written:
-        await anyio.Path(resend_path).unlink()
     return BlastSummary(
-        counts, time.perf_counter() - started, resend_path if written else None, written
+        counts,
+        time.perf_counter() - started,
+        files.written("not_accepted"),
+        files.rows["not_accepted"],
+        files.written("unknown"),
+        files.rows["unknown"],
+        interrupted_by=interrupt.signal_name,
+        rows_read=source.read,
+        rows_total=source.total,
+        source=source.path,
+        next_line=source.last_line + 1,
     )
 
 
-def _resend_row(outcome: Outcome) -> dict[str, Any]:
-    row = dict(outcome.ref) if isinstance(outcome.ref, dict) else {}
-    row.update(
-        status=outcome.status.value, code=outcome.code, reason=outcome.reason, seqno=outcome.seqno
-    )
-    return row
+class _Interrupt:
+    """SIGINT/SIGTERM during a blast: the first stops the reading and bounds the wait for
+    requests in flight; a second cancels them (they end ``unknown``, still written)."""
+
+    def __init__(self, source: CsvSource, grace: float):
+        self.source, self.grace = source, grace
+        self.blast = anyio.CancelScope()
+        self.signal_name: str | None = None
+
+    async def watch(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with contextlib.ExitStack() as stack:
+            try:
+                signals = stack.enter_context(
+                    anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+                )
+            except (NotImplementedError, ValueError):  # Windows; not the main thread
+                task_status.started()
+                return
+            task_status.started()
+            async for number in signals:
+                self._on_signal(signal.Signals(number).name)
+
+    def _on_signal(self, name: str) -> None:
+        if self.signal_name is not None:
+            print(f"\n{name} again: stopping now", file=sys.stderr)
+            self.blast.cancel()
+            return
+        self.signal_name = name
+        self.source.stop()
+        self.blast.deadline = min(self.blast.deadline, anyio.current_time() + self.grace)
+        print(
+            f"\n{name}: reading no more rows; waiting up to {self.grace:g} s for the requests "
+            "in flight (send it again to stop at once)",
+            file=sys.stderr,
+        )
 
 
 def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> None:
@@ -192,9 +315,26 @@ def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> No
     )
     if credits is not None:
         print(f"credits used (gateway's figure): {credits}", file=out)
+    if summary.interrupted_by is not None:
+        unread = max(0, summary.rows_total - summary.rows_read)
+        name = summary.source.name if summary.source else "the file"
+        print(
+            f"interrupted by {summary.interrupted_by}: read {summary.rows_read:,} of "
+            f"{summary.rows_total:,} rows; the other {unread:,} (from line "
+            f"{summary.next_line:,} of {name}) were not read and not sent",
+            file=out,
+        )
     if summary.resend_path is not None:
         print(
-            f"not accepted: {summary.resend_rows:,} rows written to {summary.resend_path}", file=out
+            f"not accepted: {summary.resend_rows:,} rows written to {summary.resend_path} "
+            "(rejected or not sent: fix and resend)",
+            file=out,
+        )
+    if summary.unknown_path is not None:
+        print(
+            f"unknown: {summary.unknown_rows:,} rows written to {summary.unknown_path}: the "
+            "gateway may have sent them; do not resend these blindly",
+            file=out,
         )
 
 

@@ -20,7 +20,12 @@ from ..isms import IsmsClient
 from ..models import WhatsAppTemplate
 from ..retry import RetryPolicy
 from ..testing import FakeGateway, WebhookTarget, serve
-from ..webhooks import DeliveryReport, MemoryDeduplicator, WebhookReceiver, WhatsAppInbound
+from ..webhooks import (
+    DeliveryReport,
+    MemoryDeduplicator,
+    WebhookReceiver,
+    WhatsAppInbound,
+)
 from ._blast import CsvSource, Progress, print_summary, run_blast
 
 NAMES = ["Ahmad", "Siti", "Mei Ling", "Rajesh", "Nurul", "Wei Jie", "Aisyah", "Kumar"]
@@ -64,6 +69,7 @@ async def run_demo(*, recipients: int, out: TextIO) -> int:
     receiver = WebhookReceiver(
         secret=token, on_delivery=on_delivery, on_whatsapp=on_whatsapp, dedupe=MemoryDeduplicator()
     )
+    # serve() keeps uvicorn's access log off: callback URLs carry the token, numbers, texts.
     async with serve(receiver) as hooks_url:
         fake = FakeGateway(webhook=WebhookTarget(hooks_url, token=token))
         async with serve(fake) as sandbox_url:
@@ -112,6 +118,7 @@ async def _blast(isms: IsmsClient, recipients: int, out: TextIO) -> Any:
             isms,
             source,
             resend_path=path.with_suffix(".not_accepted.csv"),
+            unknown_path=path.with_suffix(".unknown.csv"),
             progress=Progress(recipients),
         )
     print_summary(summary, out)

@@ -16,7 +16,7 @@ from attrs import field, frozen
 
 from .._codes import Code, CodeTable
 from .._parse import parse_code
-from .._secrets import redacted_snippet
+from .._secrets import Redactor
 from ..errors import (
     AuthenticationError,
     GatewayError,
@@ -80,10 +80,10 @@ class Prepared:
 
 
 def error_for(
-    code: int | None, gateway_message: str | None = None, raw: Any = None
+    code: int | None, gateway_message: str | None = None, raw: Any = None, *, redact: Redactor
 ) -> GatewayError:
-    """The typed error for a code of this gateway (see ``CODES``)."""
-    return CODES.error_for(code, gateway_message, raw)
+    """The typed error for a code of this gateway (see ``CODES``), its text redacted."""
+    return CODES.error_for(code, gateway_message, raw, redact=redact)
 
 
 is_scoped = CODES.is_scoped
@@ -247,8 +247,11 @@ def settings(
     return Settings(common=common, sender=sender)
 
 
-def outcome_for(index: int, to: str, ref: Any, text: str) -> tuple[Outcome, GatewayError | None]:
-    """The recipient's outcome from the answer body, and the error if it is fatal."""
+def outcome_for(
+    index: int, to: str, ref: Any, text: str, redact: Redactor
+) -> tuple[Outcome, GatewayError | None]:
+    """The recipient's outcome from the answer body, and the error if it is fatal. A refusal
+    is quoted through ``redact`` (the request's secrets, text, template parameters)."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -271,7 +274,7 @@ def outcome_for(index: int, to: str, ref: Any, text: str) -> tuple[Outcome, Gate
         )
         return outcome, None
     code = parse_code(status_code)
-    error = error_for(code, _text_or_none(data.get("message")), data)
+    error = error_for(code, _text_or_none(data.get("message")), data, redact=redact)
     outcome = Outcome(
         to=to,
         status=OutcomeStatus.REJECTED,
@@ -281,7 +284,7 @@ def outcome_for(index: int, to: str, ref: Any, text: str) -> tuple[Outcome, Gate
         ref=ref,
         request_id=request_id,
         error=error,
-        raw=data,
+        raw=error.raw,
     )
     return outcome, error if error.fatal else None
 
@@ -296,5 +299,5 @@ def _text_or_none(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def describe_unrecognised(text: str, secrets: Sequence[str | None]) -> str:
-    return f"unrecognised answer from iSMS WhatsApp: {redacted_snippet(text, secrets)}"
+def describe_unrecognised(text: str, redact: Redactor) -> str:
+    return f"unrecognised answer from iSMS WhatsApp: {redact.snippet(text)}"

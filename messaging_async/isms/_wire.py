@@ -19,7 +19,7 @@ from attrs import frozen
 
 from .._codes import Code, CodeTable
 from .._parse import parse_code, parse_decimal
-from .._secrets import redacted_snippet
+from .._secrets import Redactor
 from ..errors import (
     AuthenticationError,
     GatewayError,
@@ -70,10 +70,10 @@ class UnrecognisedAnswer(Exception):
 
 
 def error_for(
-    code: int | None, gateway_message: str | None = None, raw: Any = None
+    code: int | None, gateway_message: str | None = None, raw: Any = None, *, redact: Redactor
 ) -> GatewayError:
-    """The typed error for a code of this gateway (see ``CODES``)."""
-    return CODES.error_for(code, gateway_message, raw)
+    """The typed error for a code of this gateway (see ``CODES``), its text redacted."""
+    return CODES.error_for(code, gateway_message, raw, redact=redact)
 
 
 def build_json_send(
@@ -183,16 +183,18 @@ def bare_code(data: object) -> int | None:
 
 
 def chunk_outcomes(
-    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer
+    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer, redact: Redactor
 ) -> tuple[list[Outcome], GatewayError | None]:
-    """One outcome per ``(index, number, ref)`` recipient, and the fatal error if any."""
+    """One outcome per ``(index, number, ref)`` recipient, and the fatal error if any.
+    ``redact`` holds the request's secrets, texts and numbers: every gateway text quoted in
+    an error or reason goes through it."""
     if answer.results is None:
-        return _whole_request(recipients, answer)
+        return _whole_request(recipients, answer, redact)
     matched = match_results([number for _, number, _ in recipients], answer.results)
     outcomes: list[Outcome] = []
     fatal: GatewayError | None = None
     for (index, number, ref), result in zip(recipients, matched, strict=True):
-        outcome = result_outcome(index, number, ref, result)
+        outcome = result_outcome(index, number, ref, result, redact)
         if fatal is None and outcome.error is not None and outcome.error.fatal:
             fatal = outcome.error
         outcomes.append(outcome)
@@ -200,14 +202,14 @@ def chunk_outcomes(
 
 
 def _whole_request(
-    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer
+    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer, redact: Redactor
 ) -> tuple[list[Outcome], GatewayError | None]:
     if answer.code == SUCCESS:  # "success" yet no per-recipient results: cannot tell who
         reason = "the gateway answered success without a result for this recipient"
         return [
             _outcome(i, n, r, OutcomeStatus.UNKNOWN, reason=reason) for i, n, r in recipients
         ], None
-    error = error_for(answer.code, answer.message, answer.raw)
+    error = error_for(answer.code, answer.message, answer.raw, redact=redact)
     outcomes = [
         _outcome(
             i,
@@ -216,7 +218,7 @@ def _whole_request(
             OutcomeStatus.REJECTED,
             code=answer.code,
             reason=str(error),
-            raw=answer.raw,
+            raw=error.raw,
             error=error,
         )
         for i, n, r in recipients
@@ -263,10 +265,12 @@ def _result_number(result: Any) -> str:
     return "".join(ch for ch in str(value) if ch.isdigit()) if value is not None else ""
 
 
-def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
+def result_outcome(index: int, number: str, ref: Any, result: Any, redact: Redactor) -> Outcome:
     if not isinstance(result, dict):
         reason = "the gateway's answer has no result for this recipient"
-        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
+        return _outcome(
+            index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=redact.scrub(result)
+        )
     raw_code = result.get("code")
     code = SUCCESS if raw_code == SUCCESS or raw_code == "2000" else parse_code(raw_code)
     message_id = result.get("sms_id") or result.get("trx_id")
@@ -282,8 +286,10 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
         )
     if code is None:
         reason = "the gateway's result for this recipient carries no code"
-        return _outcome(index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=result)
-    error = error_for(code, _result_text(result), result)
+        return _outcome(
+            index, number, ref, OutcomeStatus.UNKNOWN, reason=reason, raw=redact.scrub(result)
+        )
+    error = error_for(code, _result_text(result), result, redact=redact)
     return _outcome(
         index,
         number,
@@ -291,7 +297,7 @@ def result_outcome(index: int, number: str, ref: Any, result: Any) -> Outcome:
         OutcomeStatus.REJECTED,
         code=code,
         reason=str(error),
-        raw=result,
+        raw=error.raw,
         error=error,
     )
 
@@ -348,7 +354,11 @@ def parse_classic_send(text: str) -> tuple[int, str | None]:
 
 
 def classic_outcomes(
-    recipients: Sequence[tuple[int, str, Any]], code: int, trx_id: str | None, raw: str
+    recipients: Sequence[tuple[int, str, Any]],
+    code: int,
+    trx_id: str | None,
+    raw: str,
+    redact: Redactor,
 ) -> tuple[list[Outcome], GatewayError | None]:
     """A2: one answer for the whole request; on success every number shares its trx id."""
     if code == SUCCESS:
@@ -366,13 +376,13 @@ def classic_outcomes(
             for i, n, r in recipients
         ], None
     answer = SendAnswer(results=None, code=code, message=raw.strip(), credits_used=None, raw=raw)
-    return _whole_request(recipients, answer)
+    return _whole_request(recipients, answer, redact)
 
 
 _BALANCE_KEYS = ("balance", "credit", "credits", "credit_balance", "result")
 
 
-def parse_balance(text: str) -> Decimal:
+def parse_balance(text: str, redact: Redactor) -> Decimal:
     """A4: a number in a JSON field or a bare number; a known error code raises its error."""
     try:
         data = json.loads(text)
@@ -386,17 +396,17 @@ def parse_balance(text: str) -> Decimal:
                 return number
         code = parse_code(lowered.get("code"))
         if code is not None and code in CODES:
-            raise error_for(code, _result_text(lowered), data)
+            raise error_for(code, _result_text(lowered), data, redact=redact)
         raise UnrecognisedAnswer("a JSON object with no balance field")
     code = bare_code(data)
     if code is not None and code < 0:
-        raise error_for(code, str(data), data)
+        raise error_for(code, str(data), data, redact=redact)
     number = parse_decimal(data)
     if number is None:
         raise UnrecognisedAnswer("no number in the balance answer")
     return number
 
 
-def describe_unrecognised(text: str, secrets: Sequence[str | None]) -> str:
+def describe_unrecognised(text: str, redact: Redactor) -> str:
     """A readable, secret-free note about a body the contract does not describe."""
-    return f"unrecognised answer from iSMS: {redacted_snippet(text, secrets)}"
+    return f"unrecognised answer from iSMS: {redact.snippet(text)}"

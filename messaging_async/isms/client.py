@@ -15,11 +15,13 @@ from .._client import (
     build_report,
     check_concurrency,
     check_credential,
+    check_urls,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._secrets import Redactor
+from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
@@ -80,6 +82,7 @@ class IsmsClient(WhatsAppMethods):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ):
         super().__init__(
             username=username,
@@ -88,19 +91,22 @@ class IsmsClient(WhatsAppMethods):
             retry=retry,
             default_country=default_country,
         )
-        if sender_id is not None and not _SENDER_ID.fullmatch(sender_id):
+        if sender_id is not None and (
+            not isinstance(sender_id, str) or not _SENDER_ID.fullmatch(sender_id)
+        ):
             raise ValidationError(
                 "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
             )
         self._sender_id = sender_id
-        self._sms_base_urls = check_base_urls(sms_base_urls, field="sms_base_urls")
-        self._waba_base_urls = check_base_urls(waba_base_urls, field="waba_base_urls")
+        self._sms_base_urls = check_urls(sms_base_urls, "sms_base_urls")
+        self._waba_base_urls = check_urls(waba_base_urls, "waba_base_urls")
         self._max_whatsapp_concurrency = check_concurrency(
             max_whatsapp_concurrency, "max_whatsapp_concurrency"
         )
         self._configure_whatsapp(app_id, app_secret, waba_number)
+        self._redactor = Redactor((self._password, app_secret))
         pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
-        self._open_transport(timeout, transport, pool_size, http_backend)
+        self._open_transport(timeout, transport, pool_size, http_backend, keepalive_expiry)
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None
@@ -113,7 +119,11 @@ class IsmsClient(WhatsAppMethods):
                 check_credential(value, name)
         self._whatsapp_settings = None
         if app_id is not None and app_secret is not None and waba_number is not None:
-            sender = normalize_number(waba_number, default_calling_code=self._calling_code)
+            try:
+                sender = normalize_number(waba_number, default_calling_code=self._calling_code)
+            except ValidationError as exc:
+                exc.field = "waba_number"  # the setting, not a message's "to"
+                raise
             self._whatsapp_settings = _waba.settings(
                 app_id=app_id,
                 app_secret=app_secret,
@@ -218,12 +228,13 @@ class IsmsClient(WhatsAppMethods):
             content=body,
             content_type=_wire.JSON_CONTENT_TYPE,
             retry_after_send=True,
+            redact=self._redactor,
         )
         try:
-            credits = _wire.parse_balance(answer.text)
+            credits = _wire.parse_balance(answer.text, self._redactor)
         except _wire.UnrecognisedAnswer:
             raise UnexpectedAnswerError(
-                _wire.describe_unrecognised(answer.text, [self._password])
+                _wire.describe_unrecognised(answer.text, self._redactor)
                 + f" (HTTP {answer.status})"
             ) from None
         return Balance(credits=credits, raw=answer.text)
@@ -276,12 +287,16 @@ class IsmsClient(WhatsAppMethods):
             encoding=unit[0].message[1],
             recipients=[(p.to, p.message[0]) for p in unit],
         )
-        answer = await self._post_send(_wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress)
+        redact = self._unit_redactor(unit)
+        answer = await self._post_send(
+            _wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress, redact
+        )
         try:
             parsed = _wire.parse_json_send(answer.text)
         except _wire.UnrecognisedAnswer:
-            return UnitResult(self._unrecognised(unit, answer))
-        outcomes, fatal = _wire.chunk_outcomes([(p.position, p.to, p.ref) for p in unit], parsed)
+            return UnitResult(_unrecognised(unit, answer, redact))
+        recipients = [(p.position, p.to, p.ref) for p in unit]
+        outcomes, fatal = _wire.chunk_outcomes(recipients, parsed, redact)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
@@ -300,17 +315,25 @@ class IsmsClient(WhatsAppMethods):
             numbers=[p.to for p in unit],
             text=text,
         )
-        answer = await self._post_send(_wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress)
+        redact = self._redactor.including((text,), [p.to for p in unit])
+        answer = await self._post_send(
+            _wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress, redact
+        )
         try:
             code, trx_id = _wire.parse_classic_send(answer.text)
         except _wire.UnrecognisedAnswer:
-            return UnitResult(self._unrecognised(unit, answer))
+            return UnitResult(_unrecognised(unit, answer, redact))
         recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text)
+        outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text, redact)
         return UnitResult(outcomes, None, fatal)
 
     async def _post_send(
-        self, path: str, body: bytes, content_type: str, progress: SendProgress
+        self,
+        path: str,
+        body: bytes,
+        content_type: str,
+        progress: SendProgress,
+        redact: Redactor,
     ) -> Answer:
         return await self._transport.post(
             self._sms_base_urls,
@@ -318,12 +341,19 @@ class IsmsClient(WhatsAppMethods):
             content=body,
             content_type=content_type,
             retry_after_send=self._retry.allow_duplicate_sends,
+            redact=redact,
             progress=progress,
         )
 
-    def _unrecognised(self, unit: list[Pending[_SmsPayload]], answer: Answer) -> list[Outcome]:
-        secrets = [self._password, *(p.message[0] for p in unit)]
-        return unreadable_answer(unit, answer, _wire.describe_unrecognised(answer.text, secrets))
+    def _unit_redactor(self, unit: list[Pending[_SmsPayload]]) -> Redactor:
+        """What this request must never have quoted back: its texts, and its numbers masked."""
+        return self._redactor.including([p.message[0] for p in unit], [p.to for p in unit])
+
+
+def _unrecognised(
+    unit: list[Pending[_SmsPayload]], answer: Answer, redact: Redactor
+) -> list[Outcome]:
+    return unreadable_answer(unit, answer, _wire.describe_unrecognised(answer.text, redact))
 
 
 def _encoding_of(pending: Pending[_SmsPayload]) -> Encoding:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._client import BaseClient, OnOutcome, build_report, send_single, unreadable_answer
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._secrets import Redactor
 from .._transport import SendProgress
 from ..errors import ValidationError
 from ..models import (
@@ -32,6 +33,7 @@ class WhatsAppMethods(BaseClient):
 
     _username: str
     _password: str
+    _redactor: Redactor  # the client's secrets: password and app secret
     _retry: RetryPolicy
     _calling_code: str | None
     _waba_base_urls: tuple[str, ...]
@@ -151,21 +153,22 @@ class WhatsAppMethods(BaseClient):
         (pending,) = unit
         settings = self._require_whatsapp_settings()
         body = _waba.build_body(settings, pending.to, pending.message)
+        redact = self._redactor.including(pending.message.secrets, (pending.to, settings.sender))
         answer = await self._transport.post(
             self._waba_base_urls,
             _waba.PATH,
             content=body,
             content_type=_waba.CONTENT_TYPE,
             retry_after_send=self._retry.allow_duplicate_sends,
+            redact=redact,
             progress=progress,
         )
         try:
             outcome, fatal = _waba.outcome_for(
-                pending.position, pending.to, pending.ref, answer.text
+                pending.position, pending.to, pending.ref, answer.text, redact
             )
         except _waba.UnrecognisedAnswer:
-            secrets = [self._password, settings.common["AppSecret"], *pending.message.secrets]
-            note = _waba.describe_unrecognised(answer.text, secrets)
+            note = _waba.describe_unrecognised(answer.text, redact)
             return UnitResult(unreadable_answer(unit, answer, note))
         scoped = fatal is not None and _waba.is_scoped(fatal)
         return UnitResult([outcome], None, fatal, scoped=scoped)

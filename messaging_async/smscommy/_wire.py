@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +18,7 @@ from attrs import field, frozen
 
 from .._codes import Code, CodeTable
 from .._parse import parse_decimal
-from .._secrets import redacted_snippet
+from .._secrets import Redactor
 from ..errors import (
     AuthenticationError,
     CreditTransferError,
@@ -86,10 +86,10 @@ class Request:
 
 
 def error_for(
-    code: int | None, gateway_message: str | None = None, raw: Any = None
+    code: int | None, gateway_message: str | None = None, raw: Any = None, *, redact: Redactor
 ) -> GatewayError:
-    """The typed error for a code of this gateway (see ``CODES``)."""
-    return CODES.error_for(code, gateway_message, raw)
+    """The typed error for a code of this gateway (see ``CODES``), its text redacted."""
+    return CODES.error_for(code, gateway_message, raw, redact=redact)
 
 
 # ---------------------------------------------------------------- validation
@@ -176,23 +176,42 @@ def build_form(
     return urlencode(form).encode()
 
 
-_ANSWER = re.compile(r"\s*(17\d\d)\s*(?::\s*([^\s,;|]*))?")
+# The document's return codes (its "SMS Return Code" table); any other 17xx is no answer.
+DOCUMENTED_CODES = frozenset({*range(1701, 1710), DUPLICATE})
+# Decision (CONTRACT C gives ``1701:[MSG ID]`` and no length): a MsgId is letters, digits
+# or ``-``, at least ``MIN_MSGID`` long. The only ids the seeds show are 10 and 11+ digits
+# (iSMS ``1143007207``, WhatsApp ``20231188285…``); anything shorter is taken to be an
+# answer cut short (``1701:1143000001`` read as ``1701:11``), never an id to report.
+MIN_MSGID = 6
+_MSGID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9\-]{{{MIN_MSGID - 1},63}}")
+_ANSWER = re.compile(r"\s*(17\d\d)\s*(?::\s*([^\s,;|]*))?\s*")
 
 
-def parse_answer(text: str) -> list[tuple[int, str | None]]:
-    """Every ``17xx`` or ``1701:<MsgId>`` the body holds, in order; one for a single send,
-    possibly one per number for ``ISendSMSNoDR.aspx`` (undocumented: read tolerantly)."""
+def parse_answer(text: str, *, many: bool = False) -> list[tuple[int, str | None]]:
+    """The return code(s) of a body that is exactly a documented answer, else
+    ``UnrecognisedAnswer`` (a send is then retried with the same seqno, as for any answer
+    saying nothing certain).
+
+    A single send's body is one code; ``1701`` must carry a whole MsgId (``MIN_MSGID``), and
+    no other code carries anything. ``many``: ``ISendSMSNoDR.aspx``, whose ``1701`` has no
+    MsgId and which may answer once per number (undocumented: read tolerantly).
+    """
     stripped = text.strip()
-    if not stripped or "<" in stripped:
+    parts = [part for part in re.split(r"[\r\n,;]+", stripped) if part.strip()]
+    if not parts or (len(parts) > 1 and not many):
         raise UnrecognisedAnswer("not a return code")
     answers = []
-    for part in re.split(r"[\r\n,;]+", stripped):
-        if not part.strip():
-            continue
+    for part in parts:
         match = _ANSWER.fullmatch(part)
-        if match is None:
+        if match is None or int(match.group(1)) not in DOCUMENTED_CODES:
             raise UnrecognisedAnswer("not a return code")
-        answers.append((int(match.group(1)), match.group(2) or None))
+        code, message_id = int(match.group(1)), match.group(2)
+        if not many and (
+            (message_id is not None and code != SENT)
+            or (code == SENT and (message_id is None or not _MSGID.fullmatch(message_id)))
+        ):
+            raise UnrecognisedAnswer("a return code with a missing, cut or stray MsgId")
+        answers.append((code, None if many else message_id))
     return answers
 
 
@@ -211,6 +230,7 @@ def outcome(
     *,
     retried: bool,
     raw: str,
+    redact: Redactor,
 ) -> Outcome:
     """One recipient's outcome. ``retried``: an earlier attempt of ours may have been taken,
     so a 1718 duplicate is that attempt's acceptance, not someone else's record."""
@@ -233,7 +253,8 @@ def outcome(
             "the gateway does not repeat the message id"
         )
         return Outcome(status=OutcomeStatus.ACCEPTED, reason=reason, **common)
-    error = error_for(code, raw.strip(), raw)
+    error = error_for(code, raw.strip(), raw, redact=redact)
+    common["raw"] = error.raw
     return Outcome(status=OutcomeStatus.REJECTED, reason=str(error), error=error, **common)
 
 
@@ -251,8 +272,8 @@ def parse_credits(text: str) -> tuple[Decimal | None, Decimal]:
     A body that is only 1702 or 1703 is that error code, not a balance.
     """
     stripped = text.strip()
-    if stripped in ("1702", "1703"):
-        raise error_for(int(stripped), stripped, text)
+    if stripped in ("1702", "1703"):  # a bare code: nothing of the request to quote back
+        raise error_for(int(stripped), stripped, text, redact=Redactor())
     try:
         data = json.loads(stripped)
     except ValueError:
@@ -312,5 +333,5 @@ def transfer_request(customer: object, credits: object, *, path: object, seqno: 
     return Request(path, fields, ())
 
 
-def describe_unrecognised(text: str, secrets_: Sequence[str | None]) -> str:
-    return f"unrecognised answer from sms.com.my: {redacted_snippet(text, secrets_)}"
+def describe_unrecognised(text: str, redact: Redactor) -> str:
+    return f"unrecognised answer from sms.com.my: {redact.snippet(text)}"

@@ -23,11 +23,14 @@ from .._client import (
     OnOutcome,
     build_report,
     check_concurrency,
+    check_urls,
     send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
-from .._transport import Answer, SendProgress, check_base_urls
+from .._parse import parse_decimal
+from .._secrets import Redactor
+from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
     GatewayError,
     PlainHttpWarning,
@@ -71,6 +74,7 @@ class SmsComMyClient(BaseClient):
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ):
         super().__init__(
             username=username,
@@ -79,8 +83,9 @@ class SmsComMyClient(BaseClient):
             retry=retry,
             default_country=default_country,
         )
+        self._redactor = Redactor((self._password,))
         self._sender = _wire.check_sender(sender)
-        self._base_urls = check_base_urls([base_url], field="base_url")
+        self._base_urls = check_urls([base_url], "base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
             warnings.warn(
                 f"{self._base_urls[0]} is plain http: the password travels unencrypted "
@@ -89,7 +94,9 @@ class SmsComMyClient(BaseClient):
                 stacklevel=2,
             )
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
-        self._open_transport(timeout, transport, self._max_concurrency, http_backend)
+        self._open_transport(
+            timeout, transport, self._max_concurrency, http_backend, keepalive_expiry
+        )
 
     def __repr__(self) -> str:
         return (
@@ -113,7 +120,7 @@ class SmsComMyClient(BaseClient):
         Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``.
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
-        return await self._single(lambda: self._prepare_text(flash, None, 0, message))
+        return await self._single(lambda: self._prepare_text(flash, None, set(), 0, message))
 
     async def send_sms_unicode(
         self, to: str, text: str, *, flash: bool = False, seqno: str | None = None, ref: Any = None
@@ -217,11 +224,11 @@ class SmsComMyClient(BaseClient):
             mobile=None,
             request=_wire.Request(_wire.CREDITS_PATH, {}, ()),
         )
-        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress())
+        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
         try:
             used, remaining = _wire.parse_credits(answer.text)
         except _wire.UnrecognisedAnswer:
-            raise self._unexpected(answer, []) from None
+            raise self._unexpected(answer, self._redactor) from None
         return Credits(used=used, remaining=remaining, raw=answer.text)
 
     async def transfer_credits(
@@ -231,7 +238,8 @@ class SmsComMyClient(BaseClient):
         to the base URL: the provider's document does not give it. Safe to call again with
         the same ``seqno`` within 24 hours: it cannot transfer twice."""
         self._ensure_open()
-        request = _wire.transfer_request(customer, credits, path=path, seqno=_wire.seqno_for(seqno))
+        amount = check_transfer_amount(credits)
+        request = _wire.transfer_request(customer, amount, path=path, seqno=_wire.seqno_for(seqno))
         form = _wire.build_form(
             username=self._username,
             password=self._password,
@@ -240,17 +248,18 @@ class SmsComMyClient(BaseClient):
             request=request,
         )
         progress = SendProgress()
-        answer = await self._post(request.path, form, progress)
+        answer = await self._post(request.path, form, progress, self._redactor)
         try:
             code, _ = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
-            raise self._unexpected(answer, [], f"; retry with seqno={request.seqno!r}") from None
+            hint = f"; retry with seqno={request.seqno!r}"
+            raise self._unexpected(answer, self._redactor, hint) from None
         if code == _wire.TRANSFERRED or (code == _wire.DUPLICATE and progress.ambiguous):
             amount = Decimal(request.fields["credit"])
             return CreditTransfer(
                 customer=customer, credits=amount, seqno=request.seqno, raw=answer.text
             )
-        raise _wire.error_for(code, answer.text.strip(), answer.text)
+        raise _wire.error_for(code, answer.text.strip(), answer.text, redact=self._redactor)
 
     # ---------------------------------------------------------------- internals
     async def _single(self, prepare: Callable[[], Pending[_wire.Request]]) -> Outcome:
@@ -266,7 +275,7 @@ class SmsComMyClient(BaseClient):
         self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
     ) -> BulkRunner[_wire.Request]:
         return BulkRunner(
-            prepare=partial(self._prepare_text, flash, encoding),
+            prepare=partial(self._prepare_text, flash, encoding, set()),
             unit_key=lambda pending: 0,
             unit_size=1,
             send_unit=self._send_request,
@@ -275,8 +284,11 @@ class SmsComMyClient(BaseClient):
         )
 
     def _prepare_text(
-        self, flash: bool, forced: Encoding | None, index: int, item: object
+        self, flash: bool, forced: Encoding | None, seqnos: set[str], index: int, item: object
     ) -> Pending[_wire.Request]:
+        """``seqnos``: the caller's seqnos already used in this call. A second message with
+        the same seqno is refused before sending: the gateway would answer it 1718, which
+        after a retry of ours reads as "accepted" though it never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -287,9 +299,19 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
-        return self._pending(
+        pending = self._pending(
             index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         )
+        if item.seqno is not None:
+            if seqno in seqnos:
+                raise ValidationError(
+                    f"seqno {seqno!r} is already used by an earlier message of this call; "
+                    "each message needs its own",
+                    field="seqno",
+                    index=index,
+                )
+            seqnos.add(seqno)
+        return pending
 
     def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
@@ -308,11 +330,12 @@ class SmsComMyClient(BaseClient):
             mobile=pending.to,
             request=request,
         )
-        answer = await self._post(request.path, form, progress)
+        redact = self._redactor.including(request.secrets, (pending.to,))
+        answer = await self._post(request.path, form, progress, redact)
         try:
             code, message_id = _wire.parse_answer(answer.text)[0]
         except _wire.UnrecognisedAnswer:
-            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+            return UnitResult(unreadable_answer(unit, answer, _note(answer, redact)))
         outcome = _wire.outcome(
             pending.position,
             pending.to,
@@ -322,6 +345,7 @@ class SmsComMyClient(BaseClient):
             message_id,
             retried=progress.ambiguous,
             raw=answer.text,
+            redact=redact,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
@@ -337,8 +361,9 @@ class SmsComMyClient(BaseClient):
             mobile=",".join(pending.to for pending in unit),
             request=request,
         )
+        redact = self._redactor.including(request.secrets, [pending.to for pending in unit])
         try:
-            answer = await self._post(request.path, form, progress)
+            answer = await self._post(request.path, form, progress, redact)
         except TransportError as exc:  # the runner would not know this batch's seqno
             unreachable = isinstance(exc, UnreachableError)
             status = OutcomeStatus.NOT_SENT if unreachable else OutcomeStatus.UNKNOWN
@@ -346,22 +371,24 @@ class SmsComMyClient(BaseClient):
                 [evolve(p.outcome(status, str(exc)), seqno=request.seqno) for p in unit]
             )
         try:
-            answers = _wire.parse_answer(answer.text)
+            answers = _wire.parse_answer(answer.text, many=True)
         except _wire.UnrecognisedAnswer:
-            return UnitResult(unreadable_answer(unit, answer, self._note(answer, request.secrets)))
+            return UnitResult(unreadable_answer(unit, answer, _note(answer, redact)))
         per_number = answers if len(answers) == len(unit) else [answers[0]] * len(unit)
         outcomes = [
-            _no_dr_outcome(pending, request.seqno, code, progress.ambiguous, answer.text)
+            _no_dr_outcome(pending, request.seqno, code, progress.ambiguous, answer.text, redact)
             for pending, (code, _) in zip(unit, per_number, strict=True)
         ]
         fatal = next((f for f in map(_fatal, outcomes) if f is not None), None)
         return UnitResult(outcomes, None, fatal)
 
-    async def _post(self, path: str, form: bytes, progress: SendProgress) -> Answer:
+    async def _post(
+        self, path: str, form: bytes, progress: SendProgress, redact: Redactor
+    ) -> Answer:
         ambiguous = (
             _is_ambiguous_credits_answer
             if path == _wire.CREDITS_PATH
-            else _is_ambiguous_send_answer
+            else partial(_is_ambiguous_send_answer, many=path == _wire.NO_DR_PATH)
         )
         return await self._transport.post(
             self._base_urls,
@@ -369,18 +396,18 @@ class SmsComMyClient(BaseClient):
             content=form,
             content_type=_wire.CONTENT_TYPE,
             retry_after_send=True,
+            redact=redact,
             progress=progress,
             ambiguous_answer=ambiguous,
         )
 
-    def _note(self, answer: Answer, secrets: tuple[str, ...]) -> str:
-        return _wire.describe_unrecognised(answer.text, [self._password, *secrets])
+    @staticmethod
+    def _unexpected(answer: Answer, redact: Redactor, hint: str = "") -> UnexpectedAnswerError:
+        return UnexpectedAnswerError(f"{_note(answer, redact)} (HTTP {answer.status}){hint}")
 
-    def _unexpected(
-        self, answer: Answer, secrets: list[str], hint: str = ""
-    ) -> UnexpectedAnswerError:
-        note = self._note(answer, tuple(secrets))
-        return UnexpectedAnswerError(f"{note} (HTTP {answer.status}){hint}")
+
+def _note(answer: Answer, redact: Redactor) -> str:
+    return _wire.describe_unrecognised(answer.text, redact)
 
 
 def _over_the_network_in_clear(url: str) -> bool:
@@ -395,15 +422,16 @@ def _over_the_network_in_clear(url: str) -> bool:
         return host != "localhost"
 
 
-def _is_ambiguous_send_answer(answer: Answer) -> bool:
-    """1703, or a 2xx body that is no return code (a maintenance page, a cut answer): the
-    gateway may have acted, and with a seqno a retry cannot send twice."""
+def _is_ambiguous_send_answer(answer: Answer, *, many: bool) -> bool:
+    """1703, or a 2xx body that is not exactly a return code (a maintenance page, an answer
+    cut short such as ``1701:11``): the gateway may have acted, and with a seqno a retry
+    cannot send twice."""
     if not 200 <= answer.status < 300:
         return False
     if _wire.is_internal_error(answer.text):
         return True
     try:
-        _wire.parse_answer(answer.text)
+        _wire.parse_answer(answer.text, many=many)
     except _wire.UnrecognisedAnswer:
         return True
     return False
@@ -426,12 +454,52 @@ def _fatal(outcome: Outcome) -> GatewayError | None:
 
 
 def _no_dr_outcome(
-    pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str
+    pending: Pending[_Text], seqno: str, code: int, retried: bool, raw: str, redact: Redactor
 ) -> Outcome:
     outcome = _wire.outcome(
-        pending.position, pending.to, pending.ref, seqno, code, None, retried=retried, raw=raw
+        pending.position,
+        pending.to,
+        pending.ref,
+        seqno,
+        code,
+        None,
+        retried=retried,
+        raw=raw,
+        redact=redact,
     )
     if outcome.status is OutcomeStatus.ACCEPTED and outcome.reason is None:
         reason = "accepted; ISendSMSNoDR.aspx gives no message id and no delivery report"
         return evolve(outcome, reason=reason)
     return outcome
+
+
+MAX_TRANSFER_CREDITS = Decimal(1_000_000_000)
+
+
+def check_transfer_amount(credits: object) -> Decimal:
+    """A positive amount of at most ``MAX_TRANSFER_CREDITS`` with at most two decimals.
+
+    Bounded before anything else touches it: ``Decimal("1e100000000")`` is a valid, finite
+    number whose plain form is a hundred million digits (formatting it for the request
+    would exhaust memory), and ``10**5000`` cannot even be turned into a string.
+    """
+    amount: Decimal | None = None
+    if isinstance(credits, Decimal):
+        amount = credits if credits.is_finite() else None
+    elif isinstance(credits, int) and not isinstance(credits, bool):
+        amount = Decimal(credits) if abs(credits) <= MAX_TRANSFER_CREDITS else None
+    elif isinstance(credits, float | str) and len(str(credits)) <= 32:
+        amount = parse_decimal(credits)
+    exponent = amount.as_tuple().exponent if amount is not None else 0
+    if (
+        amount is None
+        or not 0 < amount <= MAX_TRANSFER_CREDITS
+        or not isinstance(exponent, int)
+        or exponent < -2
+    ):
+        raise ValidationError(
+            f"credits must be a positive number of at most {MAX_TRANSFER_CREDITS:,} "
+            "with at most two decimals",
+            field="credits",
+        )
+    return amount

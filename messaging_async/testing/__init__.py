@@ -10,10 +10,12 @@
 """
 
 from ._asgi import serve
+from ._control import CallbackFailed
+from ._faults import CHAOS_FAULTS
 from ._http import WebhookTarget
+from ._reconcile import Reconciliation, reconcile
 from ._records import Fault, SentMessage
 from .gateway import (
-    CHAOS_FAULTS,
     SANDBOX_APP_ID,
     SANDBOX_APP_SECRET,
     SANDBOX_PASSWORD,
@@ -29,9 +31,12 @@ __all__ = [
     "SANDBOX_PASSWORD",
     "SANDBOX_USERNAME",
     "SANDBOX_WABA_NUMBER",
+    "CallbackFailed",
     "FakeGateway",
     "Fault",
+    "Reconciliation",
     "SentMessage",
     "WebhookTarget",
+    "reconcile",
     "serve",
 ]

@@ -3,7 +3,6 @@ in-process transport clients send through, and the client that delivers callback
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,12 +11,13 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._records import Fault
+from ._control import CallbackFailed, control_answer, is_control_path, is_loopback
+from ._records import Fault, SimulatedAnswer
 
 if TYPE_CHECKING:
     from .gateway import FakeGateway
 
-__all__ = ["WebhookTarget", "in_process_transport"]
+__all__ = ["CallbackFailed", "WebhookTarget", "in_process_transport", "is_loopback"]
 
 # Where the WebhookReceiver's routes are, relative to the target's base.
 RECEIVER_PATHS = {
@@ -36,20 +36,18 @@ class _InProcess(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        path, host = request.url.path, request.url.host
+        path, host, query = request.url.path, request.url.host, request.url.query.decode()
+        if is_control_path(path):  # in process, every caller is local
+            answer = await control_answer(self._fake, request.method, path, query, body)
+            return _response(answer, answer.body.encode(), request)
         rule = self._fake.take_fault(path, host)
         if rule is not None and rule.fault is Fault.REFUSE:
             raise httpx.ConnectError(f"[sandbox] connection to {host} refused", request=request)
         if rule is not None and not rule.fault.processes:
             answer = self._fake.fault_answer(rule, path)
         else:
-            answer = self._fake.handle(
-                request.method,
-                path,
-                request.url.query.decode(),
-                body,
-                request.headers.get("content-type", ""),
-            )
+            content_type = request.headers.get("content-type", "")
+            answer = self._fake.handle(request.method, path, query, body, content_type)
         content = answer.body.encode()
         if rule is not None:
             if rule.fault is Fault.HANG:
@@ -60,12 +58,20 @@ class _InProcess(httpx.AsyncBaseTransport):
                 raise httpx.ReadError(
                     "[sandbox] connection reset after the request was read", request=request
                 )
+            if rule.fault is Fault.CLOSE:  # what httpx raises when a socket closes unanswered
+                raise httpx.RemoteProtocolError(
+                    "[sandbox] server disconnected without sending a response", request=request
+                )
             if rule.fault is Fault.TRUNCATED:
                 content = content[: len(content) // 2]
             if rule.fault is Fault.SLOW:
                 await anyio.sleep(rule.delay)
-        headers = {"content-type": answer.content_type}
-        return httpx.Response(answer.status, headers=headers, content=content, request=request)
+        return _response(answer, content, request)
+
+
+def _response(answer: SimulatedAnswer, content: bytes, request: httpx.Request) -> httpx.Response:
+    headers = [("content-type", answer.content_type), *answer.headers]
+    return httpx.Response(answer.status, headers=headers, content=content, request=request)
 
 
 def in_process_transport(fake: FakeGateway) -> httpx.AsyncBaseTransport:
@@ -79,7 +85,7 @@ class WebhookTarget:
     def __init__(self, target: Any, *, token: str, paths: Mapping[str, str] = RECEIVER_PATHS):
         if isinstance(target, str):
             host = urlsplit(target).hostname or ""
-            if host != "localhost" and not _is_loopback(host):
+            if host != "localhost" and not is_loopback(host):
                 raise ValueError("the sandbox only calls back to 127.0.0.1, ::1 or localhost")
             self._base, self._transport = target.rstrip("/"), None
         else:
@@ -115,13 +121,9 @@ class WebhookTarget:
             raise RuntimeError("use `async with target.session():`")
         params = {"token": self._token, **kwargs.pop("params", {})}
         url = self._base + self._paths[route]
-        response = await self._client.request(method, url, params=params, **kwargs)
+        try:
+            response = await self._client.request(method, url, params=params, **kwargs)
+        except httpx.HTTPError as error:  # the URL holds the token: name only the route
+            raise CallbackFailed(f"{route}: {type(error).__name__}") from None
         self.answers.append(response.status_code)
         return response.status_code
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

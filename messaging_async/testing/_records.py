@@ -33,6 +33,16 @@ class Fault(enum.Enum):
     """Processes and answers after ``delay`` seconds."""
     CODE = ("code", False)
     """Answers the given gateway ``code`` without processing the request."""
+    THROTTLED = ("throttled", False)
+    """HTTP 429 with ``Retry-After: <delay>`` (whole seconds, rounded up): not processed."""
+    CLOSE = ("close", True)
+    """Processes, then drops the connection before a single byte of answer (no HTTP
+    status at all): the worst case, the gateway acted and the client cannot know. In
+    process: ``httpx.RemoteProtocolError``; served by anything but uvicorn: as ``RESET``."""
+    IDLE_CLOSE = ("idle_close", True)
+    """Answers normally, then closes the connection once it has sat idle ``delay`` seconds,
+    as servers' keep-alive timeouts do (Apache: 5 s). Only over a socket; no effect in
+    process. A request racing the close is not processed."""
 
     def __init__(self, label: str, processes: bool):
         self.label = label
@@ -81,3 +91,4 @@ class SimulatedAnswer:
     status: int
     body: str
     content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()

@@ -1,6 +1,6 @@
 """``FakeGateway``: both gateways' contracts, simulated, for tests, demos and other languages.
 
-It is a second, independent reading of CONTRACT.md: it never imports the SDK's wire
+It is a second, independent reading of docs/contract.md: it never imports the SDK's wire
 modules, so a misreading on either side fails an end-to-end test instead of passing it.
 Use it in process (``transport=fake.transport()``) or on a loopback socket
 (``async with serve(fake) as url``, or ``messaging-async sandbox``).
@@ -8,9 +8,7 @@ Use it in process (``transport=fake.transport()``) or on a loopback socket
 
 from __future__ import annotations
 
-import base64
-import json
-import random
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -25,9 +23,12 @@ from ..retry import RetryPolicy
 from ..smscommy import SmsComMyClient
 from ..webhooks.events import DeliveryStatus
 from . import _isms, _smscommy
+from ._control import CallbackFailed
+from ._faults import CHAOS_FAULTS, FaultBook, fault_answer
 from ._forms import read_form
 from ._http import WebhookTarget, in_process_transport
 from ._records import Fault, FaultRule, SentMessage, SimulatedAnswer
+from ._reports import Outcomes, ReportQueue, report_request, response_form, send_reports
 
 __all__ = ["SANDBOX_PASSWORD", "SANDBOX_USERNAME", "FakeGateway"]
 
@@ -38,41 +39,6 @@ SANDBOX_APP_ID = "sandbox-app"
 SANDBOX_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - a sandbox placeholder
 SANDBOX_WABA_NUMBER = "60111111111"
 WINDOW_SECONDS = 24 * 3600.0
-
-_ISMS_STATUS = {
-    DeliveryStatus.DELIVERED: "DELIVRD",
-    DeliveryStatus.FAILED: "UNDELIV",
-    DeliveryStatus.EXPIRED: "EXPIRED",
-    DeliveryStatus.REJECTED: "REJECTD",
-    DeliveryStatus.QUEUED: "ENROUTE",
-}
-_SMSCOMMY_STATUS = {
-    DeliveryStatus.DELIVERED: "6",
-    DeliveryStatus.FAILED: "7",
-    DeliveryStatus.EXPIRED: "8",
-    DeliveryStatus.UNKNOWN: "9",
-    DeliveryStatus.REJECTED: "10",
-    DeliveryStatus.QUEUED: "11",
-    DeliveryStatus.NOT_IN_SERVICE: "12",
-    DeliveryStatus.OUT_OF_COVERAGE: "13",
-}
-_HTML_502 = (
-    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-)
-
-_HTML_503 = (
-    "<html><body><h1>503 Service Unavailable</h1><p>Maintenance in progress.</p></body></html>"
-)
-# What chaos picks from: every fault a real network or gateway produces on its own.
-CHAOS_FAULTS = (
-    Fault.HANG,
-    Fault.RESET,
-    Fault.SERVER_ERROR,
-    Fault.UNAVAILABLE,
-    Fault.TRUNCATED,
-    Fault.NOT_JSON,
-    Fault.SLOW,
-)
 
 # Endpoints whose body is JSON (POST only); the others take a form, or a GET query.
 _JSON_ENDPOINTS: Mapping[str, Callable[[FakeGateway, bytes], SimulatedAnswer]] = {
@@ -88,7 +54,7 @@ def _send_as(endpoint: str, fake: FakeGateway, form: dict[str, str]) -> Simulate
     return _smscommy.send(fake, endpoint, form)
 
 
-Outcomes = Mapping[str, DeliveryStatus] | Callable[[SentMessage], DeliveryStatus] | None
+_log = logging.getLogger("messaging_async.testing")
 
 
 class FakeGateway:
@@ -96,8 +62,10 @@ class FakeGateway:
 
     Accepted messages are in ``sent`` (``sent_to(number)`` filters). Credentials default to
     the ``SANDBOX_*`` placeholders; every endpoint checks them. ``webhook`` (a
-    ``WebhookTarget``) receives delivery reports (``await deliver_reports()``) and inbound
-    WhatsApp messages (``await receive_whatsapp(...)``).
+    ``WebhookTarget``) receives delivery reports and inbound WhatsApp messages
+    (``await receive_whatsapp(...)``). Reports fall due ``report_delay`` seconds after the
+    send, after ``queued_reports`` "queued" ones; ``await deliver_reports()`` sends all now,
+    ``await report_when_due()`` runs a loop that sends each when it falls due.
     """
 
     def __init__(
@@ -116,42 +84,55 @@ class FakeGateway:
         transfer_path: str = "ITransferCredits.aspx",
         webhook: WebhookTarget | None = None,
         delivery_outcomes: Outcomes = None,
+        report_delay: float = 0.0,
+        queued_reports: int = 0,
         clock: Callable[[], float] = time.time,
     ):
         self.username, self.password = username, password
         self.app_id, self.app_secret, self.waba_number = app_id, app_secret, waba_number
-        self.isms_credits = Decimal(isms_credits)
-        self.smscommy_credits = Decimal(smscommy_credits)
-        self.smscommy_used = Decimal(0)
-        self.waba_credits = Decimal(waba_credits)
-        self.templates = set(templates)
-        self.customers: dict[str, Decimal] = dict.fromkeys(customers, Decimal(0))
         self.transfer_path = transfer_path
         self.webhook = webhook
         self.delivery_outcomes = delivery_outcomes
-        self.sent: list[SentMessage] = []
-        self.requests = 0
         self._clock = clock
-        self._faults: list[FaultRule] = []
-        self._chaos: tuple[random.Random, tuple[Fault, ...], float, float] | None = None
-        self.faults_applied: Counter[str] = Counter()
-        # Every seqno each sms.com.my (mobile, message) arrived with, retries included.
-        self.seqnos_by_message: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-        self._seqnos: dict[str, float] = {}
-        self._windows: dict[str, float] = {}
-        self._unreported: list[SentMessage] = []
+        self._initial = (
+            Decimal(isms_credits),
+            Decimal(smscommy_credits),
+            Decimal(waba_credits),
+            frozenset(templates),
+            tuple(customers),
+        )
+        self._reports = ReportQueue(delay=report_delay, queued_reports=queued_reports)
+        self._sending: anyio.Lock | None = None
+        self._faults = FaultBook()
         self._next_id = 1_143_000_000
-        self._form_endpoints: dict[
-            str, Callable[[FakeGateway, dict[str, str]], SimulatedAnswer]
-        ] = {
+        self._form_endpoints: dict[str, _FormHandler] = {
             "isms_send_all_id.php": _isms.classic_send,
             "creditsLeft.aspx": _smscommy.credits_left,
             transfer_path: _smscommy.transfer,
             **{name: partial(_send_as, name) for name in _SMSCOMMY_SENDS},
         }
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state it started in: credits, templates and customers as constructed;
+        nothing sent, no seqnos, windows, pending reports or faults. Message ids keep counting,
+        so an id from before the reset never names a message after it."""
+        isms, smscommy, waba, templates, customers = self._initial
+        self.isms_credits, self.smscommy_credits, self.waba_credits = isms, smscommy, waba
+        self.smscommy_used = Decimal(0)
+        self.templates = set(templates)
+        self.customers: dict[str, Decimal] = dict.fromkeys(customers, Decimal(0))
+        self.sent: list[SentMessage] = []
+        self.requests = 0
+        # Every seqno each sms.com.my (mobile, message) arrived with, retries included.
+        self.seqnos_by_message: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._seqnos: dict[str, float] = {}
+        self._windows: dict[str, float] = {}
+        self._reports.pending.clear()
+        self._faults.clear()
 
     def __repr__(self) -> str:
-        return f"FakeGateway(sent={len(self.sent)}, faults={len(self._faults)})"
+        return f"FakeGateway(sent={len(self.sent)}, faults={len(self._faults.rules)})"
 
     # ---------------------------------------------------------------- records and state
     def sent_to(self, number: str) -> list[SentMessage]:
@@ -159,11 +140,7 @@ class FakeGateway:
 
     def record(self, message: SentMessage) -> None:
         self.sent.append(message)
-        if message.gateway == "isms" or message.endpoint in (
-            "ISendSMS.aspx",
-            "ISendSMSUnicode.aspx",
-        ):
-            self._unreported.append(message)
+        self._reports.add(message, self.outcome_for)
         if message.gateway == "smscommy":
             self.smscommy_used += message.credits
 
@@ -200,11 +177,18 @@ class FakeGateway:
         """Make the next ``times`` matching requests (``None``: all) fail with ``fault``.
 
         ``endpoint`` matches the end of the path (``"isms_send_json.php"``), ``host`` the
-        base URL's host, so a failover test can break one host only.
+        base URL's host, so a failover test can break one host only. ``delay`` is the
+        seconds of ``SLOW``, the ``Retry-After`` of ``THROTTLED`` and the idle time after
+        which ``IDLE_CLOSE`` closes a connection.
         """
-        if fault is Fault.CODE and code is None:
-            raise ValueError("Fault.CODE needs code=")
-        self._faults.append(FaultRule(fault, endpoint, host, times, delay, code))
+        self._faults.inject(FaultRule(fault, endpoint, host, times, delay, code))
+
+    def add_fault_rule(self, rule: FaultRule) -> None:
+        """``inject`` for a rule already built (the control API's road)."""
+        self._faults.inject(rule)
+
+    def describe_faults(self) -> list[dict[str, Any]]:
+        return self._faults.describe()
 
     def chaos(
         self,
@@ -216,56 +200,26 @@ class FakeGateway:
     ) -> None:
         """Fail a random ``rate`` of requests with a random one of ``faults`` (reproducible
         with ``seed``); ``rate=0`` turns it off. Injected faults take precedence."""
-        chosen = tuple(faults)
-        if Fault.CODE in chosen:
-            raise ValueError("Fault.CODE needs a code: inject it instead")
-        rng = random.Random(seed)  # noqa: S311 - picks faults for tests, not secrets
-        self._chaos = (rng, chosen, rate, delay) if rate > 0 and chosen else None
+        self._faults.chaos(faults, rate=rate, seed=seed, delay=delay)
 
     def clear_faults(self) -> None:
         self._faults.clear()
-        self._chaos = None
+
+    @property
+    def faults_applied(self) -> Counter[str]:
+        """How many times each fault struck, by label."""
+        return self._faults.applied
 
     def take_fault(self, path: str, host: str) -> FaultRule | None:
-        rule = self._injected(path, host) or self._random_fault()
-        if rule is not None:
-            self.faults_applied[rule.fault.label] += 1
-        return rule
+        return self._faults.take(path, host)
 
-    def _injected(self, path: str, host: str) -> FaultRule | None:
-        for rule in self._faults:
-            if rule.matches(path, host):
-                if rule.times is not None:
-                    rule.times -= 1
-                    if rule.times <= 0:
-                        self._faults.remove(rule)
-                return rule
-        return None
-
-    def _random_fault(self) -> FaultRule | None:
-        if self._chaos is None:
-            return None
-        rng, faults, rate, delay = self._chaos
-        if rng.random() >= rate:
-            return None
-        return FaultRule(rng.choice(faults), delay=delay)
+    def idle_timeout_for(self, path: str, host: str) -> float | None:
+        """Seconds of idleness after which this request's connection is to be closed."""
+        return self._faults.idle_timeout(path, host)
 
     def fault_answer(self, rule: FaultRule, path: str) -> SimulatedAnswer:
         """What a fault that does not process the request answers."""
-        if rule.fault is Fault.SERVER_ERROR:
-            return SimulatedAnswer(502, _HTML_502, "text/html")
-        if rule.fault is Fault.UNAVAILABLE:
-            return SimulatedAnswer(503, _HTML_503, "text/html")
-        if rule.fault is Fault.NOT_JSON:
-            return SimulatedAnswer(200, "Service temporarily unavailable. Please try again later.")
-        if path.endswith("isms_send_json.php") or path.endswith("isms_balance_json.php"):
-            body = {"status": "error", "code": int(rule.code or 0), "message": f"{rule.code}"}
-            return SimulatedAnswer(200, json.dumps(body), "application/json")
-        if path.endswith("isms_send_waba.php"):
-            return SimulatedAnswer(
-                200, json.dumps({"statusCode": str(rule.code), "message": "sandbox fault"})
-            )
-        return SimulatedAnswer(200, str(rule.code))
+        return fault_answer(rule, path)
 
     # ---------------------------------------------------------------- requests
     def handle(
@@ -327,49 +281,68 @@ class FakeGateway:
 
     # ---------------------------------------------------------------- callbacks
     def outcome_for(self, message: SentMessage) -> DeliveryStatus:
+        """Where ``message`` gets to: ``delivery_outcomes``' say, else delivered (SMS) or
+        read (WhatsApp: receipts sent, delivered, read)."""
         outcomes = self.delivery_outcomes
+        usual = DeliveryStatus.READ if message.gateway == "whatsapp" else DeliveryStatus.DELIVERED
         if outcomes is None:
-            return DeliveryStatus.DELIVERED
+            return usual
         if callable(outcomes):
             return outcomes(message)
-        return outcomes.get(message.to, DeliveryStatus.DELIVERED)
+        return outcomes.get(message.to, usual)
+
+    @property
+    def pending_reports(self) -> int:
+        """How many delivery reports are owed and not sent yet."""
+        return len(self._reports.pending)
 
     async def deliver_reports(self, *, concurrency: int = 2) -> int:
-        """Send a delivery report for every message not reported yet; returns how many.
+        """Send every report owed, due or not; returns how many were sent.
 
         iSMS reports go as GET ``sms_id``/``dstno``/``status``; sms.com.my ones as GET
-        ``MsgId``/``Sender``/``Status`` (C1 codes), both to ``webhook``. Two at a time is the
-        fastest measured here: more concurrency makes httpx's pool slower (httpx #3215).
+        ``MsgId``/``Sender``/``Status`` (C1 codes); WhatsApp receipts (sent, delivered, read
+        or failed) as POSTs of a base64 ``response`` holding a Meta-style ``statuses``
+        entry (contract E9); all to ``webhook`` (docs/sandbox.md).
+        Two at a time is the fastest measured here: more concurrency makes httpx's pool
+        slower (httpx #3215). Reports whose callback failed stay owed (``CallbackFailed``).
         """
+        return await self._send_reports(None, concurrency)
+
+    async def report_when_due(self, *, poll: float = 0.05, concurrency: int = 2) -> None:
+        """Run until cancelled, sending each report once it falls due (``report_delay``
+        after its send), as a telco's arrive. A receiver that cannot be reached is tried
+        again on the next round."""
+        while True:
+            try:
+                await self._send_reports(self.now(), concurrency)
+            except CallbackFailed as problem:
+                _log.warning("delivery reports not delivered, will retry: %s", problem)
+                await anyio.sleep(1.0)
+            await anyio.sleep(poll)
+
+    async def _send_reports(self, now: float | None, concurrency: int) -> int:
         if self.webhook is None:
             raise RuntimeError(
                 "FakeGateway(webhook=WebhookTarget(...)) is needed to deliver reports"
             )
-        reports, self._unreported = self._unreported, []
-        limiter = anyio.CapacityLimiter(concurrency)
-        webhook = self.webhook
+        # One sending round at a time: a "send now" during the background loop's round must
+        # not let a message's final report overtake its "queued" one.
+        self._sending = self._sending or anyio.Lock()
+        async with self._sending:
+            due = self._reports.take(now)
+            if not due:
+                return 0
 
-        async def deliver(message: SentMessage) -> None:
-            async with limiter:
-                await webhook.get(*self._report(message))
+            def describe(report: Any) -> tuple[str, dict[str, str]]:
+                outcome = self.outcome_for(report.message)
+                return report_request(report, outcome, self.waba_number)
 
-        async with webhook.session(), anyio.create_task_group() as tasks:
-            for message in reports:
-                tasks.start_soon(deliver, message)
-        return len(reports)
-
-    def _report(self, message: SentMessage) -> tuple[str, dict[str, str]]:
-        status = self.outcome_for(message)
-        if message.gateway == "isms":
-            code = _ISMS_STATUS.get(status, "UNKNOWN")
-            return "isms_delivery", {
-                "sms_id": message.message_id,
-                "dstno": message.to,
-                "status": code,
-            }
-        code = _SMSCOMMY_STATUS[status]
-        sender = message.sender or self.waba_number
-        return "smscommy_delivery", {"MsgId": message.message_id, "Sender": sender, "Status": code}
+            failed = await send_reports(self.webhook, due, describe, concurrency=concurrency)
+            if failed:
+                self._reports.put_back(failed)
+        if failed:
+            raise CallbackFailed(f"{len(failed)} of {len(due)} reports not delivered; still owed")
+        return len(due)
 
     async def receive_whatsapp(
         self, from_number: str, text: str, *, message_type: str = "text"
@@ -386,7 +359,6 @@ class FakeGateway:
             "timestamp": str(int(self.now())),
         }
         if self.webhook is not None:
-            encoded = base64.b64encode(json.dumps(payload, ensure_ascii=False).encode()).decode()
             async with self.webhook.session():
-                await self.webhook.post_form("isms_whatsapp", {"response": encoded})
+                await self.webhook.post_form("isms_whatsapp", response_form(payload))
         return payload

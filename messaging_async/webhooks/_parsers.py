@@ -42,15 +42,64 @@ SMSCOMMY_STATUSES: Mapping[str, DeliveryStatus] = {
     **dict.fromkeys(("12", "17"), DeliveryStatus.NOT_IN_SERVICE),
     **dict.fromkeys(("13", "14"), DeliveryStatus.OUT_OF_COVERAGE),
 }
-# iSMS documents no status values: the words telcos and gateways commonly use, failures
-# first ("UNDELIV" contains "deliv").
-_ISMS_STATUS_WORDS = (
-    (("undeliv", "fail"), DeliveryStatus.FAILED),
-    (("deliv", "success"), DeliveryStatus.DELIVERED),
-    (("expire",), DeliveryStatus.EXPIRED),
-    (("reject",), DeliveryStatus.REJECTED),
-    (("queue", "pending", "enroute", "sent", "accepted"), DeliveryStatus.QUEUED),
-)
+# iSMS documents no status values (CONTRACT A5, E9): the words telcos and gateways use (SMPP's
+# receipt states, sms.com.my's C1 descriptions, WhatsApp's sent/delivered/read/failed, plain
+# English), matched as whole words after normalising case, white space, "_" and "-". One table
+# for iSMS SMS reports and WhatsApp receipts alike. A word not here is UNKNOWN, never guessed
+# at by its parts: "UNDELIVERED" and "NOT DELIVERED" contain "DELIVERED", "UNSENT" "SENT".
+STATUS_WORDS: Mapping[str, DeliveryStatus] = {
+    **dict.fromkeys(
+        (
+            "DELIVRD",
+            "DELIVERED",
+            "DELIVERY SUCCESS",
+            "DELIVERY SUCCESSFUL",
+            "DELIVER SUCCESSFUL",
+            "SUCCESS",
+            "SUCCESSFUL",
+        ),
+        DeliveryStatus.DELIVERED,
+    ),
+    **dict.fromkeys(
+        (
+            "UNDELIV",
+            "UNDELIVERED",
+            "UNDELIVERABLE",
+            "NOT DELIVERED",
+            "DELIVER FAILED",
+            "DELIVERY FAILED",
+            "FAILED",
+            "FAILURE",
+            "FAIL",
+            "DELETED",
+        ),
+        DeliveryStatus.FAILED,
+    ),
+    **dict.fromkeys(("EXPIRED", "EXPIRD"), DeliveryStatus.EXPIRED),
+    **dict.fromkeys(("REJECTD", "REJECTED", "REJECT"), DeliveryStatus.REJECTED),
+    **dict.fromkeys(
+        (
+            "ENROUTE",
+            "EN ROUTE",
+            "QUEUED",
+            "ENQUEUED",
+            "PENDING",
+            "SUBMITTED",
+            "ACCEPTD",
+            "ACCEPTED",
+            "QINTELCO",
+            "Q IN TELCO",
+        ),
+        DeliveryStatus.QUEUED,
+    ),
+    "SENT": DeliveryStatus.SENT,
+    **dict.fromkeys(("READ", "SEEN"), DeliveryStatus.READ),
+    "NOT IN SERVICE": DeliveryStatus.NOT_IN_SERVICE,
+    "OUT OF COVERAGE": DeliveryStatus.OUT_OF_COVERAGE,
+    "UNKNOWN": DeliveryStatus.UNKNOWN,
+}
+_SEPARATORS = re.compile(r"[\s_-]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _guarded(parse: Callable[..., E], *args: Any) -> E:
@@ -103,7 +152,8 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
 
     What ``urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict")`` gives
     (a test holds the two equal), in about half its time: names and values without ``%``
-    or ``+`` — most of them — are taken as they are.
+    or ``+`` — most of them — are taken as they are. Unlike ``parse_qsl``, a malformed
+    escape (``%ZZ``, or bytes that are not UTF-8) is ``WebhookError``, never kept as text.
     """
     if not query:
         return []
@@ -120,9 +170,18 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
 
 
 def _unquoted(text: str) -> str:
+    """``text`` URL-decoded; a ``%`` not followed by two hex digits (``sms_id=%ZZ``) or
+    escapes that are not UTF-8 are a malformed callback, not a value taken as it came."""
     if "+" in text:
         text = text.replace("+", " ")
-    return unquote(text, errors="strict") if "%" in text else text
+    if "%" not in text:
+        return text
+    if _BAD_ESCAPE.search(text):
+        raise WebhookError("malformed percent-escape in the callback")
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise WebhookError("percent-escapes that are not UTF-8 in the callback") from None
 
 
 def _first_wins(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -199,7 +258,7 @@ def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
     return DeliveryReport(
         gateway="isms",
         message_id=message_id,
-        status=_isms_status(code),
+        status=status_of_word(code),
         status_code=code,
         recipient=_get(found, "dstno", "mobile"),
         timestamp=_timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
@@ -207,15 +266,12 @@ def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
     )
 
 
-def _isms_status(code: str | None) -> DeliveryStatus:
-    if code is None:
+def status_of_word(word: str | None) -> DeliveryStatus:
+    """``STATUS_WORDS``' status for a whole word (``"Not_Delivered"`` → failed), else
+    UNKNOWN: the event keeps the word itself in ``status_code``."""
+    if word is None:
         return DeliveryStatus.UNKNOWN
-    lowered = code.lower()
-    for words, status in _ISMS_STATUS_WORDS:
-        for word in words:
-            if word in lowered:
-                return status
-    return DeliveryStatus.UNKNOWN
+    return STATUS_WORDS.get(_SEPARATORS.sub(" ", word).strip().upper(), DeliveryStatus.UNKNOWN)
 
 
 def _smscommy_incoming(query: Query, max_bytes: int) -> IncomingSms:

@@ -1,7 +1,9 @@
-"""iSMS inbound WhatsApp (CONTRACT B1): a ``response`` parameter holding base64 JSON.
+"""iSMS WhatsApp callbacks (CONTRACT B1, E9): a ``response`` parameter holding base64 JSON.
 
-The JSON's fields are documented nowhere public, and may be flat or nested Meta-style:
-the event exposes the common ones it finds and always the whole decoded object.
+The JSON's fields are documented nowhere public, and may be flat or nested Meta-style. One
+callback may hold messages users sent (``WhatsAppInbound``: the common fields found, and
+always the whole decoded object) and status receipts of messages you sent
+(``DeliveryReport``, read by ``_receipts``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,24 @@ from ._parsers import (
     _unquoted,
     params_of,
 )
-from .events import WhatsAppInbound
+from ._receipts import flat_receipt, receipts_of
+from .events import DeliveryReport, WhatsAppCallback, WhatsAppInbound
 
-__all__ = ["decode_response", "parse_isms_whatsapp"]
+__all__ = ["decode_response", "parse_isms_whatsapp", "parse_isms_whatsapp_callback"]
+
+
+def parse_isms_whatsapp_callback(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    content_type: str | None = None,
+    query: Query | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> WhatsAppCallback:
+    """Everything an iSMS WhatsApp callback holds: its messages and its status receipts
+    (contract E9: Meta-style ``statuses`` lists anywhere in the payload, or a flat object
+    with a message id and a ``status``). The ``response`` parameter is read as
+    ``parse_isms_whatsapp`` reads it."""
+    return _guarded(_isms_whatsapp_callback, body, content_type, query, max_bytes)
 
 
 def parse_isms_whatsapp(
@@ -42,7 +59,10 @@ def parse_isms_whatsapp(
 ) -> WhatsAppInbound:
     """iSMS inbound WhatsApp (B1): a ``response`` parameter holding base64 JSON, in a form
     body, a JSON body or the query string. Missing padding, the URL-safe alphabet and ``+``
-    turned into a space by a form decoder are all accepted."""
+    turned into a space by a form decoder are all accepted.
+
+    The callback's first message. A callback holding only status receipts (E9) is not a
+    message: ``WebhookError`` — read those with ``parse_isms_whatsapp_callback``."""
     return _guarded(_isms_whatsapp, body, content_type, query, max_bytes)
 
 
@@ -53,12 +73,27 @@ def _isms_whatsapp(
     query: Query | None,
     max_bytes: int,
 ) -> WhatsAppInbound:
+    callback = _isms_whatsapp_callback(body, content_type, query, max_bytes)
+    if not callback.messages:
+        raise WebhookError(
+            "the callback holds status receipts, not a message "
+            "(read it with parse_isms_whatsapp_callback)"
+        )
+    return callback.messages[0]
+
+
+def _isms_whatsapp_callback(
+    body: bytes | str | Mapping[str, Any],
+    content_type: str | None,
+    query: Query | None,
+    max_bytes: int,
+) -> WhatsAppCallback:
     encoded = _response_parameter(body, content_type, max_bytes)
     if encoded is None and query is not None:
         encoded = _get(_lowered(params_of(query, max_bytes)), "response")
     if encoded is None:
         raise WebhookError("the callback carries no 'response' parameter")
-    return _whatsapp_event(_decode_response(encoded))
+    return _whatsapp_callback(_decode_response(encoded))
 
 
 def decode_response(encoded: str) -> dict[str, Any]:
@@ -133,16 +168,38 @@ _FIELD_NAMES = {
 }
 
 
-def _whatsapp_event(data: dict[str, Any]) -> WhatsAppInbound:
-    """Find the common fields in the message object (Meta nesting: ``messages[0]``) first,
-    then anywhere in the payload, shallowest first."""
+def _whatsapp_callback(data: dict[str, Any]) -> WhatsAppCallback:
+    """Receipts from every ``statuses`` list (or the flat object, when it is one); messages
+    from every Meta-style ``messages`` list, else the whole object is the message, as long
+    as it holds no receipts."""
     whole = _index(data)
+    receipts: tuple[DeliveryReport, ...] = ()
+    if whole.statuses:
+        receipts = receipts_of(whole.statuses)
+    elif not whole.messages:  # an envelope of messages with an id and a status is no receipt
+        receipt = flat_receipt(data)
+        receipts = () if receipt is None else (receipt,)
+    if whole.messages:
+        messages = tuple(_whatsapp_event(data, whole, message) for message in whole.messages)
+    elif whole.statuses or receipts:
+        messages = ()
+    else:
+        messages = (_whatsapp_event(data, whole, None),)
+    return WhatsAppCallback(messages=messages, receipts=receipts, raw=data)
+
+
+def _whatsapp_event(
+    data: dict[str, Any], whole: _Index, message: dict[str, Any] | None
+) -> WhatsAppInbound:
+    """The common fields of the message object (Meta nesting: an entry of ``messages``)
+    first, then of the rest of the payload (``messages`` and ``statuses`` lists left out),
+    shallowest first."""
     found = {field: value for field, (_, value) in whole.fields.items()}
     text = whole.text
-    if whole.message is not None:
-        message = _index(whole.message)
-        found.update((field, value) for field, (_, value) in message.fields.items())
-        text = message.text if message.text is not None else text
+    if message is not None:
+        own = _index(message)
+        found.update((field, value) for field, (_, value) in own.fields.items())
+        text = own.text if own.text is not None else text
     timestamp = _timestamp(found.pop("timestamp", None))
     return WhatsAppInbound(
         **{field: str(value) for field, value in found.items()},  # fields are named as on the event
@@ -161,12 +218,15 @@ _NAME_RANKS = {
 @define
 class _Index:
     """What one walk of a JSON object finds: for each field, the value under the first of its
-    names (shallowest where a name repeats) with that name's rank; the message text; and the
-    first object of a Meta-style ``messages`` list."""
+    names (shallowest where a name repeats) with that name's rank; the message text; the
+    objects of Meta-style ``messages`` lists; and every ``statuses`` list with the object
+    holding it (whose ``metadata`` names the WABA number). The walk does not enter those
+    lists: their fields are their own entries', not the payload's."""
 
     fields: dict[str, tuple[int, Any]] = Factory(dict)
     text: str | None = None
-    message: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = Factory(list)
+    statuses: list[tuple[dict[str, Any], list[Any]]] = Factory(list)
 
 
 _TEXT_KEYS = frozenset(("text", "body", "content", "message", "msg", "caption"))
@@ -188,9 +248,9 @@ def _index(scope: dict[str, Any]) -> _Index:
                 for key, value in node.items():
                     name = key.lower() if type(key) is str else str(key).lower()
                     if isinstance(value, _CONTAINERS):
+                        if name in _NOTED and _note_container(index, node, name, value):
+                            continue
                         deeper.append(value)
-                        if name == "messages" or name == "text":
-                            _note_container(index, name, value)
                     elif value is not None and value != "":
                         named = _NAME_RANKS.get(name)
                         if named is not None and (
@@ -207,12 +267,24 @@ def _index(scope: dict[str, Any]) -> _Index:
     return index
 
 
-def _note_container(index: _Index, name: str, value: dict[str, Any] | list[Any]) -> None:
-    """A Meta-style ``messages`` list, or a ``text`` object holding the message's ``body``."""
-    if name == "messages" and index.message is None and isinstance(value, list):
-        if value and isinstance(value[0], dict):
-            index.message = value[0]
-    elif name == "text" and index.text is None and isinstance(value, dict):
-        body = value.get("body")
-        if isinstance(body, str):
-            index.text = body
+_NOTED = frozenset(("messages", "statuses", "text"))
+
+
+def _note_container(
+    index: _Index, node: dict[str, Any], name: str, value: dict[str, Any] | list[Any]
+) -> bool:
+    """Note a Meta-style ``messages`` list (of objects), a ``statuses`` list, or a ``text``
+    object holding the message's ``body``; whether the walk must stay out of ``value``."""
+    if not isinstance(value, list):
+        if name == "text" and index.text is None:
+            body = value.get("body")
+            if isinstance(body, str):
+                index.text = body
+        return False
+    if name == "statuses":
+        index.statuses.append((node, value))
+        return True
+    if name == "messages" and value and isinstance(value[0], dict):
+        index.messages.extend(item for item in value[:50] if isinstance(item, dict))
+        return True
+    return False

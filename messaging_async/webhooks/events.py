@@ -13,7 +13,13 @@ from typing import Any
 
 from attrs import field, frozen
 
-__all__ = ["DeliveryReport", "DeliveryStatus", "IncomingSms", "WhatsAppInbound"]
+__all__ = [
+    "DeliveryReport",
+    "DeliveryStatus",
+    "IncomingSms",
+    "WhatsAppCallback",
+    "WhatsAppInbound",
+]
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -25,17 +31,37 @@ class DeliveryStatus(enum.StrEnum):
     REJECTED = "rejected"
     QUEUED = "queued"
     """Still on its way: queued at the telco."""
+    SENT = "sent"
+    """Handed on, not yet confirmed delivered: to the telco (SMS), to WhatsApp's servers
+    (one grey tick)."""
+    READ = "read"
+    """WhatsApp: delivered, and opened on the handset (blue ticks). Read implies delivered:
+    count it as both (``reached_handset``)."""
     NOT_IN_SERVICE = "not_in_service"
     OUT_OF_COVERAGE = "out_of_coverage"
     UNKNOWN = "unknown"
     """The gateway said "unknown", or sent a status nobody documented (see ``status_code``)."""
 
+    @property
+    def reached_handset(self) -> bool:
+        """Delivered to the handset: ``DELIVERED`` or ``READ``. A WhatsApp message may be
+        reported read without a delivered receipt ever arriving (receipts can be lost or
+        reordered), so "how many were delivered?" must count both."""
+        return self in _REACHED_HANDSET
+
+
+_REACHED_HANDSET = frozenset((DeliveryStatus.DELIVERED, DeliveryStatus.READ))
+
 
 @frozen(kw_only=True)
 class DeliveryReport:
-    """A delivery report. ``gateway`` is ``"isms"`` or ``"smscommy"``; ``status_code`` the
-    gateway's own status value; ``recipient`` the handset number where the gateway names it;
-    ``sender`` the gateway number that sent it (sms.com.my)."""
+    """A delivery report. ``gateway`` is ``"isms"`` (SMS), ``"isms_whatsapp"`` (a WhatsApp
+    status receipt, contract E9) or ``"smscommy"``; ``status_code`` the gateway's own status
+    value as sent (what to look at when ``status`` is UNKNOWN: a word or code not in the
+    table is never guessed at); ``recipient`` the handset number where the gateway names it;
+    ``sender`` the gateway number that sent it (sms.com.my; the WABA number of a WhatsApp
+    receipt where the payload names it). ``raw`` is the callback's parameters, or for a
+    WhatsApp receipt the status object itself (its ``errors``, ``conversation``, …)."""
 
     gateway: str
     message_id: str
@@ -44,7 +70,7 @@ class DeliveryReport:
     recipient: str | None = None
     sender: str | None = None
     timestamp: datetime | None = None
-    raw: Mapping[str, str] = field(factory=dict, repr=False)
+    raw: Mapping[str, Any] = field(factory=dict, repr=False)
 
 
 @frozen(kw_only=True)
@@ -80,4 +106,16 @@ class WhatsAppInbound:
     text: str | None = field(default=None, repr=False)
     media_url: str | None = None
     timestamp: datetime | None = None
+    raw: Mapping[str, Any] = field(factory=dict, repr=False)
+
+
+@frozen(kw_only=True)
+class WhatsAppCallback:
+    """Everything one iSMS WhatsApp callback holds (contract E9): the messages users sent
+    (``WhatsAppInbound``) and the status receipts of messages you sent (``DeliveryReport``,
+    gateway ``"isms_whatsapp"``), in payload order. One payload may hold several of each,
+    or both; ``raw`` is the whole decoded object."""
+
+    messages: tuple[WhatsAppInbound, ...] = ()
+    receipts: tuple[DeliveryReport, ...] = ()
     raw: Mapping[str, Any] = field(factory=dict, repr=False)

@@ -3,12 +3,15 @@
 No framework is imported: it runs under any ASGI server and mounts in FastAPI, Starlette or
 Litestar as it is. Neither gateway signs its callbacks, so the caller is authenticated by a
 shared secret in the callback URL you register (``?token=…``), compared in constant time
-before the body is read; the token is removed before parsing, so it never reaches an
-event's ``raw``.
+before anything else is looked at (path, method, body); the token is removed before
+parsing, so it never reaches an event's ``raw``. Bodies are read within ``body_timeout``,
+handlers run within ``handler_timeout``, and a de-duplication claim (``_dedupe``) is
+always completed or released.
 
 Routes, relative to where the app is mounted::
 
     POST|GET /isms/whatsapp       iSMS inbound WhatsApp        → on_whatsapp(WhatsAppInbound)
+                                  and its status receipts (E9) → on_delivery(DeliveryReport)
     GET      /isms/delivery       iSMS delivery status         → on_delivery(DeliveryReport)
     GET      /smscommy/delivery   sms.com.my delivery report   → on_delivery(DeliveryReport)
     GET      /smscommy/incoming   sms.com.my incoming SMS      → on_incoming_sms(IncomingSms)
@@ -22,19 +25,20 @@ import inspect
 import ipaddress
 import json
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Protocol
-from urllib.parse import parse_qsl
+import math
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from attrs import frozen
+import anyio
 
 from ..errors import ValidationError, WebhookError
 from . import _parsers
-from ._whatsapp import parse_isms_whatsapp
-from .events import DeliveryReport, IncomingSms, WhatsAppInbound
+from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
+from ._routes import ROUTES, Event, kind_of
+from .events import DeliveryReport, WhatsAppInbound
 
-__all__ = ["Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
+__all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 
 logger = logging.getLogger("messaging_async.webhooks")
 
@@ -42,82 +46,32 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Event = WhatsAppInbound | DeliveryReport | IncomingSms
 Handler = Callable[[Any], Awaitable[object] | object]
+Answer = tuple[int, str, list[tuple[bytes, bytes]]]
 
-
-class Deduplicator(Protocol):
-    """Remembers which callbacks were handled, so a repeated one is acknowledged only.
-
-    ``claim`` returns true the first time it sees a key; ``release`` forgets a key whose
-    handling failed, so the gateway's retry is handled. Either may be async.
-    """
-
-    def claim(self, key: str) -> bool | Awaitable[bool]: ...
-
-    def release(self, key: str) -> Awaitable[None] | None: ...
-
-
-class MemoryDeduplicator:
-    """The last ``max_keys`` callbacks of this process (one worker; use a shared store, such
-    as Redis ``SET NX``, behind the same two methods when you run several)."""
-
-    def __init__(self, max_keys: int = 100_000):
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._max_keys = max_keys
-
-    def claim(self, key: str) -> bool:
-        if key in self._keys:
-            self._keys.move_to_end(key)
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self._max_keys:
-            self._keys.popitem(last=False)
-        return True
-
-    def release(self, key: str) -> None:
-        self._keys.pop(key, None)
-
-
-@frozen
-class _Route:
-    kind: str
-    methods: frozenset[str]
-    parse: Callable[[bytes, Scope, dict[str, str], int], Event]
-
-
-def _parse_whatsapp(body: bytes, scope: Scope, query: dict[str, str], limit: int) -> Event:
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").decode("latin-1")
-    return parse_isms_whatsapp(body, content_type=content_type, query=query, max_bytes=limit)
-
-
-_ROUTES = {
-    "/isms/whatsapp": _Route("whatsapp", frozenset({"GET", "POST"}), _parse_whatsapp),
-    "/isms/delivery": _Route(
-        "delivery",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_isms_delivery(q, max_bytes=n),
-    ),
-    "/smscommy/delivery": _Route(
-        "delivery",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_smscommy_delivery(q, max_bytes=n),
-    ),
-    "/smscommy/incoming": _Route(
-        "incoming_sms",
-        frozenset({"GET"}),
-        lambda b, s, q, n: _parsers.parse_smscommy_incoming(q, max_bytes=n),
-    ),
-}
+_RETRY_AFTER = (b"retry-after", b"10")
+_SETTLE_SECONDS = 5.0  # how long a cancelled request may take to release its claim
+_MAX_KEY = 200  # characters; a longer de-duplication key is hashed
 
 
 class WebhookReceiver:
     """The ASGI app; see the module docstring for its routes.
 
-    Answers 401 (wrong or missing token, before the body is read), 403 (address not in
-    ``allow_ips``), 404, 405, 400 (malformed), 413 (over ``max_body`` bytes), 500 (your
-    handler raised: logged without the payload, and the gateway will retry) or 200.
+    The token is checked first: without it every request is 401, whatever its path or
+    method, so only an authenticated caller learns 404 or 405. Then: 403 (address not in
+    ``allow_ips``), 400 (malformed), 413 (over ``max_body`` bytes), 408 (the body took
+    longer than ``body_timeout`` seconds), 500 (your handler raised: logged without the
+    payload), 503 with ``Retry-After`` (your handler ran past ``handler_timeout`` seconds,
+    the same callback is still being handled, or the de-duplication store failed) or 200.
+    Every non-2xx answer makes the gateway try again, and a claim that was not completed
+    is released first, so the retry is handled. ``handler_timeout`` can only interrupt an
+    async handler at an ``await``: a plain function runs to its end.
+
+    A WhatsApp callback may hold several events (messages and status receipts, E9): each
+    is claimed and handled in turn, and the first that does not answer 200 is the answer
+    (those after it are left for the gateway's retry). The route is served when
+    ``on_whatsapp`` or ``on_delivery`` is given; an event whose handler was not given is
+    acknowledged and dropped (200), since an error would make the gateway retry it forever.
     """
 
     def __init__(
@@ -127,9 +81,11 @@ class WebhookReceiver:
         on_whatsapp: Handler | None = None,
         on_delivery: Handler | None = None,
         on_incoming_sms: Handler | None = None,
-        dedupe: Deduplicator | Callable[[str], bool | Awaitable[bool]] | None = None,
+        dedupe: Deduplicator | None = None,
         allow_ips: Iterable[str] | None = None,
         max_body: int = _parsers.DEFAULT_MAX_BYTES,
+        body_timeout: float | None = 10.0,
+        handler_timeout: float | None = 30.0,
         token_parameter: str = "token",  # noqa: S107 - the parameter's name, not a secret
     ):
         if not isinstance(secret, str) or len(secret) < 16:
@@ -142,14 +98,17 @@ class WebhookReceiver:
             "delivery": on_delivery,
             "incoming_sms": on_incoming_sms,
         }
-        self._dedupe = dedupe
+        self._dedupe = _checked_dedupe(dedupe)
         self._networks = (
             None
             if allow_ips is None
             else [ipaddress.ip_network(ip, strict=False) for ip in allow_ips]
         )
         self._max_body = max_body
+        self._body_timeout = _checked_seconds(body_timeout, "body_timeout")
+        self._handler_timeout = _checked_seconds(handler_timeout, "handler_timeout")
         self._token_parameter = token_parameter
+        self._token_name = token_parameter.encode()
 
     def __repr__(self) -> str:
         handled = sorted(kind for kind, handler in self._handlers.items() if handler)
@@ -162,12 +121,16 @@ class WebhookReceiver:
             status, text, headers = await self._answer(scope, receive)
             await _respond(send, status, text, headers)
 
-    async def _answer(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
-        route = _ROUTES.get(_relative_path(scope))
-        handler = self._handlers.get(route.kind) if route else None
-        if route is None or handler is None:
+    async def _answer(self, scope: Scope, receive: Receive) -> Answer:
+        if not self._address_allowed(scope):
+            return 403, "Forbidden", []
+        raw_query: bytes = scope.get("query_string", b"")
+        if len(raw_query) > self._max_body:
+            return 413, "Payload Too Large", []
+        if not self._token_matches(raw_query):
+            return 401, "Unauthorized", []
+        route = ROUTES.get(_relative_path(scope))
+        if route is None or not any(self._handlers[kind] for kind in route.kinds):
             return 404, "Not Found", []
         if scope["method"] not in route.methods:
             return (
@@ -175,59 +138,113 @@ class WebhookReceiver:
                 "Method Not Allowed",
                 [(b"allow", ", ".join(sorted(route.methods)).encode())],
             )
-        if not self._address_allowed(scope):
-            return 403, "Forbidden", []
-        raw_query: bytes = scope.get("query_string", b"")
-        if len(raw_query) > self._max_body:
-            return 413, "Payload Too Large", []
+        path = _relative_path(scope)
         try:
-            query = self._authenticated_query(raw_query)
-        except PermissionError:
-            return 401, "Unauthorized", []
-        except (ValueError, UnicodeDecodeError):
-            return 400, "Bad Request", []
-        return await self._handle(route, handler, scope, receive, query)
-
-    async def _handle(
-        self, route: _Route, handler: Handler, scope: Scope, receive: Receive, query: dict[str, str]
-    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
-        try:
-            body = (
-                await _read_body(scope, receive, self._max_body)
-                if scope["method"] == "POST"
-                else b""
+            query = self._query_without_token(raw_query)
+            body = await self._body(scope, receive) if scope["method"] == "POST" else b""
+            events = route.parse(body, scope, query, self._max_body)
+        except _SlowBody:
+            logger.info(
+                "a %s callback's body took over %s s; answered 408", path, self._body_timeout
             )
-            event = route.parse(body, scope, query, self._max_body)
+            return 408, "Request Timeout", [(b"connection", b"close")]
         except WebhookError as error:
-            logger.info("rejected a %s callback: %s", route.kind, error)
+            logger.info("rejected a %s callback: %s", path, error)
             return (413, "Payload Too Large", []) if error.too_large else (400, "Bad Request", [])
-        key = _dedupe_key(route.kind, event)
-        if self._dedupe is not None and not await _maybe_await(_claim(self._dedupe, key)):
-            return 200, "OK (duplicate)", []
+        return await self._dispatch_all(events)
+
+    async def _dispatch_all(self, events: Sequence[Event]) -> Answer:
+        """Each event to its handler in order; the first answer that is not 200 stops."""
+        answers = []
+        for event in events:
+            kind = kind_of(event)
+            handler = self._handlers[kind]
+            if handler is None:
+                logger.info("a %s event with no handler given; acknowledged and dropped", kind)
+                continue
+            answer = await self._dispatch(kind, handler, event)
+            if answer[0] != 200:
+                return answer
+            answers.append(answer)
+        return answers[0] if len(answers) == 1 else (200, "OK", [])
+
+    async def _dispatch(self, kind: str, handler: Handler, event: Event) -> Answer:
+        """Claim, handle, settle: every claim won is completed or released, whatever happens
+        (a handler's exception, its time running out, the server cancelling it)."""
+        key = _dedupe_key(kind, event) if self._dedupe is not None else None
+        if key is not None:
+            claimed = await self._claim(key)
+            if claimed is None:
+                return 503, "Service Unavailable (de-duplication store)", [_RETRY_AFTER]
+            if claimed is Claim.DONE:
+                return 200, "OK (duplicate)", []
+            if claimed is Claim.IN_PROGRESS:
+                return 503, "Service Unavailable (being handled)", [_RETRY_AFTER]
         try:
-            await _maybe_await(handler(event))
+            with anyio.move_on_after(self._handler_timeout) as deadline:
+                await _maybe_await(handler(event))
         except Exception as exc:
-            await self._release(key)
-            frame = inspect.trace()[-1] if inspect.trace() else None
-            where = f" at {frame.filename}:{frame.lineno}" if frame else ""
-            logger.error("the %s handler raised %s%s", route.kind, type(exc).__name__, where)
+            await self._settle(key, done=False)
+            logger.error("the %s handler raised %s%s", kind, type(exc).__name__, _where())
             return 500, "Internal Server Error", []
+        except BaseException:  # cancelled (a server shutting down): let the retry be handled
+            with anyio.move_on_after(_SETTLE_SECONDS, shield=True):
+                await self._settle(key, done=False)
+            raise
+        if deadline.cancelled_caught:
+            await self._settle(key, done=False)
+            logger.error("the %s handler ran past %s s; cancelled", kind, self._handler_timeout)
+            return 503, "Service Unavailable (handler timed out)", [_RETRY_AFTER]
+        await self._settle(key, done=True)
         return 200, "OK", []
 
-    def _authenticated_query(self, raw_query: bytes) -> dict[str, str]:
-        """The query's parameters without the token; ``PermissionError`` if the token is wrong."""
-        pairs = parse_qsl(
-            raw_query.decode("latin-1"),
-            keep_blank_values=True,
-            errors="strict",
-            max_num_fields=_parsers.MAX_FIELDS,
-        )
-        tokens = [value for key, value in pairs if key == self._token_parameter]
-        given = tokens[0].encode() if len(tokens) == 1 else b""
-        if not hmac.compare_digest(given, self._secret):
-            raise PermissionError
+    async def _claim(self, key: str) -> Claim | None:
+        """The store's answer, or ``None`` when it failed or answered something else."""
+        try:
+            return Claim(await _maybe_await(self._dedupe.claim(key)))  # type: ignore[union-attr]
+        except Exception as exc:
+            logger.error("the de-duplication store's claim failed: %s", type(exc).__name__)
+            return None
+
+    async def _settle(self, key: str | None, *, done: bool) -> None:
+        if key is None:
+            return
+        settle = self._dedupe.complete if done else self._dedupe.release  # type: ignore[union-attr]
+        try:
+            await _maybe_await(settle(key))
+        except Exception as exc:
+            what = "complete" if done else "release"
+            logger.error("the de-duplication store's %s failed: %s", what, type(exc).__name__)
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body within ``body_timeout`` seconds in all (a body trickling in byte
+        by byte would never trip a per-read timeout)."""
+        with anyio.move_on_after(self._body_timeout):
+            return await _read_body(scope, receive, self._max_body)
+        raise _SlowBody  # only the deadline leaves the block without returning
+
+    def _token_matches(self, raw_query: bytes) -> bool:
+        """Exactly one token parameter, equal to the secret (constant time).
+
+        Read leniently (``unquote_to_bytes`` never fails), so a malformed query is 401, not
+        400, for a caller without the token.
+        """
+        tokens = []
+        for field in raw_query.split(b"&"):
+            name, _, value = field.partition(b"=")
+            if unquote_to_bytes(name.replace(b"+", b" ")) == self._token_name:
+                tokens.append(unquote_to_bytes(value.replace(b"+", b" ")))
+        given = tokens[0] if len(tokens) == 1 else b""
+        return hmac.compare_digest(given, self._secret)
+
+    def _query_without_token(self, raw_query: bytes) -> dict[str, str]:
+        """The query's parameters (first value wins) without the token, read strictly."""
+        try:
+            text = raw_query.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WebhookError("the query string is not UTF-8") from None
         query: dict[str, str] = {}
-        for key, value in pairs:
+        for key, value in _parsers.query_pairs(text):
             if key != self._token_parameter:
                 query.setdefault(key, value)
         return query
@@ -242,10 +259,40 @@ class WebhookReceiver:
             return False
         return address is not None and any(address in network for network in self._networks)
 
-    async def _release(self, key: str) -> None:
-        release = getattr(self._dedupe, "release", None)
-        if release is not None:
-            await _maybe_await(release(key))
+
+class _SlowBody(Exception):
+    """The body did not arrive within ``body_timeout``."""
+
+
+def _checked_dedupe(dedupe: object) -> Deduplicator | None:
+    if dedupe is None:
+        return None
+    missing = [
+        name
+        for name in ("claim", "complete", "release")
+        if not callable(getattr(dedupe, name, None))
+    ]
+    if missing:
+        raise ValidationError(
+            "dedupe must have claim(key) -> Claim, complete(key) and release(key) "
+            f"(see messaging_async.webhooks.Deduplicator); missing: {', '.join(missing)}",
+            field="dedupe",
+        )
+    return dedupe  # type: ignore[return-value]
+
+
+def _checked_seconds(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValidationError(f"{name} must be a positive number of seconds or None", field=name)
+    return float(value)
+
+
+def _where() -> str:
+    """Where the handler raised (file and line), for a log line that quotes no payload."""
+    frames = inspect.trace()
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def _relative_path(scope: Scope) -> str:
@@ -277,17 +324,18 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 def _dedupe_key(kind: str, event: Event) -> str:
+    """The event's identity; a long one hashed, so a store never holds a 64 KiB key."""
     if isinstance(event, DeliveryReport):
-        return f"{event.gateway}-delivery:{event.message_id}:{event.status_code}"
-    if isinstance(event, WhatsAppInbound) and event.message_id:
-        return f"whatsapp:{event.message_id}"
-    digest = hashlib.sha256(json.dumps(event.raw, sort_keys=True, default=str).encode()).hexdigest()
+        key = f"{event.gateway}-delivery:{event.message_id}:{event.status_code}"
+    elif isinstance(event, WhatsAppInbound) and event.message_id:
+        key = f"whatsapp:{event.message_id}"
+    else:
+        raw = json.dumps(event.raw, sort_keys=True, default=str).encode()
+        return f"{kind}:{hashlib.sha256(raw).hexdigest()}"
+    if len(key) <= _MAX_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{kind}:{digest}"
-
-
-def _claim(dedupe: Any, key: str) -> bool | Awaitable[bool]:
-    claim = getattr(dedupe, "claim", None)
-    return claim(key) if claim is not None else dedupe(key)  # type: ignore[no-any-return]
 
 
 async def _maybe_await(value: Any) -> Any:
