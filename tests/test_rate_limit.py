@@ -6,7 +6,6 @@ the algorithm (never more than ``rate * w + burst`` in a window) are asserted ex
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -16,18 +15,11 @@ import pytest
 from messaging_async import RateLimit, ValidationError
 from messaging_async._limiter import GcraBucket, ThrottlePause, TrafficGate
 
-BACKENDS = ["asyncio", "trio"]
 
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    # pytest-asyncio's auto mode claims every ``async def`` test (anyio's marker included),
-    # so each test runs its body under the backend itself, as test_concurrency.py does.
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test of this module runs on asyncio and on trio."""
     return str(request.param)
-
-
-def run(backend: str, body: Callable[[], Awaitable[Any]]) -> Any:
-    return anyio.run(body, backend=backend)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +75,7 @@ def _max_in_window(grants: list[tuple[float, int]], window: float) -> int:
     return best
 
 
-def test_a_shared_bucket_keeps_rate_and_burst_over_many_tasks(backend: str) -> None:
+async def test_a_shared_bucket_keeps_rate_and_burst_over_many_tasks() -> None:
     rate, burst, cost, duration = 400.0, 80, 40, 1.2
 
     async def main() -> list[tuple[float, int]]:
@@ -102,7 +94,7 @@ def test_a_shared_bucket_keeps_rate_and_burst_over_many_tasks(backend: str) -> N
                     tasks.start_soon(worker)
         return grants
 
-    grants = run(backend, main)
+    grants = await main()
     granted = sum(cost for _, cost in grants)
     # The bound is exact by the algorithm (a little slack for reading the clock afterwards).
     assert _max_in_window(grants, 0.5) <= rate * 0.5 + burst + 1
@@ -111,7 +103,7 @@ def test_a_shared_bucket_keeps_rate_and_burst_over_many_tasks(backend: str) -> N
     assert granted >= 0.9 * rate * duration
 
 
-def test_waiters_are_served_in_arrival_order_and_single_sends_go_first(backend: str) -> None:
+async def test_waiters_are_served_in_arrival_order_and_single_sends_go_first() -> None:
     async def main() -> list[str]:
         bucket = GcraBucket(50.0, 1)
         order: list[str] = []
@@ -131,10 +123,10 @@ def test_waiters_are_served_in_arrival_order_and_single_sends_go_first(backend: 
         return order
 
     # bulk-1's turn had come when the OTPs arrived; they pass the others, in their order.
-    assert run(backend, main) == ["bulk-1", "otp-1", "otp-2", "bulk-2", "bulk-3"]
+    assert await main() == ["bulk-1", "otp-1", "otp-2", "bulk-2", "bulk-3"]
 
 
-def test_a_cancelled_waiter_takes_nothing_and_hands_on_its_turn(backend: str) -> None:
+async def test_a_cancelled_waiter_takes_nothing_and_hands_on_its_turn() -> None:
     async def main_cancel_head() -> tuple[list[str], float]:
         bucket = GcraBucket(20.0, 1)
         order: list[str] = []
@@ -160,14 +152,14 @@ def test_a_cancelled_waiter_takes_nothing_and_hands_on_its_turn(backend: str) ->
             scope.cancel()
         return order, anyio.current_time() - started
 
-    order, elapsed = run(backend, main_cancel_head)
+    order, elapsed = await main_cancel_head()
     assert order == ["second"]
     # The cancelled head took nothing: the second waited one interval (0.05 s), not two.
     assert elapsed < 0.095
 
 
-def test_waiting_sleeps_once_per_turn_rather_than_polling(
-    backend: str, monkeypatch: pytest.MonkeyPatch
+async def test_waiting_sleeps_once_per_turn_rather_than_polling(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sleeps: list[float] = []
     real_sleep_until = anyio.sleep_until
@@ -184,12 +176,12 @@ def test_waiting_sleeps_once_per_turn_rather_than_polling(
             for _ in range(20):
                 tasks.start_soon(bucket.acquire, 1)
 
-    run(backend, main)
+    await main()
     # 19 callers waited; each head slept to its moment (a late wake may need one more).
     assert 19 <= len(sleeps) <= 30
 
 
-def test_a_pause_is_extended_never_shortened_and_started_once(backend: str) -> None:
+async def test_a_pause_is_extended_never_shortened_and_started_once() -> None:
     async def main() -> tuple[list[bool], list[float], float]:
         pause = ThrottlePause()
         now = anyio.current_time()
@@ -200,13 +192,13 @@ def test_a_pause_is_extended_never_shortened_and_started_once(backend: str) -> N
             ends.append(round(pause.until - now, 6))
         return started, ends, await pause.wait()
 
-    started, ends, slept = run(backend, main)
+    started, ends, slept = await main()
     assert started == [True, False, False]
     assert ends == [0.3, 0.3, 0.4]
     assert slept >= 0.39
 
 
-def test_a_pause_extended_while_tasks_sleep_holds_them_all_to_the_end(backend: str) -> None:
+async def test_a_pause_extended_while_tasks_sleep_holds_them_all_to_the_end() -> None:
     async def main() -> list[float]:
         pause = ThrottlePause()
         start = anyio.current_time()
@@ -224,12 +216,12 @@ def test_a_pause_extended_while_tasks_sleep_holds_them_all_to_the_end(backend: s
             pause.extend_until(anyio.current_time() + 0.25)  # a later 429
         return woke
 
-    woke = run(backend, main)
+    woke = await main()
     assert len(woke) == 5
     assert min(woke) >= 0.34
 
 
-def test_the_gate_holds_bucket_turns_back_until_a_pause_ends(backend: str) -> None:
+async def test_the_gate_holds_bucket_turns_back_until_a_pause_ends() -> None:
     async def main() -> list[float]:
         gate = TrafficGate(RateLimit(messages_per_second=1000, requests_per_second=1000))
         start = anyio.current_time()
@@ -245,12 +237,12 @@ def test_the_gate_holds_bucket_turns_back_until_a_pause_ends(backend: str) -> No
                 tasks.start_soon(send, number % 2 == 0)
         return admitted
 
-    admitted = run(backend, main)
+    admitted = await main()
     assert len(admitted) == 6
     assert min(admitted) >= 0.24
 
 
-def test_a_gate_without_limit_only_waits_for_the_pause(backend: str) -> None:
+async def test_a_gate_without_limit_only_waits_for_the_pause() -> None:
     async def main() -> float:
         gate = TrafficGate(None)
         start = anyio.current_time()
@@ -260,4 +252,4 @@ def test_a_gate_without_limit_only_waits_for_the_pause(backend: str) -> None:
         await gate.admit(1)
         return anyio.current_time() - start
 
-    assert run(backend, main) >= 0.09
+    assert await main() >= 0.09
