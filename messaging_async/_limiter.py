@@ -25,10 +25,11 @@ import math
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 
 from .rate import RateLimit
 
-__all__ = ["GcraBucket", "ThrottlePause", "TrafficGate"]
+__all__ = ["GcraBucket", "Lanes", "Pacer", "ThrottlePause", "acquire_token"]
 
 
 def _never() -> float:
@@ -147,7 +148,7 @@ class ThrottlePause:
         return slept
 
 
-class TrafficGate:
+class Pacer:
     """What every HTTP attempt of a client passes before it may leave: the throttle pause,
     then the message count (per recipient), then the request count."""
 
@@ -160,7 +161,7 @@ class TrafficGate:
     def _pause_until(self) -> float:
         return self.pause.until
 
-    async def admit(self, messages: int, *, priority: bool = False) -> None:
+    async def wait_turn(self, messages: int, *, priority: bool = False) -> None:
         """Wait for this request's turn: ``messages`` recipients in one HTTP request."""
         if self._messages is None and self._requests is None:
             await self.pause.wait()
@@ -178,3 +179,58 @@ def _bucket(rate_limit: RateLimit | None, name: str) -> GcraBucket | None:
     if rate_limit is None or rate is None:
         return None
     return GcraBucket(rate, rate_limit.burst_for(rate))
+
+
+class Lanes:
+    """Connection capacity, with a lane for single sends.
+
+    Every request takes a slot of ``total`` (the pool's size: no request ever waits inside
+    httpcore, where a cancelled wait leaks a slot, httpcore #1093); bulk requests also take
+    one of ``total - single``, so ``single`` slots are always left to single sends, and an
+    OTP never queues behind a blast. Single sends may use idle bulk slots too.
+    """
+
+    def __init__(self, total: int, single: int):
+        self.total = total
+        self.single = single
+        self._all = anyio.CapacityLimiter(total)
+        self._bulk = anyio.CapacityLimiter(total - single) if single else None
+
+    @property
+    def borrowed(self) -> int:
+        """Slots in use, in both lanes."""
+        return int(self._all.borrowed_tokens)
+
+    async def acquire(self, single: bool) -> None:
+        bulk = None if single else self._bulk
+        if bulk is not None:
+            await acquire_token(bulk)
+        try:
+            await acquire_token(self._all)
+        except BaseException:
+            if bulk is not None:
+                bulk.release()
+            raise
+
+    def release(self, single: bool) -> None:
+        self._all.release()
+        if not single and self._bulk is not None:
+            self._bulk.release()
+
+
+async def acquire_token(limiter: anyio.CapacityLimiter) -> None:
+    """``limiter.acquire()``, without its two scheduler round trips when a token is free.
+
+    A cancellation already pending is still raised here, before anything is sent, so the
+    request is honestly ``not_sent`` rather than maybe sent.
+    """
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
+    else:
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            limiter.release()
+            raise

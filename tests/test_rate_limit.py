@@ -13,7 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from messaging_async import RateLimit, ValidationError
-from messaging_async._limiter import GcraBucket, ThrottlePause, TrafficGate
+from messaging_async._limiter import GcraBucket, ThrottlePause, Pacer
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -223,13 +223,13 @@ async def test_a_pause_extended_while_tasks_sleep_holds_them_all_to_the_end() ->
 
 async def test_the_gate_holds_bucket_turns_back_until_a_pause_ends() -> None:
     async def main() -> list[float]:
-        gate = TrafficGate(RateLimit(messages_per_second=1000, requests_per_second=1000))
+        gate = Pacer(RateLimit(messages_per_second=1000, requests_per_second=1000))
         start = anyio.current_time()
         gate.pause.extend_until(start + 0.25)
         admitted: list[float] = []
 
         async def send(priority: bool) -> None:
-            await gate.admit(10, priority=priority)
+            await gate.wait_turn(10, priority=priority)
             admitted.append(anyio.current_time() - start)
 
         async with anyio.create_task_group() as tasks:
@@ -244,12 +244,12 @@ async def test_the_gate_holds_bucket_turns_back_until_a_pause_ends() -> None:
 
 async def test_a_gate_without_limit_only_waits_for_the_pause() -> None:
     async def main() -> float:
-        gate = TrafficGate(None)
+        gate = Pacer(None)
         start = anyio.current_time()
         for _ in range(1000):
-            await gate.admit(50)
+            await gate.wait_turn(50)
         gate.pause.extend_until(anyio.current_time() + 0.1)
-        await gate.admit(1)
+        await gate.wait_turn(1)
         return anyio.current_time() - start
 
     assert await main() >= 0.09
