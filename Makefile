@@ -8,17 +8,24 @@ EXTRAS := .[dev,sandbox,cli,fast]
 # run once, in .venv. `make test TEST_PYTHONS=3.12` runs one.
 TEST_PYTHONS ?= 3.11 3.12 3.13
 
-.PHONY: install lint typecheck test demo soak bench clean FORCE
+.PHONY: install tools lint typecheck docs test demo soak bench clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '$(EXTRAS)'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs]'  # the suite's extras, and the docs'
 	touch $@
 
 install: $(STAMP)
+
+# Programs the tests run as real processes, from Debian's packages where missing: PHP with its
+# curl extension (docs/testing.md's PHP example runs against a sandbox process).
+tools:
+	@php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq php-cli php-curl >/dev/null; } \
+		|| echo "php-cli/php-curl could not be installed: the PHP example test skips (fails under CI)"
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,7 +34,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict messaging_async tests
 
-test: lint typecheck $(addprefix pytest-,$(TEST_PYTHONS))
+# The documentation site; --strict turns every warning (a broken link, a reference to a name
+# that no longer exists) into a failure, so `make test` catches them.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs tools $(addprefix pytest-,$(TEST_PYTHONS))
 
 # Prints the interpreter for Python $1 (3.12): pyenv's newest 3.12.x, installed by pyenv when
 # it has none; else python3.12 on PATH; nothing when there is neither.
@@ -76,6 +88,6 @@ soak: install
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) $(addprefix .venv-,$(TEST_PYTHONS)) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) site $(addprefix .venv-,$(TEST_PYTHONS)) .mypy_cache .pytest_cache .ruff_cache
 
 FORCE:

@@ -14,6 +14,8 @@ from .errors import (
     InvalidNumberError,
     InvalidRequestError,
     IpNotWhitelistedError,
+    JobRunningError,
+    LedgerError,
     MessagingError,
     OutcomeUnknownError,
     PlainHttpWarning,
@@ -26,6 +28,7 @@ from .errors import (
     WebhookError,
 )
 from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
+from .ledger import JobSummary, LedgerRecord, SqliteLedger
 from .models import (
     Balance,
     BulkReport,
@@ -74,6 +77,10 @@ __all__ = [
     "InvalidRequestError",
     "IpNotWhitelistedError",
     "IsmsClient",
+    "JobRunningError",
+    "JobSummary",
+    "LedgerError",
+    "LedgerRecord",
     "MessagingError",
     "Outcome",
     "OutcomeStatus",
@@ -84,6 +91,7 @@ __all__ = [
     "RetryPolicy",
     "Sms",
     "SmsComMyClient",
+    "SqliteLedger",
     "TemplateNotFoundError",
     "TransportError",
     "UnexpectedAnswerError",

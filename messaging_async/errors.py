@@ -4,7 +4,9 @@
 
     MessagingError
     ├── ValidationError            bad input, raised before any network call
-├── WebhookError               a callback that is malformed or too large (.too_large)
+    ├── WebhookError               a callback that is malformed or too large (.too_large)
+    ├── LedgerError                the ledger cannot do what was asked (newer schema, lost job)
+    │   └── JobRunningError            another live run holds the job
     ├── GatewayError               the gateway answered, with an error code
     │   ├── AuthenticationError        wrong username / password (iSMS -1001)
     │   ├── IpNotWhitelistedError      the calling server's IP is not allowed (iSMS -1003)
@@ -47,6 +49,8 @@ __all__ = [
     "InvalidNumberError",
     "InvalidRequestError",
     "IpNotWhitelistedError",
+    "JobRunningError",
+    "LedgerError",
     "MessagingError",
     "OutcomeUnknownError",
     "PlainHttpWarning",
@@ -91,6 +95,23 @@ class WebhookError(MessagingError, ValueError):
     def __init__(self, message: str, *, too_large: bool = False):
         super().__init__(message)
         self.too_large = too_large
+
+
+class LedgerError(MessagingError):
+    """The ledger refused: a schema newer than this SDK, a job this run no longer owns…"""
+
+
+class JobRunningError(LedgerError):
+    """Another run that is still alive holds the job; two runs would send twice.
+
+    ``owner`` says who holds it (host, pid); a run that died is detected at once on the same
+    host, and elsewhere once its lease has run out.
+    """
+
+    def __init__(self, message: str, *, job: str, owner: str):
+        super().__init__(message)
+        self.job = job
+        self.owner = owner
 
 
 class GatewayError(MessagingError):

@@ -110,10 +110,11 @@ def test_without_an_async_plugin_the_error_says_what_to_install(pytester: pytest
     result.stdout.fnmatch_lines(["*run the test with pytest-asyncio*"])
 
 
-def test_the_readme_example_runs_in_strict_mode(pytester: pytest.Pytester) -> None:
-    """README's pytest example, as a user's test file, under pytest-asyncio's default mode."""
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S)
+def test_the_docs_example_runs_in_strict_mode(pytester: pytest.Pytester) -> None:
+    """docs/testing.md's pytest example, as a user's test file, under pytest-asyncio's default
+    mode."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
     (example,) = [block for block in blocks if "isms_client" in block]
     pytester.makepyfile(test_readme_example=example)
     result = pytester.runpytest_subprocess(

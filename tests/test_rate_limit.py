@@ -13,7 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from messaging_async import RateLimit, ValidationError
-from messaging_async._limiter import GcraBucket, ThrottlePause, Pacer
+from messaging_async._limiter import GcraBucket, Pacer, ThrottlePause
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])

@@ -1,4 +1,5 @@
-"""Every ```python block of README.md runs, against a mocked iSMS on every base URL."""
+"""Every ```python block of README.md and of the docs' pages runs, against a mocked iSMS on
+every base URL."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ from messaging_async import PlainHttpWarning
 from messaging_async.cli import main
 from messaging_async.testing import FakeGateway
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [
+    block
+    for page in PAGES
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+]
 
 
 def fake_gateway(request: httpx.Request) -> httpx.Response:
@@ -64,7 +71,7 @@ def test_readme_fastapi_webhook_example_receives_callbacks(
     secret = "readme-test-secret-0123456789"
     monkeypatch.setenv("WEBHOOK_SECRET", secret)
     namespace: dict[str, Any] = {"__name__": "__readme__"}
-    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102
+    exec(compile(code, "<docs example>", "exec"), namespace)  # noqa: S102
     payload = base64.b64encode(
         json.dumps({"from": "60123456789", "type": "text", "text": "hi"}).encode()
     )
@@ -133,7 +140,7 @@ def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str]) -> N
     ):
         warnings.simplefilter("always")
         mock.route(host__regex=r".*").mock(side_effect=fake_gateway)
-        exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102
+        exec(compile(code, "<docs example>", "exec"), {"__name__": "__readme__"})  # noqa: S102
     # The only warning an example may raise: sms.com.my's documented base URL is plain http.
     assert all(issubclass(w.category, PlainHttpWarning) for w in caught), [
         str(w.message) for w in caught

@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from messaging_async import OutcomeUnknownError, RetryPolicy, UnreachableError
+from messaging_async import RetryPolicy, UnreachableError
 from messaging_async._exchange import SHARD_SIZE, HttpxExchange, SendFailed, shard_sizes
 from messaging_async._transport import SendProgress, Transport, make_timeout
 

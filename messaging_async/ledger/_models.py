@@ -1,0 +1,176 @@
+"""The ledger's value types: what the runner hands in, what it gets back, what users query.
+
+Pure: no storage here. ``Entry`` is a named tuple because the runner makes one per
+recipient (a tuple is built in C); its ``content`` (the text or template) is kept out of
+its repr, since texts hold OTPs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from attrs import field, frozen
+
+from ..models import Outcome, OutcomeStatus
+from ..phone import mask_number
+
+__all__ = [
+    "IN_FLIGHT",
+    "KEYS_JOB",
+    "NO_REPORT_EXPECTED",
+    "Entry",
+    "JobSummary",
+    "LedgerRecord",
+    "Plan",
+    "decode_key",
+    "key_of",
+    "repeat_key",
+]
+
+IN_FLIGHT = "in_flight"
+"""A row's state between its write-ahead claim and its outcome."""
+
+NO_REPORT_EXPECTED = "no_report_expected"
+"""The delivery state of a send that asked for no report (sms.com.my NoDR)."""
+
+KEYS_JOB = ""
+"""The job-less namespace of idempotent single sends (``key=``)."""
+
+
+def key_of(ref: Any, position: int) -> str | None:
+    """A recipient's key in its job: its ``ref`` (str or int) if given, else its position.
+
+    The three kinds are tagged so that ``ref="5"``, ``ref=5`` and position 5 never meet.
+    ``None`` for a ref the ledger cannot keep (neither str nor int): it is refused.
+    """
+    if ref is None:
+        return f"p:{position:010d}"  # zero-padded: a job's keys grow in order, cheap to append
+    if isinstance(ref, str):
+        return f"s:{ref}"
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return f"i:{ref}"
+    return None
+
+
+def repeat_key(key: str, position: int) -> str:
+    """Where the rejection of a repeat of ``key`` at ``position`` is recorded."""
+    return f"r:{position}:{key}"
+
+
+def decode_key(key: str) -> tuple[str | int | None, int | None]:
+    """``(ref, position)`` back from a key made by ``key_of`` (or ``repeat_key``); a
+    single-send key has neither."""
+    tag, _, rest = key.partition(":")
+    if tag == "r":
+        position, _, inner = rest.partition(":")
+        return decode_key(inner)[0], int(position)
+    if tag == "s":
+        return rest, None
+    if tag == "i":
+        return int(rest), None
+    if tag == "p":
+        return None, int(rest)
+    return None, None
+
+
+class Entry(NamedTuple):
+    """One recipient as the runner claims it: input position, wire number, the caller's
+    ``ref``, what is to be sent (an ``Sms``, a WhatsApp message, or a text) and the
+    idempotency key it will carry (sms.com.my ``seqno``).
+
+    The ledger keeps a fingerprint of ``to`` + ``content``, not the content itself (unless
+    the ledger was opened with ``store_text=True``).
+    """
+
+    position: int
+    to: str
+    ref: Any
+    content: object
+    seqno: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(position={self.position}, to={mask_number(self.to)!r}, ref={self.ref!r}, "
+            f"seqno={self.seqno!r})"
+        )
+
+    def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
+        return Outcome(
+            to=self.to,
+            status=status,
+            index=self.position,
+            ref=self.ref,
+            reason=reason,
+            seqno=self.seqno,
+        )
+
+
+@frozen
+class Plan:
+    """What to do with a unit's candidates.
+
+    ``send``: the entries to send, in their input order; where a run that died left one in
+    flight with an idempotency key still honoured, its ``seqno`` is the recorded one.
+    ``outcomes``: the rest, final without sending — recorded outcomes of settled
+    recipients, ``unknown`` for ones a dead run left in flight, ``rejected`` for input
+    that changed since the job started or a ``ref`` repeated within the job.
+    """
+
+    send: tuple[Entry, ...]
+    outcomes: tuple[Outcome, ...]
+
+
+@frozen(kw_only=True)
+class JobSummary:
+    """A job counted: ``outcomes`` has every ``OutcomeStatus`` value; ``delivery`` every
+    delivery state of its accepted messages — each ``DeliveryStatus`` value, plus
+    ``awaiting`` (no report yet, within the horizon), ``no_report`` (none past the
+    horizon) and ``no_report_expected`` (sent without asking for one). ``in_flight``
+    counts recipients claimed by a run and not settled yet.
+    """
+
+    job: str
+    total: int
+    outcomes: Mapping[str, int]
+    delivery: Mapping[str, int]
+    in_flight: int = 0
+    first_activity: datetime | None = None
+    last_activity: datetime | None = None
+
+
+@frozen(kw_only=True)
+class LedgerRecord:
+    """One recipient of a job (or one keyed single send, where ``job`` is ``None``).
+
+    ``outcome`` is ``None`` while the recipient is in flight. ``delivery`` is the latest
+    state its delivery reports reached (a ``DeliveryStatus`` value, ``no_report_expected``,
+    or ``None`` while none came); ``reported_at`` when. ``fingerprint`` identifies what
+    was sent; ``text`` is only kept with ``store_text=True`` and stays out of the repr.
+    """
+
+    job: str | None
+    key: str
+    gateway: str
+    recipient: str
+    outcome: OutcomeStatus | None
+    ref: str | int | None = None
+    index: int | None = None
+    code: int | None = None
+    reason: str | None = None
+    message_id: str | None = None
+    request_id: str | None = None
+    seqno: str | None = None
+    delivery: str | None = None
+    delivery_code: str | None = None
+    reported_at: datetime | None = None
+    attempts: int = 0
+    began_at: datetime | None = None
+    settled_at: datetime | None = None
+    fingerprint: str | None = None
+    text: str | None = field(default=None, repr=False)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.outcome is None

@@ -1,0 +1,55 @@
+"""The SQL of the writing side, in one place: prepared once by sqlite3's statement cache
+and shared by a job's units and keyed single sends."""
+
+from __future__ import annotations
+
+__all__ = ["CLAIM", "MARK_UNKNOWN", "RECORD_REPEAT", "ROW", "SETTLE", "SETTLE_CLAIMED"]
+
+ROW = "fingerprint, state, code, reason, message_id, request_id, seqno, run, position, began_at"
+"""The columns the resume rules read (``_decide.Recorded``), in its order."""
+
+# A resend under the same seqno keeps the first claim's time: the gateway's 24 hours run
+# from the seqno's first use, not from our last try.
+CLAIM = (
+    "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state, seqno,"
+    " run, attempts, began_at, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, 1, ?, ?)"
+    " ON CONFLICT (job, key) DO UPDATE SET recipient = excluded.recipient,"
+    " position = excluded.position, fingerprint = excluded.fingerprint, text = excluded.text,"
+    " state = 'in_flight', code = NULL, reason = NULL, message_id = NULL, request_id = NULL,"
+    " seqno = excluded.seqno, run = excluded.run, attempts = attempts + 1,"
+    " began_at = CASE WHEN sends.seqno = excluded.seqno THEN sends.began_at"
+    " ELSE excluded.began_at END, settled_at = NULL, delivery = excluded.delivery,"
+    " delivery_rank = -1, delivery_code = NULL, reported_at = NULL"
+)
+# Only a claim of this run, from the same input position, is settled (never the first of a
+# repeated ref); an outcome for a recipient never claimed (not sent before the run ended,
+# invalid input) is counted with no fingerprint: it claims nothing for a later run.
+SETTLE = (
+    "INSERT INTO sends (job, key, gateway, recipient, position, state, code, reason,"
+    " message_id, request_id, seqno, run, settled_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job, key) DO UPDATE SET state = excluded.state, code = excluded.code,"
+    " reason = excluded.reason, message_id = excluded.message_id,"
+    " request_id = excluded.request_id, seqno = coalesce(excluded.seqno, seqno),"
+    " settled_at = excluded.settled_at"
+    " WHERE sends.state = 'in_flight' AND sends.run = excluded.run"
+    " AND sends.position IS excluded.position"
+)
+# The usual case, a plain update of this run's claims (an upsert costs more).
+SETTLE_CLAIMED = (
+    "UPDATE sends SET state = ?, code = ?, reason = ?, message_id = ?, request_id = ?,"
+    " seqno = coalesce(?, seqno), settled_at = ? WHERE job = ? AND key = ?"
+    " AND state = 'in_flight' AND run = ? AND position IS ?"
+)
+
+
+# A repeated ref's rejection is kept under a key of its own, so that a later run of the
+# same input rejects it again rather than taking it for the first occurrence moved.
+RECORD_REPEAT = (
+    "INSERT OR IGNORE INTO sends (job, key, gateway, recipient, position, state, reason, run,"
+    " settled_at) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?)"
+)
+
+MARK_UNKNOWN = (
+    "UPDATE sends SET state = 'unknown', reason = ?, settled_at = ? WHERE job = ? AND key = ?"
+)

@@ -1,0 +1,373 @@
+"""The SQLite ledger's writing side, synchronous: jobs and their owners, plan, write-ahead
+claims, outcomes (keyed single sends: ``_keys``). ``SqliteLedger`` runs it in worker
+threads.
+
+Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), or a savepoint
+of its trip's transaction (``run_trip``), so a unit's recipients are claimed, or settled,
+all together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import JobRunningError, LedgerError, ValidationError
+from ..models import Outcome, OutcomeStatus
+from . import _sql as sql
+from ._batch import Call
+from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
+from ._delivery import family_of, join_waiting
+from ._fingerprint import fingerprint, stored_text
+from ._keys import KeyedSends
+from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
+from ._owner import Owner, owner_alive
+
+__all__ = ["Store"]
+
+
+def _unclaimed(
+    row: tuple[object, ...], gateway: str, outcomes: Sequence[Outcome]
+) -> tuple[object, ...]:
+    """A ``sql.SETTLE_CLAIMED`` row in ``sql.SETTLE``'s order (rare: only when some recipients
+    of a unit were never claimed)."""
+    *outcome, now, job, key, run, position = row
+    to = next(o.to for o in outcomes if o.index == position)
+    return (job, key, gateway, to, position, *outcome, run, now)
+
+
+_SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
+
+# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``.
+_FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
+
+
+def _settled_as_recorded(raw: tuple[Any, ...], fp: bytes, position: int, run: int) -> bool:
+    """The resume rule that decides most of a resumed job, read straight off the row: a
+    recipient settled (accepted, rejected) by an earlier run, same content, same input
+    position, keeps its recorded outcome. ``decide`` says the same, at twice the cost."""
+    return (
+        raw[_STATE] in _SETTLED
+        and raw[_FP] == fp
+        and raw[_POSITION] == position
+        and raw[_RUN] != run
+    )
+
+
+class _Run:
+    """A job this process holds: its ids and gateway."""
+
+    __slots__ = ("gateway", "job_id", "run_id")
+
+    def __init__(self, job_id: int, run_id: int, gateway: str):
+        self.job_id, self.run_id, self.gateway = job_id, run_id, gateway
+
+
+class Store:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        store_text: bool,
+        lease_seconds: float,
+        clock: Callable[[], float],
+    ):
+        self.conn = conn
+        self.lock = threading.RLock()
+        self._in_trip = False
+        self.store_text = store_text
+        self.lease = lease_seconds
+        self.clock = clock
+        self.salt = self._salt()
+        self.runs: dict[str, _Run] = {}
+        self.keys = KeyedSends(self)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock: all of it commits or none of it.
+
+        Inside a trip (``run_trip``) it is a savepoint of the trip's transaction: it
+        vanishes if it fails, and is committed with the trip.
+        """
+        with self.lock:
+            if self._in_trip:
+                self.conn.execute("SAVEPOINT call")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK TO call")
+                    self.conn.execute("RELEASE call")
+                    raise
+                self.conn.execute("RELEASE call")
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def run_trip(self, calls: list[Call[Any]]) -> None:
+        """Run a trip's calls in one transaction; each call's failure is its own."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_trip = True
+            try:
+                for call in calls:
+                    try:
+                        call.result = call.function(*call.args)
+                    except Exception as exc:
+                        call.error = exc
+            except BaseException:
+                self._in_trip = False
+                self.conn.execute("ROLLBACK")
+                raise
+            self._in_trip = False
+            self.conn.execute("COMMIT")
+
+    def _salt(self) -> bytes:
+        with self.write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
+            if row is not None:
+                return bytes(row[0])
+            salt = os.urandom(16)
+            conn.execute("INSERT INTO meta (name, value) VALUES ('salt', ?)", (salt,))
+            return salt
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def open_job(self, job: str, gateway: str, owner: Owner) -> None:
+        if not job:
+            raise ValidationError("a job needs a name", field="job")
+        if job in self.runs:
+            raise JobRunningError(
+                f"job {job!r} is already open in this ledger", job=job, owner=owner.describe()
+            )
+        now = self.clock()
+        with self.write() as conn:
+            found = conn.execute("SELECT id, gateway, run FROM jobs WHERE name = ?", (job,))
+            row = found.fetchone()
+            if row is not None:
+                self._check_free(conn, job, row[2], now)
+                if row[1] != gateway:
+                    raise LedgerError(
+                        f"job {job!r} was started on {row[1]}, not {gateway}: use a new job name"
+                    )
+            run_id = conn.execute(
+                "INSERT INTO runs (host, pid, started, opened_at, lease_until)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (owner.host, owner.pid, owner.started, now, now + self.lease),
+            ).lastrowid
+            assert run_id is not None
+            if row is None:
+                job_id = conn.execute(
+                    "INSERT INTO jobs (name, gateway, run, created_at) VALUES (?, ?, ?, ?)",
+                    (job, gateway, run_id, now),
+                ).lastrowid
+                assert job_id is not None
+            else:
+                job_id = row[0]
+                conn.execute(
+                    "UPDATE jobs SET run = ?, closed_at = NULL WHERE id = ?", (run_id, job_id)
+                )
+        self.runs[job] = _Run(job_id, run_id, gateway)
+
+    def _check_free(self, conn: sqlite3.Connection, job: str, run: int | None, now: float) -> None:
+        if run is None:
+            return
+        holder = conn.execute(
+            "SELECT host, pid, started, lease_until FROM runs WHERE id = ?", (run,)
+        ).fetchone()
+        if holder is None:
+            return
+        owner = Owner(holder[0], holder[1], holder[2])
+        if owner_alive(owner, lease_until=holder[3], now=now):
+            raise JobRunningError(
+                f"job {job!r} is being run by {owner.describe()}: two runs would send twice;"
+                " wait for it to finish (or, if it died on another machine, for its lease)",
+                job=job,
+                owner=owner.describe(),
+            )
+
+    def run_of(self, job: str) -> _Run:
+        run = self.runs.get(job)
+        if run is None:
+            raise LedgerError(f"job {job!r} is not open: call open_job first")
+        return run
+
+    def _renew(self, conn: sqlite3.Connection, run: _Run, job: str) -> None:
+        """Extend the lease, and make sure no other run took the job meanwhile."""
+        held = conn.execute(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"
+            " WHERE id = ?)",
+            (self.clock() + self.lease, run.run_id, run.job_id),
+        ).rowcount
+        if not held:
+            raise LedgerError(
+                f"job {job!r} was taken over by another run after this run's lease ran out"
+            )
+
+    def renew_job(self, job: str) -> None:
+        run = self.run_of(job)
+        with self.write() as conn:
+            self._renew(conn, run, job)
+
+    def close_job(self, job: str) -> None:
+        run = self.runs.pop(job, None)
+        if run is None:
+            return
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE jobs SET run = NULL, closed_at = ? WHERE id = ? AND run = ?",
+                (self.clock(), run.job_id, run.run_id),
+            )
+
+    # -- a job's units --------------------------------------------------------------------
+
+    def plan(self, job: str, entries: Sequence[Entry], resend_unknown: bool) -> Plan:
+        run = self.run_of(job)
+        keyed = [(entry, key_of(entry.ref, entry.position)) for entry in entries]
+        known = [key for _, key in keyed if key is not None]
+        now = self.clock()
+        with self.lock:
+            rows = self._rows(run.job_id, known, entries)
+        send: list[Entry] = []
+        outcomes: list[Outcome] = []
+        unknown: list[tuple[str, float, int, str]] = []
+        repeats: list[tuple[int, str, str, str, int]] = []
+        seen: set[str] = set()
+        for entry, key in keyed:
+            if key is None:
+                reason = "rejected: a journalled recipient's ref must be a str or an int"
+                outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
+                continue
+            raw = rows.get(key)
+            if key in seen:  # twice in this unit: the second is a repeat
+                raw = (key, b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
+            elif raw is None:  # never claimed: the common case of a fresh job, kept cheap
+                seen.add(key)
+                send.append(entry)
+                continue
+            seen.add(key)
+            fp = fingerprint(entry.to, entry.content, self.salt)
+            if _settled_as_recorded(raw, fp, entry.position, run.run_id):
+                outcomes.append(outcome_of(entry, *raw[_STATE:_RUN]))  # as decide() would say
+                continue
+            row = Recorded._make(raw[1:])
+            if row.position != entry.position and row.run != run.run_id:
+                row = self._repeat_of_an_earlier_run(run, key, entry, row)
+            decision = decide(
+                entry, fp, row, run=run.run_id, now=now, resend_unknown=resend_unknown
+            )
+            _follow(decision, send, outcomes)
+            if decision.mark_unknown:
+                assert decision.outcome is not None
+                unknown.append((decision.outcome.reason or "", now, run.job_id, key))
+            elif decision.outcome is not None and decision.outcome.reason == REF_REPEATED:
+                o = decision.outcome
+                repeats.append((run.job_id, repeat_key(key, o.index), run.gateway, o.to, o.index))
+        if unknown or repeats:
+            with self.write() as conn:
+                conn.executemany(sql.MARK_UNKNOWN, unknown)
+                conn.executemany(
+                    sql.RECORD_REPEAT, [(*r, REF_REPEATED, run.run_id, now) for r in repeats]
+                )
+        return Plan(tuple(send), tuple(outcomes))
+
+    def _repeat_of_an_earlier_run(
+        self, run: _Run, key: str, entry: Entry, row: Recorded
+    ) -> Recorded:
+        """A ref met at another input position than the one recorded: the input was
+        reordered, or the ref is repeated — which an earlier run recorded when it rejected
+        the repeat at this position (rare: one extra look-up)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM sends WHERE job = ? AND key = ?",
+            (run.job_id, repeat_key(key, entry.position)),
+        ).fetchone()
+        return row._replace(run=run.run_id) if found is not None else row
+
+    def _rows(
+        self, job_id: int, keys: list[str], entries: Sequence[Entry]
+    ) -> dict[str, tuple[Any, ...]]:
+        """The unit's recorded rows, in one query: a range where the unit is a run of
+        consecutive input positions (the usual unit; a third cheaper), else by key."""
+        if not keys:
+            return {}
+        first, count = entries[0].position, len(entries)
+        if (
+            len(keys) == count
+            and entries[-1].position == first + count - 1
+            and keys[0] == key_of(None, first)
+            and keys[-1] == key_of(None, first + count - 1)
+            and all(
+                entry.ref is None and entry.position == first + i for i, entry in enumerate(entries)
+            )
+        ):
+            query = f"SELECT key, {sql.ROW} FROM sends WHERE job = ? AND key BETWEEN ? AND ?"  # noqa: S608
+            found = self.conn.execute(query, (job_id, keys[0], keys[-1]))
+        else:
+            marks = ",".join("?" * len(keys))
+            query = f"SELECT key, {sql.ROW} FROM sends WHERE job = ? AND key IN ({marks})"  # noqa: S608
+            found = self.conn.execute(query, (job_id, *keys))
+        return {row[0]: row for row in found}  # (key, *sql.ROW): read by the indexes below
+
+    def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
+        run = self.run_of(job)
+        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            conn.executemany(sql.CLAIM, claims)
+
+    def _claims(
+        self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
+    ) -> list[tuple[object, ...]]:
+        now, salt, keep = self.clock(), self.salt, self.store_text
+        delivery = None if reports else NO_REPORT_EXPECTED
+        claims: list[tuple[object, ...]] = []
+        for entry in entries:
+            key = key_of(entry.ref, entry.position)
+            if key is None:
+                raise ValidationError("a journalled ref must be a str or an int", field="ref")
+            fp = fingerprint(entry.to, entry.content, salt)
+            text = stored_text(entry.content) if keep else None
+            row = (job_id, key, gateway, entry.to, entry.position, fp, text, entry.seqno)
+            claims.append((*row, run_id, now, delivery))
+        return claims
+
+    def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
+        run = self.run_of(job)
+        now = self.clock()
+        job_id, run_id = run.job_id, run.run_id
+        rows = [
+            _settle_row(o, now, job_id, key, run_id)
+            for o in outcomes
+            if (key := key_of(o.ref, o.index)) is not None
+        ]
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            settled = conn.executemany(sql.SETTLE_CLAIMED, rows)
+            if settled.rowcount != len(rows):  # some were never claimed: count them too
+                conn.executemany(
+                    sql.SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows]
+                )
+            ids = [o.message_id for o in outcomes if o.message_id is not None]
+            join_waiting(conn, family_of(run.gateway), ids)
+
+
+def _settle_row(o: Outcome, now: float, job_id: int, key: str, run_id: int) -> tuple[object, ...]:
+    """An outcome as ``sql.SETTLE_CLAIMED`` takes it."""
+    outcome = (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno)
+    return (*outcome, now, job_id, key, run_id, o.index)
+
+
+def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
+    if decision.entry is not None:
+        send.append(decision.entry)
+    else:
+        assert decision.outcome is not None
+        outcomes.append(decision.outcome)

@@ -1,0 +1,83 @@
+"""The ledger's tests run on asyncio AND trio through anyio's pytest plugin (the suite's
+``anyio_mode = "auto"``): ``anyio_backend`` here has both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+from messaging_async import Outcome, OutcomeStatus, Sms, SqliteLedger
+from messaging_async.ledger import Entry, Ledger
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Clock:
+    """A clock the tests move by hand: leases, seqno memory and horizons without sleeping."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+LedgerFactory = Callable[..., Ledger]
+
+
+@pytest.fixture(params=["sqlite"])
+def make_ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> LedgerFactory:
+    """Opens a ledger of each store the contract covers, on one database per test.
+
+    Every ledger made by one factory shares the database: a second one stands for another
+    process (or a later run) over the same file.
+    """
+    path = tmp_path / "ledger.db"
+
+    def make(**options: Any) -> Ledger:
+        options.setdefault("clock", clock)
+        return SqliteLedger(path, **options)
+
+    return make
+
+
+def sms_entries(
+    count: int, *, start: int = 0, text: str = "Hi {n}", refs: bool = False, seqnos: bool = False
+) -> list[Entry]:
+    """Entries for positions ``start`` … ``start + count - 1``."""
+    return [
+        Entry(
+            position=n,
+            to=f"6012{n:07d}",
+            ref=f"r{n}" if refs else None,
+            content=Sms(to=f"6012{n:07d}", text=text.format(n=n)),
+            seqno=f"s{n}" if seqnos else None,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def accepted(entries: list[Entry], prefix: str = "m") -> list[Outcome]:
+    return [
+        evolve(
+            entry.outcome(OutcomeStatus.ACCEPTED, "accepted"),
+            message_id=f"{prefix}{entry.position}",
+            code=2000,
+        )
+        for entry in entries
+    ]

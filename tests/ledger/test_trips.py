@@ -1,0 +1,128 @@
+"""Calls coalesced into trips: committed before their callers resume, failing alone,
+never abandoned by a cancelled caller."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from messaging_async import LedgerError, SqliteLedger
+
+from .conftest import Clock, accepted, sms_entries
+
+pytestmark = pytest.mark.anyio
+
+
+def _states(path: Path) -> list[tuple[int, str]]:
+    """What another connection (another process, say) sees: only what is committed."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.execute("SELECT position, state FROM sends ORDER BY position"))
+    finally:
+        conn.close()
+
+
+async def test_a_claim_is_committed_before_begin_unit_returns(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "l.db"
+    entries = sms_entries(3)
+    async with SqliteLedger(path, clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", entries)
+        assert _states(path) == [(0, "in_flight"), (1, "in_flight"), (2, "in_flight")]
+        await ledger.settle_unit("j", accepted(entries))
+        assert _states(path) == [(0, "accepted"), (1, "accepted"), (2, "accepted")]
+
+
+async def test_calls_of_one_trip_fail_alone(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path, clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        store = ledger._open_store
+
+        def write_then_fail() -> None:
+            with store.write() as conn:
+                conn.execute("INSERT INTO meta (name, value) VALUES ('half-done', x'00')")
+                raise RuntimeError("boom")
+
+        failures: list[BaseException] = []
+
+        async def failing() -> None:
+            try:
+                await ledger._batched(write_then_fail)
+            except RuntimeError as exc:
+                failures.append(exc)
+
+        async def unit(start: int) -> None:
+            await ledger.begin_unit("j", sms_entries(10, start=start))
+
+        async def not_open() -> None:
+            try:
+                await ledger.begin_unit("not-open", sms_entries(1, start=500))
+            except LedgerError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tasks:
+            for start in range(0, 100, 10):
+                tasks.start_soon(unit, start)
+                tasks.start_soon(failing)
+            tasks.start_soon(not_open)
+    states = _states(path)
+    assert len(failures) == 11
+    assert [position for position, _ in states] == list(range(100))
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM meta WHERE name = 'half-done'").fetchone() == (0,)
+    conn.close()
+
+
+async def test_an_error_reaches_its_own_caller(tmp_path: Path, clock: Clock) -> None:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+        with pytest.raises(LedgerError, match="not open"):
+            await ledger.begin_unit("never-opened", sms_entries(1))
+
+
+async def test_a_cancelled_caller_does_not_abandon_its_claim(tmp_path: Path, clock: Clock) -> None:
+    """Cancelled while claiming: the claim is committed whole all the same, and the caller
+    is cancelled afterwards — so no request can leave unclaimed, and no claim is half
+    written."""
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path, clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ledger.begin_unit("j", sms_entries(5))
+            pytest.fail("the cancellation should surface once the claim is committed")
+        assert scope.cancelled_caught
+        assert len(_states(path)) == 5
+
+
+def test_one_ledger_serves_event_loops_one_after_another_and_in_threads(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A CLI that runs several event loops, a receiver on a loop of its own in a thread."""
+    ledger = SqliteLedger(tmp_path / "l.db", clock=clock)
+
+    async def first() -> None:
+        await ledger.open()
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", sms_entries(2))
+
+    async def second() -> None:
+        await ledger.settle_unit("j", accepted(sms_entries(2)))
+
+        def in_a_thread() -> None:
+            anyio.run(ledger.begin_unit, "j", sms_entries(2, start=2), backend="trio")
+
+        await anyio.to_thread.run_sync(in_a_thread)
+        await ledger.aclose()
+
+    anyio.run(first)
+    anyio.run(second)
+    assert _states(tmp_path / "l.db") == [
+        (0, "accepted"),
+        (1, "accepted"),
+        (2, "in_flight"),
+        (3, "in_flight"),
+    ]
