@@ -11,6 +11,7 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 from __future__ import annotations
 
 import contextlib
+import copy as _copy
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
@@ -29,8 +30,9 @@ from ._fanout import (
     notify,
     spawn_detached,
 )
+from ._observe import Observer
+from ._options import Traffic, check_rate_limit
 from ._transport import (
-    DEFAULT_KEEPALIVE_EXPIRY,
     HTTP_BACKENDS,
     Answer,
     SendProgress,
@@ -48,9 +50,17 @@ from .errors import (
 )
 from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
+from .rate import RateLimit
 from .retry import RetryPolicy
 
 OnOutcome = Callable[[Outcome], object]
+
+
+class _Unset:
+    """``with_options``: the argument was not given (``None`` means something)."""
+
+
+_UNSET = _Unset()
 
 MAX_CONCURRENCY_LIMIT = 1000
 
@@ -237,21 +247,58 @@ class BaseClient:
         self,
         timeout: float | httpx.Timeout | None,
         transport: httpx.AsyncBaseTransport | None,
-        pool_size: int,
         http_backend: str,
-        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
+        keepalive_expiry: object,
+        traffic: Traffic,
+        gateway: str,
     ) -> None:
-        checked_timeout = check_timeout(timeout)
+        """``gateway`` names the client to hooks (``isms``, ``smscommy``)."""
+        self._timeout = check_timeout(timeout)
         checked_transport = check_transport(transport)
         backend = check_http_backend(http_backend)
         self._transport = Transport(
             retry=self._retry,
-            timeout=checked_timeout,
-            max_connections=pool_size,
+            timeout=self._timeout,
+            max_connections=traffic.max_connections,
             transport=checked_transport,
             http_backend=backend,
             keepalive_expiry=keepalive_expiry,
+            network=traffic.network,
+            single_send_capacity=traffic.single_send_capacity,
+            rate_limit=traffic.rate_limit,
+            observer=Observer(gateway, traffic.hooks),
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | _Unset | None = _UNSET,
+        retry: RetryPolicy | _Unset | None = _UNSET,
+        rate_limit: RateLimit | _Unset | None = _UNSET,
+    ) -> Self:
+        """This client with other per-attempt timeouts, retry policy or rate limit, over the
+        same connections (as openai-python's ``with_options``): no new pool, the same
+        throttle pause, the same hooks. The original owns the connections: closing the
+        copy stops only its own streams.
+
+        A new ``rate_limit`` keeps its own count (for a lane of traffic with a limit of its
+        own); ``rate_limit=None`` lifts it for the copy."""
+        self._ensure_open()
+        copy = _copy.copy(self)
+        copy._live_streams = {}
+        if not isinstance(timeout, _Unset):
+            copy._timeout = check_timeout(timeout)
+        if not isinstance(retry, _Unset):
+            copy._retry = check_retry(retry)
+        limit = (
+            self._transport.rate_limit
+            if isinstance(rate_limit, _Unset)
+            else check_rate_limit(rate_limit)
+        )
+        copy._transport = self._transport.derive(
+            retry=copy._retry, timeout=copy._timeout, rate_limit=limit
+        )
+        return copy
 
     async def __aenter__(self) -> Self:
         self._ensure_open()

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 
-from messaging_async import ValidationError
+from messaging_async import ValidationError, WebhookReceiver
 from messaging_async.hooks import (
     AttemptEvent,
     BaseHooks,
@@ -104,3 +105,31 @@ def test_every_method_reaches_every_hook() -> None:
     hooks.on_webhook(WebhookEvent(kind="isms_delivery", status=200, duration=0.01))
     methods = ["on_attempt", "on_outcome", "on_retry", "on_throttle", "on_webhook"]
     assert calls == [(name, method) for method in methods for name in ("a", "b")]
+
+
+class WebhookRecorder(BaseHooks):
+    def __init__(self) -> None:
+        self.events: list[WebhookEvent] = []
+
+    def on_webhook(self, event: WebhookEvent) -> None:
+        self.events.append(event)
+
+
+async def test_the_receiver_tells_hooks_each_callback_route_status_and_time() -> None:
+    secret = "a-long-shared-secret-0123456789"
+    hooks = WebhookRecorder()
+    received: list[object] = []
+    app = WebhookReceiver(secret=secret, on_delivery=received.append, hooks=hooks)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4321))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as client:
+        query = {"token": secret, "dstno": "60123456789", "msgid": "m-1", "status": "DELIVRD"}
+        await client.get("/isms/delivery", params=query)
+        await client.get("/isms/delivery", params={"token": "wrong"})
+        await client.get("/made-up/path", params={"token": secret})
+    assert [(event.kind, event.status) for event in hooks.events] == [
+        ("isms_delivery", 200),
+        ("isms_delivery", 401),
+        ("other", 404),
+    ]
+    assert all(0 <= event.duration < 5 for event in hooks.events)
+    assert secret not in repr(hooks.events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from functools import partial
 from typing import Any, Literal
@@ -20,14 +21,23 @@ from .._client import (
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._options import (
+    DEFAULT_SINGLE_SEND_CAPACITY,
+    from_environment,
+    one_base_url,
+    required_setting,
+    traffic_settings,
+)
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from ..hooks import Hooks
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
+from ..rate import RateLimit
 from ..retry import RetryPolicy
 from ..text import Encoding, checked_payload
 from . import _waba, _wire
@@ -67,26 +77,38 @@ class IsmsClient(WhatsAppMethods):
     def __init__(
         self,
         *,
-        username: str,
-        password: str,
+        username: str | None = None,
+        password: str | None = None,
         sender_id: str | None = None,
         app_id: str | None = None,
         app_secret: str | None = None,
         waba_number: str | None = None,
-        sms_base_urls: Sequence[str] = ISMS_SMS_BASE_URLS,
-        waba_base_urls: Sequence[str] = ISMS_WABA_BASE_URLS,
+        base_url: str | None = None,
+        sms_base_urls: Sequence[str] | None = None,
+        waba_base_urls: Sequence[str] | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_concurrency: int = 10,
         max_whatsapp_concurrency: int = 32,
+        single_send_capacity: int = DEFAULT_SINGLE_SEND_CAPACITY,
+        max_connections: int | None = None,
+        rate_limit: RateLimit | None = None,
         retry: RetryPolicy | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        proxy: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        trust_env: bool = False,
     ):
+        """Settings left out come from the environment where the CLI reads them:
+        ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
+        ``ISMS_WABA_NUMBER`` and ``ISMS_BASE_URL`` (one base URL for SMS and WhatsApp, as
+        ``base_url=`` is). See the README's "In a web service" for the traffic settings."""
         super().__init__(
-            username=username,
-            password=password,
+            username=required_setting(username, "username", "ISMS_USERNAME"),  # type: ignore[arg-type]
+            password=required_setting(password, "password", "ISMS_PASSWORD"),  # type: ignore[arg-type]
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
@@ -98,15 +120,29 @@ class IsmsClient(WhatsAppMethods):
                 "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
             )
         self._sender_id = sender_id
-        self._sms_base_urls = check_urls(sms_base_urls, "sms_base_urls")
-        self._waba_base_urls = check_urls(waba_base_urls, "waba_base_urls")
+        urls, name = one_base_url(base_url, sms_base_urls, "sms_base_urls", "ISMS_BASE_URL")
+        self._sms_base_urls = check_urls(ISMS_SMS_BASE_URLS if urls is None else urls, name)
+        urls, name = one_base_url(base_url, waba_base_urls, "waba_base_urls", "ISMS_BASE_URL")
+        self._waba_base_urls = check_urls(ISMS_WABA_BASE_URLS if urls is None else urls, name)
         self._max_whatsapp_concurrency = check_concurrency(
             max_whatsapp_concurrency, "max_whatsapp_concurrency"
         )
+        app_id = from_environment(app_id, "ISMS_APP_ID")  # type: ignore[assignment]
+        app_secret = from_environment(app_secret, "ISMS_APP_SECRET")  # type: ignore[assignment]
+        waba_number = from_environment(waba_number, "ISMS_WABA_NUMBER")  # type: ignore[assignment]
         self._configure_whatsapp(app_id, app_secret, waba_number)
         self._redactor = Redactor((self._password, app_secret))
-        pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
-        self._open_transport(timeout, transport, pool_size, http_backend, keepalive_expiry)
+        traffic = traffic_settings(
+            bulk_concurrency=max(self._max_concurrency, self._max_whatsapp_concurrency),
+            single_send_capacity=single_send_capacity,
+            max_connections=max_connections,
+            rate_limit=rate_limit,
+            hooks=hooks,
+            proxy=proxy,
+            verify=verify,
+            trust_env=trust_env,
+        )
+        self._open_transport(timeout, transport, http_backend, keepalive_expiry, traffic, "isms")
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None

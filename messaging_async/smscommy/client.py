@@ -8,8 +8,9 @@ answered 1718 "duplicate" means the earlier attempt was accepted.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
@@ -28,6 +29,12 @@ from .._client import (
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._options import (
+    DEFAULT_SINGLE_SEND_CAPACITY,
+    from_environment,
+    required_setting,
+    traffic_settings,
+)
 from .._parse import parse_decimal
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
@@ -39,8 +46,10 @@ from ..errors import (
     UnreachableError,
     ValidationError,
 )
+from ..hooks import Hooks
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
+from ..rate import RateLimit
 from ..retry import RetryPolicy
 from ..text import Encoding, check_text, checked_payload
 from . import _wire
@@ -63,29 +72,49 @@ class SmsComMyClient(BaseClient):
     def __init__(
         self,
         *,
-        username: str,
-        password: str,
+        username: str | None = None,
+        password: str | None = None,
         sender: str | None = None,
-        base_url: str = SMSCOMMY_BASE_URL,
+        sender_id: str | None = None,
+        base_url: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_concurrency: int = 10,
         no_dr_batch_size: int = 50,
+        single_send_capacity: int = DEFAULT_SINGLE_SEND_CAPACITY,
+        max_connections: int | None = None,
+        rate_limit: RateLimit | None = None,
         retry: RetryPolicy | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        proxy: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        trust_env: bool = False,
     ):
+        """Settings left out come from the environment where the CLI reads them:
+        ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``, ``SMSCOMMY_BASE_URL``. ``sender_id`` is
+        ``sender`` under the name ``IsmsClient`` uses. See the README's "In a web service"
+        for the traffic settings."""
+        if sender is not None and sender_id is not None:
+            raise ValidationError("give sender or sender_id, not both", field="sender_id")
         super().__init__(
-            username=username,
-            password=password,
+            username=required_setting(username, "username", "SMSCOMMY_USERNAME"),  # type: ignore[arg-type]
+            password=required_setting(password, "password", "SMSCOMMY_PASSWORD"),  # type: ignore[arg-type]
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
         )
         self._redactor = Redactor((self._password,))
-        self._sender = _wire.check_sender(sender)
-        self._base_urls = check_urls([base_url], "base_url")
+        try:
+            self._sender = _wire.check_sender(sender if sender is not None else sender_id)
+        except ValidationError as exc:
+            exc.field = "sender" if sender is not None else "sender_id"  # the name given
+            raise
+        url = from_environment(base_url, "SMSCOMMY_BASE_URL")
+        url = SMSCOMMY_BASE_URL if url is None else url
+        self._base_urls = check_urls([url], "base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
             warnings.warn(
                 f"{self._base_urls[0]} is plain http: the password travels unencrypted "
@@ -94,8 +123,18 @@ class SmsComMyClient(BaseClient):
                 stacklevel=2,
             )
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
+        traffic = traffic_settings(
+            bulk_concurrency=self._max_concurrency,
+            single_send_capacity=single_send_capacity,
+            max_connections=max_connections,
+            rate_limit=rate_limit,
+            hooks=hooks,
+            proxy=proxy,
+            verify=verify,
+            trust_env=trust_env,
+        )
         self._open_transport(
-            timeout, transport, self._max_concurrency, http_backend, keepalive_expiry
+            timeout, transport, http_backend, keepalive_expiry, traffic, "smscommy"
         )
 
     def __repr__(self) -> str:
