@@ -176,7 +176,7 @@ async def send_single(
     """The single-send contract every client keeps: the accepted outcome, or the typed error
     (with the recipient's outcome on ``error.outcome``)."""
     try:
-        result: UnitResult = await send_unit([pending], SendProgress())
+        result: UnitResult = await send_unit([pending], SendProgress(recipients=1))
     except TransportError as exc:
         unknown = isinstance(exc, OutcomeUnknownError)
         status = OutcomeStatus.UNKNOWN if unknown else OutcomeStatus.NOT_SENT
@@ -268,6 +268,13 @@ class BaseClient:
             rate_limit=traffic.rate_limit,
             observer=Observer(gateway, traffic.hooks),
         )
+
+    def _unit_size(self, largest: int) -> int:
+        """Recipients per bulk request: ``largest``, or fewer under a rate limit, so no
+        request carries more messages than the limit lets go at once."""
+        limit = self._transport.rate_limit
+        cap = None if limit is None else limit.max_messages_per_request
+        return largest if cap is None else min(largest, cap)
 
     def with_options(
         self,

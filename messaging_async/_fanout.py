@@ -295,7 +295,7 @@ class BulkRunner(Generic[M]):
         tasks.start_soon(self._run_unit, unit, token)
 
     async def _run_unit(self, unit: list[Pending[M]], token: object) -> None:
-        progress = SendProgress()
+        progress = SendProgress(recipients=len(unit))
         recorded = False
         try:
             outcomes = await self._outcomes_of(unit, progress)

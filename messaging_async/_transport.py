@@ -112,11 +112,13 @@ class SendProgress:
     """Tells a caller that was cancelled whether its request may have left.
 
     ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway.
+    ended in a way that may have reached the gateway. ``recipients``: how many messages
+    the request carries (for the rate limit and the hooks; 0 for a look-up).
     """
 
     in_flight: bool = False
     ambiguous: bool = False
+    recipients: int = 0
 
     @property
     def may_have_left(self) -> bool:
@@ -260,7 +262,6 @@ class Transport:
         redact: Callable[[str], str],
         progress: SendProgress | None = None,
         ambiguous_answer: Callable[[Answer], bool] | None = None,
-        messages: int = 0,
     ) -> Answer:
         """POST ``content`` to ``path`` under the first base URL that answers usably.
 
@@ -268,8 +269,8 @@ class Transport:
         1703, or a page that is no answer at all): they are retried like a 5xx page, and when
         the attempts run out the last such answer is returned for the caller to judge. Raises
         ``UnreachableError`` when no attempt can have reached the gateway and
-        ``OutcomeUnknownError`` when one may have. ``messages``: recipients the request
-        carries, for the rate limit and the hooks.
+        ``OutcomeUnknownError`` when one may have. ``progress.recipients`` counts against the
+        rate limit.
 
         ``redact`` (the request's ``Redactor``) cleans what a failure says before it goes
         into a note, an exception or a log line: a malformed answer is quoted by httpx's and
@@ -280,8 +281,8 @@ class Transport:
                 "http_backend='aiohttp' runs on asyncio only; use the default backend under trio",
                 field="http_backend",
             )
-        attempt = _Attempt(path, content, content_type, redact, messages, current_call())
         progress = progress if progress is not None else SendProgress()
+        attempt = _Attempt(path, content, content_type, redact, progress.recipients, current_call())
         notes: list[str] = []
         started = anyio.current_time()
         round_number = 0

@@ -246,7 +246,7 @@ class IsmsClient(WhatsAppMethods):
         runner: BulkRunner[_SmsPayload] = BulkRunner(
             prepare=partial(self._prepare_number, payload),
             unit_key=lambda pending: 0,
-            unit_size=_wire.MAX_RECIPIENTS,
+            unit_size=self._unit_size(_wire.MAX_RECIPIENTS),
             send_unit=self._send_classic_chunk,
             concurrency=self._max_concurrency,
             sink=collector,
@@ -280,7 +280,7 @@ class IsmsClient(WhatsAppMethods):
         return BulkRunner(
             prepare=partial(self._prepare_sms, encoding),
             unit_key=_encoding_of,
-            unit_size=_wire.MAX_RECIPIENTS,
+            unit_size=self._unit_size(_wire.MAX_RECIPIENTS),
             send_unit=self._send_json_chunk,
             concurrency=self._max_concurrency,
             sink=sink,

@@ -244,7 +244,7 @@ class SmsComMyClient(BaseClient):
         runner: BulkRunner[_Text] = BulkRunner(
             prepare=lambda index, number: self._pending(index, number, None, payload),
             unit_key=lambda pending: 0,
-            unit_size=self._no_dr_batch_size,
+            unit_size=self._unit_size(self._no_dr_batch_size),
             send_unit=partial(self._send_no_dr_batch, flash),
             concurrency=self._max_concurrency,
             sink=collector,

@@ -1,0 +1,279 @@
+"""Production traffic against the sandbox on a real socket: the rate limit as the gateway
+sees it, one shared pause for a throttling answer, proxies, per-client options, hooks."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from messaging_async import (
+    IsmsClient,
+    MessagingError,
+    OutcomeStatus,
+    RateLimit,
+    RetryPolicy,
+    Sms,
+    SmsComMyClient,
+    UnreachableError,
+)
+from messaging_async.hooks import AttemptEvent, BaseHooks, OutcomeEvent, ThrottleEvent
+from messaging_async.testing import FakeGateway, Fault
+
+from .proxy import LoopbackProxy, running_proxy
+
+Sandbox = tuple[FakeGateway, str]
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test of this module runs on asyncio and on trio."""
+    return str(request.param)
+
+
+@pytest.fixture
+def proxy() -> Iterator[LoopbackProxy]:
+    with running_proxy() as running:
+        yield running
+
+
+class Recorder(BaseHooks):
+    def __init__(self, clock: Any = None) -> None:
+        self.attempts: list[AttemptEvent] = []
+        self.outcomes: list[OutcomeEvent] = []
+        self.throttles: list[tuple[float, ThrottleEvent]] = []
+        self._clock = clock
+
+    def on_attempt(self, event: AttemptEvent) -> None:
+        self.attempts.append(event)
+
+    def on_outcome(self, event: OutcomeEvent) -> None:
+        self.outcomes.append(event)
+
+    def on_throttle(self, event: ThrottleEvent) -> None:
+        self.throttles.append((self._clock() if self._clock else 0.0, event))
+
+
+def messages(count: int, tag: str = "") -> list[Sms]:
+    return [Sms(to=f"6012{i:07d}", text=f"Hello {tag}{i}") for i in range(count)]
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best = first = 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+async def test_a_rate_limited_blast_keeps_the_rate_as_the_gateway_counts_it(
+    sandbox: Sandbox,
+) -> None:
+    fake, url = sandbox
+    rate, seconds = 500, 3
+    limit = RateLimit(messages_per_second=rate)
+    burst = limit.burst_for(rate)
+    async with fake.isms_client(base_url=url, rate_limit=limit, max_concurrency=20) as client:
+        report = await client.send_sms_bulk(messages(rate * seconds))
+    assert report.all_accepted
+    received = [message.at for message in fake.sent]
+    assert len(received) == rate * seconds
+    # Counted by the sandbox's receive times, not by the client's clock.
+    assert busiest_window(received, 1.0) <= rate * 1.05 + burst
+    span = max(received) - min(received)
+    assert (len(received) - burst) / span >= 0.95 * rate
+
+
+async def test_a_throttling_answer_pauses_every_task_once_and_loses_nobody(
+    sandbox: Sandbox,
+) -> None:
+    fake, url = sandbox
+    concurrency = 5
+    fake.inject(Fault.THROTTLED, endpoint="isms_send_json.php", times=concurrency, delay=1)
+    hooks = Recorder(clock=fake.now)
+    retry = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, max_elapsed=30)
+    settings = {"retry": retry, "hooks": hooks, "max_concurrency": concurrency}
+    async with fake.isms_client(base_url=url, **settings) as client:
+        report = await client.send_sms_bulk(messages(50 * concurrency * 2))
+    assert fake.faults_applied["throttled"] == concurrency
+    assert len(hooks.throttles) == 1  # one shared pause, not one per task
+    paused_at, event = hooks.throttles[0]
+    assert (event.status, event.pause) == (429, 1.0)
+    # Every recipient: one outcome, accepted, recorded once by the gateway.
+    assert len(report.outcomes) == 50 * concurrency * 2
+    assert report.all_accepted
+    assert Counter(m.to for m in fake.sent) == Counter(o.to for o in report.outcomes)
+    assert set(Counter(m.to for m in fake.sent).values()) == {1}
+    # Nothing reached the gateway during the pause (a little slack for requests that were
+    # already on their way when the first 429 was read).
+    during = [m.at for m in fake.sent if paused_at + 0.2 < m.at < paused_at + 0.95]
+    assert during == []
+    assert max(m.at for m in fake.sent) >= paused_at + 0.95
+
+
+async def test_a_throttled_single_send_goes_again_after_the_pause(sandbox: Sandbox) -> None:
+    fake, url = sandbox
+    fake.inject(Fault.THROTTLED, endpoint="isms_send_json.php", times=1, delay=1)
+    retry = RetryPolicy(backoff_initial=0.01, max_elapsed=30)
+    async with fake.isms_client(base_url=url, retry=retry) as client:
+        started = anyio.current_time()
+        outcome = await client.send_sms("60123456789", "Your code is 1234")
+        waited = anyio.current_time() - started
+    assert outcome.status is OutcomeStatus.ACCEPTED
+    assert waited >= 0.95
+    assert len(fake.sent) == 1
+
+
+async def test_with_one_base_url_the_log_never_speaks_of_the_next_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = closed_port_url()
+    client = IsmsClient(username="u", password="p", base_url=down, retry=RetryPolicy.no_wait())
+    with caplog.at_level(logging.INFO, logger="messaging_async"):
+        async with client:
+            with pytest.raises(UnreachableError):
+                await client.get_balance()
+    assert "not sent" in caplog.text
+    assert "next base URL" not in caplog.text
+    caplog.clear()
+    two = IsmsClient(
+        username="u",
+        password="p",
+        sms_base_urls=[down, closed_port_url()],
+        retry=RetryPolicy.no_wait(max_attempts=2),
+    )
+    with caplog.at_level(logging.INFO, logger="messaging_async"):
+        async with two:
+            with pytest.raises(UnreachableError):
+                await two.get_balance()
+    assert caplog.text.count("trying the next base URL") == 1
+
+
+async def test_with_options_shares_the_connections_and_the_pause(sandbox: Sandbox) -> None:
+    fake, url = sandbox
+    async with fake.isms_client(base_url=url) as client:
+        quick = client.with_options(timeout=2, retry=RetryPolicy.no_wait(max_attempts=1))
+        limited = client.with_options(rate_limit=RateLimit(requests_per_second=50))
+        assert quick._transport._exchange is client._transport._exchange
+        assert limited._transport._shared.pause is client._transport._shared.pause
+        assert limited._transport.rate_limit == RateLimit(requests_per_second=50)
+        assert client._transport.rate_limit is None
+        assert quick._retry.max_attempts == 1
+        assert client._retry.max_attempts == RetryPolicy.no_wait().max_attempts
+        await quick.send_sms("60123456789", "one")
+        await quick.aclose()  # the copy's close leaves the original's pool open
+        await client.send_sms("60123456780", "two")
+    with pytest.raises(MessagingError, match="closed"):
+        await limited.send_sms("60123456781", "three")
+    assert len(fake.sent) == 2
+
+
+async def test_settings_come_from_the_environment(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, url = sandbox
+    for name, value in {
+        "ISMS_USERNAME": fake.username,
+        "ISMS_PASSWORD": fake.password,
+        "ISMS_APP_ID": fake.app_id,
+        "ISMS_APP_SECRET": fake.app_secret,
+        "ISMS_WABA_NUMBER": fake.waba_number,
+        "ISMS_BASE_URL": url,
+        "SMSCOMMY_USERNAME": fake.username,
+        "SMSCOMMY_PASSWORD": fake.password,
+        "SMSCOMMY_BASE_URL": f"{url}/websmsapi",
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with IsmsClient(sender_id="MyCo", retry=RetryPolicy.no_wait()) as isms:
+        await isms.send_sms("60123456789", "from the environment")
+        assert isms._whatsapp_settings is not None  # app id, secret and number read too
+    async with SmsComMyClient(sender_id="MyCo", retry=RetryPolicy.no_wait()) as smscommy:
+        await smscommy.send_sms("60123456788", "from the environment too")
+    assert [m.gateway for m in fake.sent] == ["isms", "smscommy"]
+    assert fake.sent[1].sender == "MyCo"
+
+
+def test_an_explicit_setting_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ISMS_USERNAME", "from-env")
+    monkeypatch.setenv("ISMS_BASE_URL", "https://env.example")
+    client = IsmsClient(username="given", password="p", base_url="https://given.example")
+    assert client._username == "given"
+    assert client._sms_base_urls == ("https://given.example",)
+    assert client._waba_base_urls == ("https://given.example",)
+
+
+@pytest.mark.parametrize("http_backend", ["httpx", "aiohttp"])
+async def test_requests_go_through_the_proxy_given(
+    sandbox: Sandbox, proxy: LoopbackProxy, http_backend: str, anyio_backend: str
+) -> None:
+    if http_backend == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    fake, url = sandbox
+    async with fake.isms_client(base_url=url, proxy=proxy.url, http_backend=http_backend) as c:
+        await c.send_sms("60123456789", "through the proxy")
+        await c.get_balance()
+    assert proxy.requests == [
+        f"POST {url}/isms_send_json.php",
+        f"POST {url}/isms_balance_json.php",
+    ]
+    assert len(fake.sent) == 1
+
+
+@pytest.mark.parametrize("http_backend", ["httpx", "aiohttp"])
+async def test_trust_env_reads_the_proxy_and_no_proxy_from_the_environment(
+    sandbox: Sandbox,
+    proxy: LoopbackProxy,
+    http_backend: str,
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if http_backend == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    fake, url = sandbox
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings: dict[str, Any] = {"base_url": url, "http_backend": http_backend}
+    async with fake.isms_client(**settings) as untrusting:  # trust_env=False: direct
+        await untrusting.get_balance()
+    assert proxy.requests == []
+    async with fake.isms_client(**settings, trust_env=True) as trusting:
+        await trusting.get_balance()
+    assert proxy.requests == [f"POST {url}/isms_balance_json.php"]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with fake.isms_client(**settings, trust_env=True) as bypassing:
+        await bypassing.get_balance()
+    assert len(proxy.requests) == 1
+
+
+async def test_hooks_hear_every_attempt_without_texts_or_numbers(
+    sandbox: Sandbox,
+) -> None:
+    fake, url = sandbox
+    hooks = Recorder()
+    async with fake.isms_client(base_url=url, hooks=hooks) as client:
+        await client.send_sms_bulk(messages(3, tag="secret-text-"))
+        await client.send_sms("60199999999", "Your OTP is 424242")
+    host = url.removeprefix("http://")
+    assert [(a.gateway, a.host, a.endpoint, a.status, a.messages) for a in hooks.attempts] == [
+        ("isms", host, "isms_send_json.php", 200, 3),
+        ("isms", host, "isms_send_json.php", 200, 1),
+    ]
+    everything = repr(hooks.attempts) + repr(hooks.outcomes)
+    for secret in ("secret-text", "424242", "60199999999", "6012000000", fake.password):
+        assert secret not in everything
