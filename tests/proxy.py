@@ -1,5 +1,6 @@
 """A minimal HTTP proxy on 127.0.0.1 for the proxy tests: forward (absolute-form) requests
-and CONNECT tunnels, to loopback targets only, each on a connection of its own.
+and CONNECT tunnels, to loopback targets only, each on a connection of its own; and an
+HTTPS front for the sandbox, so the TLS settings and CONNECT have a server to meet.
 
 It runs its own asyncio loop in a thread, so tests on trio can use it too. Every answer it
 relays says ``Connection: close``, so no client ever reuses a connection the proxy is about
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -111,6 +113,44 @@ def running_proxy() -> Iterator[LoopbackProxy]:
     assert ready.wait(10)
     try:
         yield proxy
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+@contextlib.contextmanager
+def running_tls_front(target: str, context: ssl.SSLContext) -> Iterator[str]:
+    """An HTTPS front for the plain-http ``target`` (the sandbox): TLS with ``context``'s
+    certificate on an ephemeral loopback port, bytes relayed as they are; yields its
+    ``https://127.0.0.1:port`` base URL."""
+    parts = urlsplit(target)
+    assert parts.hostname in _LOOPBACK
+    assert parts.port is not None
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    url: list[str] = []
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except OSError:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+        url.append(f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        ready.set()
+        async with server:
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield url[0]
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
+import trustme
 
 from messaging_async import (
     IsmsClient,
@@ -25,7 +27,7 @@ from messaging_async import (
 from messaging_async.hooks import AttemptEvent, BaseHooks, OutcomeEvent, ThrottleEvent
 from messaging_async.testing import FakeGateway, Fault
 
-from .proxy import LoopbackProxy, running_proxy
+from .proxy import LoopbackProxy, running_proxy, running_tls_front
 
 Sandbox = tuple[FakeGateway, str]
 
@@ -277,3 +279,60 @@ async def test_hooks_hear_every_attempt_without_texts_or_numbers(
     everything = repr(hooks.attempts) + repr(hooks.outcomes)
     for secret in ("secret-text", "424242", "60199999999", "6012000000", fake.password):
         assert secret not in everything
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def https_sandbox(sandbox: Sandbox, authority: trustme.CA) -> Iterator[tuple[FakeGateway, str]]:
+    """The sandbox behind TLS, with a certificate for 127.0.0.1 from ``authority``."""
+    fake, url = sandbox
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    with running_tls_front(url, context) as https_url:
+        yield fake, https_url
+
+
+def http_backends(anyio_backend: str) -> list[str]:
+    return ["httpx", "aiohttp"] if anyio_backend == "asyncio" else ["httpx"]
+
+
+async def test_verify_takes_a_ca_bundle_or_a_context_and_checks_by_default(
+    https_sandbox: Sandbox, authority: trustme.CA, tmp_path: Any, anyio_backend: str
+) -> None:
+    fake, url = https_sandbox
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    for http_backend in http_backends(anyio_backend):
+        for verify in (str(bundle), context):
+            async with fake.isms_client(
+                base_url=url, verify=verify, http_backend=http_backend
+            ) as c:
+                await c.send_sms("60123456789", "over TLS")
+        hooks = Recorder()
+        settings = {"base_url": url, "http_backend": http_backend, "hooks": hooks}
+        async with fake.isms_client(**settings) as checking:  # system CAs: ours is unknown
+            with pytest.raises(UnreachableError):
+                await checking.send_sms("60123456789", "never sent")
+        assert {attempt.failure for attempt in hooks.attempts} == {"tls"}
+    assert len(fake.sent) == 2 * len(http_backends(anyio_backend))
+
+
+async def test_an_https_gateway_is_reached_through_the_proxy_by_connect(
+    https_sandbox: Sandbox, proxy: LoopbackProxy, authority: trustme.CA, anyio_backend: str
+) -> None:
+    fake, url = https_sandbox
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    for http_backend in http_backends(anyio_backend):
+        settings = {"proxy": proxy.url, "verify": context, "http_backend": http_backend}
+        async with fake.isms_client(base_url=url, **settings) as client:
+            await client.send_sms("60123456789", "tunnelled")
+    authority_part = url.removeprefix("https://")
+    assert proxy.requests == [f"CONNECT {authority_part}"] * len(http_backends(anyio_backend))
+    assert len(fake.sent) == len(http_backends(anyio_backend))
