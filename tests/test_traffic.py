@@ -315,7 +315,7 @@ async def test_verify_takes_a_ca_bundle_or_a_context_and_checks_by_default(
             ) as c:
                 await c.send_sms("60123456789", "over TLS")
         hooks = Recorder()
-        settings = {"base_url": url, "http_backend": http_backend, "hooks": hooks}
+        settings: dict[str, Any] = {"base_url": url, "http_backend": http_backend, "hooks": hooks}
         async with fake.isms_client(**settings) as checking:  # system CAs: ours is unknown
             with pytest.raises(UnreachableError):
                 await checking.send_sms("60123456789", "never sent")
@@ -330,7 +330,11 @@ async def test_an_https_gateway_is_reached_through_the_proxy_by_connect(
     context = ssl.create_default_context()
     authority.configure_trust(context)
     for http_backend in http_backends(anyio_backend):
-        settings = {"proxy": proxy.url, "verify": context, "http_backend": http_backend}
+        settings: dict[str, Any] = {
+            "proxy": proxy.url,
+            "verify": context,
+            "http_backend": http_backend,
+        }
         async with fake.isms_client(base_url=url, **settings) as client:
             await client.send_sms("60123456789", "tunnelled")
     authority_part = url.removeprefix("https://")
