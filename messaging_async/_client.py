@@ -21,6 +21,7 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._call import SINGLE_SEND_TIMEOUT, call_options, check_call_timeout
 from ._fanout import (
     BulkRunner,
     Collector,
@@ -268,6 +269,31 @@ class BaseClient:
             rate_limit=traffic.rate_limit,
             observer=Observer(gateway, traffic.hooks),
         )
+
+    async def _send_one(
+        self,
+        pending: Pending[Any],
+        send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
+        timeout: object,
+    ) -> Outcome:
+        """``send_single`` in the single-send lane, within the call's ``timeout`` (seconds
+        for the whole call, failover and retries included; ``SINGLE_SEND_TIMEOUT`` by
+        default), telling hooks the outcome."""
+        seconds = check_call_timeout(timeout)
+        with call_options(SINGLE_SEND_TIMEOUT if seconds is None else seconds, single=True):
+            try:
+                outcome = await send_single(pending, send_unit)
+            except MessagingError as exc:
+                failed = getattr(exc, "outcome", None)
+                if isinstance(failed, Outcome):
+                    self._transport.observer.outcomes([failed])
+                raise
+        self._transport.observer.outcomes([outcome])
+        return outcome
+
+    def _lookup(self, timeout: object) -> contextlib.AbstractContextManager[object]:
+        """A look-up's call: in the single-send lane, bounded by ``timeout`` if given."""
+        return call_options(check_call_timeout(timeout), single=True)
 
     def _unit_size(self, largest: int) -> int:
         """Recipients per bulk request: ``largest``, or fewer under a rate limit, so no

@@ -244,6 +244,10 @@ class Transport:
         return self._shared.owner is self
 
     @property
+    def observer(self) -> Observer:
+        return self._observer
+
+    @property
     def rate_limit(self) -> RateLimit | None:
         return self._pacer.rate_limit
 

@@ -18,12 +18,14 @@ from messaging_async import (
     IsmsClient,
     MessagingError,
     OutcomeStatus,
+    OutcomeUnknownError,
     RateLimit,
     RetryPolicy,
     Sms,
     SmsComMyClient,
     UnreachableError,
 )
+from messaging_async._call import SINGLE_SEND_TIMEOUT
 from messaging_async.hooks import AttemptEvent, BaseHooks, OutcomeEvent, ThrottleEvent
 from messaging_async.testing import FakeGateway, Fault
 
@@ -340,3 +342,64 @@ async def test_an_https_gateway_is_reached_through_the_proxy_by_connect(
     authority_part = url.removeprefix("https://")
     assert proxy.requests == [f"CONNECT {authority_part}"] * len(http_backends(anyio_backend))
     assert len(fake.sent) == len(http_backends(anyio_backend))
+
+
+class Hanging:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+
+@pytest.fixture
+def hanging() -> Iterator[Hanging]:
+    server = Hanging()
+    yield server
+    server.socket.close()
+
+
+async def test_a_gateway_that_is_down_fails_an_otp_within_the_call_timeout(
+    hanging: Hanging,
+) -> None:
+    refusing = IsmsClient(username="u", password="p", base_url=closed_port_url())
+    silent = IsmsClient(username="u", password="p", base_url=hanging.url)
+    async with refusing, silent:
+        started = anyio.current_time()
+        with pytest.raises(UnreachableError):  # refused: retried until the call's time is up
+            await refusing.send_sms("60123456789", "Your OTP is 1234", timeout=1)
+        assert 0.5 <= anyio.current_time() - started < 2
+        started = anyio.current_time()
+        with pytest.raises(OutcomeUnknownError):  # sent, never answered: the read is cut short
+            await silent.send_sms("60123456789", "Your OTP is 1234", timeout=1)
+        assert anyio.current_time() - started < 2
+
+
+async def test_by_default_an_otp_gives_up_on_a_gateway_that_is_down_in_seconds() -> None:
+    down = [closed_port_url(), closed_port_url()]
+    async with IsmsClient(username="u", password="p", sms_base_urls=down) as client:
+        started = anyio.current_time()
+        with pytest.raises(UnreachableError):
+            await client.send_sms("60123456789", "Your OTP is 1234")
+        waited = anyio.current_time() - started
+    assert waited < SINGLE_SEND_TIMEOUT + 1
+
+
+async def test_a_single_send_does_not_queue_behind_a_running_blast(sandbox: Sandbox) -> None:
+    fake, url = sandbox
+    delay = 0.6
+    fake.inject(Fault.SLOW, endpoint="isms_send_json.php", times=None, delay=delay)
+    # Five connections: four for bulk requests, one kept for single sends.
+    settings = {"max_concurrency": 4, "max_whatsapp_concurrency": 4, "max_connections": 5}
+    client = fake.isms_client(base_url=url, single_send_capacity=1, **settings)
+    async with client, anyio.create_task_group() as tasks:
+        tasks.start_soon(client.send_sms_bulk, messages(50 * 4 * 3))
+        await anyio.wait_all_tasks_blocked()  # the blast's requests are out
+        assert client._transport._shared.lanes.borrowed == 4  # its lane is full
+        started = anyio.current_time()
+        await client.send_sms("60199999999", "Your OTP is 9999")
+        latency = anyio.current_time() - started
+    # One slow answer, not one plus the wait for a blast's request to finish.
+    assert latency < delay * 1.6

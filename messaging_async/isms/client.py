@@ -17,7 +17,6 @@ from .._client import (
     check_concurrency,
     check_credential,
     check_urls,
-    send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
@@ -177,13 +176,21 @@ class IsmsClient(WhatsAppMethods):
 
     # ---------------------------------------------------------------- sending
     async def send_sms(
-        self, to: str, text: str, *, encoding: Encoding | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        encoding: Encoding | None = None,
+        ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send one SMS and return its ``accepted`` outcome, or raise.
 
         Raises ``ValidationError`` before sending, a ``GatewayError`` subclass when the
         gateway refuses, ``UnreachableError`` when nothing was sent and
-        ``OutcomeUnknownError`` when it may have been.
+        ``OutcomeUnknownError`` when it may have been. ``timeout``: seconds for the whole
+        call, failover and retries included (default ``SINGLE_SEND_TIMEOUT``, 5); it goes
+        in the single-send lane, never behind a bulk call of this client.
         """
         self._ensure_open()
         try:
@@ -191,7 +198,7 @@ class IsmsClient(WhatsAppMethods):
         except ValidationError as exc:
             exc.index = None  # a single send has no position in a bulk input
             raise
-        return await send_single(pending, self._send_json_chunk)
+        return await self._send_one(pending, self._send_json_chunk, timeout)
 
     async def send_sms_bulk(
         self,
@@ -254,18 +261,20 @@ class IsmsClient(WhatsAppMethods):
         await runner.run(items)
         return build_report(collector, runner)
 
-    async def get_balance(self) -> Balance:
-        """The account's credit balance. Retried freely: a look-up cannot send anything."""
+    async def get_balance(self, *, timeout: float | None = None) -> Balance:
+        """The account's credit balance. Retried freely: a look-up cannot send anything.
+        ``timeout``: seconds for the whole call, retries included."""
         self._ensure_open()
         body = _wire.build_balance(username=self._username, password=self._password)
-        answer = await self._transport.post(
-            self._sms_base_urls,
-            _wire.BALANCE_PATH,
-            content=body,
-            content_type=_wire.JSON_CONTENT_TYPE,
-            retry_after_send=True,
-            redact=self._redactor,
-        )
+        with self._lookup(timeout):
+            answer = await self._transport.post(
+                self._sms_base_urls,
+                _wire.BALANCE_PATH,
+                content=body,
+                content_type=_wire.JSON_CONTENT_TYPE,
+                retry_after_send=True,
+                redact=self._redactor,
+            )
         try:
             credits = _wire.parse_balance(answer.text, self._redactor)
         except _wire.UnrecognisedAnswer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from .._client import BaseClient, OnOutcome, build_report, send_single, unreadable_answer
+from .._client import BaseClient, OnOutcome, build_report, unreadable_answer
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._secrets import Redactor
 from .._transport import SendProgress
@@ -49,24 +49,34 @@ class WhatsAppMethods(BaseClient):
         language: str = "en",
         params: Mapping[str, object] | Sequence[object] | None = None,
         ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
-        """Send an approved template (any time). Returns the accepted outcome or raises."""
+        """Send an approved template (any time). Returns the accepted outcome or raises.
+        ``timeout`` bounds the whole call, as for ``send_sms``."""
         message = WhatsAppTemplate(
             to=to, template_code=template_code, language=language, params=params, ref=ref
         )
-        return await self._send_one_whatsapp(message)
+        return await self._send_one_whatsapp(message, timeout)
 
-    async def send_whatsapp_text(self, to: str, text: str, *, ref: Any = None) -> Outcome:
+    async def send_whatsapp_text(
+        self, to: str, text: str, *, ref: Any = None, timeout: float | None = None
+    ) -> Outcome:
         """Send free text; raises ``ReplyWindowClosedError`` outside the 24-hour window."""
-        return await self._send_one_whatsapp(WhatsAppText(to=to, text=text, ref=ref))
+        return await self._send_one_whatsapp(WhatsAppText(to=to, text=text, ref=ref), timeout)
 
     async def send_whatsapp_file(
-        self, to: str, url: str, file_name: str, *, ref: Any = None
+        self,
+        to: str,
+        url: str,
+        file_name: str,
+        *,
+        ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send a file by direct public URL; raises ``ReplyWindowClosedError`` outside the
         24-hour window."""
         return await self._send_one_whatsapp(
-            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref)
+            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref), timeout
         )
 
     async def send_whatsapp_bulk(
@@ -100,7 +110,7 @@ class WhatsAppMethods(BaseClient):
         return self._stream(self._whatsapp_runner, items, on_outcome)
 
     # ---------------------------------------------------------------- internals
-    async def _send_one_whatsapp(self, message: WhatsAppMessage) -> Outcome:
+    async def _send_one_whatsapp(self, message: WhatsAppMessage, timeout: object) -> Outcome:
         self._ensure_open()
         self._require_whatsapp_settings()
         try:
@@ -108,7 +118,7 @@ class WhatsAppMethods(BaseClient):
         except ValidationError as exc:
             exc.index = None
             raise
-        return await send_single(pending, self._send_whatsapp_unit)
+        return await self._send_one(pending, self._send_whatsapp_unit, timeout)
 
     def _require_whatsapp_settings(self) -> _waba.Settings:
         if self._whatsapp_settings is None:

@@ -25,7 +25,6 @@ from .._client import (
     build_report,
     check_concurrency,
     check_urls,
-    send_single,
     unreadable_answer,
 )
 from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
@@ -153,16 +152,27 @@ class SmsComMyClient(BaseClient):
         encoding: Encoding | None = None,
         seqno: str | None = None,
         ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS.aspx: GSM text as type 1 (2 flash), anything else as UCS-2 hex type 3 (4).
 
-        Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``.
+        Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``;
+        ``timeout`` bounds the whole call as there.
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
-        return await self._single(lambda: self._prepare_text(flash, None, set(), 0, message))
+        return await self._single(
+            lambda: self._prepare_text(flash, None, set(), 0, message), timeout
+        )
 
     async def send_sms_unicode(
-        self, to: str, text: str, *, flash: bool = False, seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        flash: bool = False,
+        seqno: str | None = None,
+        ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMSUnicode.aspx: the text as it is, for callers who prefer no hex encoding."""
 
@@ -171,10 +181,17 @@ class SmsComMyClient(BaseClient):
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request)
 
-        return await self._single(prepare)
+        return await self._single(prepare, timeout)
 
     async def send_binary(
-        self, to: str, payload: str, *, udh: bool = True, seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        payload: str,
+        *,
+        udh: bool = True,
+        seqno: str | None = None,
+        ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """A binary message as hex: type 5 with a user data header, 6 without."""
 
@@ -182,10 +199,17 @@ class SmsComMyClient(BaseClient):
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request)
 
-        return await self._single(prepare)
+        return await self._single(prepare, timeout)
 
     async def send_barcode(
-        self, to: str, text: str, *, msgtype: str = "MMS", seqno: str | None = None, ref: Any = None
+        self,
+        to: str,
+        text: str,
+        *,
+        msgtype: str = "MMS",
+        seqno: str | None = None,
+        ref: Any = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS2D.aspx: ``text`` may hold ``%barcode%``; ``msgtype`` is EMS, Nokia, MMS,
         textmsg or textlink."""
@@ -195,7 +219,7 @@ class SmsComMyClient(BaseClient):
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request)
 
-        return await self._single(prepare)
+        return await self._single(prepare, timeout)
 
     # ---------------------------------------------------------------- bulk
     async def send_sms_bulk(
@@ -253,8 +277,9 @@ class SmsComMyClient(BaseClient):
         return build_report(collector, runner)
 
     # ---------------------------------------------------------------- account
-    async def get_credits(self) -> Credits:
-        """Credits used to date and remaining. Retried freely: a look-up sends nothing."""
+    async def get_credits(self, *, timeout: float | None = None) -> Credits:
+        """Credits used to date and remaining. Retried freely: a look-up sends nothing.
+        ``timeout``: seconds for the whole call, retries included."""
         self._ensure_open()
         form = _wire.build_form(
             username=self._username,
@@ -263,7 +288,8 @@ class SmsComMyClient(BaseClient):
             mobile=None,
             request=_wire.Request(_wire.CREDITS_PATH, {}, ()),
         )
-        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
+        with self._lookup(timeout):
+            answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
         try:
             used, remaining = _wire.parse_credits(answer.text)
         except _wire.UnrecognisedAnswer:
@@ -301,14 +327,16 @@ class SmsComMyClient(BaseClient):
         raise _wire.error_for(code, answer.text.strip(), answer.text, redact=self._redactor)
 
     # ---------------------------------------------------------------- internals
-    async def _single(self, prepare: Callable[[], Pending[_wire.Request]]) -> Outcome:
+    async def _single(
+        self, prepare: Callable[[], Pending[_wire.Request]], timeout: object
+    ) -> Outcome:
         self._ensure_open()
         try:
             pending = prepare()
         except ValidationError as exc:
             exc.index = None
             raise
-        return await send_single(pending, self._send_request)
+        return await self._send_one(pending, self._send_request, timeout)
 
     def _text_runner(
         self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
