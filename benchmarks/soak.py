@@ -35,9 +35,13 @@ RETRY = RetryPolicy(
     max_attempts=6, max_elapsed=5.0, backoff_initial=0.0, backoff_max=0.02, cooldown=0.5
 )
 # What each round picks its fault mix from. A new sandbox fault joins the soak by being added
-# here, with a CAUSES line for the reason its unknown outcomes carry. (Not yet here: the
-# stale keep-alive connection and the close-before-answer faults.)
-FAULTS: tuple[Fault, ...] = CHAOS_FAULTS
+# here, with a CAUSES line for the reason its unknown outcomes carry. CLOSE: the request
+# processed, the connection dropped with no answer.
+FAULTS: tuple[Fault, ...] = (*CHAOS_FAULTS, Fault.CLOSE)
+# Every IDLE_EVERY-th round the server also closes keep-alive connections idle longer than a
+# random fraction of a second, well inside the client's keep-alive expiry: stale
+# connections race with the next request, as behind a short server keep-alive timeout.
+IDLE_EVERY, IDLE_CLOSE_AFTER = 4, (0.05, 0.5)
 # Every INVALID_EVERY-th recipient is a number no gateway takes: it must end `rejected`.
 INVALID_EVERY = 97
 # Every SMSCOMMY_EVERY-th round goes through sms.com.my (one request per message, seqno
@@ -52,8 +56,9 @@ CAUSES = [
     ("unrecognised answer", "truncated or non-JSON body"),
     (
         "ReadError|RemoteProtocolError|ServerDisconnectedError|ClientOSError|ClientPayloadError",
-        "reset after the request",
+        "reset, or closed with no answer, after the request",
     ),
+    ("WriteError|ConnectionResetError|BrokenPipe", "a connection the server had closed"),
 ]
 
 
@@ -114,6 +119,9 @@ def _number(n: int) -> str:
 async def one_round(
     fake: FakeGateway, hosts: list[str], tally: Tally, rng: random.Random, number: int, size: int
 ) -> None:
+    fake.clear_faults()
+    if number % IDLE_EVERY == 1:
+        fake.inject(Fault.IDLE_CLOSE, delay=rng.uniform(*IDLE_CLOSE_AFTER))
     fake.chaos(
         rng.sample(FAULTS, rng.randint(1, len(FAULTS))),
         rate=rng.uniform(0.02, 0.3),
@@ -187,9 +195,12 @@ def report(tally: Tally, fake: FakeGateway, elapsed: float) -> str:
         f"From `make soak` ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}): the sandbox on two",
         "loopback ports behind a port that refuses connections, random fault mixes per",
-        f"round, every third round cancelled at a random moment, one round in {SMSCOMMY_EVERY}",
-        "through sms.com.my (seqno retries), rounds alternating between the httpx and aiohttp",
-        f"backends; one recipient in {INVALID_EVERY} an invalid number. Every outcome is",
+        "round (connections closed before the answer among them), every third round",
+        f"cancelled at a random moment, one round in {IDLE_EVERY} with the server closing idle",
+        f"keep-alive connections after {IDLE_CLOSE_AFTER[0]}-{IDLE_CLOSE_AFTER[1]} s, one round",
+        f"in {SMSCOMMY_EVERY} through sms.com.my (seqno retries), rounds alternating between",
+        f"the httpx and aiohttp backends; one recipient in {INVALID_EVERY} an invalid number.",
+        "Every outcome is",
         "reconciled with the sandbox's record of that message: number and message id included.",
         "",
         "| figure | value |",

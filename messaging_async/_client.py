@@ -1,4 +1,8 @@
-"""What every gateway client shares: settings checks, lifecycle, and the bulk plumbing.
+"""What every gateway client shares: settings checks, lifecycle, and the one bulk road.
+
+Every bulk method (``send_*`` and ``stream_*``, both gateways) describes its call as a
+``BulkPlan`` and hands it to ``BaseClient._send_bulk`` / ``_stream_bulk``: run-level rules
+(how input failure and ``aclose()`` end a run, what the caller receives) live here once.
 
 A client owns one transport (one connection pool) and nothing else that is tied to a task,
 so it may be opened in one task and closed in another (pytest fixtures, app lifespans).
@@ -13,26 +17,30 @@ from __future__ import annotations
 import contextlib
 import copy as _copy
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import httpx
-from anyio.streams.memory import MemoryObjectSendStream
+from attrs import evolve
 
 from ._call import SINGLE_SEND_TIMEOUT, call_options, check_call_timeout
 from ._fanout import (
+    BulkPlan,
     BulkRunner,
     Collector,
     InputItems,
     Pending,
     UnitResult,
-    notify,
+    interrupted,
+    iterate_input,
     spawn_detached,
 )
 from ._observe import Observer
 from ._options import Traffic, check_rate_limit
+from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
+from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
 from ._transport import (
     HTTP_BACKENDS,
     Answer,
@@ -53,8 +61,6 @@ from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
 from .rate import RateLimit
 from .retry import RetryPolicy
-
-OnOutcome = Callable[[Outcome], object]
 
 
 class _Unset:
@@ -161,28 +167,28 @@ def default_calling_code(country: str | None) -> str | None:
     return None if country is None else calling_code(country)
 
 
-def build_report(collector: Collector, runner: BulkRunner[Any]) -> BulkReport:
-    """The outcomes in input order, whatever order their units finished in."""
-    outcomes = sorted(collector.outcomes, key=lambda outcome: outcome.index)
-    return BulkReport(
-        outcomes=tuple(outcomes),
-        credits_used=runner.summary.credits_used,
-        stopped_by=runner.summary.stopped_by,
-    )
-
-
 async def send_single(
     pending: Pending[Any], send_unit: Callable[[list[Pending[Any]], SendProgress], Any]
 ) -> Outcome:
     """The single-send contract every client keeps: the accepted outcome, or the typed error
-    (with the recipient's outcome on ``error.outcome``)."""
+    (with the recipient's outcome on ``error.outcome``). Whatever went wrong, the error is a
+    ``MessagingError``: a failure after the request may have left is ``OutcomeUnknownError``.
+    """
+    progress = SendProgress(recipients=1)
     try:
-        result: UnitResult = await send_unit([pending], SendProgress(recipients=1))
+        result: UnitResult = await send_unit([pending], progress)
     except TransportError as exc:
         unknown = isinstance(exc, OutcomeUnknownError)
         status = OutcomeStatus.UNKNOWN if unknown else OutcomeStatus.NOT_SENT
         exc.outcome = pending.outcome(status, str(exc))
         raise
+    except MessagingError:
+        raise
+    except Exception as exc:  # an answer no parser foresaw, say: the bulk road's rule
+        (outcome,) = interrupted([pending], progress, exc)
+        unknown = outcome.status is OutcomeStatus.UNKNOWN
+        error = OutcomeUnknownError if unknown else UnreachableError
+        raise error(outcome.reason or "", outcome=outcome) from exc
     return accepted_or_raise(result.outcomes[0])
 
 
@@ -206,24 +212,8 @@ def accepted_or_raise(outcome: Outcome) -> Outcome:
     raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
 
 
-class _StreamSink:
-    """Records outcomes for the caller's hook and sends them to the streaming consumer."""
-
-    def __init__(self, send: MemoryObjectSendStream[list[Outcome]], on_outcome: OnOutcome | None):
-        self._send = send
-        self._on_outcome = on_outcome
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        notify(self._on_outcome, outcomes)
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        # A consumer that stopped listening has closed the stream; the hook has the outcomes.
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._send.send(outcomes)
-
-
 class BaseClient:
-    """Lifecycle (``async with`` / ``aclose``) and streaming for the gateway clients."""
+    """Lifecycle (``async with`` / ``aclose``) and the one bulk road of the gateway clients."""
 
     _transport: Transport
 
@@ -237,7 +227,8 @@ class BaseClient:
         default_country: str | None,
     ) -> None:
         """The settings every client checks the same way, before any other."""
-        self._live_streams: dict[anyio.CancelScope, anyio.Event] = {}
+        self._live_runs: list[LiveRun] = []
+        self._closing = False
         self._username = check_credential(username, "username")
         self._password = check_credential(password, "password")
         self._max_concurrency = check_concurrency(max_concurrency)
@@ -318,7 +309,8 @@ class BaseClient:
         own); ``rate_limit=None`` lifts it for the copy."""
         self._ensure_open()
         copy = _copy.copy(self)
-        copy._live_streams = {}
+        copy._live_runs = []
+        copy._closing = False
         if not isinstance(timeout, _Unset):
             copy._timeout = check_timeout(timeout)
         if not isinstance(retry, _Unset):
@@ -346,60 +338,131 @@ class BaseClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop streams still running and close the connection pool; no sends afterwards."""
-        live = list(self._live_streams.items())
-        for scope, _ in live:
-            scope.cancel()
-        for _, finished in live:
-            await finished.wait()
-        await self._transport.aclose()
+        """Close the client; once this returns, no request leaves.
+
+        Bulk runs and streams still going (in any task) stop reading input: what they read
+        and did not send is ``not_sent``, and they raise ``ClientClosedError``. Requests
+        already out are given their answer (bounded by the timeout), so their outcomes are
+        honest; a cancelled ``aclose()`` cuts them short (``unknown``).
+        """
+        self._closing = True
+        self._transport.stop_sending()
+        live = list(self._live_runs)
+        for run in live:
+            run.runner.stop()
+        try:
+            for run in live:
+                await run.finished.wait()
+        finally:
+            with anyio.CancelScope(shield=True):  # cancelled: cut the runs short, at once
+                for run in live:
+                    run.scope.cancel()
+                    await run.finished.wait()
+            await self._transport.aclose()
 
     def _ensure_open(self) -> None:
-        if self._transport.closed:
+        if self._closing or self._transport.closed:
             raise MessagingError(f"this {type(self).__name__} is closed; create a new one")
+
+    async def _send_bulk(
+        self,
+        plan: BulkPlan[Any],
+        items: Iterable[object] | AsyncIterable[object],
+        on_outcome: OnOutcome | None,
+        timeout: object = None,
+    ) -> BulkReport:
+        """The one bulk road every ``send_*`` bulk method takes: run ``plan`` over ``items``
+        and return every outcome, in input order. ``timeout``: seconds for the whole call;
+        what has not left by then is ``not_sent``."""
+        self._ensure_open()
+        seconds = check_call_timeout(timeout)
+        read = iterate_input(items, what=plan.what)
+        collector = Collector(self._observed(on_outcome))
+        run = self._start(BulkRunner(self._paced(plan), collector))
+        try:
+            with run.scope, call_options(seconds):
+                await run.runner.run(read)
+        finally:
+            self._end(run)
+        report = build_report(collector, run.runner)
+        raise_if_interrupted(run.runner, report)
+        return report
+
+    def _stream_bulk(
+        self,
+        plan: BulkPlan[Any],
+        items: Iterable[object] | AsyncIterable[object],
+        on_outcome: OnOutcome | None,
+        timeout: object = None,
+    ) -> AsyncIterator[Outcome]:
+        """The same road for every ``stream_*`` method; a bad argument raises at the call."""
+        seconds = check_call_timeout(timeout)
+        read = iterate_input(items, what=plan.what)
+        return self._stream(plan, read, on_outcome, seconds)
+
+    def _observed(self, on_outcome: OnOutcome | None) -> OnOutcome | None:
+        """The caller's ``on_outcome``, with the hooks told each outcome first."""
+        observer = self._transport.observer
+        if observer.hooks is None:
+            return on_outcome
+
+        def both(outcome: Outcome) -> object:
+            observer.outcomes([outcome])
+            return None if on_outcome is None else on_outcome(outcome)
+
+        return both
+
+    def _paced(self, plan: BulkPlan[Any]) -> BulkPlan[Any]:
+        """``plan`` with units no larger than the rate limit lets go at once."""
+        size = self._unit_size(plan.unit_size)
+        return plan if size == plan.unit_size else evolve(plan, unit_size=size)
 
     async def _stream(
         self,
-        make_runner: Callable[[_StreamSink], BulkRunner[Any]],
+        plan: BulkPlan[Any],
         items: InputItems[object],
         on_outcome: OnOutcome | None,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
-        """Run a bulk call in a detached producer and yield outcomes as units finish."""
+        """Run a bulk call in a detached producer and yield outcomes as units finish.
+
+        The producer starts a unit only while this consumer waits for outcomes, so a
+        consumer that stops iterating (``break``, even with the generator still referenced)
+        stops the sending: only requests already out finish.
+        """
         self._ensure_open()
-        send, receive = anyio.create_memory_object_stream[list[Outcome] | Exception](8)
-        scope, finished = anyio.CancelScope(), anyio.Event()
-        runner = make_runner(_StreamSink(send, on_outcome))
-        self._live_streams[scope] = finished
-        spawn_detached(_produce, scope, finished, send, runner, items)
+        send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
+        sink = StreamSink(send, self._observed(on_outcome))
+        run = self._start(BulkRunner(self._paced(plan), sink))
+        with call_options(timeout):  # the producer's requests keep the call's deadline
+            spawn_detached(produce, run, send, items, self._end)
         try:
             with receive:
-                async for batch in receive:
-                    if isinstance(batch, Exception):
-                        raise batch
+                while True:
+                    sink.want(receive.statistics().current_buffer_used == 0)
+                    try:
+                        batch = await receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    finally:
+                        sink.want(False)
                     for outcome in batch:
                         yield outcome
+            if run.error is not None:
+                raise run.error
+            raise_if_interrupted(run.runner, None)
         finally:
-            scope.cancel()
+            run.scope.cancel()
             # The producer, cancelled, accounts for what it had in flight at once; waiting
             # for it means every on_outcome call has happened when the caller's loop ends.
             with anyio.CancelScope(shield=True):
-                await finished.wait()
-            self._live_streams.pop(scope, None)
+                await run.finished.wait()
 
+    def _start(self, runner: BulkRunner[Any]) -> LiveRun:
+        run = LiveRun(runner)
+        self._live_runs.append(run)
+        return run
 
-async def _produce(
-    scope: anyio.CancelScope,
-    finished: anyio.Event,
-    send: MemoryObjectSendStream[list[Outcome] | Exception],
-    runner: BulkRunner[Any],
-    items: InputItems[object],
-) -> None:
-    try:
-        with scope, send:
-            try:
-                await runner.run(items)
-            except Exception as exc:  # the caller's input failed, or a bug: tell the consumer
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await send.send(exc)
-    finally:
-        finished.set()
+    def _end(self, run: LiveRun) -> None:
+        self._live_runs.remove(run)
+        run.finished.set()

@@ -4,28 +4,22 @@ The input is read lazily and grouped into units (an iSMS chunk of ≤ 50 recipie
 encoding; later a single WhatsApp message). A unit is only formed when a concurrency slot
 is free, so memory stays bounded by ``concurrency * unit_size`` whatever the input's size.
 
-Each unit runs in its own task and catches its own failures, so one bad unit never cancels
-its siblings. Every recipient read from the input ends in exactly one outcome, even when
-the caller is cancelled: outcomes are *recorded* synchronously (so a cancelled run can
-still account for what was in flight) and then *delivered* (which may wait, giving a
-streaming consumer back-pressure).
+Each unit runs in its own task and catches its own failures, and an item that cannot be
+prepared is that item's ``rejected`` outcome, so one bad item or unit never cancels its
+siblings. Every recipient read from the input ends in exactly one outcome, even when the
+caller is cancelled, the client is closed or the input raises: outcomes are *recorded*
+synchronously, so a cancelled run can still account for what was in flight. Units start
+only when the sink is ``ready()``: a stream's consumer paces the sending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Hashable,
-    Iterable,
-    Iterator,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from decimal import Decimal
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -33,116 +27,38 @@ import sniffio
 from anyio.abc import TaskGroup
 from attrs import define, frozen
 
+from ._plan import (
+    BulkPlan,
+    Collector,
+    InputItems,
+    OutcomeSink,
+    Pending,
+    UnitResult,
+    iterate_input,
+    notify,
+)
 from ._transport import SendProgress
 from .errors import GatewayError, OutcomeUnknownError, UnreachableError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 __all__ = [
+    "BulkPlan",
     "BulkRunner",
     "Collector",
     "InputItems",
     "OutcomeSink",
     "Pending",
     "UnitResult",
+    "interrupted",
     "iterate_input",
+    "notify",
+    "settle_unit",
     "spawn_detached",
 ]
 
 logger = logging.getLogger("messaging_async.bulk")
 
 M = TypeVar("M")
-T = TypeVar("T")
-
-
-class Pending(NamedTuple, Generic[M]):
-    """A validated message waiting for its unit: its input position, wire number and payload.
-
-    A named tuple, not an attrs class: one is made per recipient, and a tuple is built in C
-    (measured: less than half the cost of a frozen attrs instance).
-    """
-
-    position: int  # in the caller's input: the outcome's ``index``
-    to: str
-    ref: Any
-    message: M
-    seqno: str | None = None  # the idempotency key it goes with, where the gateway has one
-
-    def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
-        return Outcome(
-            to=self.to,
-            status=status,
-            index=self.position,
-            ref=self.ref,
-            reason=reason,
-            seqno=self.seqno,
-        )
-
-
-@frozen
-class UnitResult:
-    """What one unit's request produced: an outcome per recipient, in unit order.
-
-    ``fatal`` stops the rest of the run; with ``scoped`` it stops only the messages that
-    share this unit's stop scope (a WhatsApp template that does not exist, say).
-    """
-
-    outcomes: list[Outcome]
-    credits_used: Decimal | None = None
-    fatal: GatewayError | None = None
-    scoped: bool = False
-
-
-class OutcomeSink(Protocol):
-    def record(self, outcomes: list[Outcome]) -> None:
-        """Take outcomes at once, without waiting; called even while being cancelled."""
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        """Hand recorded outcomes on; may wait for a slow consumer."""
-
-
-class Collector:
-    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook."""
-
-    def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
-        self.outcomes: list[Outcome] = []
-        self._on_outcome = on_outcome
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        self.outcomes.extend(outcomes)
-        notify(self._on_outcome, outcomes)
-
-    async def deliver(self, outcomes: list[Outcome]) -> None:
-        return None
-
-
-def notify(hook: Callable[[Outcome], object] | None, outcomes: list[Outcome]) -> None:
-    """Call the caller's hook per outcome; its failure is logged, never lets an outcome go."""
-    if hook is None:
-        return
-    for outcome in outcomes:
-        try:
-            hook(outcome)
-        except Exception:
-            logger.exception("on_outcome hook raised for the outcome at index %d", outcome.index)
-
-
-InputItems = Iterator[T] | AsyncIterator[T]
-
-
-def iterate_input(items: Iterable[T] | AsyncIterable[T], *, what: str) -> InputItems[T]:
-    """An iterator over any iterable or async iterable; a lone str or object is refused.
-
-    Plain iterables stay plain: the runner reads them with ``next()``, without a coroutine
-    per recipient.
-    """
-    if isinstance(items, AsyncIterable):
-        return aiter(items)
-    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
-        raise ValidationError(
-            f"{what} must be an iterable or async iterable, not {type(items).__name__}",
-            field=what,
-        )
-    return iter(items)
 
 
 _detached_tasks: set[asyncio.Task[None]] = set()  # strong references until they finish
@@ -158,7 +74,8 @@ def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None
     if sniffio.current_async_library() == "trio":
         import trio
 
-        trio.lowlevel.spawn_system_task(function, *args)
+        # The caller's context goes with it (a per-call deadline), as asyncio's tasks copy it.
+        trio.lowlevel.spawn_system_task(function, *args, context=contextvars.copy_context())
         return
     task: asyncio.Task[None] = asyncio.get_running_loop().create_task(function(*args))  # type: ignore[arg-type]
     _detached_tasks.add(task)
@@ -190,63 +107,77 @@ class _Summary:
 class BulkRunner(Generic[M]):
     """Runs one bulk call from input to outcomes; see the module docstring for the guarantees."""
 
-    def __init__(
-        self,
-        *,
-        prepare: Callable[[int, object], Pending[M]],
-        unit_key: Callable[[Pending[M]], Hashable],
-        unit_size: int,
-        send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
-        concurrency: int,
-        sink: OutcomeSink,
-        stop_scope: Callable[[Pending[M]], Hashable | None] | None = None,
-    ):
-        """``stop_scope`` names what a scoped fatal answer stops (``None``: nothing); units
-        never mix scopes."""
-        self._stop_scope = stop_scope
+    def __init__(self, plan: BulkPlan[M], sink: OutcomeSink):
+        self._stop_scope = plan.stop_scope
         self._scoped_stops: dict[Hashable, GatewayError] = {}
-        self._prepare = prepare
-        self._unit_key = unit_key
-        self._unit_size = unit_size
-        self._send_unit = send_unit
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._prepare = plan.prepare
+        self._unit_key = plan.unit_key or _one_unit
+        self._unit_size = plan.unit_size
+        self._send_unit = plan.send_unit
+        self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
+        self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
         self.summary = _Summary()
+        self.stopped = False
+        self._fed = False
+        self.input_error: Exception | None = None
+
+    def stop(self) -> None:
+        """Read no more input and start no more units; units already sending finish.
+
+        What was read and not yet sent ends ``not_sent``; ``stopped`` tells the caller."""
+        if not self._fed:  # once all input is read and sent, closing loses nothing
+            self.stopped = True
+            self._feeding.cancel()
 
     async def run(self, items: InputItems[object]) -> None:
-        """Send everything ``items`` yields; returns when every recipient has an outcome.
+        """Send everything ``items`` yields; returns when every recipient read has an outcome.
 
         An exception from ``items`` itself (the caller's CSV reader, say) lets the units in
-        flight finish, marks those still forming ``not_sent``, and is re-raised as it is.
+        flight finish, marks those still forming ``not_sent`` and is kept in ``input_error``
+        for the caller to raise with the report.
         """
         forming: dict[Hashable, list[Pending[M]]] = {}
-        input_error: Exception | None = None
-        next_now = items.__next__ if isinstance(items, Iterator) else None
-        later = cast(AsyncIterator[object], items)
         try:
             async with anyio.create_task_group() as tasks:
-                index = 0
-                while True:
-                    try:
-                        item = next_now() if next_now is not None else await anext(later)
-                    except (StopIteration, StopAsyncIteration):
-                        break
-                    except Exception as exc:
-                        input_error = exc
-                        break
-                    step = self._take(index, item, forming)
-                    index += 1
-                    if step is not None:
-                        await self._follow(step, tasks, forming)
-                    if index % _CHECKPOINT_EVERY == 0:
-                        await anyio.lowlevel.checkpoint()  # input that never fills a unit
-                while forming and input_error is None:
-                    await self._dispatch(tasks, forming, next(iter(forming)))
+                with self._feeding:
+                    await self._feed(items, tasks, forming)
+                self._fed = True
         finally:
+            reason = self._unsent_reason()
             for unit in forming.values():
-                self._sink.record(_all(unit, OutcomeStatus.NOT_SENT, "the bulk call ended first"))
-        if input_error is not None:
-            raise input_error
+                self._sink.record(_all(unit, OutcomeStatus.NOT_SENT, reason))
+
+    async def _feed(
+        self, items: InputItems[object], tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]]
+    ) -> None:
+        next_now = items.__next__ if isinstance(items, Iterator) else None
+        later = cast(AsyncIterator[object], items)
+        index = 0
+        while True:
+            try:
+                item = next_now() if next_now is not None else await anext(later)
+            except (StopIteration, StopAsyncIteration):
+                break
+            except Exception as exc:
+                self.input_error = exc
+                return
+            step = self._take(index, item, forming)
+            index += 1
+            if step is not None:
+                await self._follow(step, tasks, forming)
+            if index % _CHECKPOINT_EVERY == 0:
+                await anyio.lowlevel.checkpoint()  # input that never fills a unit
+        while forming:
+            await self._dispatch(tasks, forming, next(iter(forming)))
+
+    def _unsent_reason(self) -> str:
+        if self.stopped:
+            return "not sent: the client was closed before it was sent"
+        if self.input_error is not None:
+            name = type(self.input_error).__name__
+            return f"not sent: the input raised {name} before its request was made"
+        return "not sent: the bulk call ended first"
 
     def _take(
         self, index: int, item: object, forming: dict[Hashable, list[Pending[M]]]
@@ -254,12 +185,16 @@ class BulkRunner(Generic[M]):
         """Validate ``item`` and put it in its unit. Synchronous: it runs once per recipient.
 
         Returns what the caller must await: a unit that is now full, or the outcome of an
-        item that goes no further (invalid, or stopped by an earlier fatal answer).
+        item that goes no further (invalid, or stopped by an earlier fatal answer). Any
+        exception while preparing an item is that item's ``rejected`` outcome.
         """
         try:
             pending = self._prepare(index, item)
         except ValidationError as exc:
-            return _invalid(index, item, exc)
+            return _invalid(index, item, f"invalid input: {exc}")
+        except Exception as exc:  # a value nobody checked for: this item's outcome only
+            logger.warning("bulk item %d could not be prepared: %s", index, type(exc).__name__)
+            return _invalid(index, item, f"invalid input: preparing it raised {type(exc).__name__}")
         if self.summary.stopped_by is not None or self._scoped_stops:  # rare: skip the call
             stop = self._stop_for(pending)
             if stop is not None:
@@ -280,12 +215,17 @@ class BulkRunner(Generic[M]):
         if isinstance(step, _Full):
             await self._dispatch(tasks, forming, step.key)
         else:
-            await self._emit([step])
+            try:
+                await self._sink.ready()
+            finally:  # cancelled or closed while waiting, the item still has its outcome
+                self._sink.record([step])
 
     async def _dispatch(
         self, tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]], key: Hashable
     ) -> None:
-        """Wait for a slot, then start the unit; it stays in ``forming`` until it has one."""
+        """Wait for the caller to want more and for a slot, then start the unit; it stays in
+        ``forming`` until it has one."""
+        await self._sink.ready()
         token = object()
         try:  # a free slot is taken without a trip through the scheduler
             self._limiter.acquire_on_behalf_of_nowait(token)
@@ -301,10 +241,9 @@ class BulkRunner(Generic[M]):
             outcomes = await self._outcomes_of(unit, progress)
             self._sink.record(outcomes)
             recorded = True
-            await self._sink.deliver(outcomes)
         except BaseException as exc:
             if not recorded:
-                self._sink.record(self._interrupted(unit, progress, exc))
+                self._sink.record(interrupted(unit, progress, exc))
             if not isinstance(exc, Exception):
                 raise  # cancellation: the caller is going away
             logger.exception("a bulk unit of %d failed inside the SDK", len(unit))
@@ -315,12 +254,7 @@ class BulkRunner(Generic[M]):
         stop = self._stop_for(unit[0])
         if stop is not None:
             return _all(unit, OutcomeStatus.NOT_SENT, _stop_reason(stop))
-        try:
-            result = await self._send_unit(unit, progress)
-        except UnreachableError as exc:
-            return _all(unit, OutcomeStatus.NOT_SENT, str(exc))
-        except OutcomeUnknownError as exc:
-            return _all(unit, OutcomeStatus.UNKNOWN, str(exc))
+        result = await settle_unit(self._send_unit, unit, progress)
         self.summary.add_credits(result.credits_used)
         if result.fatal is not None:
             self._stop(unit[0], result)
@@ -345,18 +279,43 @@ class BulkRunner(Generic[M]):
             return self._scoped_stops.get(self._stop_scope(pending))
         return None
 
-    async def _emit(self, outcomes: list[Outcome]) -> None:
-        self._sink.record(outcomes)
-        await self._sink.deliver(outcomes)
 
-    @staticmethod
-    def _interrupted(
-        unit: list[Pending[M]], progress: SendProgress, exc: BaseException
-    ) -> list[Outcome]:
-        cause = "cancelled" if not isinstance(exc, Exception) else f"SDK error {type(exc).__name__}"
-        if progress.may_have_left:
-            return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
-        return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
+async def settle_unit(
+    send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
+    unit: list[Pending[M]],
+    progress: SendProgress,
+) -> UnitResult:
+    """Send ``unit`` and turn however that ended into its outcomes: the one place, for bulk
+    runs and single sends alike, that decides ``not_sent`` against ``unknown``.
+
+    Any failure once the request may have left (an answer whose parsing raised included)
+    is ``unknown``, never ``not_sent``.
+    """
+    try:
+        return await send_unit(unit, progress)
+    except UnreachableError as exc:
+        return UnitResult(_all(unit, OutcomeStatus.NOT_SENT, str(exc)))
+    except OutcomeUnknownError as exc:
+        return UnitResult(_all(unit, OutcomeStatus.UNKNOWN, str(exc)))
+    except Exception as exc:  # e.g. an answer no parser foresaw (RecursionError, ValueError)
+        logger.warning("sending a unit of %d raised %s", len(unit), type(exc).__name__)
+        logger.debug("the unit's exception", exc_info=True)
+        return UnitResult(interrupted(unit, progress, exc))
+
+
+def interrupted(
+    unit: list[Pending[Any]], progress: SendProgress, exc: BaseException
+) -> list[Outcome]:
+    """Outcomes for a unit whose send did not end normally: ``unknown`` if it may have left."""
+    cause = f"SDK error {type(exc).__name__}" if isinstance(exc, Exception) else "cancelled"
+    if progress.may_have_left:
+        return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
+    return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
+
+
+def _one_unit(pending: Pending[Any]) -> int:
+    """The unit key of a plan whose units never split by content."""
+    return 0
 
 
 def _stop_reason(stop: GatewayError) -> str:
@@ -367,13 +326,16 @@ def _all(unit: list[Pending[Any]], status: OutcomeStatus, reason: str) -> list[O
     return [pending.outcome(status, reason) for pending in unit]
 
 
-def _invalid(index: int, item: object, error: ValidationError) -> Outcome:
+def _invalid(index: int, item: object, reason: str) -> Outcome:
     """A ``rejected`` outcome for input that failed validation: nothing was sent."""
-    to = getattr(item, "to", "")
+    try:  # the item is bad: even reading its fields may raise
+        to, ref = getattr(item, "to", ""), getattr(item, "ref", None)
+    except Exception:
+        to, ref = "", None
     return Outcome(
         to=to if isinstance(to, str) else "",
         status=OutcomeStatus.REJECTED,
         index=index,
-        ref=getattr(item, "ref", None),
-        reason=f"invalid input: {error}",
+        ref=ref,
+        reason=reason,
     )

@@ -49,6 +49,7 @@ from ._exchange import (
     Reply,
     SendFailed,
 )
+from ._gate import Gate
 from ._limiter import Lanes, Pacer, ThrottlePause
 from ._observe import Observer, failure_kind, host_of
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
@@ -112,17 +113,20 @@ class SendProgress:
     """Tells a caller that was cancelled whether its request may have left.
 
     ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway. ``recipients``: how many messages
-    the request carries (for the rate limit and the hooks; 0 for a look-up).
+    ended in a way that may have reached the gateway; ``answered`` once an answer came back
+    (so whatever fails after, parsing included, cannot mean "never sent"). ``recipients``:
+    how many messages the request carries (for the rate limit and the hooks; 0 for a
+    look-up).
     """
 
     in_flight: bool = False
     ambiguous: bool = False
+    answered: bool = False
     recipients: int = 0
 
     @property
     def may_have_left(self) -> bool:
-        return self.in_flight or self.ambiguous
+        return self.in_flight or self.ambiguous or self.answered
 
 
 def _make_exchange(
@@ -161,6 +165,7 @@ class _Shared:
     pause: ThrottlePause
     observer: Observer
     cooling_until: dict[str, float]
+    gate: Gate = field(factory=Gate)
     owner: Transport | None = None
 
 
@@ -251,9 +256,24 @@ class Transport:
     def rate_limit(self) -> RateLimit | None:
         return self._pacer.rate_limit
 
-    async def aclose(self) -> None:
+    def stop_sending(self) -> None:
+        """From now on no request leaves; one already out still gets its answer read. Only
+        the owner of the connections closes the door: a ``with_options`` copy's close
+        leaves it open."""
         if self.owns_connections:
-            await self._exchange.aclose()
+            self._shared.gate.shut()
+
+    async def aclose(self) -> None:
+        """Send nothing more, wait for the requests out (cancellable), close the pool; a
+        ``with_options`` copy closes nothing."""
+        if not self.owns_connections:
+            return
+        self._shared.gate.shut()
+        try:
+            await self._shared.gate.drained()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._exchange.aclose()
 
     async def post(
         self,
@@ -372,6 +392,9 @@ class Transport:
         number = len(notes) + 1
         began = anyio.current_time()
         try:
+            if not self._shared.gate.admit():  # aclose() began: this request is never made
+                notes.append("the client was closed")
+                return self._give_up(notes, progress, None)
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
@@ -396,6 +419,8 @@ class Transport:
                 return self._failed(
                     base_url, attempt.redact(str(failure)), failure, progress, notes
                 )
+            finally:
+                self._shared.gate.leave()
             progress.in_flight = False
         finally:
             self._shared.lanes.release(single)
@@ -425,6 +450,7 @@ class Transport:
             progress.ambiguous = True
             notes.append(f"{host_of(base_url)}: HTTP {status} in place of an answer")
             return _RoundOver(pause=retry_after, reason=f"http_{status}")
+        progress.answered = True  # the caller reads it: a failure from here on is "unknown"
         return Answer(status=status, body=reply.body, base_url=base_url)
 
     def _phases_for(self, call: CallOptions) -> Phases | None:

@@ -4,6 +4,9 @@
 
     MessagingError
     ├── ValidationError            bad input, raised before any network call
+    ├── BulkInterruptedError       a bulk run ended before its input did (.report: what was read)
+    │   ├── InputFailedError           the caller's input raised (it is the ``__cause__``)
+    │   └── ClientClosedError          the client was closed (``aclose()``) during the run
     ├── WebhookError               a callback that is malformed or too large (.too_large)
     ├── LedgerError                the ledger cannot do what was asked (newer schema, lost job)
     │   └── JobRunningError            another live run holds the job
@@ -37,13 +40,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import Outcome
+    from .models import BulkReport, Outcome
 
 __all__ = [
     "AuthenticationError",
+    "BulkInterruptedError",
+    "ClientClosedError",
     "CreditTransferError",
     "DuplicateRequestError",
     "GatewayError",
+    "InputFailedError",
     "InsufficientCreditsError",
     "InvalidMessageError",
     "InvalidNumberError",
@@ -83,6 +89,32 @@ class ValidationError(MessagingError, ValueError):
         super().__init__(message)
         self.field = field
         self.index = index
+
+
+class BulkInterruptedError(MessagingError):
+    """A bulk call ended before reading all its input; every item it did read has its one
+    outcome, on ``on_outcome`` and here.
+
+    ``report`` is the ``BulkReport`` of the items read (``send_*`` bulk methods). A
+    ``stream_*`` method yields each of those outcomes before raising, so there ``report``
+    is ``None``: the stream already gave them.
+    """
+
+    def __init__(self, message: str, *, report: BulkReport | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+class InputFailedError(BulkInterruptedError):
+    """The caller's own input (a CSV reader, an async generator) raised mid-run. Its
+    exception is ``__cause__``; requests already out were finished, items read but not yet
+    sent are ``not_sent``."""
+
+
+class ClientClosedError(BulkInterruptedError):
+    """The client was closed (``aclose()``, perhaps from another task) while this bulk call
+    ran: nothing more was sent; what had not left is ``not_sent``, and what was out got its
+    answer read (``unknown`` only if none came)."""
 
 
 class WebhookError(MessagingError, ValueError):

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from .text import Encoding, check_encoding
+
 if TYPE_CHECKING:
     from .errors import GatewayError
-    from .text import Encoding
 
 __all__ = [
     "Balance",
@@ -45,20 +46,25 @@ class OutcomeStatus(enum.StrEnum):
     """It may have reached the gateway; no usable answer came back. Resending may duplicate."""
 
 
+def _known_encoding(value: Encoding | str | None) -> Encoding | None:
+    return check_encoding(value)
+
+
 @frozen(kw_only=True)
 class Sms:
     """One SMS to one recipient. ``ref`` is yours: it comes back on the recipient's outcome.
 
     ``encoding`` forces GSM or Unicode for this message; by default the SDK picks the
-    cheapest encoding that cannot garble the text. ``seqno`` is sms.com.my's idempotency
-    key (≤ 20 characters): give the one from an ``unknown`` outcome to resend it safely
-    within 24 hours. iSMS has no such key, so ``IsmsClient`` refuses it.
+    cheapest encoding that cannot garble the text; ``"gsm"`` and ``"unicode"`` are taken
+    as the ``Encoding`` they name, anything else is a ``ValidationError``. ``seqno`` is
+    sms.com.my's idempotency key (≤ 20 characters): give the one from an ``unknown``
+    outcome to resend it safely within 24 hours. iSMS has no such key, so ``IsmsClient`` refuses it.
     """
 
     to: str
     text: str = field(repr=False)
     ref: Any = None
-    encoding: Encoding | None = None
+    encoding: Encoding | None = field(default=None, converter=_known_encoding)
     seqno: str | None = None
 
 

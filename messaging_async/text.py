@@ -17,6 +17,7 @@ from .errors import ValidationError
 
 __all__ = [
     "Encoding",
+    "check_encoding",
     "check_text",
     "checked_payload",
     "choose_encoding",
@@ -64,20 +65,40 @@ def choose_encoding(text: str) -> Encoding:
     return Encoding.UNICODE
 
 
+def check_encoding(value: object, *, index: int | None = None) -> Encoding | None:
+    """``None``, an ``Encoding``, or the string of one (``"gsm"``, ``"unicode"``, any case)
+    as that ``Encoding``; anything else is a ``ValidationError``, so a typo is refused where
+    it is made and a plain ``"gsm"`` gets the same checks as ``Encoding.GSM``."""
+    if value is None or isinstance(value, Encoding):
+        return value
+    if isinstance(value, str) and value.lower() in _ENCODINGS:
+        return _ENCODINGS[value.lower()]
+    shown = repr(value) if isinstance(value, str) and len(value) <= 20 else type(value).__name__
+    raise ValidationError(
+        f"encoding must be Encoding.GSM, Encoding.UNICODE or None, not {shown}",
+        field="encoding",
+        index=index,
+    )
+
+
+_ENCODINGS = {encoding.value: encoding for encoding in Encoding}
+
+
 def resolve_encoding(
-    text: str, forced: Encoding | None = None, *, index: int | None = None
+    text: str, forced: Encoding | str | None = None, *, index: int | None = None
 ) -> Encoding:
     """The encoding to send ``text`` with: ``forced`` if it is safe, else the automatic choice."""
-    if forced is None:
+    chosen = check_encoding(forced, index=index)
+    if chosen is None:
         return choose_encoding(text)
-    if forced is Encoding.GSM and not is_gsm_text(text):
+    if chosen is Encoding.GSM and not is_gsm_text(text):
         raise ValidationError(
             "encoding=GSM was forced, but the text has characters outside the GSM 03.38 "
             "alphabet that a handset would show garbled; send it as Unicode",
             field="encoding",
             index=index,
         )
-    return Encoding(forced)
+    return chosen
 
 
 def check_text(text: object, *, max_length: int, index: int | None = None) -> str:
@@ -114,7 +135,7 @@ def check_text(text: object, *, max_length: int, index: int | None = None) -> st
 
 
 def checked_payload(
-    text: object, forced: Encoding | None, *, max_length: int, index: int | None = None
+    text: object, forced: Encoding | str | None, *, max_length: int, index: int | None = None
 ) -> tuple[str, Encoding]:
     """``check_text`` then ``resolve_encoding``, as the text and the encoding it goes with.
 

@@ -10,7 +10,7 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from messaging_async import MessagingError, Outcome, OutcomeStatus, Sms
+from messaging_async import InputFailedError, MessagingError, Outcome, OutcomeStatus, Sms
 from messaging_async._fanout import _detached_tasks
 from messaging_async.testing import reconcile
 
@@ -142,6 +142,11 @@ async def test_aclose_stops_a_stream_that_is_still_running() -> None:
     await stream.aclose()  # type: ignore[attr-defined]
 
 
+async def collect(stream: AsyncIterator[Outcome], into: list[Outcome]) -> None:
+    async for outcome in stream:
+        into.append(outcome)
+
+
 async def test_an_input_iterator_that_fails_reaches_the_stream_consumer() -> None:
     def broken() -> Iterator[Sms]:
         yield from personalised(60)
@@ -149,11 +154,15 @@ async def test_an_input_iterator_that_fails_reaches_the_stream_consumer() -> Non
 
     gateway = TestGateway()
     accounted: list[Outcome] = []
+    streamed: list[Outcome] = []
     async with make_client(transport=gateway.transport()) as client:
-        with pytest.raises(RuntimeError, match="corrupt"):
-            async for _ in client.stream_sms_bulk(broken(), on_outcome=accounted.append):
-                pass
+        stream = client.stream_sms_bulk(broken(), on_outcome=accounted.append)
+        with pytest.raises(InputFailedError) as caught:
+            await collect(stream, streamed)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert "corrupt" in str(caught.value.__cause__)
     check_against_gateway(accounted, gateway, "", 60)
+    check_against_gateway(streamed, gateway, "", 60)
 
 
 async def test_cancelling_a_running_blast_50_times_leaves_the_client_healthy() -> None:

@@ -13,13 +13,11 @@ import httpx
 
 from .._client import (
     OnOutcome,
-    build_report,
     check_concurrency,
     check_credential,
     check_urls,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._options import (
     DEFAULT_SINGLE_SEND_CAPACITY,
     from_environment,
@@ -27,6 +25,7 @@ from .._options import (
     required_setting,
     traffic_settings,
 )
+from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
@@ -38,7 +37,7 @@ from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..rate import RateLimit
 from ..retry import RetryPolicy
-from ..text import Encoding, checked_payload
+from ..text import Encoding, check_encoding, checked_payload
 from . import _waba, _wire
 from .whatsapp import WhatsAppMethods
 
@@ -206,6 +205,7 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send personalised SMS; returns every recipient's outcome in input order.
 
@@ -213,13 +213,10 @@ class IsmsClient(WhatsAppMethods):
         called once per recipient as results come in — also for those accounted for while
         the call is being cancelled. Raises only for bad arguments; a fatal answer
         (authentication, credits) stops the run and is on ``report.stopped_by``.
+        ``timeout``: seconds for the whole call (every bulk method takes it); what has not
+        left by then is ``not_sent``. Without it a bulk call has no overall bound.
         """
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._sms_runner(encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._sms_plan(encoding), messages, on_outcome, timeout)
 
     def stream_sms_bulk(
         self,
@@ -227,11 +224,11 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._sms_runner, encoding), items, on_outcome)
+        return self._stream_bulk(self._sms_plan(encoding), messages, on_outcome, timeout)
 
     async def send_sms_classic(
         self,
@@ -240,6 +237,7 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send one text to many numbers through the classic API (≤ 50 per request, POST).
 
@@ -248,18 +246,14 @@ class IsmsClient(WhatsAppMethods):
         """
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_SmsPayload] = BulkRunner(
+        plan: BulkPlan[_SmsPayload] = BulkPlan(
             prepare=partial(self._prepare_number, payload),
-            unit_key=lambda pending: 0,
-            unit_size=self._unit_size(_wire.MAX_RECIPIENTS),
             send_unit=self._send_classic_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome, timeout)
 
     async def get_balance(self, *, timeout: float | None = None) -> Balance:
         """The account's credit balance. Retried freely: a look-up cannot send anything.
@@ -285,14 +279,13 @@ class IsmsClient(WhatsAppMethods):
         return Balance(credits=credits, raw=answer.text)
 
     # ---------------------------------------------------------------- internals
-    def _sms_runner(self, encoding: Encoding | None, sink: OutcomeSink) -> BulkRunner[_SmsPayload]:
-        return BulkRunner(
-            prepare=partial(self._prepare_sms, encoding),
-            unit_key=_encoding_of,
-            unit_size=self._unit_size(_wire.MAX_RECIPIENTS),
+    def _sms_plan(self, encoding: Encoding | None) -> BulkPlan[_SmsPayload]:
+        return BulkPlan(
+            prepare=partial(self._prepare_sms, check_encoding(encoding)),
             send_unit=self._send_json_chunk,
+            unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
-            sink=sink,
+            unit_key=_encoding_of,
         )
 
     def _prepare_sms(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from .._client import BaseClient, OnOutcome, build_report, unreadable_answer
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
+from .._client import BaseClient, OnOutcome, unreadable_answer
+from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import SendProgress
 from ..errors import ValidationError
@@ -84,6 +84,7 @@ class WhatsAppMethods(BaseClient):
         messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
         *,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send many WhatsApp messages concurrently; one outcome each, in input order.
 
@@ -92,22 +93,18 @@ class WhatsAppMethods(BaseClient):
         """
         self._ensure_open()
         self._require_whatsapp_settings()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._whatsapp_runner(collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(self._whatsapp_plan(), messages, on_outcome, timeout)
 
     def stream_whatsapp_bulk(
         self,
         messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
         *,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
         self._require_whatsapp_settings()
-        items = iterate_input(messages, what="messages")
-        return self._stream(self._whatsapp_runner, items, on_outcome)
+        return self._stream_bulk(self._whatsapp_plan(), messages, on_outcome, timeout)
 
     # ---------------------------------------------------------------- internals
     async def _send_one_whatsapp(self, message: WhatsAppMessage, timeout: object) -> Outcome:
@@ -129,14 +126,12 @@ class WhatsAppMethods(BaseClient):
             )
         return self._whatsapp_settings
 
-    def _whatsapp_runner(self, sink: OutcomeSink) -> BulkRunner[_waba.Prepared]:
-        return BulkRunner(
+    def _whatsapp_plan(self) -> BulkPlan[_waba.Prepared]:
+        return BulkPlan(
             prepare=self._prepare_whatsapp,
-            unit_key=_same_unit,
-            unit_size=1,
             send_unit=self._send_whatsapp_unit,
+            unit_size=1,
             concurrency=self._max_whatsapp_concurrency,
-            sink=sink,
             stop_scope=_template_scope,
         )
 
@@ -182,10 +177,6 @@ class WhatsAppMethods(BaseClient):
             return UnitResult(unreadable_answer(unit, answer, note))
         scoped = fatal is not None and _waba.is_scoped(fatal)
         return UnitResult([outcome], None, fatal, scoped=scoped)
-
-
-def _same_unit(pending: Pending[_waba.Prepared]) -> int:
-    return 0
 
 
 def _template_scope(pending: Pending[_waba.Prepared]) -> str | None:

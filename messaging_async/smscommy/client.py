@@ -22,12 +22,10 @@ from attrs import evolve
 from .._client import (
     BaseClient,
     OnOutcome,
-    build_report,
     check_concurrency,
     check_urls,
     unreadable_answer,
 )
-from .._fanout import BulkRunner, Collector, OutcomeSink, Pending, UnitResult, iterate_input
 from .._options import (
     DEFAULT_SINGLE_SEND_CAPACITY,
     from_environment,
@@ -35,6 +33,7 @@ from .._options import (
     traffic_settings,
 )
 from .._parse import parse_decimal
+from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
 from ..errors import (
@@ -50,7 +49,7 @@ from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus
 from ..phone import normalize_number
 from ..rate import RateLimit
 from ..retry import RetryPolicy
-from ..text import Encoding, check_text, checked_payload
+from ..text import Encoding, check_encoding, check_text, checked_payload
 from . import _wire
 
 __all__ = ["SMSCOMMY_BASE_URL", "SmsComMyClient"]
@@ -229,14 +228,12 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
-        self._ensure_open()
-        items = iterate_input(messages, what="messages")
-        collector = Collector(on_outcome)
-        runner = self._text_runner(flash, encoding, collector)
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(
+            self._text_plan(flash, encoding), messages, on_outcome, timeout
+        )
 
     def stream_sms_bulk(
         self,
@@ -245,10 +242,10 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        items = iterate_input(messages, what="messages")
-        return self._stream(partial(self._text_runner, flash, encoding), items, on_outcome)
+        return self._stream_bulk(self._text_plan(flash, encoding), messages, on_outcome, timeout)
 
     async def send_sms_same_text(
         self,
@@ -258,23 +255,20 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        timeout: float | None = None,
     ) -> BulkReport:
         """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
         gives no message id and no delivery report; every outcome says so."""
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
-        items = iterate_input(numbers, what="numbers")
-        collector = Collector(on_outcome)
-        runner: BulkRunner[_Text] = BulkRunner(
+        plan: BulkPlan[_Text] = BulkPlan(
             prepare=lambda index, number: self._pending(index, number, None, payload),
-            unit_key=lambda pending: 0,
-            unit_size=self._unit_size(self._no_dr_batch_size),
             send_unit=partial(self._send_no_dr_batch, flash),
+            unit_size=self._no_dr_batch_size,
             concurrency=self._max_concurrency,
-            sink=collector,
+            what="numbers",
         )
-        await runner.run(items)
-        return build_report(collector, runner)
+        return await self._send_bulk(plan, numbers, on_outcome, timeout)
 
     # ---------------------------------------------------------------- account
     async def get_credits(self, *, timeout: float | None = None) -> Credits:
@@ -338,16 +332,12 @@ class SmsComMyClient(BaseClient):
             raise
         return await self._send_one(pending, self._send_request, timeout)
 
-    def _text_runner(
-        self, flash: bool, encoding: Encoding | None, sink: OutcomeSink
-    ) -> BulkRunner[_wire.Request]:
-        return BulkRunner(
-            prepare=partial(self._prepare_text, flash, encoding, set()),
-            unit_key=lambda pending: 0,
-            unit_size=1,
+    def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
+        return BulkPlan(
+            prepare=partial(self._prepare_text, flash, check_encoding(encoding), set()),
             send_unit=self._send_request,
+            unit_size=1,
             concurrency=self._max_concurrency,
-            sink=sink,
         )
 
     def _prepare_text(

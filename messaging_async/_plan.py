@@ -1,0 +1,156 @@
+"""What a bulk run is made of: the plan a client hands the runner, and the values it moves.
+
+A client describes its bulk call once, as a ``BulkPlan`` (how to prepare an item, how to
+group items into units, how to send a unit); the runner in ``_fanout`` and the bulk road in
+``_client`` do everything else, the same way for every client and gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+)
+from decimal import Decimal
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+from attrs import frozen
+
+from ._transport import SendProgress
+from .errors import GatewayError, ValidationError
+from .models import Outcome, OutcomeStatus
+
+__all__ = [
+    "BulkPlan",
+    "Collector",
+    "InputItems",
+    "OutcomeSink",
+    "Pending",
+    "UnitResult",
+    "iterate_input",
+    "notify",
+]
+
+logger = logging.getLogger("messaging_async.bulk")
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+class Pending(NamedTuple, Generic[M]):
+    """A validated message waiting for its unit: its input position, wire number and payload.
+
+    A named tuple, not an attrs class: one is made per recipient, and a tuple is built in C
+    (measured: less than half the cost of a frozen attrs instance).
+    """
+
+    position: int  # in the caller's input: the outcome's ``index``
+    to: str
+    ref: Any
+    message: M
+    seqno: str | None = None  # the idempotency key it goes with, where the gateway has one
+
+    def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
+        return Outcome(
+            to=self.to,
+            status=status,
+            index=self.position,
+            ref=self.ref,
+            reason=reason,
+            seqno=self.seqno,
+        )
+
+
+@frozen
+class UnitResult:
+    """What one unit's request produced: an outcome per recipient, in unit order.
+
+    ``fatal`` stops the rest of the run; with ``scoped`` it stops only the messages that
+    share this unit's stop scope (a WhatsApp template that does not exist, say).
+    """
+
+    outcomes: list[Outcome]
+    credits_used: Decimal | None = None
+    fatal: GatewayError | None = None
+    scoped: bool = False
+
+
+@frozen
+class BulkPlan(Generic[M]):
+    """One bulk call, as a client describes it to the runner.
+
+    ``prepare(index, item)`` validates one input item into a ``Pending`` (raising for a bad
+    one); ``unit_key`` groups pendings that may share a request (units never mix keys);
+    ``send_unit`` sends one unit of at most ``unit_size``; ``concurrency`` units run at
+    once; ``stop_scope`` names what a scoped fatal answer stops (``None``: nothing).
+    ``what`` names the input argument in errors (``messages``, ``numbers``).
+    """
+
+    prepare: Callable[[int, object], Pending[M]]
+    send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]]
+    unit_size: int
+    concurrency: int
+    unit_key: Callable[[Pending[M]], Hashable] | None = None
+    stop_scope: Callable[[Pending[M]], Hashable | None] | None = None
+    what: str = "messages"
+
+
+class OutcomeSink(Protocol):
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Take outcomes at once, without waiting; called even while being cancelled, so
+        every outcome reaches the caller however the run ends."""
+
+    async def ready(self) -> None:
+        """Return when the caller wants more: the runner starts no unit before. A stream
+        waits here for its consumer, so a consumer that stops asking stops the sending."""
+
+
+class Collector:
+    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook."""
+
+    def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
+        self.outcomes: list[Outcome] = []
+        self._on_outcome = on_outcome
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+        notify(self._on_outcome, outcomes)
+
+    async def ready(self) -> None:
+        return None
+
+
+def notify(hook: Callable[[Outcome], object] | None, outcomes: list[Outcome]) -> None:
+    """Call the caller's hook per outcome; its failure is logged, never lets an outcome go."""
+    if hook is None:
+        return
+    for outcome in outcomes:
+        try:
+            hook(outcome)
+        except Exception:
+            logger.exception("on_outcome hook raised for the outcome at index %d", outcome.index)
+
+
+InputItems = Iterator[T] | AsyncIterator[T]
+
+
+def iterate_input(items: Iterable[T] | AsyncIterable[T], *, what: str) -> InputItems[T]:
+    """An iterator over any iterable or async iterable; a lone str or object is refused.
+
+    Plain iterables stay plain: the runner reads them with ``next()``, without a coroutine
+    per recipient.
+    """
+    if isinstance(items, AsyncIterable):
+        return aiter(items)
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise ValidationError(
+            f"{what} must be an iterable or async iterable, not {type(items).__name__}",
+            field=what,
+        )
+    return iter(items)
