@@ -409,3 +409,41 @@ async def test_a_single_send_does_not_queue_behind_a_running_blast(sandbox: Sand
         latency = anyio.current_time() - started
     # One slow answer, not one plus the wait for a blast's request to finish.
     assert latency < delay * 1.6
+
+
+async def test_hooks_hear_one_outcome_per_recipient_bulk_stream_and_single(
+    sandbox: Sandbox,
+) -> None:
+    fake, url = sandbox
+    hooks = Recorder()
+    fake.inject(Fault.CODE, endpoint="isms_send_json.php", code=-1008, times=1)
+    async with fake.isms_client(base_url=url, hooks=hooks) as client:
+        with pytest.raises(MessagingError):
+            await client.send_sms("60199999990", "refused")
+        await client.send_sms_bulk(messages(3))
+        streamed = [o async for o in client.stream_sms_bulk(messages(2, tag="s"))]
+        await client.send_sms("60199999999", "Your OTP is 424242")
+    assert len(streamed) == 2
+    statuses = Counter((o.gateway, o.status) for o in hooks.outcomes)
+    assert statuses == {("isms", "accepted"): 6, ("isms", "rejected"): 1}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_bulk_call_timeout_leaves_what_has_not_left_not_sent(
+    sandbox: Sandbox, streamed: bool
+) -> None:
+    fake, url = sandbox
+    fake.inject(Fault.SLOW, endpoint="isms_send_json.php", times=None, delay=0.4)
+    async with fake.isms_client(base_url=url, max_concurrency=1) as client:
+        started = anyio.current_time()
+        if streamed:  # the stream's producer runs in a task of its own: the deadline follows
+            outcomes = [o async for o in client.stream_sms_bulk(messages(300), timeout=1)]
+        else:
+            outcomes = list((await client.send_sms_bulk(messages(300), timeout=1)).outcomes)
+        elapsed = anyio.current_time() - started
+    counts = Counter(outcome.status for outcome in outcomes)
+    assert len(outcomes) == 300
+    assert counts[OutcomeStatus.ACCEPTED] >= 50
+    assert counts[OutcomeStatus.NOT_SENT] >= 50
+    assert set(counts) <= {OutcomeStatus.ACCEPTED, OutcomeStatus.NOT_SENT, OutcomeStatus.UNKNOWN}
+    assert elapsed < 2
