@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -12,14 +14,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from messaging_async import RetryPolicy, Sms
 from messaging_async.hooks import (
     AttemptEvent,
+    BaseHooks,
     OutcomeEvent,
     RetryEvent,
     ThrottleEvent,
     WebhookEvent,
 )
 from messaging_async.otel import OpenTelemetryHooks
+from messaging_async.testing import FakeGateway, Fault
 
 
 class Telemetry:
@@ -166,3 +171,61 @@ def test_retry_and_throttle_are_events_on_the_callers_span(telemetry: Telemetry)
     (event,) = span.events
     assert event.name == "messaging.throttle"
     assert dict(event.attributes or {})["messaging.pause"] == 2.0
+
+
+async def test_a_client_with_otel_hooks_records_no_secret_text_or_number(
+    telemetry: Telemetry, sandbox: tuple[FakeGateway, str]
+) -> None:
+    fake, url = sandbox
+    fake.inject(Fault.THROTTLED, endpoint="isms_send_json.php", times=1, delay=1)
+    retry = RetryPolicy(backoff_initial=0.01, max_elapsed=30)
+    texts = ["Your OTP is 771234", "Hi Ahmad, your parcel is here"]
+    numbers = ["60123456789", "60198765432"]
+    async with fake.isms_client(base_url=url, hooks=telemetry.hooks, retry=retry) as client:
+        await client.send_sms(numbers[0], texts[0])
+        await client.send_sms_bulk([Sms(to=numbers[1], text=texts[1])])
+    spans = telemetry.spans.get_finished_spans()
+    assert [dict(s.attributes or {}).get("http.response.status_code") for s in spans] == [
+        429,
+        200,
+        200,
+    ]
+    points = telemetry.points()
+    (accepted,) = points["messaging.messages"]
+    assert accepted.value == 2
+    assert dict(accepted.attributes) == {
+        "messaging.system": "isms",
+        "messaging.outcome": "accepted",
+        "messaging.gateway.code": "2000",
+    }
+    assert sum(p.value for p in points["messaging.throttle.pauses"]) == 1
+    values = " ".join(telemetry.every_attribute_value())
+    for secret in [fake.password, fake.username, fake.app_secret, *texts, *numbers, "771234"]:
+        assert secret not in values
+
+
+def test_a_hook_that_raises_never_breaks_a_send(
+    sandbox: tuple[FakeGateway, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, url = sandbox
+
+    class Broken(BaseHooks):
+        def on_attempt(self, event: AttemptEvent) -> None:
+            raise RuntimeError("attempt hook bug")
+
+        def on_outcome(self, event: OutcomeEvent) -> None:
+            raise RuntimeError("outcome hook bug")
+
+    async def main() -> None:
+        async with fake.isms_client(base_url=url, hooks=Broken()) as client:
+            await client.send_sms("60123456789", "still sent")
+            report = await client.send_sms_bulk([Sms(to="60198765432", text="also sent")])
+            assert report.all_accepted
+
+    with caplog.at_level(logging.ERROR, logger="messaging_async.hooks"):
+        anyio.run(main)
+    assert len(fake.sent) == 2
+    failures = [r.getMessage() for r in caplog.records if r.name == "messaging_async.hooks"]
+    assert sorted(failures) == sorted(
+        [f"hook Broken.{method} failed; ignored" for method in ("on_attempt", "on_outcome")] * 2
+    )
