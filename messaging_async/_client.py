@@ -15,7 +15,6 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 from __future__ import annotations
 
 import contextlib
-import copy as _copy
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
@@ -23,7 +22,6 @@ from typing import Any, Self
 
 import anyio
 import httpx
-from attrs import evolve
 
 from ._call import SINGLE_SEND_TIMEOUT, call_options, check_call_timeout
 from ._fanout import (
@@ -38,9 +36,10 @@ from ._fanout import (
     spawn_detached,
 )
 from ._observe import Observer
-from ._options import Traffic, check_rate_limit
+from ._options import Traffic
 from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
 from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
+from ._traffic import TrafficOptions
 from ._transport import (
     HTTP_BACKENDS,
     Answer,
@@ -59,15 +58,7 @@ from .errors import (
 )
 from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
-from .rate import RateLimit
 from .retry import RetryPolicy
-
-
-class _Unset:
-    """``with_options``: the argument was not given (``None`` means something)."""
-
-
-_UNSET = _Unset()
 
 MAX_CONCURRENCY_LIMIT = 1000
 
@@ -212,7 +203,7 @@ def accepted_or_raise(outcome: Outcome) -> Outcome:
     raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
 
 
-class BaseClient:
+class BaseClient(TrafficOptions):
     """Lifecycle (``async with`` / ``aclose``) and the one bulk road of the gateway clients."""
 
     _transport: Transport
@@ -285,45 +276,6 @@ class BaseClient:
     def _lookup(self, timeout: object) -> contextlib.AbstractContextManager[object]:
         """A look-up's call: in the single-send lane, bounded by ``timeout`` if given."""
         return call_options(check_call_timeout(timeout), single=True)
-
-    def _unit_size(self, largest: int) -> int:
-        """Recipients per bulk request: ``largest``, or fewer under a rate limit, so no
-        request carries more messages than the limit lets go at once."""
-        limit = self._transport.rate_limit
-        cap = None if limit is None else limit.max_messages_per_request
-        return largest if cap is None else min(largest, cap)
-
-    def with_options(
-        self,
-        *,
-        timeout: float | httpx.Timeout | _Unset | None = _UNSET,
-        retry: RetryPolicy | _Unset | None = _UNSET,
-        rate_limit: RateLimit | _Unset | None = _UNSET,
-    ) -> Self:
-        """This client with other per-attempt timeouts, retry policy or rate limit, over the
-        same connections (as openai-python's ``with_options``): no new pool, the same
-        throttle pause, the same hooks. The original owns the connections: closing the
-        copy stops only its own streams.
-
-        A new ``rate_limit`` keeps its own count (for a lane of traffic with a limit of its
-        own); ``rate_limit=None`` lifts it for the copy."""
-        self._ensure_open()
-        copy = _copy.copy(self)
-        copy._live_runs = []
-        copy._closing = False
-        if not isinstance(timeout, _Unset):
-            copy._timeout = check_timeout(timeout)
-        if not isinstance(retry, _Unset):
-            copy._retry = check_retry(retry)
-        limit = (
-            self._transport.rate_limit
-            if isinstance(rate_limit, _Unset)
-            else check_rate_limit(rate_limit)
-        )
-        copy._transport = self._transport.derive(
-            retry=copy._retry, timeout=copy._timeout, rate_limit=limit
-        )
-        return copy
 
     async def __aenter__(self) -> Self:
         self._ensure_open()
@@ -399,23 +351,6 @@ class BaseClient:
         seconds = check_call_timeout(timeout)
         read = iterate_input(items, what=plan.what)
         return self._stream(plan, read, on_outcome, seconds)
-
-    def _observed(self, on_outcome: OnOutcome | None) -> OnOutcome | None:
-        """The caller's ``on_outcome``, with the hooks told each outcome first."""
-        observer = self._transport.observer
-        if observer.hooks is None:
-            return on_outcome
-
-        def both(outcome: Outcome) -> object:
-            observer.outcomes([outcome])
-            return None if on_outcome is None else on_outcome(outcome)
-
-        return both
-
-    def _paced(self, plan: BulkPlan[Any]) -> BulkPlan[Any]:
-        """``plan`` with units no larger than the rate limit lets go at once."""
-        size = self._unit_size(plan.unit_size)
-        return plan if size == plan.unit_size else evolve(plan, unit_size=size)
 
     async def _stream(
         self,

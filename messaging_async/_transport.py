@@ -23,14 +23,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import anyio
 import httpx
 import sniffio
-from attrs import define, field, frozen
 
+from ._attempts import Answer, Attempt, NextHost, RoundOver, SendProgress, judge
 from ._call import CallOptions, current_call
 from ._connections import (
     DEFAULT_TIMEOUT,
@@ -42,16 +40,12 @@ from ._connections import (
 )
 from ._exchange import (
     DEFAULT_KEEPALIVE_EXPIRY,
-    AiohttpExchange,
-    Exchange,
-    HttpxExchange,
     Phases,
-    Reply,
     SendFailed,
 )
-from ._gate import Gate
 from ._limiter import Lanes, Pacer, ThrottlePause
 from ._observe import Observer, failure_kind, host_of
+from ._shared import Shared, make_exchange
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
 from .rate import RateLimit
 from .retry import RetryPolicy
@@ -69,104 +63,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("messaging_async.transport")
-
-_AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
-_THROTTLED = 429
-_UNAVAILABLE = 503
-
-
-@frozen
-class Answer:
-    """An HTTP answer the gateway gave: status, body, and the base URL that gave it."""
-
-    status: int
-    body: bytes
-    base_url: str
-    text: str = field(init=False, repr=False)
-    """The body as text, decoded once; PHP gateways often start it with a byte-order mark."""
-
-    @text.default
-    def _decode(self) -> str:
-        return self.body.decode("utf-8", "replace").lstrip("\ufeff")
-
-
-@frozen
-class _RoundOver:
-    """This round of attempts ended; ``pause`` is what the gateway asked for, if anything;
-    ``throttled``: the HTTP status that said the request was not processed (429, 503);
-    ``reason``: the failure kind hooks are told."""
-
-    pause: float | None
-    throttled: int | None = None
-    reason: str = "other"
-
-
-@frozen
-class _NextHost:
-    """Nothing was sent: try the next base URL at once."""
-
-    reason: str
-
-
-@define
-class SendProgress:
-    """Tells a caller that was cancelled whether its request may have left.
-
-    ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway; ``answered`` once an answer came back
-    (so whatever fails after, parsing included, cannot mean "never sent"). ``recipients``:
-    how many messages the request carries (for the rate limit and the hooks; 0 for a
-    look-up).
-    """
-
-    in_flight: bool = False
-    ambiguous: bool = False
-    answered: bool = False
-    recipients: int = 0
-
-    @property
-    def may_have_left(self) -> bool:
-        return self.in_flight or self.ambiguous or self.answered
-
-
-def _make_exchange(
-    backend: str,
-    transport: httpx.AsyncBaseTransport | None,
-    timeout: httpx.Timeout,
-    max_connections: int,
-    keepalive_expiry: float,
-    network: Network,
-) -> Exchange:
-    if backend not in HTTP_BACKENDS:
-        raise ValidationError(
-            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
-        )
-    if transport is not None:  # the caller's: used as given, never closed by us
-        if backend != "httpx":
-            raise ValidationError(
-                "transport= takes an httpx transport; it cannot be combined with "
-                f"http_backend={backend!r}",
-                field="http_backend",
-            )
-        return HttpxExchange([(transport, max_connections)], timeout, owned=False)
-    if backend == "aiohttp":
-        return AiohttpExchange(max_connections, timeout, keepalive_expiry, network)
-    return HttpxExchange.pooled(max_connections, timeout, keepalive_expiry, network)
-
-
-@define
-class _Shared:
-    """What every client made by ``with_options`` shares with the one it came from: the
-    connections, the slots, the hosts cooling down, the throttle pause, the hooks."""
-
-    exchange: Exchange
-    backend: str
-    lanes: Lanes
-    pause: ThrottlePause
-    observer: Observer
-    cooling_until: dict[str, float]
-    gate: Gate = field(factory=Gate)
-    owner: Transport | None = None
 
 
 class Transport:
@@ -193,10 +89,10 @@ class Transport:
         """``keepalive_expiry`` and ``network`` apply to the connections we make; a caller's
         ``transport`` keeps its own settings."""
         expiry = check_keepalive_expiry(keepalive_expiry)
-        exchange = _make_exchange(
+        exchange = make_exchange(
             http_backend, transport, timeout, max_connections, expiry, network or Network()
         )
-        self._shared = _Shared(
+        self._shared = Shared(
             exchange=exchange,
             backend=http_backend,
             lanes=Lanes(max_connections, single_send_capacity),
@@ -306,13 +202,13 @@ class Transport:
                 field="http_backend",
             )
         progress = progress if progress is not None else SendProgress()
-        attempt = _Attempt(path, content, content_type, redact, progress.recipients, current_call())
+        attempt = Attempt(path, content, content_type, redact, progress.recipients, current_call())
         notes: list[str] = []
         started = anyio.current_time()
         round_number = 0
         last_answer: Answer | None = None  # an ambiguous answer, if the last attempt gave one
         while True:
-            result: Answer | _NextHost | _RoundOver = _RoundOver(pause=None)
+            result: Answer | NextHost | RoundOver = RoundOver(pause=None)
             order = self._in_preferred_order(base_urls)
             for position, base_url in enumerate(order):
                 if not self._may_attempt(notes, started, attempt.call):
@@ -325,8 +221,8 @@ class Transport:
                     progress.ambiguous = True
                     last_answer = result
                     notes.append(f"{host_of(base_url)}: an answer saying nothing certain")
-                    result = _RoundOver(pause=None, reason="ambiguous_answer")
-                if isinstance(result, _NextHost):
+                    result = RoundOver(pause=None, reason="ambiguous_answer")
+                if isinstance(result, NextHost):
                     if position + 1 < len(order):
                         logger.warning("%s; trying the next base URL", notes[-1])
                         self._observer.retry(
@@ -344,7 +240,7 @@ class Transport:
                     return self._give_up(notes, progress, last_answer)
                 break
             round_number += 1
-            over = result if isinstance(result, _RoundOver) else _RoundOver(pause=None)
+            over = result if isinstance(result, RoundOver) else RoundOver(pause=None)
             retry_after, throttled = over.pause, over.throttled
             pause = self._retry.backoff(round_number, retry_after)
             remaining = min(
@@ -379,8 +275,8 @@ class Transport:
             self._observer.throttle(base_url, path, status, pause)
 
     async def _attempt(
-        self, base_url: str, attempt: _Attempt, progress: SendProgress, notes: list[str]
-    ) -> Answer | _NextHost | _RoundOver:
+        self, base_url: str, attempt: Attempt, progress: SendProgress, notes: list[str]
+    ) -> Answer | NextHost | RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         single = attempt.call.single
         with anyio.move_on_after(attempt.call.remaining()) as waiting:
@@ -388,7 +284,7 @@ class Transport:
             await self._shared.lanes.acquire(single)
         if waiting.cancelled_caught:
             notes.append("not sent: the call's timeout passed while waiting for its turn")
-            return _RoundOver(pause=math.inf, reason="deadline")
+            return RoundOver(pause=math.inf, reason="deadline")
         number = len(notes) + 1
         began = anyio.current_time()
         try:
@@ -435,23 +331,7 @@ class Transport:
         )
         if self._cooling_until:
             self._cooling_until.pop(base_url, None)
-        return self._judge(base_url, reply, progress, notes)
-
-    @staticmethod
-    def _judge(
-        base_url: str, reply: Reply, progress: SendProgress, notes: list[str]
-    ) -> Answer | _RoundOver:
-        status = reply.status
-        retry_after = _retry_after_seconds(reply)
-        if status == _THROTTLED or (status == _UNAVAILABLE and retry_after is not None):
-            notes.append(f"{host_of(base_url)}: HTTP {status}, throttled: not processed")
-            return _RoundOver(pause=retry_after, throttled=status, reason=f"http_{status}")
-        if status in _AMBIGUOUS_STATUSES or status >= 500:
-            progress.ambiguous = True
-            notes.append(f"{host_of(base_url)}: HTTP {status} in place of an answer")
-            return _RoundOver(pause=retry_after, reason=f"http_{status}")
-        progress.answered = True  # the caller reads it: a failure from here on is "unknown"
-        return Answer(status=status, body=reply.body, base_url=base_url)
+        return judge(base_url, reply, progress, notes)
 
     def _phases_for(self, call: CallOptions) -> Phases | None:
         """This attempt's timeouts: the transport's, none longer than the call has left."""
@@ -470,17 +350,17 @@ class Transport:
         failure: SendFailed,
         progress: SendProgress,
         notes: list[str],
-    ) -> _NextHost | _RoundOver:
+    ) -> NextHost | RoundOver:
         """``said``: what the failure says, redacted."""
         host = host_of(base_url)
         kind = failure_kind(failure.__cause__)
         if failure.never_sent:
             self._cool_down(base_url)
             notes.append(f"{host}: not sent ({said})")
-            return _NextHost(kind)
+            return NextHost(kind)
         progress.ambiguous = True
         notes.append(f"{host}: no answer after sending ({said})")
-        return _RoundOver(pause=None, reason=kind)
+        return RoundOver(pause=None, reason=kind)
 
     def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:
         """Provider order, with hosts that recently failed to connect moved last."""
@@ -516,29 +396,3 @@ class Transport:
         raise UnreachableError(
             "the request never reached the gateway: " + summary, attempts=tuple(notes)
         )
-
-
-@frozen
-class _Attempt:
-    """What every attempt of one ``post`` sends, and the call it is made for."""
-
-    path: str
-    content: bytes = field(repr=False)
-    content_type: str
-    redact: Callable[[str], str] = field(repr=False)
-    messages: int
-    call: CallOptions
-
-
-def _retry_after_seconds(reply: Reply) -> float | None:
-    """``Retry-After`` as seconds (either form the header allows), or ``None``."""
-    value = (reply.retry_after or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    if moment is None or moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
