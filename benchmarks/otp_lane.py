@@ -27,6 +27,7 @@ from messaging_async import IsmsClient, RetryPolicy, Sms
 from messaging_async._options import DEFAULT_SINGLE_SEND_CAPACITY
 
 BLAST_CONCURRENCY = 50
+LANE = DEFAULT_SINGLE_SEND_CAPACITY
 
 
 def client(url: str, **settings: Any) -> IsmsClient:
