@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import httpx
@@ -38,11 +39,7 @@ from ._connections import (
     check_keepalive_expiry,
     make_timeout,
 )
-from ._exchange import (
-    DEFAULT_KEEPALIVE_EXPIRY,
-    Phases,
-    SendFailed,
-)
+from ._exchange import DEFAULT_KEEPALIVE_EXPIRY, Phases, Reply, SendFailed
 from ._limiter import Lanes, Pacer, ThrottlePause
 from ._observe import Observer, failure_kind, host_of
 from ._shared import Shared, make_exchange
@@ -63,6 +60,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("messaging_async.transport")
+
+_PHASE_GRACE = 0.1  # seconds
 
 
 class Transport:
@@ -295,23 +294,12 @@ class Transport:
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
             try:
-                reply = await self._exchange.post(
-                    f"{base_url}/{attempt.path}",
-                    attempt.content,
-                    attempt.content_type,
-                    self._phases_for(attempt.call),
-                )
+                reply = await self._post_within(f"{base_url}/{attempt.path}", attempt)
             except SendFailed as failure:
                 progress.in_flight = False
-                self._observer.attempt(
-                    base_url,
-                    attempt.path,
-                    number,
-                    anyio.current_time() - began,
-                    failure=failure_kind(failure.__cause__),
-                    may_have_left=not failure.never_sent,
-                    messages=attempt.messages,
-                )
+                left = not failure.never_sent
+                kind = failure_kind(failure.__cause__)
+                self._report(base_url, attempt, number, began, failure=kind, may_have_left=left)
                 return self._failed(
                     base_url, attempt.redact(str(failure)), failure, progress, notes
                 )
@@ -320,18 +308,39 @@ class Transport:
             progress.in_flight = False
         finally:
             self._shared.lanes.release(single)
-        self._observer.attempt(
-            base_url,
-            attempt.path,
-            number,
-            anyio.current_time() - began,
-            status=reply.status,
-            may_have_left=True,
-            messages=attempt.messages,
-        )
+        self._report(base_url, attempt, number, began, status=reply.status, may_have_left=True)
         if self._cooling_until:
             self._cooling_until.pop(base_url, None)
         return judge(base_url, reply, progress, notes)
+
+    def _report(
+        self, base_url: str, attempt: Attempt, number: int, began: float, **outcome: Any
+    ) -> None:
+        duration = anyio.current_time() - began
+        messages = attempt.messages
+        self._observer.attempt(
+            base_url, attempt.path, number, duration, messages=messages, **outcome
+        )
+
+    async def _post_within(self, url: str, attempt: Attempt) -> Reply:
+        """The exchange's POST, ended at the call's deadline. Each phase's timeout is cut to
+        what the call has left, but phases add up, and a server trickling its answer resets
+        the read timeout with every byte: so the whole exchange is bounded too. One cut
+        short may have reached the gateway."""
+        call = attempt.call
+        if call.deadline == math.inf:
+            return await self._exchange.post(
+                url, attempt.content, attempt.content_type, self._phases_override
+            )
+        # A little later than the phases' own limits, so a connect timeout still says
+        # "never sent" when it is the one that fires.
+        with anyio.move_on_after(call.remaining() + _PHASE_GRACE):
+            return await self._exchange.post(
+                url, attempt.content, attempt.content_type, self._phases_for(call)
+            )
+        raise SendFailed("no answer within the call's timeout", never_sent=False) from (
+            TimeoutError()
+        )
 
     def _phases_for(self, call: CallOptions) -> Phases | None:
         """This attempt's timeouts: the transport's, none longer than the call has left."""

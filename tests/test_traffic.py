@@ -3,9 +3,11 @@ sees it, one shared pause for a throttling answer, proxies, per-client options, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -356,6 +358,38 @@ class Hanging:
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
 
 
+class Trickling:
+    """A loopback server that reads a request, then answers one header line every 0.2 s:
+    each byte resets a read timeout, so only a bound on the whole exchange ends it."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = self.socket.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not self.stop.wait(0.2):
+                    connection.sendall(b"X-Wait: 1\r\n")
+
+
+@pytest.fixture
+def trickling() -> Iterator[Trickling]:
+    server = Trickling()
+    yield server
+    server.stop.set()
+    server.socket.close()
+    server.thread.join(5)
+
+
 @pytest.fixture
 def hanging() -> Iterator[Hanging]:
     server = Hanging()
@@ -378,6 +412,15 @@ async def test_a_gateway_that_is_down_fails_an_otp_within_the_call_timeout(
         started = anyio.current_time()
         with pytest.raises(OutcomeUnknownError):  # sent, never answered: the read is cut short
             await silent.send_sms("60123456789", "Your OTP is 1234", timeout=1)
+        assert anyio.current_time() - started < 2
+
+
+async def test_an_answer_trickling_in_is_cut_at_the_call_timeout(trickling: Trickling) -> None:
+    slow = IsmsClient(username="user", password="placeholder-password", base_url=trickling.url)
+    async with slow:
+        started = anyio.current_time()
+        with pytest.raises(OutcomeUnknownError, match="within the call's timeout"):
+            await slow.send_sms("60123456789", "Your OTP is 1234", timeout=1)
         assert anyio.current_time() - started < 2
 
 
