@@ -209,9 +209,11 @@ class Transport:
         while True:
             result: Answer | NextHost | RoundOver = RoundOver(pause=None)
             order = self._in_preferred_order(base_urls)
+            tried = order[0]
             for position, base_url in enumerate(order):
                 if not self._may_attempt(notes, started, attempt.call):
                     return self._give_up(notes, progress, last_answer)
+                tried = base_url
                 result = await self._attempt(base_url, attempt, progress, notes)
                 last_answer = None
                 if isinstance(result, Answer):
@@ -249,16 +251,12 @@ class Transport:
             if not self._may_attempt(notes, started, attempt.call) or pause >= remaining:
                 return self._give_up(notes, progress, last_answer)
             if throttled is not None:
-                self._throttled(order[0], path, throttled, pause, notes[-1])
-            elif pause > 0:
-                self._observer.retry(
-                    order[0],
-                    path,
-                    kind="retry",
-                    reason=over.reason,
-                    attempt=len(notes),
-                    delay=pause,
-                )
+                self._throttled(tried, path, throttled, pause, notes[-1])
+                continue  # the next attempt waits for the shared pause to end
+            self._observer.retry(
+                tried, path, kind="retry", reason=over.reason, attempt=len(notes), delay=pause
+            )
+            if pause > 0:
                 logger.info("retrying in %.2fs after: %s", pause, notes[-1])
                 await anyio.sleep(pause)
 

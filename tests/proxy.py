@@ -92,6 +92,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+async def _end_connections() -> None:
+    """Cancel the connections still open (kept alive, or tunnels) and let them close while
+    the loop runs: closed with the loop, they would complain when collected."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
 @contextlib.contextmanager
 def running_proxy() -> Iterator[LoopbackProxy]:
     """A ``LoopbackProxy`` served on an ephemeral loopback port for the ``with`` block."""
@@ -107,6 +116,7 @@ def running_proxy() -> Iterator[LoopbackProxy]:
         ready.set()
         async with server:
             await stop.wait()
+        await _end_connections()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
@@ -145,6 +155,7 @@ def running_tls_front(target: str, context: ssl.SSLContext) -> Iterator[str]:
         ready.set()
         async with server:
             await stop.wait()
+        await _end_connections()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()

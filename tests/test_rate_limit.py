@@ -54,11 +54,12 @@ def test_rate_limit_is_keyword_only_and_frozen() -> None:
         limit.burst = 3  # type: ignore[misc]
 
 
-def test_default_burst_is_a_fifth_of_a_second_and_requests_carry_half_of_it() -> None:
+def test_default_burst_is_a_fifth_of_a_second_and_requests_carry_little_of_it() -> None:
     assert RateLimit(messages_per_second=500).burst_for(500) == 100
-    assert RateLimit(messages_per_second=500).max_messages_per_request == 50
+    assert RateLimit(messages_per_second=500).max_messages_per_request == 25  # 1/20 s
+    assert RateLimit(messages_per_second=2000).max_messages_per_request == 100
     assert RateLimit(messages_per_second=2).max_messages_per_request == 1
-    assert RateLimit(messages_per_second=500, burst=7).max_messages_per_request == 3
+    assert RateLimit(messages_per_second=500, burst=7).max_messages_per_request == 3  # half
     assert RateLimit(requests_per_second=5).max_messages_per_request is None
 
 
