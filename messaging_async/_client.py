@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
@@ -35,6 +36,7 @@ from ._fanout import (
     iterate_input,
     spawn_detached,
 )
+from ._journal import Journal, check_job, check_key, check_ledger, send_keyed
 from ._observe import Observer
 from ._options import Traffic
 from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
@@ -59,6 +61,9 @@ from .errors import (
 from .models import BulkReport, Outcome, OutcomeStatus
 from .phone import calling_code
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 MAX_CONCURRENCY_LIMIT = 1000
 
@@ -216,8 +221,10 @@ class BaseClient(TrafficOptions):
         max_concurrency: int,
         retry: RetryPolicy | None,
         default_country: str | None,
+        ledger: Ledger | None = None,
     ) -> None:
         """The settings every client checks the same way, before any other."""
+        self._ledger = check_ledger(ledger)
         self._live_runs: list[LiveRun] = []
         self._closing = False
         self._username = check_credential(username, "username")
@@ -251,27 +258,6 @@ class BaseClient(TrafficOptions):
             rate_limit=traffic.rate_limit,
             observer=Observer(gateway, traffic.hooks),
         )
-
-    async def _send_one(
-        self,
-        pending: Pending[Any],
-        send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
-        timeout: object,
-    ) -> Outcome:
-        """``send_single`` in the single-send lane, within the call's ``timeout`` (seconds
-        for the whole call, failover and retries included; ``SINGLE_SEND_TIMEOUT`` by
-        default), telling hooks the outcome."""
-        seconds = check_call_timeout(timeout)
-        with call_options(SINGLE_SEND_TIMEOUT if seconds is None else seconds, single=True):
-            try:
-                outcome = await send_single(pending, send_unit)
-            except MessagingError as exc:
-                failed = getattr(exc, "outcome", None)
-                if isinstance(failed, Outcome):
-                    self._transport.observer.outcomes([failed])
-                raise
-        self._transport.observer.outcomes([outcome])
-        return outcome
 
     def _lookup(self, timeout: object) -> contextlib.AbstractContextManager[object]:
         """A look-up's call: in the single-send lane, bounded by ``timeout`` if given."""
@@ -316,21 +302,70 @@ class BaseClient(TrafficOptions):
         if self._closing or self._transport.closed:
             raise MessagingError(f"this {type(self).__name__} is closed; create a new one")
 
+    def _journal(self, plan: BulkPlan[Any], job: object, resend_unknown: object) -> Journal | None:
+        """The run's journal when ``job=`` is given (it needs the client's ledger)."""
+        name = check_job(self._ledger, job)
+        if not isinstance(resend_unknown, bool):
+            raise ValidationError("resend_unknown must be True or False", field="resend_unknown")
+        if name is None or self._ledger is None:
+            return None
+        return Journal(self._ledger, name, plan, resend_unknown=resend_unknown)
+
+    def _check_key(self, key: object) -> str | None:
+        return check_key(self._ledger, key)
+
+    async def _keyed(
+        self,
+        key: str | None,
+        gateway: str,
+        pending: Pending[Any],
+        send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
+        timeout: object = None,
+        reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
+    ) -> Outcome:
+        """A single send, idempotent under ``key`` when one is given; in the single-send lane,
+        within the call's ``timeout`` (seconds for the whole call, failover and retries
+        included; ``SINGLE_SEND_TIMEOUT`` by default), telling hooks its outcome."""
+        seconds = check_call_timeout(timeout)
+        observer = self._transport.observer
+        with call_options(SINGLE_SEND_TIMEOUT if seconds is None else seconds, single=True):
+            try:
+                if key is None or self._ledger is None:
+                    outcome = await send_single(pending, send_unit)
+                else:
+                    send = partial(send_single, send_unit=send_unit)
+                    outcome = await send_keyed(
+                        self._ledger, key, gateway, pending, send, reseq=reseq
+                    )
+            except MessagingError as exc:
+                failed = getattr(exc, "outcome", None)
+                if isinstance(failed, Outcome):
+                    observer.outcomes([failed])
+                raise
+        observer.outcomes([outcome])
+        return outcome
+
     async def _send_bulk(
         self,
         plan: BulkPlan[Any],
         items: Iterable[object] | AsyncIterable[object],
         on_outcome: OnOutcome | None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: object = None,
     ) -> BulkReport:
         """The one bulk road every ``send_*`` bulk method takes: run ``plan`` over ``items``
-        and return every outcome, in input order. ``timeout``: seconds for the whole call;
-        what has not left by then is ``not_sent``."""
+        and return every outcome, in input order; journalled in the ledger under ``job``.
+        ``timeout``: seconds for the whole call; what has not left by then is ``not_sent``."""
         self._ensure_open()
         seconds = check_call_timeout(timeout)
+        plan = self._paced(plan)
+        journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
         collector = Collector(self._observed(on_outcome))
-        run = self._start(BulkRunner(self._paced(plan), collector))
+        if journal is not None:
+            await journal.open()
+        run = self._start(BulkRunner(plan, collector, journal))
         try:
             with run.scope, call_options(seconds):
                 await run.runner.run(read)
@@ -345,18 +380,23 @@ class BaseClient(TrafficOptions):
         plan: BulkPlan[Any],
         items: Iterable[object] | AsyncIterable[object],
         on_outcome: OnOutcome | None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: object = None,
     ) -> AsyncIterator[Outcome]:
         """The same road for every ``stream_*`` method; a bad argument raises at the call."""
         seconds = check_call_timeout(timeout)
+        plan = self._paced(plan)
+        journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
-        return self._stream(plan, read, on_outcome, seconds)
+        return self._stream(plan, read, on_outcome, journal, seconds)
 
     async def _stream(
         self,
         plan: BulkPlan[Any],
         items: InputItems[object],
         on_outcome: OnOutcome | None,
+        journal: Journal | None,
         timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Run a bulk call in a detached producer and yield outcomes as units finish.
@@ -366,9 +406,11 @@ class BaseClient(TrafficOptions):
         stops the sending: only requests already out finish.
         """
         self._ensure_open()
+        if journal is not None:
+            await journal.open()
         send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
         sink = StreamSink(send, self._observed(on_outcome))
-        run = self._start(BulkRunner(self._paced(plan), sink))
+        run = self._start(BulkRunner(plan, sink, journal))
         with call_options(timeout):  # the producer's requests keep the call's deadline
             spawn_detached(produce, run, send, items, self._end)
         try:

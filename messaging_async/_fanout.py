@@ -19,7 +19,7 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from decimal import Decimal
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -55,6 +55,9 @@ __all__ = [
     "settle_unit",
     "spawn_detached",
 ]
+
+if TYPE_CHECKING:
+    from ._journal import Journal
 
 logger = logging.getLogger("messaging_async.bulk")
 
@@ -107,10 +110,11 @@ class _Summary:
 class BulkRunner(Generic[M]):
     """Runs one bulk call from input to outcomes; see the module docstring for the guarantees."""
 
-    def __init__(self, plan: BulkPlan[M], sink: OutcomeSink):
+    def __init__(self, plan: BulkPlan[M], sink: OutcomeSink, journal: Journal | None = None):
+        self._journal = journal
         self._stop_scope = plan.stop_scope
         self._scoped_stops: dict[Hashable, GatewayError] = {}
-        self._prepare = plan.prepare
+        self._prepare = plan.prepare if journal is None else journal.wrap(plan.prepare)
         self._unit_key = plan.unit_key or _one_unit
         self._unit_size = plan.unit_size
         self._send_unit = plan.send_unit
@@ -146,7 +150,15 @@ class BulkRunner(Generic[M]):
         finally:
             reason = self._unsent_reason()
             for unit in forming.values():
-                self._sink.record(_all(unit, OutcomeStatus.NOT_SENT, reason))
+                self._record(_all(unit, OutcomeStatus.NOT_SENT, reason))
+            if self._journal is not None:
+                await self._journal.close()
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        """Hand outcomes to the caller; a journalled run also counts them in its job."""
+        self._sink.record(outcomes)
+        if self._journal is not None:
+            self._journal.note(outcomes)
 
     async def _feed(
         self, items: InputItems[object], tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]]
@@ -195,7 +207,9 @@ class BulkRunner(Generic[M]):
         except Exception as exc:  # a value nobody checked for: this item's outcome only
             logger.warning("bulk item %d could not be prepared: %s", index, type(exc).__name__)
             return _invalid(index, item, f"invalid input: preparing it raised {type(exc).__name__}")
-        if self.summary.stopped_by is not None or self._scoped_stops:  # rare: skip the call
+        stopped = self.summary.stopped_by is not None or self._scoped_stops
+        if stopped and self._journal is None:  # rare: skip the call (journalled: the ledger
+            # may hold an outcome for it, so its unit asks the ledger first)
             stop = self._stop_for(pending)
             if stop is not None:
                 return pending.outcome(OutcomeStatus.NOT_SENT, _stop_reason(stop))
@@ -218,7 +232,7 @@ class BulkRunner(Generic[M]):
             try:
                 await self._sink.ready()
             finally:  # cancelled or closed while waiting, the item still has its outcome
-                self._sink.record([step])
+                self._record([step])
 
     async def _dispatch(
         self, tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]], key: Hashable
@@ -235,20 +249,44 @@ class BulkRunner(Generic[M]):
         tasks.start_soon(self._run_unit, unit, token)
 
     async def _run_unit(self, unit: list[Pending[M]], token: object) -> None:
-        progress = SendProgress(recipients=len(unit))
+        progress = SendProgress()
+        claimed = False  # journalled: the unit's sendable part is in flight in the ledger
         recorded = False
         try:
+            if self._journal is not None:
+                unit, decided = await self._journal.claim(unit)
+                claimed = True
+                self._sink.record(decided)
+                if not unit:
+                    return
+            progress.recipients = len(unit)  # what the request carries, for the rate limit
             outcomes = await self._outcomes_of(unit, progress)
             self._sink.record(outcomes)
             recorded = True
+            if self._journal is not None:
+                await self._journal.settle(outcomes)
         except BaseException as exc:
             if not recorded:
-                self._sink.record(interrupted(unit, progress, exc))
+                outcomes = interrupted(unit, progress, exc)
+                self._sink.record(outcomes)
+                if claimed:
+                    await self._settle_interrupted(outcomes)
+                elif self._journal is not None:
+                    self._journal.note(outcomes)
             if not isinstance(exc, Exception):
                 raise  # cancellation: the caller is going away
             logger.exception("a bulk unit of %d failed inside the SDK", len(unit))
         finally:
             self._limiter.release_on_behalf_of(token)
+
+    async def _settle_interrupted(self, outcomes: list[Outcome]) -> None:
+        """Commit a cut-short unit's outcomes; a ledger that fails here leaves them in
+        flight, which the next run treats as the crash it then looks like."""
+        assert self._journal is not None
+        try:
+            await self._journal.settle(outcomes)
+        except Exception:
+            logger.exception("the ledger could not record a unit cut short")
 
     async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> list[Outcome]:
         stop = self._stop_for(unit[0])

@@ -55,6 +55,7 @@ class Pending(NamedTuple, Generic[M]):
     ref: Any
     message: M
     seqno: str | None = None  # the idempotency key it goes with, where the gateway has one
+    content: Any = None  # what the ledger fingerprints (journalled runs only)
 
     def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
         return Outcome(
@@ -90,6 +91,12 @@ class BulkPlan(Generic[M]):
     ``send_unit`` sends one unit of at most ``unit_size``; ``concurrency`` units run at
     once; ``stop_scope`` names what a scoped fatal answer stops (``None``: nothing).
     ``what`` names the input argument in errors (``messages``, ``numbers``).
+
+    For a journalled run (``job=``): ``gateway`` names the ledger's gateway; ``same_text``
+    is the one text of a call that sends it to many numbers (else each item is its own
+    content); ``reseq(pending, seqno)`` rebuilds a pending to go with a recorded seqno
+    (``None``: the gateway has no idempotency key a resend could reuse);
+    ``expect_reports`` is false where the endpoint sends no delivery report.
     """
 
     prepare: Callable[[int, object], Pending[M]]
@@ -99,6 +106,10 @@ class BulkPlan(Generic[M]):
     unit_key: Callable[[Pending[M]], Hashable] | None = None
     stop_scope: Callable[[Pending[M]], Hashable | None] | None = None
     what: str = "messages"
+    gateway: str = ""
+    same_text: str | None = None
+    reseq: Callable[[Pending[M], str], Pending[M]] | None = None
+    expect_reports: bool = True
 
 
 class OutcomeSink(Protocol):

@@ -47,6 +47,11 @@ def _forms(secret: str) -> set[str]:
 
 
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_WORD = re.compile(r"\w+")
+_DIGITS = re.compile(r"[0-9]{4,}")
+SHORT = 4  # a secret shorter than this is redacted only where it stands alone
+WINDOW = 4  # no 4 digits in a row of a secret survive
+LONG_WORD = 6  # a secret's word this long is redacted wherever it appears
 
 
 def _cores(secret: str) -> tuple[str, ...]:
@@ -56,22 +61,44 @@ def _cores(secret: str) -> tuple[str, ...]:
     return tuple({run.lower() for run in _ASCII_WORD.findall(secret)})
 
 
+def _words(secret: str) -> set[str]:
+    """The words of ``secret`` that could be secret on their own: ``LONG_WORD`` characters
+    or more, or ``SHORT`` or more with a digit in them (``A7X9``; a code, not prose)."""
+    return {
+        word
+        for word in _WORD.findall(secret)
+        if len(word) >= LONG_WORD or (len(word) >= SHORT and any(c.isdigit() for c in word))
+    }
+
+
+def _windows(secret: str) -> set[str]:
+    """Every ``WINDOW`` ASCII digits in a row in ``secret``."""
+    return {
+        run[i : i + WINDOW] for run in _DIGITS.findall(secret) for i in range(len(run) - WINDOW + 1)
+    }
+
+
 @functools.lru_cache(maxsize=256)
 def _pattern(
     secrets: tuple[str, ...], numbers: tuple[str, ...]
 ) -> tuple[re.Pattern[str], dict[str, str]]:
     """One pattern for every form of ``secrets`` and ``numbers``, longest first, ignoring
-    case; and the mask for each number form (a secret's forms become ``MASK``)."""
-    forms = {form for secret in secrets for form in _forms(secret)}
-    secret_forms = {form.lower() for form in forms}
+    case; and the mask for each number form (a secret's forms become ``MASK``). A short
+    secret's forms match only as a whole token (not inside a longer word)."""
+    longer = {form for secret in secrets if len(secret) >= SHORT for form in _forms(secret)}
+    short = {form for secret in secrets if len(secret) < SHORT for form in _forms(secret)}
+    secret_forms = {form.lower() for form in longer | short}
     masks: dict[str, str] = {}
     for number in numbers:
         masked = mask_number(number)
         for form in (number, "+" + number, quote_plus("+" + number, errors="surrogatepass")):
             if form.lower() not in secret_forms:  # a text that is a number stays secret
                 masks[form.lower()] = masked
-    alternatives = sorted(forms | set(masks), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE), masks
+    alternatives = [(form, re.escape(form)) for form in longer | set(masks)]
+    alternatives += [(form, rf"(?<!\w){re.escape(form)}(?!\w)") for form in short - longer]
+    alternatives.sort(key=lambda pair: len(pair[0]), reverse=True)
+    pattern = "|".join(regex for _, regex in alternatives)
+    return re.compile(pattern, re.IGNORECASE), masks
 
 
 class Redactor:
@@ -79,19 +106,36 @@ class Redactor:
     secret) and the request's own texts and template parameters, each replaced by ``***``;
     and its phone numbers, masked (``6012*****89``) so a reader still sees whose it was.
 
+    A gateway may echo only part of what it was sent (the OTP alone, a text cut short), so
+    the rule is about pieces as well as wholes. For each secret:
+
+    - the whole secret, in every form ``_forms`` makes, wherever it appears; but a secret
+      shorter than ``SHORT`` (4) characters only where it stands as a whole token, so a
+      password ``p`` does not mask every ``p`` of a gateway's words;
+    - each of its words (runs of letters, digits and ``_``) that could be a secret on its
+      own, wherever it appears: ``LONG_WORD`` (6) characters or more, or 4 or more with a
+      digit in them;
+    - any run of ASCII digits in the answer that shares ``WINDOW`` (4) digits in a row with
+      the secret is masked whole: no 4 consecutive digits of a text survive (``9182`` of
+      ``OTP 918273`` included). A recipient's number is masked as a number even so.
+
+    Words shorter than that (``Your``, ``OTP``, ``is``) are left, so an error stays readable.
+
     Cheap to make (one per request unit, on the hot path) and cheap to apply to a text that
-    quotes none of them (most refusals): each secret's ASCII words are looked for first,
-    and a pattern is built only for the secrets whose words are all present. Matching
-    ignores case (a gateway may upper-case what it echoes) and takes the longest form at
-    each place, in one pass.
+    quotes none of them (most refusals): each secret's and word's ASCII runs are looked for
+    first, and a pattern is built only for those whose runs are all present; the digit
+    rule runs only on an answer holding one of the secrets' 4-digit runs. Matching ignores
+    case (a gateway may upper-case what it echoes) and takes the longest form at each
+    place, in one pass.
     """
 
-    __slots__ = ("_cores", "_numbers", "_secrets")
+    __slots__ = ("_cores", "_numbers", "_secrets", "_windows")
 
     def __init__(self, secrets: Iterable[str | None] = (), numbers: Iterable[str] = ()):
         self._secrets = tuple(secrets)
         self._numbers = tuple(numbers)
         self._cores: list[tuple[str, tuple[str, ...], bool]] | None = None
+        self._windows: frozenset[str] = frozenset()
 
     def including(
         self, secrets: Iterable[str | None] = (), numbers: Iterable[str] = ()
@@ -101,18 +145,44 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret removed and every number masked."""
+        cored = self._cored()  # also fills ``_windows``
         lowered = text.lower()
         present = [
             (value, is_number)
-            for value, cores, is_number in self._cored()
+            for value, cores, is_number in cored
             if all(core in lowered for core in cores)
         ]
-        if not present:
+        digits = bool(self._windows) and self._holds_window(text)
+        if not present and not digits:
             return text
         secrets = tuple(sorted({value for value, is_number in present if not is_number}))
         numbers = tuple(sorted({value for value, is_number in present if is_number}))
-        pattern, masks = _pattern(secrets, numbers)
-        return pattern.sub(lambda match: masks.get(match.group().lower(), MASK), text)
+        pattern, masks = _pattern(secrets, numbers) if present else (None, {})
+        if pattern is not None and not digits:
+            return pattern.sub(lambda match: masks.get(match.group().lower(), MASK), text)
+        # The digit rule runs on what lies between the forms: a secret's ``***`` splits a
+        # run of digits, and a recipient's number stays masked as a number.
+        pieces: list[str] = []
+        start = 0
+        for match in pattern.finditer(text) if pattern else ():
+            pieces += [self._digit_runs(text[start : match.start()])]
+            pieces += [masks.get(match.group().lower(), MASK)]
+            start = match.end()
+        pieces.append(self._digit_runs(text[start:]))
+        return "".join(pieces)
+
+    def _holds_window(self, text: str) -> bool:
+        return any(
+            run[i : i + WINDOW] in self._windows
+            for run in _DIGITS.findall(text)
+            for i in range(len(run) - WINDOW + 1)
+        )
+
+    def _digit_runs(self, text: str) -> str:
+        """``text`` with every run of digits holding a secret's 4 digits in a row masked."""
+        return _DIGITS.sub(
+            lambda run: MASK if self._holds_window(run.group()) else run.group(), text
+        )
 
     def snippet(self, body: str) -> str:
         """The start of ``body``, safe for an exception message or a log line: redacted
@@ -135,10 +205,13 @@ class Redactor:
 
     def _cored(self) -> list[tuple[str, tuple[str, ...], bool]]:
         if self._cores is None:
+            secrets = [secret for secret in self._secrets if secret]
+            pieces = {piece for secret in secrets for piece in (secret, *_words(secret))}
             self._cores = [
-                *((secret, _cores(secret), False) for secret in self._secrets if secret),
+                *((piece, _cores(piece), False) for piece in pieces),
                 *((number, (number.lower(),), True) for number in self._numbers if number),
             ]
+            self._windows = frozenset(w for secret in secrets for w in _windows(secret))
         return self._cores
 
 

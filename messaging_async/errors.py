@@ -204,8 +204,11 @@ class TemplateNotFoundError(GatewayError):
 class DuplicateRequestError(GatewayError):
     """sms.com.my already has a request with this ``seqno`` from the last 24 hours (1718).
 
-    Only raised when the duplicate is not one of this SDK's own retries: an answer 1718 to
-    a retry means the first attempt was accepted, and is reported as such.
+    Only raised when the duplicate is neither one of this SDK's own retries nor a seqno the
+    caller gave: an answer 1718 to a retry means the first attempt was accepted, and one to
+    the caller's seqno means the gateway already has that message (a resend of an
+    ``unknown`` one); both are reported ``accepted``. A credit transfer answered 1718 on
+    its first attempt still raises it.
     """
 
 

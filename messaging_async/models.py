@@ -118,7 +118,9 @@ class Outcome:
     with it cannot deliver twice within 24 hours; ``error`` the
     typed ``GatewayError`` of a ``rejected`` outcome, so bulk callers can branch on it as
     single-send callers do with ``except``; ``raw`` the gateway's own per-recipient result,
-    kept for fields this SDK does not name.
+    kept for fields this SDK does not name. ``from_ledger`` is true when nothing was sent
+    for it in this call: the ledger decided it (an outcome recorded by an earlier run, a
+    recipient a dead run left in flight, input that changed, a repeated ``ref``).
     """
 
     to: str
@@ -132,6 +134,7 @@ class Outcome:
     seqno: str | None = None
     error: GatewayError | None = field(default=None, repr=False, eq=False)
     raw: Any = field(default=None, repr=False)
+    from_ledger: bool = False
 
     @property
     def ok(self) -> bool:

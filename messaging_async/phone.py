@@ -8,7 +8,8 @@ default country; guessing a country would send a stranger an OTP.
 A trunk ``0`` is never part of the international form, but people write it there
 (``+60 012…``, ``+44 (0)20…``): kept, it makes another person's number. It is dropped
 for the countries known to dial it, kept for those whose numbers really begin with ``0``
-(Italy, San Marino, Vatican City, Côte d'Ivoire), refused where no number begins with it.
+(Italy, San Marino, Vatican City, Côte d'Ivoire), refused where no number begins with it
+(written ``(0)`` too: ``+1 (0)212…`` is refused, not silently made ``1212…``).
 The table below knows national lengths for the countries this SDK's users text most; a
 number too short or too long for its country is refused rather than sent to a stranger.
 """
@@ -169,8 +170,14 @@ def normalize_number(
 
 def _strip_formatting(number: str, index: int | None) -> str:
     marked = _MARKED_TRUNK.match(number)
-    if marked and COUNTRIES.get(marked[1], Country("0")).trunk != "keep":
-        number = marked[1] + number[marked.end() :]  # "+44 (0)20…" → "4420…"
+    if marked:
+        trunk = COUNTRIES.get(marked[1], Country("0")).trunk
+        if trunk == "none":  # "+1 (0)212…": a mistake, not a trunk; which number is meant?
+            raise _invalid(
+                number, f"has a (0) after +{marked[1]}, where numbers have no trunk 0", index
+            )
+        if trunk == "0":
+            number = marked[1] + number[marked.end() :]  # "+44 (0)20…" → "4420…"
     digits = _SEPARATORS.sub("", number.strip()).removeprefix("+")
     if not (digits.isdigit() and digits.isascii()):
         raise _invalid(number, "holds characters other than digits and + - . ( )", index)

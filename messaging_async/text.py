@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import unicodedata
 
 from .errors import ValidationError
 
@@ -101,6 +102,22 @@ def resolve_encoding(
     return chosen
 
 
+# Characters that show nothing though they are no whitespace: format characters (zero-width
+# space and joiners, BOM, word joiner, soft hyphen: category Cf), controls (Cc), and the
+# letters and symbols that render as blanks.
+_BLANK_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_BLANK_SYMBOLS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
+
+def _invisible(text: str) -> bool:
+    """Whether ``text`` shows nothing at all: a text of only ``\u200b`` or ``\ufeff`` is as
+    blank as a space. Stops at the first visible character, so it costs nothing."""
+    return all(
+        ch.isspace() or ch in _BLANK_SYMBOLS or unicodedata.category(ch) in _BLANK_CATEGORIES
+        for ch in text
+    )
+
+
 def check_text(text: object, *, max_length: int, index: int | None = None) -> str:
     """Return ``text`` if a gateway can carry it, else raise ``ValidationError``.
 
@@ -110,10 +127,12 @@ def check_text(text: object, *, max_length: int, index: int | None = None) -> st
         raise ValidationError(
             f"a message text must be a str, not {type(text).__name__}", field="text", index=index
         )
-    if not text or text.isspace():
+    if not text or text.isspace() or _invisible(text):
         # A blank SMS still costs a credit and tells the recipient nothing.
         raise ValidationError(
-            "the message text is empty or only whitespace", field="text", index=index
+            "the message text is empty or only whitespace or invisible characters",
+            field="text",
+            index=index,
         )
     if len(text) > max_length:
         raise ValidationError(

@@ -216,6 +216,11 @@ def test_a_row_missing_a_template_column_is_rejected_not_sent_as_none(
         (b"phone,name\n60123456789,Ann\n", "Hi {0}", "positional"),
         (b"phone,name\n60123456789,Ann\n", "Hi {name:d}", "malformed"),
         (b"phone,name\n60123456789,Ann\n", "Hi {name.upper.x}", "malformed"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name.__class__}", "only plain {column}"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name[0]}", "only plain {column}"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name!r}", "only plain {column}"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name:>{phone}}", "only plain {column}"),
+        (b"phone,name\n60123456789,Ann\n", "Hi {name:>9}", "only plain {column}"),
         (b"", "Hi", "no header"),
         (b"name\nAnn\n", "Hi", "no phone column"),
     ],
@@ -312,3 +317,35 @@ def test_the_sandbox_refuses_a_busy_port_and_a_public_host_in_one_line(
     err = capsys.readouterr().err
     assert "loopback" in err
     assert err.count("\n") == 1
+
+
+def test_resending_the_unknown_file_through_sms_com_my_reports_the_1718s_accepted(
+    tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gateway recorded each row, but no answer came back: the rows are ``unknown``,
+    with their seqno. Resent, each is answered 1718: the gateway already has it and made
+    no duplicate, so the rows are accepted and the exit code is 0 (not "rejected", 2)."""
+    isms_env.inject(Fault.RESET, endpoint="ISendSMS.aspx", times=None)
+    path = recipients(tmp_path / "r.csv", ROWS[:3])
+    blast = ["sms", "blast", "--gateway", "smscommy", "--text", "Hi {name}"]
+    assert main([*blast, str(path)]) == 1
+    _, unknown = read_rows(tmp_path / "r.unknown.csv")
+    assert [row["status"] for row in unknown] == ["unknown"] * 3
+    assert len(isms_env.sent) == 3
+    isms_env.clear_faults()
+    capsys.readouterr()
+    assert main([*blast, str(tmp_path / "r.unknown.csv")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^accepted\s+3$", out, re.M), out
+    assert re.search(r"^rejected\s+0$", out, re.M), out
+    assert not (tmp_path / "r.unknown.not_accepted.csv").exists()
+    assert len(isms_env.sent) == 3  # nothing was sent twice
+
+
+def test_a_blast_with_no_row_accepted_exits_1_not_2(
+    tmp_path: Path, isms_env: FakeGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 is an error (arguments, files, template); recipients not accepted are 1."""
+    path = recipients(tmp_path / "r.csv", [("12", "short"), ("6019999999x", "typo")])
+    assert main(["sms", "blast", str(path), "--text", "Hi {name}"]) == 1
+    assert re.search(r"^rejected\s+2$", capsys.readouterr().out, re.M)

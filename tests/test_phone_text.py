@@ -194,6 +194,8 @@ def test_a_local_italian_number_keeps_its_zero() -> None:
         ("+65 0912 3456", "no number begins with 0"),  # Singapore has no trunk prefix
         ("+65 912 345", "6 digits after +65"),
         ("+1 212 555 010", "9 digits after +1"),
+        ("+1 (0)212 555 0100", "(0) after +1"),  # no trunk prefix there: not just dropped
+        ("+65 (0)9123 4567", "(0) after +65"),
     ],
 )
 def test_a_number_too_short_or_long_for_its_country_is_refused(raw: str, problem: str) -> None:
@@ -219,10 +221,27 @@ def test_a_bad_default_country_is_a_validation_error(country: object) -> None:
     str(caught.value).encode("utf-8")
 
 
-@pytest.mark.parametrize("text", [" ", "   ", "\n\t", "\u3000", " \r\n "])
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ",
+        "   ",
+        "\n\t",
+        "\u3000",
+        " \r\n ",
+        "\u200b",  # zero-width space
+        "\ufeff\u200b \u200c\u200d",  # BOM, zero-width (non-)joiners
+        "\u2060\u00ad\u180e",  # word joiner, soft hyphen, Mongolian vowel separator
+        "\u3164\u2800",  # Hangul filler, blank Braille pattern
+    ],
+)
 def test_whitespace_only_text_is_refused(text: str) -> None:
     with pytest.raises(ValidationError, match="whitespace") as caught:
         checked_payload(text, None, max_length=900, index=2)
     assert (caught.value.field, caught.value.index) == ("text", 2)
     with pytest.raises(ValidationError, match="whitespace"):
         check_text(text, max_length=900)
+
+
+def test_a_text_with_a_visible_character_among_invisible_ones_is_kept() -> None:
+    assert check_text("\u200bOK\ufeff", max_length=900) == "\u200bOK\ufeff"

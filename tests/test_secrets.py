@@ -476,3 +476,133 @@ def test_a_secret_is_redacted_in_every_form_it_may_be_echoed_in(secret: str, aro
         for echoed in (form, ascii_upper):
             redacted = Redactor([secret])(around.format(echoed))
             assert redacted == around.format(MASK), (secret, form)
+
+
+async def _echo_in_a_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A well-formed answer that echoes the request body in response headers (cookies too:
+    aiohttp logs the names of cookies it cannot load), its reason phrase and its body:
+    httpcore's DEBUG trace logs the status line and headers it reads."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    body = (await reader.readexactly(length)).replace(b"\r", b"").replace(b"\n", b"")
+    writer.write(
+        b"HTTP/1.1 200 "
+        + body
+        + b"\r\nX-Echo: "
+        + body
+        + b"\r\nSet-Cookie: "
+        + body
+        + b"\r\nSet-Cookie: "
+        + body.replace(b"=", b" ")
+        + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+    await writer.drain()
+    writer.close()
+
+
+async def test_an_answer_echoing_the_request_in_a_header_leaks_nothing_in_debug_logs(
+    debug_everywhere: pytest.LogCaptureFixture,
+) -> None:
+    """httpcore logs the status line and headers it read (``receive_response_headers.complete
+    return_value=(…, [(b'X-Echo', b'…pwd…')])``); none of an answer's words reach any
+    httpcore, httpx or aiohttp record, on either backend, while the event itself still does."""
+    server = await asyncio.start_server(_echo_in_a_header, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    async with server:
+        for backend in ("httpx", "aiohttp"):
+            settings: dict[str, Any] = {
+                "retry": RetryPolicy.no_wait(max_attempts=1),
+                "http_backend": backend,
+            }
+            async with (
+                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+                SmsComMyClient(
+                    username="demo-user", password=PASSWORD, base_url=url, **settings
+                ) as smsmy,
+            ):
+                for number, text in zip(NUMBERS, TEXTS, strict=True):
+                    for call in (
+                        isms.send_sms(number, text),
+                        isms.send_whatsapp_template(number, "otp", params=[text]),
+                        smsmy.send_sms(number, text),
+                    ):
+                        await _raises(call)
+    third_party = [
+        record
+        for record in debug_everywhere.records
+        if record.name.split(".")[0] in {"httpx", "httpcore", "aiohttp"}
+    ]
+    logged = "\n".join(record.getMessage() for record in third_party)
+    assert "receive_response_headers.complete status=200" in logged  # the trace did run
+    assert "X-Echo" not in logged
+    assert PASSWORD not in logged
+    assert APP_SECRET not in logged
+    for text in TEXTS:
+        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in logged, fragment
+    for number in NUMBERS:
+        assert number not in logged
+
+
+# ------------------------------------------------------------ echoes of part of a secret
+def test_part_of_a_text_echoed_back_is_redacted_and_a_short_password_only_as_a_token() -> None:
+    """A gateway quoting only the OTP, a cut text or one word of it leaks none of them; a
+    one-letter password is redacted where it stands alone, not in every word with a ``p``."""
+    redact = Redactor(["p", "Your verification code is 918273, valid 5 min"])
+    assert redact("(rejected: 918273)") == "(rejected: ***)"
+    assert redact("REJECTED 'YOUR VERIFICATION CODE IS 9182'") == "REJECTED 'YOUR *** CODE IS ***'"
+    assert redact("code 1918273x 91827") == "code 1***x ***"  # digits around it hide nothing
+    assert redact("Your OTP is ready, pwd=p") == "Your OTP is ready, pwd=***"
+    assert redact("Payment of 2024 at 12:30") == "Payment of 2024 at 12:30"  # nothing of ours
+    codes = Redactor(["Use code A7X9 now"])
+    assert codes("bad code a7x9") == "bad code ***"  # a short word with a digit is a code
+    assert Redactor(["OTP 1234"], ["60123456789"])("to 60123456789: 1234") == (
+        "to 6012*****89: ***"  # a number keeps its masked form next to a redacted OTP
+    )
+
+
+async def test_a_bulk_stop_quoting_part_of_the_texts_leaks_it_nowhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Texts ``OTP 918273 {n}``; the fatal refusal echoes ``OTP 918273``: not in
+    ``stopped_by``, any reason, or the ``bulk run stopped`` warning."""
+    refusal = {"status": "error", "code": -1004, "message": "-1004 = NO CREDITS: OTP 918273"}
+    messages = [Sms(to=f"6012000{n:04d}", text=f"OTP 918273 {n}") for n in range(60)]
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(path="/isms_send_json.php").mock(return_value=httpx.Response(200, json=refusal))
+        async with make_client() as client:
+            report = await client.send_sms_bulk(messages)
+    stopped = [r.getMessage() for r in caplog.records if "bulk run stopped" in r.getMessage()]
+    assert stopped
+    seen = [*stopped, str(report.stopped_by), *(o.reason or "" for o in report.outcomes)]
+    assert "NO CREDITS: OTP ***" in stopped[0]
+    assert not [line for line in seen if "9182" in line or "8273" in line], seen
+
+
+@given(
+    st.text(max_size=20),
+    st.text(alphabet="0123456789", min_size=4, max_size=12),
+    st.text(max_size=20),
+    st.data(),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_four_digits_in_a_row_of_a_text_survive(
+    before: str, digits: str, after: str, data: st.DataObject
+) -> None:
+    """Any substring of 4 digits or more of a text, quoted anywhere in a gateway's words,
+    is redacted, with the password and a recipient's number in the same redactor."""
+    text = before + digits + after
+    start = data.draw(st.integers(0, len(digits) - 4))
+    piece = digits[start : data.draw(st.integers(start + 4, len(digits)))]
+    around = data.draw(st.text(alphabet=st.characters(exclude_categories=["Nd"]), max_size=10))
+    noise = data.draw(st.sampled_from(["{}", "x{}y", "({})", "{}{}", "'{}' and {}"]))
+    echoed = around + noise.replace("{}", piece) + around
+    redacted = Redactor([PASSWORD, text], ["60123456789"])(echoed)
+    assert piece not in redacted, (text, echoed, redacted)

@@ -256,17 +256,28 @@ async def test_a_maintenance_page_is_retried_and_then_reported_with_its_text() -
     assert route.call_count == 2
 
 
-async def test_a_first_1718_to_a_callers_seqno_is_a_rejected_duplicate() -> None:
+async def test_a_first_1718_to_a_callers_seqno_is_accepted_earlier_not_rejected() -> None:
+    """A seqno the caller gives again (a resend of an ``unknown`` row) answered 1718 on the
+    first attempt: the gateway already has that message and made no duplicate, so it is
+    ``accepted``, its message id unknown. A seqno of our own answered 1718 is still refused."""
     with respx.mock(assert_all_called=False) as mock:
-        mock.post(f"{BASE}/ISendSMS.aspx").mock(return_value=httpx.Response(200, text="1718"))
+        mock.post(url__regex=rf"{BASE}/ISendSMS(Unicode)?\.aspx").mock(
+            return_value=httpx.Response(200, text="1718")
+        )
         async with client() as smsmy:
-            with pytest.raises(DuplicateRequestError):
-                await smsmy.send_sms("60123456789", "hi", seqno="used-before")
+            single = await smsmy.send_sms("60123456789", "hi", seqno="used-before")
             report = await smsmy.send_sms_bulk(
                 [Sms(to="60123456789", text="hi", seqno="used-before")]
             )
-    assert report.outcomes[0].status is OutcomeStatus.REJECTED
-    assert report.outcomes[0].code == 1718
+            unicode = await smsmy.send_sms_unicode("60123456789", "hi", seqno="used-before")
+            with pytest.raises(DuplicateRequestError):
+                await smsmy.send_sms("60123456789", "hi")  # our seqno: someone else's record
+    for outcome in (single, report.outcomes[0], unicode):
+        assert outcome.status is OutcomeStatus.ACCEPTED
+        assert outcome.message_id is None
+        assert outcome.seqno == "used-before"
+        assert outcome.code == 1718
+        assert "already accepted earlier (1718)" in (outcome.reason or "")
 
 
 async def test_1704_in_the_middle_of_a_bulk_run_leaves_later_messages_not_sent() -> None:
@@ -505,7 +516,11 @@ async def test_a_seqno_used_twice_in_one_bulk_call_is_rejected_before_sending() 
     assert "seqno 'order-17' is already used" in (second.reason or "")
     assert recorded == {"order-17": "first", "order-18": "third"}
     assert [form(call)["message"] for call in route.calls[:2]] == ["first", "third"]
-    assert sorted(o.status for o in streamed) == [OutcomeStatus.REJECTED] * 2  # 1718, then ours
+    # "first" again: 1718 to its seqno, the gateway has it; "second": refused by us
+    assert [o.status for o in sorted(streamed, key=lambda o: o.index)] == [
+        OutcomeStatus.ACCEPTED,
+        OutcomeStatus.REJECTED,
+    ]
 
 
 async def test_against_the_sandbox_a_cut_answer_never_gives_a_wrong_message_id() -> None:

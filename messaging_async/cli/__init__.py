@@ -30,7 +30,9 @@ from ..smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from ..webhooks import WebhookError
 from ..webhooks._whatsapp import decode_response
 from ._blast import INTERRUPTED, add_blast_arguments, blast_command
+from ._report import add_report_command
 from ._sandbox import add_sandbox_command
+from ._webhook_serve import add_webhook_serve_command
 
 __all__ = ["main"]
 
@@ -85,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     decode = webhook.add_parser("decode", help="decode an iSMS WhatsApp 'response' value")
     decode.add_argument("value")
     decode.set_defaults(run=_webhook_decode, is_async=False)
+    add_webhook_serve_command(webhook)
+    add_report_command(commands)
     demo = commands.add_parser(
         "demo", help="a bulk blast and webhook round trip against the sandbox"
     )
@@ -160,6 +164,7 @@ def _isms(args: argparse.Namespace) -> IsmsClient:
         waba_base_urls=[base_url] if base_url else ISMS_WABA_BASE_URLS,
         default_country=args.default_country,
         max_concurrency=getattr(args, "concurrency", 10),
+        ledger=getattr(args, "ledger_store", None),
     )
 
 
@@ -177,6 +182,7 @@ def _smscommy(args: argparse.Namespace) -> SmsComMyClient:
         base_url=_setting(args, "base_url", "SMSCOMMY_BASE_URL") or SMSCOMMY_BASE_URL,
         default_country=args.default_country,
         max_concurrency=getattr(args, "concurrency", 10),
+        ledger=getattr(args, "ledger_store", None),
     )
 
 

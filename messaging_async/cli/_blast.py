@@ -32,6 +32,7 @@ from ..phone import normalize_number
 from ..smscommy import SmsComMyClient
 from ..text import Encoding, choose_encoding, estimate_credits
 from ._csvfiles import PHONE_COLUMNS, RESEND_COLUMNS, CsvSource, ResendFiles
+from ._jobs import add_job_arguments, by_position, ledger_path, open_ledger
 
 __all__ = [
     "PHONE_COLUMNS",
@@ -62,6 +63,8 @@ class BlastSummary:
     rows_total: int = 0
     source: Path | None = None
     next_line: int = 0
+    job: str | None = None
+    ledger: Path | None = None
 
     @property
     def total(self) -> int:
@@ -69,13 +72,11 @@ class BlastSummary:
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted; else 0 all accepted, 1 partly, 2 none (of a non-empty file)."""
+        """130 interrupted; else 0 all accepted, 1 some (or all) recipients not accepted.
+        2 is for errors (arguments, files, template), raised before a summary exists."""
         if self.interrupted_by is not None:
             return INTERRUPTED
-        accepted = self.counts[OutcomeStatus.ACCEPTED.value]
-        if accepted == self.total:
-            return 0
-        return 1 if accepted else 2
+        return 0 if self.counts[OutcomeStatus.ACCEPTED.value] == self.total else 1
 
 
 BLAST_HELP = """Send a personalised SMS to every row of a UTF-8 CSV file. Rows not accepted
@@ -84,13 +85,20 @@ and CSV.unknown.csv (the gateway may have sent them: do not resend these blindly
 needs --resend-unknown for them, sms.com.my reuses their seqno). Either file can be given
 back as CSV; the status/code/reason/seqno columns are dropped on reading. Ctrl-C or
 SIGTERM stops reading, waits --grace seconds for requests in flight, writes both files and
-exits 130. Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
+exits 130. With --job NAME the blast is journalled in a ledger (--ledger, default
+messaging-async.db): running the same command again resumes it, sending nothing already
+accepted or possibly sent, and both files then list what the ledger holds for every row.
+Exit codes: 0 all accepted, 1 some not accepted, 2 error."""
 
 
 def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
     blast.description = BLAST_HELP
     blast.add_argument("csv", type=Path)
-    blast.add_argument("--text", required=True, help='a template such as "Hi {name}" (CSV columns)')
+    blast.add_argument(
+        "--text",
+        required=True,
+        help='a template such as "Hi {name}": plain {column} fields of the CSV only',
+    )
     blast.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
@@ -121,6 +129,7 @@ def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
         "them already (sms.com.my needs no such flag: the seqno prevents duplicates)",
     )
     blast.add_argument("--concurrency", type=int, default=10)
+    add_job_arguments(blast)
 
 
 async def blast_command(
@@ -153,7 +162,7 @@ async def blast_command(
         raise ValidationError(
             "--grace must be a finite number of seconds, 0 or more", field="grace"
         )
-    async with make_client(args) as client:
+    async with open_ledger(args), make_client(args) as client:
         summary = await run_blast(
             client,
             source,
@@ -161,7 +170,10 @@ async def blast_command(
             unknown_path=unknown,
             progress=Progress(source.count()),
             grace=args.grace,
+            job=args.job,
+            resend_unknown=args.resend_unknown,
         )
+    summary.ledger = ledger_path(args) if args.job else None
     print_summary(summary, sys.stdout)
     return summary.exit_code
 
@@ -216,10 +228,15 @@ async def run_blast(
     unknown_path: Path,
     progress: Progress,
     grace: float = DEFAULT_GRACE,
+    job: str | None = None,
+    resend_unknown: bool = False,
 ) -> BlastSummary:
     """Send every row, drawing progress; rows not accepted go to ``resend_path``, those
     whose fate is unknown to ``unknown_path``. Every outcome is recorded through the
-    ``on_outcome`` hook, which also sees those settled while the blast is cancelled."""
+    ``on_outcome`` hook, which also sees those settled while the blast is cancelled.
+
+    Under ``job`` (the client has a ledger) each row is keyed by its position in the file,
+    and every outcome comes from or through the ledger: the files list what it holds."""
     counts: Counter[str] = Counter()
     started = time.perf_counter()
     files = ResendFiles(source.columns, resend_path, unknown_path)
@@ -230,6 +247,11 @@ async def run_blast(
         files.write(outcome)
         progress.update(counts.total())
 
+    messages = source.messages(record)
+    on_outcome: Callable[[Outcome], None] = record
+    if job is not None:
+        messages, on_outcome = by_position(messages, record)
+
     failure: Exception | None = None
     try:
         async with anyio.create_task_group() as watchers:
@@ -238,7 +260,9 @@ async def run_blast(
                 with interrupt.blast:
                     stream = cast(
                         AsyncGenerator[Outcome, None],
-                        sender.stream_sms_bulk(source.messages(record), on_outcome=record),
+                        sender.stream_sms_bulk(
+                            messages, on_outcome=on_outcome, job=job, resend_unknown=resend_unknown
+                        ),
                     )
                     async with contextlib.aclosing(stream):
                         async for _ in stream:
@@ -264,6 +288,7 @@ async def run_blast(
         rows_total=source.total,
         source=source.path,
         next_line=source.last_line + 1,
+        job=job,
     )
 
 
@@ -322,6 +347,13 @@ def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> No
             f"interrupted by {summary.interrupted_by}: read {summary.rows_read:,} of "
             f"{summary.rows_total:,} rows; the other {unread:,} (from line "
             f"{summary.next_line:,} of {name}) were not read and not sent",
+            file=out,
+        )
+    if summary.interrupted_by is not None and summary.job is not None:
+        print(
+            f"the ledger {summary.ledger} holds every outcome so far; to resume job "
+            f"{summary.job!r}, run the same command again: rows already settled are not sent "
+            "again",
             file=out,
         )
     if summary.resend_path is not None:

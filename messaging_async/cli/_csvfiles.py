@@ -52,7 +52,8 @@ class CsvSource:
                 field="phone_column",
             )
         self.phone_column = phone_column or _find_phone_column(self.columns)
-        self.fields = _check_template(template, self.columns, path)
+        self._pieces = _check_template(template, self.columns, path)
+        self.fields = tuple(sorted({name for _, name in self._pieces if name is not None}))
         # Reading it all now finds a bad byte before anything is sent.
         self.total, self.unknown_rows = self._count()
         self.read = 0  # rows handed on so far
@@ -120,21 +121,15 @@ class CsvSource:
         given = dict(zip(self.header, values, strict=False))
         row = {column: given.get(column, "") for column in self.columns}
         missing = [name for name in (self.phone_column, *self.fields) if name not in given]
-        problem = f"line {self.last_line} has no value for {', '.join(missing)}" if missing else ""
-        if not problem:
-            try:
-                text = self.template.format_map(given)
-            except (LookupError, ValueError, AttributeError, TypeError) as error:
-                problem = f"the text template cannot be filled from line {self.last_line}: " + (
-                    type(error).__name__
-                )
-        if problem:
+        if missing:
+            problem = f"line {self.last_line} has no value for {', '.join(missing)}"
             if reject is not None:
                 reject(_rejected(row.get(self.phone_column, ""), problem, row))
             return None
         seqno = None
         if self.reuse_seqno and given.get("status") == OutcomeStatus.UNKNOWN.value:
             seqno = given.get("seqno") or None
+        text = "".join(literal + (given[name] if name else "") for literal, name in self._pieces)
         return Sms(to=given[self.phone_column], text=text, ref=row, seqno=seqno)
 
 
@@ -176,31 +171,42 @@ def _find_phone_column(header: list[str]) -> str:
     )
 
 
-def _check_template(template: str, columns: list[str], path: Path) -> tuple[str, ...]:
-    """The columns ``template`` names; a malformed template, or one naming a column the file
-    lacks, is refused before anything is sent."""
+Pieces = list[tuple[str, str | None]]  # (literal text, then the column after it or None)
+
+
+def _check_template(template: str, columns: list[str], path: Path) -> Pieces:
+    """The template as literal text and the columns it names; a malformed template, or one
+    naming a column the file lacks, is refused before anything is sent.
+
+    Only plain ``{column}`` fields: ``str.format`` would also do ``{name.__class__}``,
+    ``{name[0]}``, ``{name!r}`` and ``{name:…}`` (a spec may nest further fields), which
+    send what no column holds; the rows are filled by ``_message``, not ``format``."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as error:
         raise ValidationError(f"the text template is malformed: {error}", field="text") from None
-    names = {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name is not None}
-    if "" in names or any(name.isdigit() for name in names):
-        raise ValidationError(
-            "the text template has a positional field ({} or {0}): name a column, e.g. {name}",
-            field="text",
-        )
-    missing = sorted(names - set(columns))
+    pieces: Pieces = []
+    for literal, name, spec, conversion in parsed:
+        if name == "" or (name is not None and name.isdigit()):
+            raise ValidationError(
+                "the text template has a positional field ({} or {0}): name a column, e.g. {name}",
+                field="text",
+            )
+        if name is not None and (spec or conversion or any(c in name for c in ".[]")):
+            raise ValidationError(
+                "the text template is malformed: only plain {column} fields are allowed "
+                "(no attribute, index, conversion or format spec)",
+                field="text",
+            )
+        pieces.append((literal, name))
+    missing = sorted({name for _, name in pieces if name is not None} - set(columns))
     if missing:
         raise ValidationError(
             f"the text uses {', '.join('{' + m + '}' for m in missing)}, which "
             f"{path.name} lacks; its columns are {', '.join(columns)}",
             field="text",
         )
-    try:
-        template.format_map(dict.fromkeys(columns, "x"))
-    except (LookupError, ValueError, AttributeError, TypeError) as error:
-        raise ValidationError(f"the text template is malformed: {error}", field="text") from None
-    return tuple(sorted(names))
+    return pieces
 
 
 class ResendFiles:

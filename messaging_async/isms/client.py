@@ -33,6 +33,7 @@ from ..errors import (
     ValidationError,
 )
 from ..hooks import Hooks
+from ..ledger import Ledger
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..rate import RateLimit
@@ -70,6 +71,8 @@ class IsmsClient(WhatsAppMethods):
     sent ``max_concurrency`` at a time; WhatsApp messages go one per request,
     ``max_whatsapp_concurrency`` at a time. Every recipient gets exactly one ``Outcome``.
     WhatsApp needs ``app_id``, ``app_secret`` and ``waba_number`` (the registered sender).
+    With a ``ledger``, bulk calls given ``job=`` resume after a crash without sending twice,
+    and single sends given ``key=`` are idempotent (see ``messaging_async.ledger``).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class IsmsClient(WhatsAppMethods):
         proxy: str | None = None,
         verify: bool | str | ssl.SSLContext = True,
         trust_env: bool = False,
+        ledger: Ledger | None = None,
     ):
         """Settings left out come from the environment where the CLI reads them:
         ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
@@ -110,6 +114,7 @@ class IsmsClient(WhatsAppMethods):
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
+            ledger=ledger,
         )
         if sender_id is not None and (
             not isinstance(sender_id, str) or not _SENDER_ID.fullmatch(sender_id)
@@ -181,6 +186,7 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """Send one SMS and return its ``accepted`` outcome, or raise.
@@ -189,15 +195,20 @@ class IsmsClient(WhatsAppMethods):
         gateway refuses, ``UnreachableError`` when nothing was sent and
         ``OutcomeUnknownError`` when it may have been. ``timeout``: seconds for the whole
         call, failover and retries included (default ``SINGLE_SEND_TIMEOUT``, 5); it goes
-        in the single-send lane, never behind a bulk call of this client.
+        in the single-send lane, never behind a bulk call of this client. With ``key=``
+        (needs a ledger) the send is idempotent: a key already accepted returns its
+        recorded outcome unsent.
         """
         self._ensure_open()
+        checked_key = self._check_key(key)
+        message = Sms(to=to, text=text, ref=ref)
         try:
-            pending = self._prepare_sms(encoding, 0, Sms(to=to, text=text, ref=ref))
+            pending = self._prepare_sms(encoding, 0, message)
         except ValidationError as exc:
             exc.index = None  # a single send has no position in a bulk input
             raise
-        return await self._send_one(pending, self._send_json_chunk, timeout)
+        pending = pending._replace(content=message)
+        return await self._keyed(checked_key, "isms", pending, self._send_json_chunk, timeout)
 
     async def send_sms_bulk(
         self,
@@ -205,6 +216,8 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> BulkReport:
         """Send personalised SMS; returns every recipient's outcome in input order.
@@ -215,8 +228,13 @@ class IsmsClient(WhatsAppMethods):
         (authentication, credits) stops the run and is on ``report.stopped_by``.
         ``timeout``: seconds for the whole call (every bulk method takes it); what has not
         left by then is ``not_sent``. Without it a bulk call has no overall bound.
+        ``job=`` (needs the client's ledger) journals the run: run it again after a crash
+        and it resumes, sending nothing already accepted or possibly sent.
+        ``resend_unknown=True`` sends ``unknown`` recipients again: that may deliver them
+        twice.
         """
-        return await self._send_bulk(self._sms_plan(encoding), messages, on_outcome, timeout)
+        plan = self._sms_plan(encoding)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_sms_bulk(
         self,
@@ -224,11 +242,14 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
-        return self._stream_bulk(self._sms_plan(encoding), messages, on_outcome, timeout)
+        plan = self._sms_plan(encoding)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     async def send_sms_classic(
         self,
@@ -237,12 +258,14 @@ class IsmsClient(WhatsAppMethods):
         *,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> BulkReport:
         """Send one text to many numbers through the classic API (≤ 50 per request, POST).
 
         The classic API answers once per request, so every number of a request shares its
-        message id.
+        message id. ``job=`` and ``resend_unknown`` as for ``send_sms_bulk``.
         """
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_CLASSIC_TEXT)
@@ -252,8 +275,10 @@ class IsmsClient(WhatsAppMethods):
             unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
             what="numbers",
+            gateway="isms",
+            same_text=text,
         )
-        return await self._send_bulk(plan, numbers, on_outcome, timeout)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown, timeout)
 
     async def get_balance(self, *, timeout: float | None = None) -> Balance:
         """The account's credit balance. Retried freely: a look-up cannot send anything.
@@ -286,6 +311,7 @@ class IsmsClient(WhatsAppMethods):
             unit_size=_wire.MAX_RECIPIENTS,
             concurrency=self._max_concurrency,
             unit_key=_encoding_of,
+            gateway="isms",
         )
 
     def _prepare_sms(

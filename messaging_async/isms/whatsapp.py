@@ -49,20 +49,29 @@ class WhatsAppMethods(BaseClient):
         language: str = "en",
         params: Mapping[str, object] | Sequence[object] | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """Send an approved template (any time). Returns the accepted outcome or raises.
-        ``timeout`` bounds the whole call, as for ``send_sms``."""
+        With ``key=`` (needs a ledger) the send is idempotent, as ``send_sms``'s;
+        ``timeout`` bounds the whole call, as there."""
         message = WhatsAppTemplate(
             to=to, template_code=template_code, language=language, params=params, ref=ref
         )
-        return await self._send_one_whatsapp(message, timeout)
+        return await self._send_one_whatsapp(message, key, timeout)
 
     async def send_whatsapp_text(
-        self, to: str, text: str, *, ref: Any = None, timeout: float | None = None
+        self,
+        to: str,
+        text: str,
+        *,
+        ref: Any = None,
+        key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send free text; raises ``ReplyWindowClosedError`` outside the 24-hour window."""
-        return await self._send_one_whatsapp(WhatsAppText(to=to, text=text, ref=ref), timeout)
+        message = WhatsAppText(to=to, text=text, ref=ref)
+        return await self._send_one_whatsapp(message, key, timeout)
 
     async def send_whatsapp_file(
         self,
@@ -71,12 +80,13 @@ class WhatsAppMethods(BaseClient):
         file_name: str,
         *,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """Send a file by direct public URL; raises ``ReplyWindowClosedError`` outside the
         24-hour window."""
         return await self._send_one_whatsapp(
-            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref), timeout
+            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref), key, timeout
         )
 
     async def send_whatsapp_bulk(
@@ -84,38 +94,52 @@ class WhatsAppMethods(BaseClient):
         messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
         *,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> BulkReport:
         """Send many WhatsApp messages concurrently; one outcome each, in input order.
 
         Fatal answers (authentication, credits) stop the run; a template that does not
         exist (60006) stops only the messages that use the same template code.
+        ``job=`` and ``resend_unknown`` as for ``send_sms_bulk``: a message left in flight
+        by a crash is ``unknown`` and never sent again (templates are charged per message).
         """
         self._ensure_open()
         self._require_whatsapp_settings()
-        return await self._send_bulk(self._whatsapp_plan(), messages, on_outcome, timeout)
+        plan = self._whatsapp_plan()
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_whatsapp_bulk(
         self,
         messages: Iterable[WhatsAppMessage] | AsyncIterable[WhatsAppMessage],
         *,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
         self._require_whatsapp_settings()
-        return self._stream_bulk(self._whatsapp_plan(), messages, on_outcome, timeout)
+        plan = self._whatsapp_plan()
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     # ---------------------------------------------------------------- internals
-    async def _send_one_whatsapp(self, message: WhatsAppMessage, timeout: object) -> Outcome:
+    async def _send_one_whatsapp(
+        self, message: WhatsAppMessage, key: str | None, timeout: object
+    ) -> Outcome:
         self._ensure_open()
+        checked_key = self._check_key(key)
         self._require_whatsapp_settings()
         try:
             pending = self._prepare_whatsapp(0, message)
         except ValidationError as exc:
             exc.index = None
             raise
-        return await self._send_one(pending, self._send_whatsapp_unit, timeout)
+        pending = pending._replace(content=message)
+        return await self._keyed(
+            checked_key, "whatsapp", pending, self._send_whatsapp_unit, timeout
+        )
 
     def _require_whatsapp_settings(self) -> _waba.Settings:
         if self._whatsapp_settings is None:
@@ -133,6 +157,7 @@ class WhatsAppMethods(BaseClient):
             unit_size=1,
             concurrency=self._max_whatsapp_concurrency,
             stop_scope=_template_scope,
+            gateway="whatsapp",
         )
 
     def _prepare_whatsapp(self, index: int, item: object) -> Pending[_waba.Prepared]:

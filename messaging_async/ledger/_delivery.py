@@ -45,7 +45,9 @@ def rank_of(status: str) -> int:
 
 
 def family_of(gateway: str) -> str:
-    return "isms" if gateway in ("isms", "whatsapp") else gateway
+    """A send's gateway or a report's (``isms_whatsapp``: a WhatsApp receipt) → the family
+    whose message ids it shares."""
+    return "isms" if gateway in ("isms", "whatsapp", "isms_whatsapp") else gateway
 
 
 def _digits(number: str | None) -> str:

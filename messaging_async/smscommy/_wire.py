@@ -79,6 +79,9 @@ class Request:
     path: str
     fields: dict[str, str] = field(repr=False)
     secrets: tuple[str, ...] = field(repr=False)
+    # The caller gave ``seqno``: a 1718 to it, even on the first attempt, is the gateway
+    # saying it already has this message (see ``outcome``).
+    caller_seqno: bool = False
 
     @property
     def seqno(self) -> str:
@@ -231,9 +234,13 @@ def outcome(
     retried: bool,
     raw: str,
     redact: Redactor,
+    caller_seqno: bool = False,
 ) -> Outcome:
     """One recipient's outcome. ``retried``: an earlier attempt of ours may have been taken,
-    so a 1718 duplicate is that attempt's acceptance, not someone else's record."""
+    so a 1718 duplicate is that attempt's acceptance, not someone else's record.
+    ``caller_seqno``: the caller gave this seqno (a resend of an ``unknown`` message, say);
+    a 1718 then means the gateway accepted it earlier and created no duplicate, so it is
+    ``accepted`` too, its message id unknown."""
     common: dict[str, Any] = {
         "to": to,
         "index": index,
@@ -251,6 +258,12 @@ def outcome(
         reason = (
             "accepted on an earlier attempt: the retry with the same seqno was answered 1718; "
             "the gateway does not repeat the message id"
+        )
+        return Outcome(status=OutcomeStatus.ACCEPTED, reason=reason, **common)
+    if code == DUPLICATE and caller_seqno:
+        reason = (
+            "already accepted earlier (1718): the gateway has this seqno from the last 24 "
+            "hours and created no duplicate; its message id is not repeated"
         )
         return Outcome(status=OutcomeStatus.ACCEPTED, reason=reason, **common)
     error = error_for(code, raw.strip(), raw, redact=redact)

@@ -45,6 +45,7 @@ from ..errors import (
     ValidationError,
 )
 from ..hooks import Hooks
+from ..ledger import Ledger
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
 from ..rate import RateLimit
@@ -64,7 +65,10 @@ class SmsComMyClient(BaseClient):
 
     Personalised bulk sends go one ``ISendSMS.aspx`` request per message (each with its
     own message id and seqno), ``max_concurrency`` at a time; one text to many numbers
-    goes through ``ISendSMSNoDR.aspx`` in batches of ``no_dr_batch_size``.
+    goes through ``ISendSMSNoDR.aspx`` in batches of ``no_dr_batch_size``. With a
+    ``ledger``, ``job=`` makes bulk calls resumable and ``key=`` single sends idempotent: a
+    send a crash left in flight goes again with its recorded seqno (1718 then means it was
+    accepted).
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class SmsComMyClient(BaseClient):
         proxy: str | None = None,
         verify: bool | str | ssl.SSLContext = True,
         trust_env: bool = False,
+        ledger: Ledger | None = None,
     ):
         """Settings left out come from the environment where the CLI reads them:
         ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``, ``SMSCOMMY_BASE_URL``. ``sender_id`` is
@@ -103,6 +108,7 @@ class SmsComMyClient(BaseClient):
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
+            ledger=ledger,
         )
         self._redactor = Redactor((self._password,))
         try:
@@ -151,16 +157,18 @@ class SmsComMyClient(BaseClient):
         encoding: Encoding | None = None,
         seqno: str | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS.aspx: GSM text as type 1 (2 flash), anything else as UCS-2 hex type 3 (4).
 
         Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``;
-        ``timeout`` bounds the whole call as there.
+        idempotent under ``key=`` (needs a ledger); ``timeout`` bounds the whole call as
+        there.
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
         return await self._single(
-            lambda: self._prepare_text(flash, None, set(), 0, message), timeout
+            lambda: self._prepare_text(flash, None, set(), 0, message), key, message, timeout
         )
 
     async def send_sms_unicode(
@@ -171,6 +179,7 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         seqno: str | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """ISendSMSUnicode.aspx: the text as it is, for callers who prefer no hex encoding."""
@@ -178,9 +187,9 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, timeout)
+        return await self._single(prepare, key, "u" + str(text), timeout)
 
     async def send_binary(
         self,
@@ -190,15 +199,16 @@ class SmsComMyClient(BaseClient):
         udh: bool = True,
         seqno: str | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """A binary message as hex: type 5 with a user data header, 6 without."""
 
         def prepare() -> Pending[_wire.Request]:
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, timeout)
+        return await self._single(prepare, key, f"b{udh:d}{payload}", timeout)
 
     async def send_barcode(
         self,
@@ -208,6 +218,7 @@ class SmsComMyClient(BaseClient):
         msgtype: str = "MMS",
         seqno: str | None = None,
         ref: Any = None,
+        key: str | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS2D.aspx: ``text`` may hold ``%barcode%``; ``msgtype`` is EMS, Nokia, MMS,
@@ -216,9 +227,9 @@ class SmsComMyClient(BaseClient):
         def prepare() -> Pending[_wire.Request]:
             checked = check_text(text, max_length=_wire.MAX_TEXT)
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
-            return self._pending(0, to, ref, request)
+            return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, timeout)
+        return await self._single(prepare, key, f"2{msgtype}:{text}", timeout)
 
     # ---------------------------------------------------------------- bulk
     async def send_sms_bulk(
@@ -228,12 +239,18 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> BulkReport:
-        """Personalised SMS, one ISendSMS request each; one outcome per message, in order."""
-        return await self._send_bulk(
-            self._text_plan(flash, encoding), messages, on_outcome, timeout
-        )
+        """Personalised SMS, one ISendSMS request each; one outcome per message, in order.
+
+        ``job=`` (needs the client's ledger) journals the run so that running it again
+        resumes it; ``resend_unknown=True`` also resends ``unknown`` messages whose seqno
+        the gateway no longer remembers, which may deliver them twice.
+        """
+        plan = self._text_plan(flash, encoding)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_sms_bulk(
         self,
@@ -242,10 +259,13 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
-        return self._stream_bulk(self._text_plan(flash, encoding), messages, on_outcome, timeout)
+        plan = self._text_plan(flash, encoding)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     async def send_sms_same_text(
         self,
@@ -255,10 +275,16 @@ class SmsComMyClient(BaseClient):
         flash: bool = False,
         encoding: Encoding | None = None,
         on_outcome: OnOutcome | None = None,
+        job: str | None = None,
+        resend_unknown: bool = False,
         timeout: float | None = None,
     ) -> BulkReport:
         """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
-        gives no message id and no delivery report; every outcome says so."""
+        gives no message id and no delivery report; every outcome says so.
+
+        Journalled (``job=``), a number a crash left in flight is ``unknown`` and not sent
+        again: a batch's seqno covers the whole batch, so it cannot make one number's
+        resend safe."""
         self._ensure_open()
         payload = checked_payload(text, encoding, max_length=_wire.MAX_TEXT)
         plan: BulkPlan[_Text] = BulkPlan(
@@ -267,8 +293,11 @@ class SmsComMyClient(BaseClient):
             unit_size=self._no_dr_batch_size,
             concurrency=self._max_concurrency,
             what="numbers",
+            gateway="smscommy",
+            same_text=text,
+            expect_reports=False,
         )
-        return await self._send_bulk(plan, numbers, on_outcome, timeout)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown, timeout)
 
     # ---------------------------------------------------------------- account
     async def get_credits(self, *, timeout: float | None = None) -> Credits:
@@ -322,15 +351,24 @@ class SmsComMyClient(BaseClient):
 
     # ---------------------------------------------------------------- internals
     async def _single(
-        self, prepare: Callable[[], Pending[_wire.Request]], timeout: object
+        self,
+        prepare: Callable[[], Pending[_wire.Request]],
+        key: str | None,
+        content: object,
+        timeout: object,
     ) -> Outcome:
+        """``content``: what the ledger fingerprints for ``key`` (each endpoint tagged)."""
         self._ensure_open()
+        checked_key = self._check_key(key)
         try:
             pending = prepare()
         except ValidationError as exc:
             exc.index = None
             raise
-        return await self._send_one(pending, self._send_request, timeout)
+        pending = pending._replace(content=content)
+        return await self._keyed(
+            checked_key, "smscommy", pending, self._send_request, timeout, _reseq
+        )
 
     def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
         return BulkPlan(
@@ -338,6 +376,8 @@ class SmsComMyClient(BaseClient):
             send_unit=self._send_request,
             unit_size=1,
             concurrency=self._max_concurrency,
+            gateway="smscommy",
+            reseq=_reseq,
         )
 
     def _prepare_text(
@@ -345,7 +385,8 @@ class SmsComMyClient(BaseClient):
     ) -> Pending[_wire.Request]:
         """``seqnos``: the caller's seqnos already used in this call. A second message with
         the same seqno is refused before sending: the gateway would answer it 1718, which
-        after a retry of ours reads as "accepted" though it never recorded that message."""
+        reads as "accepted" (the gateway has a message with the caller's seqno) though it
+        never recorded that message."""
         if not isinstance(item, Sms):
             raise ValidationError(
                 f"message {index} is a {type(item).__name__}, not an Sms",
@@ -356,8 +397,9 @@ class SmsComMyClient(BaseClient):
             item.text, item.encoding or forced, max_length=_wire.MAX_TEXT, index=index
         )
         seqno = _wire.seqno_for(item.seqno, index)
+        request = _wire.text_request(text, encoding, flash=flash, seqno=seqno)
         pending = self._pending(
-            index, item.to, item.ref, _wire.text_request(text, encoding, flash=flash, seqno=seqno)
+            index, item.to, item.ref, request, caller_seqno=item.seqno is not None
         )
         if item.seqno is not None:
             if seqno in seqnos:
@@ -370,8 +412,12 @@ class SmsComMyClient(BaseClient):
             seqnos.add(seqno)
         return pending
 
-    def _pending(self, index: int, to: object, ref: Any, message: Any) -> Pending[Any]:
+    def _pending(
+        self, index: int, to: object, ref: Any, message: Any, *, caller_seqno: bool = False
+    ) -> Pending[Any]:
         number = normalize_number(to, default_calling_code=self._calling_code, index=index)
+        if caller_seqno:
+            message = evolve(message, caller_seqno=True)
         seqno = message.seqno if isinstance(message, _wire.Request) else None
         return Pending(position=index, to=number, ref=ref, message=message, seqno=seqno)
 
@@ -403,6 +449,7 @@ class SmsComMyClient(BaseClient):
             retried=progress.ambiguous,
             raw=answer.text,
             redact=redact,
+            caller_seqno=request.caller_seqno,
         )
         return UnitResult([outcome], None, _fatal(outcome))
 
@@ -461,6 +508,14 @@ class SmsComMyClient(BaseClient):
     @staticmethod
     def _unexpected(answer: Answer, redact: Redactor, hint: str = "") -> UnexpectedAnswerError:
         return UnexpectedAnswerError(f"{_note(answer, redact)} (HTTP {answer.status}){hint}")
+
+
+def _reseq(pending: Pending[_wire.Request], seqno: str) -> Pending[_wire.Request]:
+    """``pending`` to be sent again under the seqno a ledger recorded for it: a given seqno,
+    so a 1718 means the earlier attempt was accepted (``caller_seqno``)."""
+    fields = {**pending.message.fields, "seqno": seqno}
+    request = evolve(pending.message, fields=fields, caller_seqno=True)
+    return pending._replace(message=request, seqno=seqno)
 
 
 def _note(answer: Answer, redact: Redactor) -> str:

@@ -27,17 +27,21 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import anyio
 
+from .._journal import check_ledger
 from ..errors import ValidationError, WebhookError
 from ..hooks import Hooks, WebhookEvent, combine_hooks
 from . import _parsers
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
 from ._routes import ROUTES, Event, kind_of
 from .events import DeliveryReport, WhatsAppInbound
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
 
 __all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 
@@ -73,6 +77,12 @@ class WebhookReceiver:
     (those after it are left for the gateway's retry). The route is served when
     ``on_whatsapp`` or ``on_delivery`` is given; an event whose handler was not given is
     acknowledged and dropped (200), since an error would make the gateway retry it forever.
+
+    With a ``ledger`` (a ``messaging_async.ledger.Ledger``), every delivery report is
+    recorded and joined to its send, and every inbound WhatsApp message opens its sender's
+    24-hour window in the ledger, before the handler (if any) runs: the delivery and
+    WhatsApp routes are served with no handler at all. A ledger that fails answers 500,
+    so the gateway sends the callback again; recording one twice counts it once.
     """
 
     def __init__(
@@ -88,6 +98,7 @@ class WebhookReceiver:
         body_timeout: float | None = 10.0,
         handler_timeout: float | None = 30.0,
         token_parameter: str = "token",  # noqa: S107 - the parameter's name, not a secret
+        ledger: Ledger | None = None,
         hooks: Hooks | Sequence[Hooks] | None = None,
     ):
         """``hooks`` (``messaging_async.hooks``) hear of every callback: its route, the
@@ -102,6 +113,10 @@ class WebhookReceiver:
             "delivery": on_delivery,
             "incoming_sms": on_incoming_sms,
         }
+        checked = check_ledger(ledger)
+        if checked is not None:
+            self._handlers["delivery"] = _recording(checked.record_report, on_delivery)
+            self._handlers["whatsapp"] = _recording(checked.record_inbound, on_whatsapp)
         self._dedupe = _checked_dedupe(dedupe)
         self._networks = (
             None
@@ -272,6 +287,17 @@ class WebhookReceiver:
 
 class _SlowBody(Exception):
     """The body did not arrive within ``body_timeout``."""
+
+
+def _recording(record: Callable[[Any], Awaitable[object]], handler: Handler | None) -> Handler:
+    """A handler that records the event in the ledger, then calls the caller's (if any)."""
+
+    async def record_then_handle(event: Any) -> None:
+        await record(event)
+        if handler is not None:
+            await _maybe_await(handler(event))
+
+    return record_then_handle
 
 
 def _checked_dedupe(dedupe: object) -> Deduplicator | None:

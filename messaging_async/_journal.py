@@ -1,0 +1,228 @@
+"""Where the bulk road and the single sends meet the ledger: at unit boundaries only.
+
+A journalled bulk run (``job=``) opens its job, and for each unit the runner forms:
+asks the ledger's ``plan`` what is already settled (those outcomes are final, marked
+``from_ledger``), commits the rest as in flight (``begin_unit``) *before* the request can
+leave, and commits their outcomes (``settle_unit``) shielded from cancellation, so a
+Ctrl-C cannot lose an answer that came back. A SIGKILL leaves the claims in flight: the
+next run decides them by the resume rules (``ledger._decide``).
+
+Only the ``Ledger`` protocol is used here, so any store (SQLite, PostgreSQL) stands in.
+The ledger package is imported lazily: it imports the webhooks package, which imports
+the clients' modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from attrs import evolve
+
+from ._plan import BulkPlan, Pending
+from .errors import OutcomeUnknownError, ValidationError
+from .models import Outcome, OutcomeStatus
+
+if TYPE_CHECKING:
+    from .ledger import Entry, Ledger
+
+__all__ = ["Journal", "check_job", "check_key", "check_ledger", "send_keyed"]
+
+logger = logging.getLogger("messaging_async.ledger")
+
+
+def check_ledger(value: object) -> Ledger | None:
+    """``None`` or an object with the ``Ledger`` protocol's methods."""
+    from .ledger import Ledger
+
+    if value is not None and not isinstance(value, Ledger):
+        raise ValidationError(
+            f"ledger must be a Ledger (SqliteLedger, say), not {type(value).__name__}",
+            field="ledger",
+        )
+    return value
+
+
+def check_job(ledger: Ledger | None, job: object) -> str | None:
+    """A job name needs a ledger to be journalled in: refused before anything is read."""
+    if job is None:
+        return None
+    if ledger is None:
+        raise ValidationError(
+            "job= needs a ledger: create the client with ledger=SqliteLedger(path)", field="job"
+        )
+    if not isinstance(job, str) or not job:
+        raise ValidationError("job must be a non-empty string", field="job")
+    return job
+
+
+def check_key(ledger: Ledger | None, key: object) -> str | None:
+    if key is None:
+        return None
+    if ledger is None:
+        raise ValidationError(
+            "key= needs a ledger: create the client with ledger=SqliteLedger(path)", field="key"
+        )
+    if not isinstance(key, str) or not key:
+        raise ValidationError("key must be a non-empty string", field="key")
+    return key
+
+
+_ENTRY: list[type[Entry]] = []  # the ledger's Entry, imported on first use (see above)
+
+
+def _entry(pending: Pending[Any]) -> Entry:
+    """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
+    if not _ENTRY:
+        from .ledger import Entry
+
+        _ENTRY.append(Entry)
+    return tuple.__new__(_ENTRY[0], (pending[0], pending[1], pending[2], pending[5], pending[4]))
+
+
+def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Mark outcomes the ledger decided. They are new objects, made by the store for this
+    one call and seen by nobody else yet, so they are marked in place: ``evolve`` would
+    cost more than the rest of a resumed recipient's way through the SDK."""
+    for outcome in outcomes:
+        object.__setattr__(outcome, "from_ledger", True)
+    return list(outcomes)
+
+
+class Journal:
+    """One bulk run's journal: the ledger, the job, and the plan's journalling hooks."""
+
+    def __init__(
+        self, ledger: Ledger, job: str, plan: BulkPlan[Any], *, resend_unknown: bool
+    ) -> None:
+        self.ledger = ledger
+        self.job = job
+        self._gateway = plan.gateway
+        self._same_text = plan.same_text
+        self._reseq = plan.reseq
+        self._expect_reports = plan.expect_reports
+        self._resend_unknown = resend_unknown
+        self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
+        self._opened = False
+
+    def wrap(self, prepare: Callable[[int, object], Pending[Any]]) -> Callable[..., Any]:
+        """``prepare``, also keeping what the ledger fingerprints on the pending."""
+        same_text = self._same_text
+
+        def prepare_journalled(index: int, item: object) -> Pending[Any]:
+            pending = prepare(index, item)
+            content = item if same_text is None else same_text
+            return tuple.__new__(type(pending), (*pending[:5], content))  # _replace, faster
+
+        return prepare_journalled
+
+    async def open(self) -> None:
+        """Hold the job for this run (``JobRunningError`` while another live run holds it)."""
+        await self.ledger.open_job(self.job, gateway=self._gateway)
+        self._opened = True
+
+    async def close(self) -> None:
+        """Count what no unit claimed, and let go of the job; shielded: a cancelled run
+        still leaves its ledger consistent."""
+        if not self._opened:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._flush()
+            finally:
+                self._opened = False
+                await self.ledger.close_job(self.job)
+
+    def note(self, outcomes: Sequence[Outcome]) -> None:
+        """Outcomes decided without a unit (invalid input, not sent): counted later."""
+        self._loose.extend(o for o in outcomes if not o.from_ledger)
+
+    async def claim(self, unit: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Outcome]]:
+        """What of ``unit`` to send (committed as in flight), and the outcomes the ledger
+        decided for the rest. Shielded: a claim is written whole, and known to be."""
+        with anyio.CancelScope(shield=True):
+            plan = await self.ledger.plan(
+                self.job, [_entry(p) for p in unit], resend_unknown=self._resend_unknown
+            )
+            send = self._pendings(unit, plan.send)
+            if send:  # plan.send: the entries as they go (with any recorded seqno)
+                reports = self._expect_reports
+                await self.ledger.begin_unit(self.job, plan.send, expect_reports=reports)
+        return send, _from_ledger(plan.outcomes)
+
+    def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
+        """The unit's pendings the plan says to send, each with the seqno it must carry."""
+        if len(send) == len(unit) and all(
+            e.seqno == p.seqno for e, p in zip(send, unit, strict=True)
+        ):
+            return unit  # the usual case: all of it, as it is
+        by_position = {p.position: p for p in unit}
+        pendings = []
+        for entry in send:
+            pending = by_position[entry.position]
+            if entry.seqno is not None and entry.seqno != pending.seqno and self._reseq:
+                pending = self._reseq(pending, entry.seqno)
+            pendings.append(pending)
+        return pendings
+
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit a unit's outcomes (and any loose ones), shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            await self.ledger.settle_unit(self.job, self._journalled(outcomes))
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._loose:
+            loose, self._loose = self._loose, []
+            await self.ledger.settle_unit(self.job, self._journalled(loose))
+
+    def _journalled(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
+        """A seqno is only kept where a resend could reuse it: an sms.com.my NoDR batch's
+        seqno covers its whole batch, so one number resent with it would read as accepted."""
+        if self._reseq is not None:
+            return outcomes
+        return [o if o.seqno is None else evolve(o, seqno=None) for o in outcomes]
+
+
+async def send_keyed(
+    ledger: Ledger,
+    key: str,
+    gateway: str,
+    pending: Pending[Any],
+    send: Callable[[Pending[Any]], Awaitable[Outcome]],
+    *,
+    reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
+    resend_unknown: bool = False,
+) -> Outcome:
+    """An idempotent single send: a key already accepted returns its recorded outcome
+    without sending; one that may have left raises ``OutcomeUnknownError``; otherwise the
+    send is claimed, made, and its outcome (or error's outcome) committed."""
+    from ._client import accepted_or_raise
+
+    with anyio.CancelScope(shield=True):
+        plan = await ledger.claim_key(
+            key, _entry(pending), gateway=gateway, resend_unknown=resend_unknown
+        )
+    if not plan.send:
+        (outcome,) = _from_ledger(plan.outcomes)
+        if outcome.status is OutcomeStatus.UNKNOWN:
+            raise OutcomeUnknownError(outcome.reason or "it may have been sent", outcome=outcome)
+        return accepted_or_raise(outcome)
+    (entry,) = plan.send
+    if entry.seqno is not None and entry.seqno != pending.seqno and reseq is not None:
+        pending = reseq(pending, entry.seqno)
+    try:
+        outcome = await send(pending)
+    except BaseException as exc:
+        failed = getattr(exc, "outcome", None)
+        if not isinstance(failed, Outcome):  # cancelled, or no outcome: it may have left
+            reason = "the send ended without an answer; it may have been sent"
+            failed = pending.outcome(OutcomeStatus.UNKNOWN, reason)
+        with anyio.CancelScope(shield=True):
+            await ledger.settle_key(key, failed)
+        raise
+    with anyio.CancelScope(shield=True):
+        await ledger.settle_key(key, outcome)
+    return outcome

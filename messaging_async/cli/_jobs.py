@@ -1,0 +1,71 @@
+"""Journalled blasts on the command line: ``--job NAME [--ledger PATH]``.
+
+The CLI keys a journalled row by its position in the file (a row is not a ``ref`` the
+ledger can keep), and brings the row back to its outcome by that position, so the
+not-accepted and unknown files are written from what the ledger decided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+from attrs import evolve
+
+from ..ledger import SqliteLedger
+from ..models import Outcome, Sms
+
+__all__ = ["DEFAULT_LEDGER", "add_job_arguments", "by_position", "ledger_path", "open_ledger"]
+
+DEFAULT_LEDGER = Path("messaging-async.db")
+
+
+def add_job_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--job", help="journal the blast under this name: run it again to resume it"
+    )
+    add_ledger_argument(command)
+
+
+def add_ledger_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--ledger", type=Path, help=f"the ledger file (default: {DEFAULT_LEDGER})")
+
+
+def ledger_path(args: argparse.Namespace) -> Path:
+    path: Path | None = getattr(args, "ledger", None)
+    return path or DEFAULT_LEDGER
+
+
+@contextlib.asynccontextmanager
+async def open_ledger(args: argparse.Namespace) -> AsyncIterator[None]:
+    """With ``--job``, the ledger the client is made with (``args.ledger_store``)."""
+    if getattr(args, "job", None) is None:
+        args.ledger_store = None
+        yield
+        return
+    async with SqliteLedger(ledger_path(args)) as ledger:
+        args.ledger_store = ledger
+        try:
+            yield
+        finally:
+            args.ledger_store = None
+
+
+def by_position(
+    messages: Iterator[Sms], record: Callable[[Outcome], None]
+) -> tuple[Iterator[Sms], Callable[[Outcome], None]]:
+    """``messages`` keyed by position (``ref`` cleared), and a hook that gives each outcome
+    its row back before ``record`` writes it."""
+    rows: dict[int, object] = {}
+
+    def keyed() -> Iterator[Sms]:
+        for index, message in enumerate(messages):
+            rows[index] = message.ref
+            yield evolve(message, ref=None)
+
+    def restore(outcome: Outcome) -> None:
+        record(evolve(outcome, ref=rows.pop(outcome.index, None)))
+
+    return keyed(), restore
