@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := .[dev,sandbox,cli,fast]
+EXTRAS := .[dev,sandbox,cli,fast,postgres]
 # `make test` runs the suite on each of these (one venv each, .venv-3.12 ...); lint and mypy
 # run once, in .venv. `make test TEST_PYTHONS=3.12` runs one.
 TEST_PYTHONS ?= 3.11 3.12 3.13
@@ -15,17 +15,23 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs]'  # the suite's extras, and the docs'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox,cli,fast,docs,postgres]'  # the suite's extras, and the docs'
 	touch $@
 
 install: $(STAMP)
 
 # Programs the tests run as real processes, from Debian's packages where missing: PHP with its
-# curl extension (docs/testing.md's PHP example runs against a sandbox process).
+# curl extension (docs/testing.md's PHP example runs against a sandbox process), and PostgreSQL's
+# server binaries (the suite starts a throwaway cluster for PostgresLedger and the workers; its
+# package also creates the `postgres` user the cluster runs as when the suite runs as root).
 tools:
 	@php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null \
 		|| { apt-get update -qq && apt-get install -y -qq php-cli php-curl >/dev/null; } \
 		|| echo "php-cli/php-curl could not be installed: the PHP example test skips (fails under CI)"
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb \
+		|| { command -v pg_config && test -x "$$(pg_config --bindir)/initdb"; }; } >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+		|| echo "postgresql could not be installed: the PostgreSQL tests skip (fail under CI)"
 
 lint: install
 	$(BIN)/ruff check .
@@ -80,7 +86,7 @@ bench: install
 	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
 		&& ../$(BIN)/python sdk_layer.py && ../$(BIN)/python whatsapp.py \
 		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \
-		&& ../$(BIN)/python webhooks.py
+		&& ../$(BIN)/python webhooks.py && ../$(BIN)/python workers.py
 
 # About three minutes: 1,000,000 recipients under random faults, both backends; figures into
 # benchmarks/RESULTS.md.

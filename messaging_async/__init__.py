@@ -31,7 +31,7 @@ from .errors import (
     WebhookError,
 )
 from .isms import ISMS_SMS_BASE_URLS, ISMS_WABA_BASE_URLS, IsmsClient
-from .ledger import JobSummary, LedgerRecord, SqliteLedger
+from .ledger import JobSummary, LedgerRecord, PostgresLedger, SqliteLedger
 from .models import (
     Balance,
     BulkReport,
@@ -92,6 +92,7 @@ __all__ = [
     "OutcomeStatus",
     "OutcomeUnknownError",
     "PlainHttpWarning",
+    "PostgresLedger",
     "RateLimit",
     "ReplyWindowClosedError",
     "RetryPolicy",

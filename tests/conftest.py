@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from messaging_async import IsmsClient, RetryPolicy
 from messaging_async.testing import FakeGateway, serve
 
 from .gateway import PASSWORD, USERNAME, TestGateway
+from .pgcluster import Cluster, find_bindir, running_cluster
 
 JSON_URL = "https://www.isms.com.my/isms_send_json.php"
 CLASSIC_URL = "https://www.isms.com.my/isms_send_all_id.php"
@@ -84,3 +86,21 @@ def anyio_backend() -> str:
     """Async tests run on asyncio; a module that promises trio too overrides this with
     ``params=["asyncio", "trio"]`` (anyio's own default would run every module on both)."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the whole session (see ``tests/pgcluster.py``)."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("initdb/pg_ctl are missing: `make test` installs Debian's postgresql")
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (make test installs them)")
+    with running_cluster(bindir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: Cluster) -> str:
+    """A fresh database of the session's cluster, one per test."""
+    return pg_cluster.create_database()

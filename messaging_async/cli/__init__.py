@@ -33,6 +33,7 @@ from ._blast import INTERRUPTED, add_blast_arguments, blast_command
 from ._report import add_report_command
 from ._sandbox import add_sandbox_command
 from ._webhook_serve import add_webhook_serve_command
+from ._workers import add_jobs_commands
 
 __all__ = ["main"]
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
     _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
     add_sandbox_command(commands)
+    add_jobs_commands(commands)
     webhook = commands.add_parser("webhook", help="webhook tools").add_subparsers(
         required=True, metavar="ACTION"
     )

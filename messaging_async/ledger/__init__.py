@@ -1,8 +1,9 @@
 """The message ledger: a durable record of every recipient of a job, every keyed single
 send, and every delivery report, so blasts resume after a crash without sending twice.
 
-``SqliteLedger`` is the default store; any object with the ``Ledger`` protocol's methods
-and semantics can stand in. This package is the SDK's only storage I/O.
+``SqliteLedger`` is the default store, ``PostgresLedger`` the one for several machines;
+any object with the ``Ledger`` protocol's methods and semantics can stand in. This package
+is the SDK's only storage I/O.
 """
 
 from ..errors import JobRunningError, LedgerError
@@ -18,6 +19,7 @@ from ._models import (
     key_of,
 )
 from ._owner import Owner
+from ._postgres import PostgresLedger
 from ._protocol import Ledger
 from ._queries import AWAITING, NO_REPORT
 from ._sqlite import SqliteLedger
@@ -36,6 +38,7 @@ __all__ = [
     "LedgerRecord",
     "Owner",
     "Plan",
+    "PostgresLedger",
     "SqliteLedger",
     "fingerprint",
     "key_of",

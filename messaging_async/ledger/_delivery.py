@@ -9,10 +9,10 @@ is committed waits in ``reports`` (``joined = 0``) and is joined when the send s
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from ..webhooks.events import DeliveryReport
+from ._db import Connection
 
 __all__ = [
     "FAMILIES",
@@ -54,7 +54,7 @@ def _digits(number: str | None) -> str:
     return "".join(ch for ch in number or "" if ch.isdigit())
 
 
-def record_report(conn: sqlite3.Connection, report: DeliveryReport, now: float) -> bool:
+def record_report(conn: Connection, report: DeliveryReport, now: float) -> bool:
     """Store ``report`` (once) and move its send's delivery state; True if it joined one."""
     family = family_of(report.gateway)
     recipient = _digits(report.recipient)
@@ -83,7 +83,7 @@ def record_report(conn: sqlite3.Connection, report: DeliveryReport, now: float) 
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: Connection,
     family: str,
     message_id: str,
     recipient: str,
@@ -109,7 +109,7 @@ def _apply(
     return bool(targets)
 
 
-def join_waiting(conn: sqlite3.Connection, family: str, message_ids: Iterable[str]) -> int:
+def join_waiting(conn: Connection, family: str, message_ids: Iterable[str]) -> int:
     """Join reports that came before these sends were committed; returns how many joined."""
     ids = list(message_ids)
     if not ids or conn.execute("SELECT 1 FROM reports WHERE joined = 0 LIMIT 1").fetchone() is None:
@@ -125,20 +125,18 @@ def join_waiting(conn: sqlite3.Connection, family: str, message_ids: Iterable[st
     return len(done)
 
 
-def record_inbound(
-    conn: sqlite3.Connection, number: str, sent_at: float | None, now: float
-) -> None:
+def record_inbound(conn: Connection, number: str, sent_at: float | None, now: float) -> None:
     """Note that ``number`` wrote to us (at ``sent_at``, by its own clock, or now); only
     the latest message matters. A time in the future is taken as now."""
     at = now if sent_at is None else min(sent_at, now)
     conn.execute(
         "INSERT INTO inbound (number, last_at) VALUES (?, ?)"
-        " ON CONFLICT (number) DO UPDATE SET last_at = max(last_at, excluded.last_at)",
+        " ON CONFLICT (number) DO UPDATE SET last_at = max(inbound.last_at, excluded.last_at)",
         (_digits(number), at),
     )
 
 
-def window_open(conn: sqlite3.Connection, number: str, now: float) -> bool:
+def window_open(conn: Connection, number: str, now: float) -> bool:
     found = conn.execute("SELECT last_at FROM inbound WHERE number = ?", (_digits(number),))
     row = found.fetchone()
     return row is not None and now - float(row[0]) < WINDOW_SECONDS

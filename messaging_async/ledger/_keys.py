@@ -4,12 +4,12 @@ sent again."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from ..errors import LedgerError, ValidationError
 from ..models import Outcome
 from . import _sql as sql
+from ._db import Connection
 from ._decide import Recorded, decide
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
@@ -59,7 +59,7 @@ class KeyedSends:
                 conn.execute(sql.MARK_UNKNOWN, (decision.outcome.reason, now, 0, key))
             return Plan((), (decision.outcome,))
 
-    def _run_of(self, conn: sqlite3.Connection, owner: Owner, now: float) -> int:
+    def _run_of(self, conn: Connection, owner: Owner, now: float) -> int:
         """The owner's run for keyed sends (one per process), made on first use."""
         run = self._runs.get(owner)
         if run is None:
@@ -72,7 +72,7 @@ class KeyedSends:
             run = self._runs[owner] = made
         return run
 
-    def _alive(self, conn: sqlite3.Connection, row: Recorded, now: float) -> bool:
+    def _alive(self, conn: Connection, row: Recorded, now: float) -> bool:
         """Whether the process that claimed ``row`` may still be sending it.
 
         A single send takes seconds: a claim older than the lease is over, whoever made it

@@ -5,7 +5,6 @@ Rows become ``LedgerRecord``s through the project's one converter (``_convert``)
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from .._convert import record_from_row
 from ..models import OutcomeStatus
 from ..webhooks.events import DeliveryStatus
+from ._db import Connection
 from ._delivery import FAMILIES
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, JobSummary, LedgerRecord, decode_key
 
@@ -51,7 +51,7 @@ def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def summary(conn: sqlite3.Connection, job: str, now: float, horizon: float) -> JobSummary:
+def summary(conn: Connection, job: str, now: float, horizon: float) -> JobSummary:
     """Counts of a job's outcomes and of its accepted messages' delivery states."""
     found = conn.execute("SELECT id FROM jobs WHERE name = ? AND id <> 0", (job,)).fetchone()
     outcomes = {status.value: 0 for status in OutcomeStatus}
@@ -95,7 +95,7 @@ def _earliest(current: float | None, value: float | None) -> float | None:
 
 
 def records_page(
-    conn: sqlite3.Connection,
+    conn: Connection,
     job: str,
     *,
     delivery: str | None,
@@ -129,7 +129,7 @@ def records_page(
     return [_record(row) for row in conn.execute(query, args)]
 
 
-def find(conn: sqlite3.Connection, message_id: str, gateway: str) -> list[LedgerRecord]:
+def find(conn: Connection, message_id: str, gateway: str) -> list[LedgerRecord]:
     """Every send with this gateway message id (several where the gateway shares ids)."""
     gateways = FAMILIES.get(gateway, (gateway,))
     marks = ",".join("?" * len(gateways))

@@ -1,4 +1,4 @@
-"""The SQL of the writing side, in one place: prepared once by sqlite3's statement cache
+"""The SQL of the writing side, in one place: prepared once by the driver's statement cache
 and shared by a job's units and keyed single sends."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ CLAIM = (
     " ON CONFLICT (job, key) DO UPDATE SET recipient = excluded.recipient,"
     " position = excluded.position, fingerprint = excluded.fingerprint, text = excluded.text,"
     " state = 'in_flight', code = NULL, reason = NULL, message_id = NULL, request_id = NULL,"
-    " seqno = excluded.seqno, run = excluded.run, attempts = attempts + 1,"
+    " seqno = excluded.seqno, run = excluded.run, attempts = sends.attempts + 1,"
     " began_at = CASE WHEN sends.seqno = excluded.seqno THEN sends.began_at"
     " ELSE excluded.began_at END, settled_at = NULL, delivery = excluded.delivery,"
     " delivery_rank = -1, delivery_code = NULL, reported_at = NULL"
@@ -30,7 +30,7 @@ SETTLE = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (job, key) DO UPDATE SET state = excluded.state, code = excluded.code,"
     " reason = excluded.reason, message_id = excluded.message_id,"
-    " request_id = excluded.request_id, seqno = coalesce(excluded.seqno, seqno),"
+    " request_id = excluded.request_id, seqno = coalesce(excluded.seqno, sends.seqno),"
     " settled_at = excluded.settled_at"
     " WHERE sends.state = 'in_flight' AND sends.run = excluded.run"
     " AND sends.position IS excluded.position"

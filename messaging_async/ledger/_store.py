@@ -1,4 +1,5 @@
-"""The SQLite ledger's writing side, synchronous: jobs and their owners, plan, write-ahead
+"""The ledger's writing side, synchronous and shared by both stores (SQLite, and PostgreSQL
+through ``_pg``): jobs and their owners, plan, write-ahead
 claims, outcomes (keyed single sends: ``_keys``). ``SqliteLedger`` runs it in worker
 threads.
 
@@ -10,7 +11,6 @@ all together or not at all.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +20,7 @@ from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
 from . import _sql as sql
 from ._batch import Call
+from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, join_waiting
 from ._fingerprint import fingerprint, stored_text
@@ -70,7 +71,7 @@ class _Run:
 class Store:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         store_text: bool,
         lease_seconds: float,
@@ -87,7 +88,7 @@ class Store:
         self.keys = KeyedSends(self)
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Connection]:
         """One write transaction, under the lock: all of it commits or none of it.
 
         Inside a trip (``run_trip``) it is a savepoint of the trip's transaction: it
@@ -177,7 +178,7 @@ class Store:
                 )
         self.runs[job] = _Run(job_id, run_id, gateway)
 
-    def _check_free(self, conn: sqlite3.Connection, job: str, run: int | None, now: float) -> None:
+    def _check_free(self, conn: Connection, job: str, run: int | None, now: float) -> None:
         if run is None:
             return
         holder = conn.execute(
@@ -200,7 +201,7 @@ class Store:
             raise LedgerError(f"job {job!r} is not open: call open_job first")
         return run
 
-    def _renew(self, conn: sqlite3.Connection, run: _Run, job: str) -> None:
+    def _renew(self, conn: Connection, run: _Run, job: str) -> None:
         """Extend the lease, and make sure no other run took the job meanwhile."""
         held = conn.execute(
             "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"

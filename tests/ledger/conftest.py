@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from attrs import evolve
 
-from messaging_async import Outcome, OutcomeStatus, Sms, SqliteLedger
+from messaging_async import Outcome, OutcomeStatus, PostgresLedger, Sms, SqliteLedger
 from messaging_async.ledger import Entry, Ledger
+
+from ..pgcluster import Cluster
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -40,13 +43,31 @@ def clock() -> Clock:
 LedgerFactory = Callable[..., Ledger]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def pg_ledger_dsn(pg_cluster: Cluster) -> str:
+    """The database of the PostgreSQL ledgers of the contract tests (a schema each): its
+    text sorts in English order, not byte order, as a production database's may — the
+    ledger must not depend on the database's collation."""
+    return pg_cluster.create_database(icu_locale="en-US")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def make_ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> LedgerFactory:
-    """Opens a ledger of each store the contract covers, on one database per test.
+    """Opens a ledger of each store the contract covers, on one database per test (for
+    PostgreSQL: a schema of its own in a database of the session's throwaway cluster).
 
     Every ledger made by one factory shares the database: a second one stands for another
     process (or a later run) over the same file.
     """
+    if request.param == "postgres":
+        dsn: str = request.getfixturevalue("pg_ledger_dsn")
+        schema = "t_" + uuid.uuid4().hex[:16]
+
+        def make_postgres(**options: Any) -> Ledger:
+            options.setdefault("clock", clock)
+            return PostgresLedger(dsn, schema=schema, **options)
+
+        return make_postgres
     path = tmp_path / "ledger.db"
 
     def make(**options: Any) -> Ledger:

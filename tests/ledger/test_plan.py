@@ -314,3 +314,22 @@ async def test_a_repeated_ref_stays_rejected_when_the_job_is_run_again(
         ("same", 0, OutcomeStatus.ACCEPTED),
         ("same", 1, OutcomeStatus.REJECTED),
     ]
+
+
+async def test_records_page_through_a_job_larger_than_a_page_in_key_order(
+    make_ledger: LedgerFactory,
+) -> None:
+    """Pages follow each other by key (byte order in every store): nothing is read twice
+    or skipped, whatever the keys' kinds and case."""
+    refs: list[str | int | None] = [None, 7, "Zed", "alpha", "Ä", "zz"]
+    entries = [
+        Entry(n, f"6012{n:07d}", refs[n % len(refs)] and f"{refs[n % len(refs)]}{n}", "hi")
+        for n in range(2_400)
+    ]
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="isms")
+        for start in range(0, len(entries), 500):
+            await ledger.begin_unit(JOB, entries[start : start + 500])
+        keys = [record.key async for record in ledger.records(JOB)]
+    assert len(keys) == len(entries)
+    assert keys == sorted(keys, key=lambda key: key.encode())

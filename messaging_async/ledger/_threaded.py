@@ -1,0 +1,271 @@
+"""The async face both stores share: a synchronous ``Store`` driven from worker threads.
+
+Every call runs in a worker thread (``anyio.to_thread``), so the event loop never waits
+on the disk or the database server, on asyncio and trio alike; the runner's calls travel
+together in trips (``_batch``): many units, one thread hop, one commit. A call that was
+started is never abandoned when its caller is cancelled: a claim or an outcome is
+committed whole, or not at all. ``clock`` is for tests (leases, seqno memory and horizons
+without waiting).
+
+``SqliteLedger`` and ``PostgresLedger`` differ only in how they connect and migrate
+(``_connect``); the statements and the rules are the same code (``_store``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+from functools import partial
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
+from ..errors import LedgerError
+from ..models import Outcome, OutcomeStatus
+from ..webhooks.events import DeliveryReport, WhatsAppInbound
+from . import _delivery, _queries
+from ._batch import Batcher
+from ._db import Connection
+from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
+from ._owner import Owner
+from ._store import Store
+
+__all__ = ["ThreadedLedger"]
+
+T = TypeVar("T")
+
+_PAGE = 1000
+
+_BATCHERS: RunVar[dict[Store, Batcher]] = RunVar("messaging_async ledger batchers")
+"""Each event loop's batchers, one per open store: a batcher's events and limiter belong
+to the loop that made them, and one ledger may serve several loops (threads)."""
+
+
+class ThreadedLedger:
+    """A ledger whose ``Store`` is opened by ``_connect`` (in a worker thread).
+
+    ``store_text``: keep message texts (off by default: texts hold OTPs; a fingerprint is
+    kept instead). ``lease_seconds``: how long a run on another machine is trusted to be
+    alive without renewing (each unit it writes renews it). ``report_horizon``: after how
+    long an accepted message without a delivery report counts as ``no_report``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_text: bool = False,
+        lease_seconds: float = 120.0,
+        report_horizon: timedelta = timedelta(hours=72),
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store_text = store_text
+        self._lease = lease_seconds
+        self._horizon = report_horizon.total_seconds()
+        self._clock = clock
+        self._store: Store | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open (creating and migrating) the store; ``async with`` does it for you."""
+        if self._store is None:
+            self._store = await anyio.to_thread.run_sync(self._open)
+
+    def _open(self) -> Store:
+        conn = self._connect()
+        try:
+            return Store(
+                conn, store_text=self._store_text, lease_seconds=self._lease, clock=self._clock
+            )
+        except BaseException:
+            conn.close()
+            raise
+
+    def _connect(self) -> Connection:
+        """A connection to a migrated store (in a worker thread)."""
+        raise NotImplementedError
+
+    def _not_open(self) -> LedgerError:
+        name = type(self).__name__
+        return LedgerError(f"the ledger is not open: use `async with {name}(...)`")
+
+    async def aclose(self) -> None:
+        """Let go of the jobs this ledger holds and close the file."""
+        store, self._store = self._store, None
+        if store is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_close, store)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a worker thread, on its own (under the store's lock)."""
+        if self._store is None:
+            raise self._not_open()
+        return await anyio.to_thread.run_sync(partial(function, *args))
+
+    async def _batched(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
+        runner's calls, many units at a time in one thread trip and one commit."""
+        store = self._open_store
+        try:
+            batchers = _BATCHERS.get()
+        except LookupError:
+            batchers = {}
+            _BATCHERS.set(batchers)
+        batcher = batchers.get(store)
+        if batcher is None:
+            batcher = batchers[store] = Batcher(store.run_trip)
+        return await batcher.call(function, *args)
+
+    @property
+    def _open_store(self) -> Store:
+        if self._store is None:
+            raise self._not_open()
+        return self._store
+
+    # -- the runner -----------------------------------------------------------------------
+
+    async def open_job(self, job: str, *, gateway: str, owner: Owner | None = None) -> None:
+        store = self._open_store
+        await self._run(store.open_job, job, gateway, owner or Owner.current())
+
+    async def renew_job(self, job: str) -> None:
+        await self._run(self._open_store.renew_job, job)
+
+    async def close_job(self, job: str) -> None:
+        await self._run(self._open_store.close_job, job)
+
+    async def plan(
+        self, job: str, entries: Sequence[Entry], *, resend_unknown: bool = False
+    ) -> Plan:
+        return await self._batched(self._open_store.plan, job, entries, resend_unknown)
+
+    async def begin_unit(
+        self, job: str, entries: Sequence[Entry], *, expect_reports: bool = True
+    ) -> None:
+        await self._batched(self._open_store.begin_unit, job, entries, expect_reports)
+
+    async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
+        await self._batched(self._open_store.settle_unit, job, outcomes)
+
+    async def claim_key(
+        self,
+        key: str,
+        entry: Entry,
+        *,
+        gateway: str,
+        resend_unknown: bool = False,
+        owner: Owner | None = None,
+    ) -> Plan:
+        store = self._open_store
+        claim = store.keys.claim_key
+        owner = owner or Owner.current()
+        return await self._batched(claim, key, entry, gateway, resend_unknown, owner)
+
+    async def settle_key(self, key: str, outcome: Outcome, *, owner: Owner | None = None) -> None:
+        settle = self._open_store.keys.settle_key
+        await self._batched(settle, key, outcome, owner or Owner.current())
+
+    # -- the webhook receiver -------------------------------------------------------------
+
+    async def record_report(self, report: DeliveryReport) -> bool:
+        return await self._batched(self._write, _delivery.record_report, report)
+
+    async def record_inbound(self, event: WhatsAppInbound) -> None:
+        if not event.sender:
+            return  # nobody to open a window for
+        sent_at = event.timestamp.timestamp() if event.timestamp is not None else None
+        await self._batched(self._write, _delivery.record_inbound, event.sender, sent_at)
+
+    async def whatsapp_window_open(self, number: str) -> bool:
+        return await self._run(self._read, _delivery.window_open, number)
+
+    def _write(self, function: Callable[..., T], *args: Any) -> T:
+        store = self._open_store
+        with store.write() as conn:
+            return function(conn, *args, store.clock())
+
+    def _read(self, function: Callable[..., T], *args: Any) -> T:
+        store = self._open_store
+        with store.lock:
+            return function(store.conn, *args, store.clock())
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def summary(self, job: str) -> JobSummary:
+        return await self._run(self._read, _summary, job, self._horizon)
+
+    async def records(
+        self, job: str, *, delivery: str | None = None, outcome: OutcomeStatus | str | None = None
+    ) -> AsyncIterator[LedgerRecord]:
+        """A job's records in key order, read a page at a time (memory stays flat).
+
+        ``outcome``: an ``OutcomeStatus`` or ``"in_flight"``; ``delivery``: a delivery
+        state, ``"awaiting"``, ``"no_report"`` or ``"no_report_expected"``.
+        """
+        after: str | None = None
+        state = (
+            None
+            if outcome is None
+            else IN_FLIGHT
+            if outcome == IN_FLIGHT
+            else OutcomeStatus(outcome).value
+        )
+        while True:
+            page = await self._run(self._read, _page, job, delivery, state, after, self._horizon)
+            for record in page:
+                yield record
+            if len(page) < _PAGE:
+                return
+            after = page[-1].key
+
+    async def find(self, *, message_id: str, gateway: str) -> tuple[LedgerRecord, ...]:
+        return tuple(await self._run(self._read, _find, message_id, gateway))
+
+
+def _close(store: Store) -> None:
+    with store.lock:  # after any trip under way, before any other
+        for job in list(store.runs):
+            store.close_job(job)
+        store.conn.close()
+
+
+def _summary(conn: Any, job: str, horizon: float, now: float) -> JobSummary:
+    return _queries.summary(conn, job, now, horizon)
+
+
+def _page(
+    conn: Any,
+    job: str,
+    delivery: str | None,
+    outcome: str | None,
+    after: str | None,
+    horizon: float,
+    now: float,
+) -> list[LedgerRecord]:
+    return _queries.records_page(
+        conn,
+        job,
+        delivery=delivery,
+        outcome=outcome,
+        after=after,
+        limit=_PAGE,
+        now=now,
+        horizon=horizon,
+    )
+
+
+def _find(conn: Any, message_id: str, gateway: str, now: float) -> list[LedgerRecord]:
+    return _queries.find(conn, message_id, gateway)
