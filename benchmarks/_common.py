@@ -28,11 +28,13 @@ def machine() -> str:
 
 
 @contextmanager
-def gateway_process() -> Iterator[str]:
-    """The benchmark gateway in its own process on 127.0.0.1; yields its base URL."""
+def gateway_process(delay: float = 0.0) -> Iterator[str]:
+    """The benchmark gateway in its own process on 127.0.0.1; yields its base URL. ``delay``:
+    seconds it takes to answer each send (a real gateway's latency)."""
     with tempfile.TemporaryDirectory() as folder:
         port_file = Path(folder) / "port"
-        process = subprocess.Popen([sys.executable, str(SERVER), str(port_file)])  # noqa: S603
+        command = [sys.executable, str(SERVER), str(port_file), str(delay)]
+        process = subprocess.Popen(command)  # noqa: S603
         try:
             deadline = time.monotonic() + 10
             while not port_file.exists() or not port_file.read_text():
@@ -70,10 +72,10 @@ def time_requests(client: Any, latencies: list[float]) -> None:
     exchange = client._transport._exchange
     post = exchange.post
 
-    async def timed(url: str, content: bytes, content_type: str) -> Any:
+    async def timed(url: str, content: bytes, content_type: str, *phases: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await post(url, content, content_type)
+            return await post(url, content, content_type, *phases)
         finally:
             latencies.append(time.perf_counter() - started)
 

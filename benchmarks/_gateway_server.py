@@ -4,7 +4,10 @@ Plain asyncio and HTTP/1.1 keep-alive, no framework: it answers the JSON API wit
 per recipient, the classic API with a trx id, and WhatsApp sends with a message id, so the
 client side is what the benchmarks measure. ``GET /cpu`` returns this process's CPU seconds.
 
-    python benchmarks/_gateway_server.py PORT_FILE
+    python benchmarks/_gateway_server.py PORT_FILE [DELAY]
+
+``DELAY`` (seconds, default 0) is how long each send takes to answer, as a real gateway's
+round trip does; connections keep serving other requests meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 COUNTER = [1_000_000_000]
+DELAY = [0.0]
 
 
 def answer(path: str, body: bytes) -> bytes:
@@ -52,6 +56,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             body = await reader.readexactly(length) if length else b""
+            if DELAY[0] and path != "/cpu":
+                await asyncio.sleep(DELAY[0])
             payload = answer(path, body)
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -73,4 +79,5 @@ async def main(port_file: Path) -> None:
 
 
 if __name__ == "__main__":
+    DELAY[0] = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     asyncio.run(main(Path(sys.argv[1])))

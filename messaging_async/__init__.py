@@ -46,6 +46,7 @@ from .models import (
     WhatsAppText,
 )
 from .phone import mask_number, normalize_number
+from .rate import RateLimit
 from .retry import RetryPolicy
 from .smscommy import SMSCOMMY_BASE_URL, SmsComMyClient
 from .text import Encoding, choose_encoding, estimate_credits, to_ucs2_hex
@@ -92,6 +93,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PlainHttpWarning",
     "PostgresLedger",
+    "RateLimit",
     "ReplyWindowClosedError",
     "RetryPolicy",
     "Sms",

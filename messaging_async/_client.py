@@ -14,6 +14,7 @@ cancel scope it did not enter (PEP 789). The generator cancels its producer on t
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import httpx
 
+from ._call import SINGLE_SEND_TIMEOUT, call_options, check_call_timeout
 from ._fanout import (
     BulkPlan,
     BulkRunner,
@@ -35,10 +37,12 @@ from ._fanout import (
     spawn_detached,
 )
 from ._journal import Journal, check_job, check_key, check_ledger, send_keyed
+from ._observe import Observer
+from ._options import Traffic
 from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
 from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
+from ._traffic import TrafficOptions
 from ._transport import (
-    DEFAULT_KEEPALIVE_EXPIRY,
     HTTP_BACKENDS,
     Answer,
     SendProgress,
@@ -166,7 +170,7 @@ async def send_single(
     (with the recipient's outcome on ``error.outcome``). Whatever went wrong, the error is a
     ``MessagingError``: a failure after the request may have left is ``OutcomeUnknownError``.
     """
-    progress = SendProgress()
+    progress = SendProgress(recipients=1)
     try:
         result: UnitResult = await send_unit([pending], progress)
     except TransportError as exc:
@@ -204,7 +208,7 @@ def accepted_or_raise(outcome: Outcome) -> Outcome:
     raise UnreachableError(outcome.reason or "not sent", outcome=outcome)
 
 
-class BaseClient:
+class BaseClient(TrafficOptions):
     """Lifecycle (``async with`` / ``aclose``) and the one bulk road of the gateway clients."""
 
     _transport: Transport
@@ -233,21 +237,31 @@ class BaseClient:
         self,
         timeout: float | httpx.Timeout | None,
         transport: httpx.AsyncBaseTransport | None,
-        pool_size: int,
         http_backend: str,
-        keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
+        keepalive_expiry: object,
+        traffic: Traffic,
+        gateway: str,
     ) -> None:
-        checked_timeout = check_timeout(timeout)
+        """``gateway`` names the client to hooks (``isms``, ``smscommy``)."""
+        self._timeout = check_timeout(timeout)
         checked_transport = check_transport(transport)
         backend = check_http_backend(http_backend)
         self._transport = Transport(
             retry=self._retry,
-            timeout=checked_timeout,
-            max_connections=pool_size,
+            timeout=self._timeout,
+            max_connections=traffic.max_connections,
             transport=checked_transport,
             http_backend=backend,
             keepalive_expiry=keepalive_expiry,
+            network=traffic.network,
+            single_send_capacity=traffic.single_send_capacity,
+            rate_limit=traffic.rate_limit,
+            observer=Observer(gateway, traffic.hooks),
         )
+
+    def _lookup(self, timeout: object) -> contextlib.AbstractContextManager[object]:
+        """A look-up's call: in the single-send lane, bounded by ``timeout`` if given."""
+        return call_options(check_call_timeout(timeout), single=True)
 
     async def __aenter__(self) -> Self:
         self._ensure_open()
@@ -306,19 +320,30 @@ class BaseClient:
         gateway: str,
         pending: Pending[Any],
         send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
+        timeout: object = None,
         reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
     ) -> Outcome:
-        """A single send, idempotent under ``key`` when one is given."""
-        if key is None or self._ledger is None:
-            return await send_single(pending, send_unit)
-        return await send_keyed(
-            self._ledger,
-            key,
-            gateway,
-            pending,
-            partial(send_single, send_unit=send_unit),
-            reseq=reseq,
-        )
+        """A single send, idempotent under ``key`` when one is given; in the single-send lane,
+        within the call's ``timeout`` (seconds for the whole call, failover and retries
+        included; ``SINGLE_SEND_TIMEOUT`` by default), telling hooks its outcome."""
+        seconds = check_call_timeout(timeout)
+        observer = self._transport.observer
+        with call_options(SINGLE_SEND_TIMEOUT if seconds is None else seconds, single=True):
+            try:
+                if key is None or self._ledger is None:
+                    outcome = await send_single(pending, send_unit)
+                else:
+                    send = partial(send_single, send_unit=send_unit)
+                    outcome = await send_keyed(
+                        self._ledger, key, gateway, pending, send, reseq=reseq
+                    )
+            except MessagingError as exc:
+                failed = getattr(exc, "outcome", None)
+                if isinstance(failed, Outcome):
+                    observer.outcomes([failed])
+                raise
+        observer.outcomes([outcome])
+        return outcome
 
     async def _send_bulk(
         self,
@@ -327,18 +352,22 @@ class BaseClient:
         on_outcome: OnOutcome | None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: object = None,
     ) -> BulkReport:
         """The one bulk road every ``send_*`` bulk method takes: run ``plan`` over ``items``
-        and return every outcome, in input order; journalled in the ledger under ``job``."""
+        and return every outcome, in input order; journalled in the ledger under ``job``.
+        ``timeout``: seconds for the whole call; what has not left by then is ``not_sent``."""
         self._ensure_open()
+        seconds = check_call_timeout(timeout)
+        plan = self._paced(plan)
         journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
-        collector = Collector(on_outcome)
+        collector = Collector(self._observed(on_outcome))
         if journal is not None:
             await journal.open()
         run = self._start(BulkRunner(plan, collector, journal))
         try:
-            with run.scope:
+            with run.scope, call_options(seconds):
                 await run.runner.run(read)
         finally:
             self._end(run)
@@ -353,11 +382,14 @@ class BaseClient:
         on_outcome: OnOutcome | None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: object = None,
     ) -> AsyncIterator[Outcome]:
         """The same road for every ``stream_*`` method; a bad argument raises at the call."""
+        seconds = check_call_timeout(timeout)
+        plan = self._paced(plan)
         journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
-        return self._stream(plan, read, on_outcome, journal)
+        return self._stream(plan, read, on_outcome, journal, seconds)
 
     async def _stream(
         self,
@@ -365,6 +397,7 @@ class BaseClient:
         items: InputItems[object],
         on_outcome: OnOutcome | None,
         journal: Journal | None,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Run a bulk call in a detached producer and yield outcomes as units finish.
 
@@ -376,9 +409,10 @@ class BaseClient:
         if journal is not None:
             await journal.open()
         send, receive = anyio.create_memory_object_stream[list[Outcome]](math.inf)
-        sink = StreamSink(send, on_outcome)
+        sink = StreamSink(send, self._observed(on_outcome))
         run = self._start(BulkRunner(plan, sink, journal))
-        spawn_detached(produce, run, send, items, self._end)
+        with call_options(timeout):  # the producer's requests keep the call's deadline
+            spawn_detached(produce, run, send, items, self._end)
         try:
             with receive:
                 while True:

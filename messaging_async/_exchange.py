@@ -18,12 +18,13 @@ import functools
 import logging
 import re
 import socket
-import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from attrs import define, frozen
 
+from ._connections import Network, shared_ssl_context
 from ._version import __version__
 from .errors import ValidationError
 
@@ -76,17 +77,20 @@ class Exchange(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    async def post(self, url: str, content: bytes, content_type: str) -> Reply:
-        """POST ``content``; the reply, or ``SendFailed``."""
+    async def post(
+        self, url: str, content: bytes, content_type: str, phases: Phases | None = None
+    ) -> Reply:
+        """POST ``content``; the reply, or ``SendFailed``. ``phases`` replace the
+        exchange's own phases for this request (a shorter per-call deadline)."""
 
     async def aclose(self) -> None: ...
 
 
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context for every client: building one costs milliseconds and memory each."""
-    return httpx.create_ssl_context()
+# httpx's timeout phases as a dict (connect, read, write, pool → seconds or None).
+Phases = dict[str, float | None]
 
+
+_DIRECT = Network(ssl_context=shared_ssl_context())
 
 # Seconds an idle connection is kept for reuse. Servers close idle keep-alive connections
 # on their own clock (Apache and uvicorn after 5 s, Node.js after 5 s, nginx after 75 s);
@@ -103,22 +107,32 @@ SHARD_SIZE = 4
 
 
 def default_transport(
-    max_connections: int, keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY
+    max_connections: int,
+    keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+    network: Network = _DIRECT,
+    proxy: str | None = None,
 ) -> httpx.AsyncBaseTransport:
     """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY``: the request headers and body
     go out in separate writes, which Nagle's algorithm would otherwise hold back for an ACK
     (about 10% of throughput measured here). Idle connections are dropped after
-    ``keepalive_expiry`` seconds (see ``DEFAULT_KEEPALIVE_EXPIRY``)."""
+    ``keepalive_expiry`` seconds (see ``DEFAULT_KEEPALIVE_EXPIRY``); requests go through
+    ``proxy`` when given, the gateway's certificate checked as ``network`` says."""
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=keepalive_expiry,
     )
-    return httpx.AsyncHTTPTransport(
-        verify=shared_ssl_context(),
-        limits=limits,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
+    try:
+        return httpx.AsyncHTTPTransport(
+            verify=network.ssl_context or False,
+            limits=limits,
+            proxy=proxy,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+    except ImportError as exc:  # a socks proxy without httpx's socks extra
+        raise ValidationError(
+            f"proxy: {exc.msg or exc}; install 'httpx[socks]'", field="proxy"
+        ) from None
 
 
 def shard_sizes(max_connections: int) -> list[int]:
@@ -187,7 +201,9 @@ class HttpxExchange:
     Ours are several small pools (``shard_sizes``); each request goes to the one with the
     most free connections. The caller above bounds the requests in flight to the sum of
     the pools' sizes, so a pool with a free connection always exists and no request ever
-    waits inside httpcore (where a cancelled wait leaks a slot: httpcore #1093).
+    waits inside httpcore (where a cancelled wait leaks a slot: httpcore #1093). Requests
+    that go through a proxy the environment names for their host (``trust_env``) get pools
+    of their own, made on first use.
     """
 
     def __init__(
@@ -195,12 +211,20 @@ class HttpxExchange:
         transports: list[tuple[httpx.AsyncBaseTransport, int]],
         timeout: httpx.Timeout,
         owned: bool,
+        make_shards: Callable[[str | None], list[_Shard]] | None = None,
+        network: Network = _DIRECT,
     ):
         _keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()
         self._closed = False
+        self._network = network
+        self._make_shards = make_shards
+        # Only with trust_env and no explicit proxy does the proxy depend on the host.
+        self._by_proxy: dict[str | None, list[_Shard]] | None = None
+        if make_shards is not None and network.trust_env and network.proxy is None:
+            self._by_proxy = {None: self._shards}
 
     @classmethod
     def pooled(
@@ -208,27 +232,36 @@ class HttpxExchange:
         max_connections: int,
         timeout: httpx.Timeout,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        network: Network = _DIRECT,
     ) -> HttpxExchange:
-        shards = [
-            (default_transport(size, keepalive_expiry), size)
-            for size in shard_sizes(max_connections)
-        ]
-        return cls(shards, timeout, owned=True)
+        def make_shards(proxy: str | None) -> list[_Shard]:
+            return [
+                _Shard(default_transport(size, keepalive_expiry, network, proxy), size)
+                for size in shard_sizes(max_connections)
+            ]
+
+        exchange = cls([], timeout, owned=True, make_shards=make_shards, network=network)
+        exchange._shards = make_shards(network.proxy)
+        if exchange._by_proxy is not None:
+            exchange._by_proxy[None] = exchange._shards
+        return exchange
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    async def post(self, url: str, content: bytes, content_type: str) -> Reply:
+    async def post(
+        self, url: str, content: bytes, content_type: str, phases: Phases | None = None
+    ) -> Reply:
         parsed, fixed_headers = _target(url, content_type)
         request = httpx.Request(
             "POST",
             parsed,
             headers=[*fixed_headers, _content_length(content)],
             stream=httpx.ByteStream(content),
-            extensions={"timeout": self._timeout},
+            extensions={"timeout": self._timeout if phases is None else phases},
         )
-        shard = self._least_busy()
+        shard = self._least_busy(url)
         shard.in_flight += 1
         try:
             response = await shard.transport.handle_async_request(request)
@@ -242,17 +275,28 @@ class HttpxExchange:
             shard.in_flight -= 1
         return Reply(response.status_code, body, response.headers.get("Retry-After"))
 
-    def _least_busy(self) -> _Shard:
-        shards = self._shards
+    def _least_busy(self, url: str) -> _Shard:
+        shards = self._shards if self._by_proxy is None else self._shards_for(url)
         if len(shards) == 1:
             return shards[0]
         return max(shards, key=_free_connections)
 
+    def _shards_for(self, url: str) -> list[_Shard]:
+        assert self._by_proxy is not None
+        assert self._make_shards is not None
+        proxy = self._network.proxy_for(url)
+        shards = self._by_proxy.get(proxy)
+        if shards is None:
+            shards = self._by_proxy[proxy] = self._make_shards(proxy)
+        return shards
+
     async def aclose(self) -> None:
         self._closed = True
         if self._owned:
-            for shard in self._shards:
-                await shard.transport.aclose()
+            groups = self._by_proxy.values() if self._by_proxy is not None else [self._shards]
+            for shards in groups:
+                for shard in shards:
+                    await shard.transport.aclose()
 
 
 def _free_connections(shard: _Shard) -> int:
@@ -289,7 +333,13 @@ class AiohttpExchange:
         max_connections: int,
         timeout: httpx.Timeout,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        network: Network = _DIRECT,
     ):
+        if network.proxy is not None and network.proxy.startswith("socks"):
+            raise ValidationError(
+                "http_backend='aiohttp' has no socks proxies; use the default backend",
+                field="proxy",
+            )
         try:
             import aiohttp
         except ImportError:
@@ -300,18 +350,22 @@ class AiohttpExchange:
         self._aiohttp = aiohttp
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeout.pool,  # waiting for a pooled connection, connecting included
-            sock_connect=timeout.connect,
-            sock_read=timeout.read,
-        )
+        self._network = network
+        self._timeout = self._client_timeout(timeout.as_dict())
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _client_timeout(self, phases: Phases) -> aiohttp.ClientTimeout:
+        return self._aiohttp.ClientTimeout(
+            total=None,
+            connect=phases["pool"],  # waiting for a pooled connection, connecting included
+            sock_connect=phases["connect"],
+            sock_read=phases["read"],
+        )
 
     def _open(self) -> aiohttp.ClientSession:
         aiohttp = self._aiohttp
@@ -323,23 +377,34 @@ class AiohttpExchange:
             else {"force_close": True}
         )
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections, limit_per_host=0, ssl=shared_ssl_context(), **reuse
+            limit=self._max_connections,
+            limit_per_host=0,
+            ssl=self._network.ssl_context or False,
+            **reuse,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
             headers={"User-Agent": USER_AGENT},
-            trust_env=False,
+            # aiohttp reads HTTP(S)_PROXY and NO_PROXY itself when trusted to.
+            trust_env=self._network.trust_env,
         )
         return self._session
 
-    async def post(self, url: str, content: bytes, content_type: str) -> Reply:
+    async def post(
+        self, url: str, content: bytes, content_type: str, phases: Phases | None = None
+    ) -> Reply:
         session = self._session or self._open()
         headers = {"Content-Type": content_type}
+        options: dict[str, Any] = {}
+        if phases is not None:
+            options["timeout"] = self._client_timeout(phases)
+        if self._network.proxy is not None:
+            options["proxy"] = self._network.proxy
         try:
             async with session.post(
-                url, data=content, headers=headers, allow_redirects=False
+                url, data=content, headers=headers, allow_redirects=False, **options
             ) as response:
                 body = await response.read()
                 return Reply(response.status, body, response.headers.get("Retry-After"))

@@ -15,6 +15,7 @@ only when the sink is ``ready()``: a stream's consumer paces the sending.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from decimal import Decimal
@@ -76,7 +77,8 @@ def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None
     if sniffio.current_async_library() == "trio":
         import trio
 
-        trio.lowlevel.spawn_system_task(function, *args)
+        # The caller's context goes with it (a per-call deadline), as asyncio's tasks copy it.
+        trio.lowlevel.spawn_system_task(function, *args, context=contextvars.copy_context())
         return
     task: asyncio.Task[None] = asyncio.get_running_loop().create_task(function(*args))  # type: ignore[arg-type]
     _detached_tasks.add(task)
@@ -257,6 +259,7 @@ class BulkRunner(Generic[M]):
                 self._sink.record(decided)
                 if not unit:
                     return
+            progress.recipients = len(unit)  # what the request carries, for the rate limit
             outcomes = await self._outcomes_of(unit, progress)
             self._sink.record(outcomes)
             recorded = True

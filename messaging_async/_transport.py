@@ -6,7 +6,13 @@ Every failure is classified by whether the request may have reached the gateway:
   next base URL is tried at once and the failed one is tried last for ``cooldown`` seconds;
 - after it may have left (read timeout, reset, 5xx, 408): retried only when the caller says
   a retry cannot duplicate a message, else ``OutcomeUnknownError`` at once;
-- 429: the gateway says it did not process the request; retried after ``Retry-After``.
+- 429 (or 503 with ``Retry-After``): the gateway says it did not process the request;
+  every send of the client pauses until the time it gives, then the same request goes
+  again (see ``Transport._throttled``).
+
+Every attempt first waits for its turn: the throttle pause, the client's rate limit, and a
+connection slot (single sends have slots of their own). A per-call deadline (``_call``)
+bounds all of it, failover and retries included.
 
 Requests go as POST bodies, never query strings, so no credential is ever in a URL, and so
 never in a request log.
@@ -15,32 +21,36 @@ never in a request log.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Any
 
 import anyio
-import anyio.lowlevel
 import httpx
 import sniffio
-from attrs import define, field, frozen
 
-from ._exchange import (
-    DEFAULT_KEEPALIVE_EXPIRY,
-    AiohttpExchange,
-    Exchange,
-    HttpxExchange,
-    Reply,
-    SendFailed,
+from ._attempts import Answer, Attempt, NextHost, RoundOver, SendProgress, judge
+from ._call import CallOptions, current_call
+from ._connections import (
+    DEFAULT_TIMEOUT,
+    HTTP_BACKENDS,
+    Network,
+    check_base_urls,
+    check_keepalive_expiry,
+    make_timeout,
 )
-from ._gate import Gate
+from ._exchange import DEFAULT_KEEPALIVE_EXPIRY, Phases, Reply, SendFailed
+from ._limiter import Lanes, Pacer, ThrottlePause
+from ._observe import Observer, failure_kind, host_of
+from ._shared import Shared, make_exchange
 from .errors import OutcomeUnknownError, UnreachableError, ValidationError
+from .rate import RateLimit
 from .retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_KEEPALIVE_EXPIRY",
+    "DEFAULT_TIMEOUT",
+    "HTTP_BACKENDS",
     "Answer",
     "SendProgress",
     "Transport",
@@ -51,136 +61,14 @@ __all__ = [
 
 logger = logging.getLogger("messaging_async.transport")
 
-_AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
-_THROTTLED = 429
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-
-
-@frozen
-class Answer:
-    """An HTTP answer the gateway gave: status, body, and the base URL that gave it."""
-
-    status: int
-    body: bytes
-    base_url: str
-    text: str = field(init=False, repr=False)
-    """The body as text, decoded once; PHP gateways often start it with a byte-order mark."""
-
-    @text.default
-    def _decode(self) -> str:
-        return self.body.decode("utf-8", "replace").lstrip("\ufeff")
-
-
-@frozen
-class _RoundOver:
-    """This round of attempts ended; ``pause`` is what the gateway asked for, if anything."""
-
-    pause: float | None
-
-
-class _NextHost:
-    """Nothing was sent: try the next base URL at once."""
-
-
-_NEXT_HOST: Final = _NextHost()
-
-
-@define
-class SendProgress:
-    """Tells a caller that was cancelled whether its request may have left.
-
-    ``in_flight`` is true while httpx holds the request; ``ambiguous`` once any attempt
-    ended in a way that may have reached the gateway; ``answered`` once an answer came back
-    (so whatever fails after, parsing included, cannot mean "never sent").
-    """
-
-    in_flight: bool = False
-    ambiguous: bool = False
-    answered: bool = False
-
-    @property
-    def may_have_left(self) -> bool:
-        return self.in_flight or self.ambiguous or self.answered
-
-
-def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
-    """Seconds (for every phase) or an ``httpx.Timeout``; ``None`` means the default, never
-    "no timeout": a request without one can hang a blast forever."""
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValidationError("timeout must be a positive number of seconds or an httpx.Timeout")
-    return httpx.Timeout(float(timeout), connect=min(5.0, float(timeout)))
-
-
-def check_base_urls(urls: Sequence[str], *, field: str) -> tuple[str, ...]:
-    """Validate base URLs (absolute http(s), a host, no credentials) and strip trailing ``/``."""
-    if isinstance(urls, str) or not urls:
-        raise ValidationError(f"{field} must be a non-empty sequence of URLs", field=field)
-    checked = []
-    for url in urls:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValidationError(f"{field}: {url!r} is not an absolute http(s) URL", field=field)
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValidationError(
-                f"{field}: base URLs carry no credentials, query or fragment", field=field
-            )
-        checked.append(url.rstrip("/"))
-    return tuple(checked)
-
-
-HTTP_BACKENDS = ("httpx", "aiohttp")
-MAX_KEEPALIVE_EXPIRY = 3600.0
-
-
-def check_keepalive_expiry(value: object) -> float:
-    """Seconds an idle connection may wait for reuse: a number from 0 (a new connection per
-    request) to an hour. Keep it under the gateway's own keep-alive timeout."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value <= MAX_KEEPALIVE_EXPIRY  # also refuses nan
-    ):
-        raise ValidationError(
-            f"keepalive_expiry must be a number of seconds from 0 to {MAX_KEEPALIVE_EXPIRY:g}",
-            field="keepalive_expiry",
-        )
-    return float(value)
-
-
-def _make_exchange(
-    backend: str,
-    transport: httpx.AsyncBaseTransport | None,
-    timeout: httpx.Timeout,
-    max_connections: int,
-    keepalive_expiry: float,
-) -> Exchange:
-    if backend not in HTTP_BACKENDS:
-        raise ValidationError(
-            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
-        )
-    if transport is not None:  # the caller's: used as given, never closed by us
-        if backend != "httpx":
-            raise ValidationError(
-                "transport= takes an httpx transport; it cannot be combined with "
-                f"http_backend={backend!r}",
-                field="http_backend",
-            )
-        return HttpxExchange([(transport, max_connections)], timeout, owned=False)
-    if backend == "aiohttp":
-        return AiohttpExchange(max_connections, timeout, keepalive_expiry)
-    return HttpxExchange.pooled(max_connections, timeout, keepalive_expiry)
+_PHASE_GRACE = 0.1  # seconds
 
 
 class Transport:
-    """One connection pool per SDK client, with failover and retry rules.
+    """One connection pool per SDK client, with failover, retry and throttling rules.
 
-    ``max_connections`` also bounds the requests in flight through this transport, so no
-    request ever waits inside httpcore's pool: cancelling such a waiting request leaks a
-    pool slot in httpcore 1.0.x (httpcore issue #1093), and enough leaks starve the client.
+    ``max_connections`` also bounds the requests in flight through this transport (see
+    ``Lanes``); ``single_send_capacity`` of them are kept for single sends.
     """
 
     def __init__(
@@ -192,30 +80,92 @@ class Transport:
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: str = "httpx",
         keepalive_expiry: object = DEFAULT_KEEPALIVE_EXPIRY,
+        network: Network | None = None,
+        single_send_capacity: int = 0,
+        rate_limit: RateLimit | None = None,
+        observer: Observer | None = None,
     ):
-        """``keepalive_expiry`` applies to the connections we make; a caller's ``transport``
-        keeps its own settings."""
+        """``keepalive_expiry`` and ``network`` apply to the connections we make; a caller's
+        ``transport`` keeps its own settings."""
         expiry = check_keepalive_expiry(keepalive_expiry)
-        self._backend = http_backend
-        self._exchange = _make_exchange(http_backend, transport, timeout, max_connections, expiry)
+        exchange = make_exchange(
+            http_backend, transport, timeout, max_connections, expiry, network or Network()
+        )
+        self._shared = Shared(
+            exchange=exchange,
+            backend=http_backend,
+            lanes=Lanes(max_connections, single_send_capacity),
+            pause=ThrottlePause(),
+            observer=observer or Observer("gateway", None),
+            cooling_until={},
+        )
+        self._shared.owner = self
+        self._configure(retry, timeout, rate_limit, own_timeout=False)
+
+    def _configure(
+        self,
+        retry: RetryPolicy,
+        timeout: httpx.Timeout,
+        rate_limit: RateLimit | None,
+        *,
+        own_timeout: bool,
+    ) -> None:
+        """``own_timeout``: this transport's timeouts differ from the exchange's, so every
+        request says its own."""
         self._retry = retry
-        self._cooling_until: dict[str, float] = {}
-        self._limiter = anyio.CapacityLimiter(max_connections)
-        self._gate = Gate()
+        self._phases: Phases = timeout.as_dict()
+        self._phases_override = self._phases if own_timeout else None
+        self._pacer = Pacer(rate_limit, self._shared.pause)
+        self._exchange = self._shared.exchange
+        self._cooling_until = self._shared.cooling_until
+        self._observer = self._shared.observer
+
+    def derive(
+        self, *, retry: RetryPolicy, timeout: httpx.Timeout, rate_limit: RateLimit | None
+    ) -> Transport:
+        """A transport over the same connections and throttle pause, with its own retry
+        policy, timeouts and rate limit (``with_options``). Closing it closes nothing: the
+        connections belong to the original."""
+        derived = object.__new__(Transport)
+        derived._shared = self._shared
+        owner = self._shared.owner
+        own_timeout = owner is None or timeout.as_dict() != owner._phases
+        derived._configure(retry, timeout, rate_limit, own_timeout=own_timeout)
+        if rate_limit is not None and rate_limit == self._pacer.rate_limit:
+            derived._pacer = self._pacer  # the same limit: the same count
+        return derived
 
     @property
     def closed(self) -> bool:
         return self._exchange.closed
 
+    @property
+    def owns_connections(self) -> bool:
+        return self._shared.owner is self
+
+    @property
+    def observer(self) -> Observer:
+        return self._observer
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        return self._pacer.rate_limit
+
     def stop_sending(self) -> None:
-        """From now on no request leaves; one already out still gets its answer read."""
-        self._gate.shut()
+        """From now on no request leaves; one already out still gets its answer read. Only
+        the owner of the connections closes the door: a ``with_options`` copy's close
+        leaves it open."""
+        if self.owns_connections:
+            self._shared.gate.shut()
 
     async def aclose(self) -> None:
-        """Send nothing more, wait for the requests out (cancellable), close the pool."""
-        self._gate.shut()
+        """Send nothing more, wait for the requests out (cancellable), close the pool; a
+        ``with_options`` copy closes nothing."""
+        if not self.owns_connections:
+            return
+        self._shared.gate.shut()
         try:
-            await self._gate.drained()
+            await self._shared.gate.drained()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._exchange.aclose()
@@ -238,94 +188,167 @@ class Transport:
         1703, or a page that is no answer at all): they are retried like a 5xx page, and when
         the attempts run out the last such answer is returned for the caller to judge. Raises
         ``UnreachableError`` when no attempt can have reached the gateway and
-        ``OutcomeUnknownError`` when one may have.
+        ``OutcomeUnknownError`` when one may have. ``progress.recipients`` counts against the
+        rate limit.
 
         ``redact`` (the request's ``Redactor``) cleans what a failure says before it goes
         into a note, an exception or a log line: a malformed answer is quoted by httpx's and
         aiohttp's protocol errors, and may echo the request.
         """
-        if self._backend == "aiohttp" and sniffio.current_async_library() != "asyncio":
+        if self._shared.backend == "aiohttp" and sniffio.current_async_library() != "asyncio":
             raise ValidationError(
                 "http_backend='aiohttp' runs on asyncio only; use the default backend under trio",
                 field="http_backend",
             )
         progress = progress if progress is not None else SendProgress()
+        attempt = Attempt(path, content, content_type, redact, progress.recipients, current_call())
         notes: list[str] = []
         started = anyio.current_time()
         round_number = 0
         last_answer: Answer | None = None  # an ambiguous answer, if the last attempt gave one
         while True:
-            retry_after: float | None = None
-            for base_url in self._in_preferred_order(base_urls):
-                if not self._may_attempt(notes, started):
+            result: Answer | NextHost | RoundOver = RoundOver(pause=None)
+            order = self._in_preferred_order(base_urls)
+            tried = order[0]
+            for position, base_url in enumerate(order):
+                if not self._may_attempt(notes, started, attempt.call):
                     return self._give_up(notes, progress, last_answer)
-                result = await self._attempt(
-                    base_url, path, content, content_type, progress, notes, redact
-                )
+                tried = base_url
+                result = await self._attempt(base_url, attempt, progress, notes)
                 last_answer = None
                 if isinstance(result, Answer):
                     if ambiguous_answer is None or not ambiguous_answer(result):
                         return result
                     progress.ambiguous = True
                     last_answer = result
-                    notes.append(f"{_host(base_url)}: an answer saying nothing certain")
-                    result = _RoundOver(pause=None)
-                if isinstance(result, _NextHost):
+                    notes.append(f"{host_of(base_url)}: an answer saying nothing certain")
+                    result = RoundOver(pause=None, reason="ambiguous_answer")
+                if isinstance(result, NextHost):
+                    if position + 1 < len(order):
+                        logger.warning("%s; trying the next base URL", notes[-1])
+                        self._observer.retry(
+                            base_url,
+                            path,
+                            kind="failover",
+                            reason=result.reason,
+                            attempt=len(notes),
+                            delay=0.0,
+                        )
+                    else:
+                        logger.warning("%s", notes[-1])
                     continue
                 if progress.ambiguous and not retry_after_send:
                     return self._give_up(notes, progress, last_answer)
-                retry_after = result.pause
                 break
             round_number += 1
+            over = result if isinstance(result, RoundOver) else RoundOver(pause=None)
+            retry_after, throttled = over.pause, over.throttled
             pause = self._retry.backoff(round_number, retry_after)
-            remaining = self._retry.max_elapsed - (anyio.current_time() - started)
-            if not self._may_attempt(notes, started) or pause >= remaining:
+            remaining = min(
+                self._retry.max_elapsed - (anyio.current_time() - started),
+                attempt.call.remaining(),
+            )
+            if not self._may_attempt(notes, started, attempt.call) or pause >= remaining:
                 return self._give_up(notes, progress, last_answer)
+            if throttled is not None:
+                self._throttled(tried, path, throttled, pause, notes[-1])
+                continue  # the next attempt waits for the shared pause to end
+            self._observer.retry(
+                tried, path, kind="retry", reason=over.reason, attempt=len(notes), delay=pause
+            )
             if pause > 0:
                 logger.info("retrying in %.2fs after: %s", pause, notes[-1])
                 await anyio.sleep(pause)
 
+    def _throttled(self, base_url: str, path: str, status: int, pause: float, note: str) -> None:
+        """The gateway said it did not process the request (429, or 503 with Retry-After):
+        every send of this client waits out one shared pause, then this same request goes
+        again. For iSMS, which has no idempotency key, this is the only resend after a
+        request left that cannot deliver a message twice: a throttling answer is given
+        instead of processing the request, while every other failure after sending (a
+        timeout, a reset, a 5xx page) may come after the gateway acted on it."""
+        if self._shared.pause.extend_until(anyio.current_time() + pause):
+            logger.warning("%s; pausing every send of this client for %.2fs", note, pause)
+            self._observer.throttle(base_url, path, status, pause)
+
     async def _attempt(
-        self,
-        base_url: str,
-        path: str,
-        content: bytes,
-        content_type: str,
-        progress: SendProgress,
-        notes: list[str],
-        redact: Callable[[str], str],
-    ) -> Answer | _NextHost | _RoundOver:
+        self, base_url: str, attempt: Attempt, progress: SendProgress, notes: list[str]
+    ) -> Answer | NextHost | RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
-        await _acquire(self._limiter)
+        single = attempt.call.single
+        with anyio.move_on_after(attempt.call.remaining()) as waiting:
+            await self._pacer.wait_turn(attempt.messages, priority=single)
+            await self._shared.lanes.acquire(single)
+        if waiting.cancelled_caught:
+            notes.append("not sent: the call's timeout passed while waiting for its turn")
+            return RoundOver(pause=math.inf, reason="deadline")
+        number = len(notes) + 1
+        began = anyio.current_time()
         try:
-            if not self._gate.admit():  # aclose() began: this request is never made
+            if not self._shared.gate.admit():  # aclose() began: this request is never made
                 notes.append("the client was closed")
                 return self._give_up(notes, progress, None)
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
             try:
-                reply = await self._exchange.post(f"{base_url}/{path}", content, content_type)
+                reply = await self._post_within(f"{base_url}/{attempt.path}", attempt)
             except SendFailed as failure:
                 progress.in_flight = False
-                return self._failed(base_url, redact(str(failure)), failure, progress, notes)
+                left = not failure.never_sent
+                kind = failure_kind(failure.__cause__)
+                self._report(base_url, attempt, number, began, failure=kind, may_have_left=left)
+                return self._failed(
+                    base_url, attempt.redact(str(failure)), failure, progress, notes
+                )
             finally:
-                self._gate.leave()
+                self._shared.gate.leave()
             progress.in_flight = False
         finally:
-            self._limiter.release()
+            self._shared.lanes.release(single)
+        self._report(base_url, attempt, number, began, status=reply.status, may_have_left=True)
         if self._cooling_until:
             self._cooling_until.pop(base_url, None)
-        status = reply.status
-        if status in _AMBIGUOUS_STATUSES or status >= 500:
-            progress.ambiguous = True
-            notes.append(f"{_host(base_url)}: HTTP {status} in place of an answer")
-            return _RoundOver(pause=_retry_after_seconds(reply))
-        if status == _THROTTLED:
-            notes.append(f"{_host(base_url)}: HTTP 429, rate limited")
-            return _RoundOver(pause=_retry_after_seconds(reply))
-        progress.answered = True  # the caller reads it: a failure from here on is "unknown"
-        return Answer(status=status, body=reply.body, base_url=base_url)
+        return judge(base_url, reply, progress, notes)
+
+    def _report(
+        self, base_url: str, attempt: Attempt, number: int, began: float, **outcome: Any
+    ) -> None:
+        duration = anyio.current_time() - began
+        messages = attempt.messages
+        self._observer.attempt(
+            base_url, attempt.path, number, duration, messages=messages, **outcome
+        )
+
+    async def _post_within(self, url: str, attempt: Attempt) -> Reply:
+        """The exchange's POST, ended at the call's deadline. Each phase's timeout is cut to
+        what the call has left, but phases add up, and a server trickling its answer resets
+        the read timeout with every byte: so the whole exchange is bounded too. One cut
+        short may have reached the gateway."""
+        call = attempt.call
+        if call.deadline == math.inf:
+            return await self._exchange.post(
+                url, attempt.content, attempt.content_type, self._phases_override
+            )
+        # A little later than the phases' own limits, so a connect timeout still says
+        # "never sent" when it is the one that fires.
+        with anyio.move_on_after(call.remaining() + _PHASE_GRACE):
+            return await self._exchange.post(
+                url, attempt.content, attempt.content_type, self._phases_for(call)
+            )
+        raise SendFailed("no answer within the call's timeout", never_sent=False) from (
+            TimeoutError()
+        )
+
+    def _phases_for(self, call: CallOptions) -> Phases | None:
+        """This attempt's timeouts: the transport's, none longer than the call has left."""
+        if call.deadline == math.inf:
+            return self._phases_override
+        left = max(0.001, call.remaining())
+        return {
+            phase: left if seconds is None else min(seconds, left)
+            for phase, seconds in self._phases.items()
+        }
 
     def _failed(
         self,
@@ -334,17 +357,17 @@ class Transport:
         failure: SendFailed,
         progress: SendProgress,
         notes: list[str],
-    ) -> _NextHost | _RoundOver:
+    ) -> NextHost | RoundOver:
         """``said``: what the failure says, redacted."""
-        host = _host(base_url)
+        host = host_of(base_url)
+        kind = failure_kind(failure.__cause__)
         if failure.never_sent:
             self._cool_down(base_url)
             notes.append(f"{host}: not sent ({said})")
-            logger.warning("%s failed before sending (%s); trying the next base URL", host, said)
-            return _NEXT_HOST
+            return NextHost(kind)
         progress.ambiguous = True
         notes.append(f"{host}: no answer after sending ({said})")
-        return _RoundOver(pause=None)
+        return RoundOver(pause=None, reason=kind)
 
     def _in_preferred_order(self, base_urls: Sequence[str]) -> list[str]:
         """Provider order, with hosts that recently failed to connect moved last."""
@@ -359,8 +382,8 @@ class Transport:
         if self._retry.cooldown > 0:
             self._cooling_until[base_url] = anyio.current_time() + self._retry.cooldown
 
-    def _may_attempt(self, notes: list[str], started: float) -> bool:
-        if len(notes) >= self._retry.max_attempts:
+    def _may_attempt(self, notes: list[str], started: float, call: CallOptions) -> bool:
+        if len(notes) >= self._retry.max_attempts or call.remaining() <= 0:
             return False
         return not notes or anyio.current_time() - started < self._retry.max_elapsed
 
@@ -370,6 +393,8 @@ class Transport:
         what the attempts amount to."""
         if last_answer is not None:
             return last_answer
+        if not notes:
+            notes.append("not sent: the call's timeout passed before the first attempt")
         summary = f"no usable answer after {len(notes)} attempt(s); last: {notes[-1]}"
         if progress.ambiguous:
             raise OutcomeUnknownError(
@@ -378,39 +403,3 @@ class Transport:
         raise UnreachableError(
             "the request never reached the gateway: " + summary, attempts=tuple(notes)
         )
-
-
-async def _acquire(limiter: anyio.CapacityLimiter) -> None:
-    """``limiter.acquire()``, without its two scheduler round trips when a token is free.
-
-    A cancellation already pending is still raised here, before anything is sent, so the
-    request is honestly ``not_sent`` rather than maybe sent.
-    """
-    try:
-        limiter.acquire_nowait()
-    except anyio.WouldBlock:
-        await limiter.acquire()
-    else:
-        try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            limiter.release()
-            raise
-
-
-def _host(base_url: str) -> str:
-    return urlsplit(base_url).netloc
-
-
-def _retry_after_seconds(reply: Reply) -> float | None:
-    """``Retry-After`` as seconds (either form the header allows), or ``None``."""
-    value = (reply.retry_after or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    if moment is None or moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -25,7 +25,9 @@ NAN, INF = math.nan, math.inf
 NOT_TEXT = [None, 123, b"bytes", "", "   ", "\ud800"]
 BAD_TIMEOUTS = [NAN, INF, -INF, -1, 0, "5", True, httpx.Timeout(NAN), httpx.Timeout(-1.0)]
 BAD_CONCURRENCY = [0, -1, "3", 1.5, True, 10**6, None]
-BAD_URL_LISTS = [None, 123, "https://host.example", [], [123], ["ftp://host.example"], [None]]
+# None is no bad value for a URL list: it means the environment's URL or the default.
+BAD_URL_LISTS = [123, "https://host.example", [], [123], ["ftp://host.example"], [None]]
+BAD_URLS = [123, "", "ftp://host.example", ["https://host.example"]]
 
 COMMON: dict[str, list[Any]] = {
     "username": NOT_TEXT,
@@ -36,6 +38,13 @@ COMMON: dict[str, list[Any]] = {
     "default_country": [60, "Malaysia", "", "0", "+", "\ud800", b"MY"],
     "transport": ["mock", object(), httpx.MockTransport],
     "http_backend": ["curl", None, 1, ""],
+    "single_send_capacity": [-1, "8", 1.5, True, None, 10**6],
+    "max_connections": [0, -1, "3", 1.5, True, 10**6],
+    "rate_limit": [10, "100/s", {"messages_per_second": 10}],
+    "hooks": [object(), "hooks", [object()], 3],
+    "proxy": [123, "", "127.0.0.1:3128", "ftp://proxy.example", b"http://proxy.example"],
+    "verify": [None, 1, "/no/such/ca-bundle.pem", b"x"],
+    "trust_env": [None, 1, "yes"],
 }
 ISMS: dict[str, list[Any]] = {
     **COMMON,
@@ -43,6 +52,7 @@ ISMS: dict[str, list[Any]] = {
     "app_id": [123, "", "  ", "\ud800"],
     "app_secret": [123, "", "  ", "\ud800"],
     "waba_number": [60123456789, "", "abc", "+6011111111", "\ud800"],
+    "base_url": BAD_URLS,
     "sms_base_urls": BAD_URL_LISTS,
     "waba_base_urls": BAD_URL_LISTS,
     "max_whatsapp_concurrency": BAD_CONCURRENCY,
@@ -50,7 +60,8 @@ ISMS: dict[str, list[Any]] = {
 SMSCOMMY: dict[str, list[Any]] = {
     **COMMON,
     "sender": [123, "", "x" * 20, "\ud800"],
-    "base_url": [None, 123, "", "ftp://host.example", ["https://host.example"]],
+    "sender_id": [123, "", "x" * 20, "\ud800"],
+    "base_url": BAD_URLS,
     "no_dr_batch_size": BAD_CONCURRENCY,
 }
 VALID: dict[type, dict[str, Any]] = {

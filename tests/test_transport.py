@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from messaging_async import OutcomeUnknownError, RetryPolicy, UnreachableError
+from messaging_async import RetryPolicy, UnreachableError
 from messaging_async._exchange import SHARD_SIZE, HttpxExchange, SendFailed, shard_sizes
 from messaging_async._transport import SendProgress, Transport, make_timeout
 
@@ -73,10 +73,11 @@ async def test_total_time_bounds_the_retries() -> None:
 
 
 async def test_retry_after_beyond_the_budget_gives_up_at_once() -> None:
+    # A 503 that names a Retry-After throttles: the gateway did not process the request.
     scripted = Scripted(down=set(), status=503, headers={"Retry-After": "3600"})
     subject = transport(scripted, max_elapsed=5.0)
     with anyio.fail_after(2):
-        with pytest.raises(OutcomeUnknownError, match="HTTP 503"):
+        with pytest.raises(UnreachableError, match="HTTP 503"):
             await post(subject)
     assert scripted.calls == ["a.example"]
     await subject.aclose()
@@ -160,6 +161,6 @@ async def test_a_request_cancelled_before_it_starts_is_not_sent_and_gives_its_sl
         )  # fmt: skip
     assert scripted.calls == [], "a cancelled request went out"
     assert not progress.may_have_left
-    assert subject._limiter.borrowed_tokens == 0
+    assert subject._shared.lanes.borrowed == 0
     assert await post(subject) == "https://a.example"
     await subject.aclose()

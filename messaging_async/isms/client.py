@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from functools import partial
 from typing import Any, Literal
@@ -17,6 +18,13 @@ from .._client import (
     check_urls,
     unreadable_answer,
 )
+from .._options import (
+    DEFAULT_SINGLE_SEND_CAPACITY,
+    from_environment,
+    one_base_url,
+    required_setting,
+    traffic_settings,
+)
 from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
@@ -24,9 +32,11 @@ from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from ..hooks import Hooks
 from ..ledger import Ledger
 from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
+from ..rate import RateLimit
 from ..retry import RetryPolicy
 from ..text import Encoding, check_encoding, checked_payload
 from . import _waba, _wire
@@ -68,27 +78,39 @@ class IsmsClient(WhatsAppMethods):
     def __init__(
         self,
         *,
-        username: str,
-        password: str,
+        username: str | None = None,
+        password: str | None = None,
         sender_id: str | None = None,
         app_id: str | None = None,
         app_secret: str | None = None,
         waba_number: str | None = None,
-        sms_base_urls: Sequence[str] = ISMS_SMS_BASE_URLS,
-        waba_base_urls: Sequence[str] = ISMS_WABA_BASE_URLS,
+        base_url: str | None = None,
+        sms_base_urls: Sequence[str] | None = None,
+        waba_base_urls: Sequence[str] | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_concurrency: int = 10,
         max_whatsapp_concurrency: int = 32,
+        single_send_capacity: int = DEFAULT_SINGLE_SEND_CAPACITY,
+        max_connections: int | None = None,
+        rate_limit: RateLimit | None = None,
         retry: RetryPolicy | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        proxy: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        trust_env: bool = False,
         ledger: Ledger | None = None,
     ):
+        """Settings left out come from the environment where the CLI reads them:
+        ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
+        ``ISMS_WABA_NUMBER`` and ``ISMS_BASE_URL`` (one base URL for SMS and WhatsApp, as
+        ``base_url=`` is). See the README's "In a web service" for the traffic settings."""
         super().__init__(
-            username=username,
-            password=password,
+            username=required_setting(username, "username", "ISMS_USERNAME"),  # type: ignore[arg-type]
+            password=required_setting(password, "password", "ISMS_PASSWORD"),  # type: ignore[arg-type]
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
@@ -101,15 +123,29 @@ class IsmsClient(WhatsAppMethods):
                 "sender_id must be 1 to 11 letters or digits, no spaces", field="sender_id"
             )
         self._sender_id = sender_id
-        self._sms_base_urls = check_urls(sms_base_urls, "sms_base_urls")
-        self._waba_base_urls = check_urls(waba_base_urls, "waba_base_urls")
+        urls, name = one_base_url(base_url, sms_base_urls, "sms_base_urls", "ISMS_BASE_URL")
+        self._sms_base_urls = check_urls(ISMS_SMS_BASE_URLS if urls is None else urls, name)
+        urls, name = one_base_url(base_url, waba_base_urls, "waba_base_urls", "ISMS_BASE_URL")
+        self._waba_base_urls = check_urls(ISMS_WABA_BASE_URLS if urls is None else urls, name)
         self._max_whatsapp_concurrency = check_concurrency(
             max_whatsapp_concurrency, "max_whatsapp_concurrency"
         )
+        app_id = from_environment(app_id, "ISMS_APP_ID")  # type: ignore[assignment]
+        app_secret = from_environment(app_secret, "ISMS_APP_SECRET")  # type: ignore[assignment]
+        waba_number = from_environment(waba_number, "ISMS_WABA_NUMBER")  # type: ignore[assignment]
         self._configure_whatsapp(app_id, app_secret, waba_number)
         self._redactor = Redactor((self._password, app_secret))
-        pool_size = max(self._max_concurrency, self._max_whatsapp_concurrency)
-        self._open_transport(timeout, transport, pool_size, http_backend, keepalive_expiry)
+        traffic = traffic_settings(
+            bulk_concurrency=max(self._max_concurrency, self._max_whatsapp_concurrency),
+            single_send_capacity=single_send_capacity,
+            max_connections=max_connections,
+            rate_limit=rate_limit,
+            hooks=hooks,
+            proxy=proxy,
+            verify=verify,
+            trust_env=trust_env,
+        )
+        self._open_transport(timeout, transport, http_backend, keepalive_expiry, traffic, "isms")
 
     def _configure_whatsapp(
         self, app_id: str | None, app_secret: str | None, waba_number: str | None
@@ -151,13 +187,17 @@ class IsmsClient(WhatsAppMethods):
         encoding: Encoding | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send one SMS and return its ``accepted`` outcome, or raise.
 
         Raises ``ValidationError`` before sending, a ``GatewayError`` subclass when the
         gateway refuses, ``UnreachableError`` when nothing was sent and
-        ``OutcomeUnknownError`` when it may have been. With ``key=`` (needs a ledger) the
-        send is idempotent: a key already accepted returns its recorded outcome unsent.
+        ``OutcomeUnknownError`` when it may have been. ``timeout``: seconds for the whole
+        call, failover and retries included (default ``SINGLE_SEND_TIMEOUT``, 5); it goes
+        in the single-send lane, never behind a bulk call of this client. With ``key=``
+        (needs a ledger) the send is idempotent: a key already accepted returns its
+        recorded outcome unsent.
         """
         self._ensure_open()
         checked_key = self._check_key(key)
@@ -168,7 +208,7 @@ class IsmsClient(WhatsAppMethods):
             exc.index = None  # a single send has no position in a bulk input
             raise
         pending = pending._replace(content=message)
-        return await self._keyed(checked_key, "isms", pending, self._send_json_chunk)
+        return await self._keyed(checked_key, "isms", pending, self._send_json_chunk, timeout)
 
     async def send_sms_bulk(
         self,
@@ -178,6 +218,7 @@ class IsmsClient(WhatsAppMethods):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send personalised SMS; returns every recipient's outcome in input order.
 
@@ -185,14 +226,15 @@ class IsmsClient(WhatsAppMethods):
         called once per recipient as results come in — also for those accounted for while
         the call is being cancelled. Raises only for bad arguments; a fatal answer
         (authentication, credits) stops the run and is on ``report.stopped_by``.
-
+        ``timeout``: seconds for the whole call (every bulk method takes it); what has not
+        left by then is ``not_sent``. Without it a bulk call has no overall bound.
         ``job=`` (needs the client's ledger) journals the run: run it again after a crash
         and it resumes, sending nothing already accepted or possibly sent.
         ``resend_unknown=True`` sends ``unknown`` recipients again: that may deliver them
         twice.
         """
         plan = self._sms_plan(encoding)
-        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_sms_bulk(
         self,
@@ -202,11 +244,12 @@ class IsmsClient(WhatsAppMethods):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
         ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
         plan = self._sms_plan(encoding)
-        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     async def send_sms_classic(
         self,
@@ -217,6 +260,7 @@ class IsmsClient(WhatsAppMethods):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send one text to many numbers through the classic API (≤ 50 per request, POST).
 
@@ -234,20 +278,22 @@ class IsmsClient(WhatsAppMethods):
             gateway="isms",
             same_text=text,
         )
-        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown, timeout)
 
-    async def get_balance(self) -> Balance:
-        """The account's credit balance. Retried freely: a look-up cannot send anything."""
+    async def get_balance(self, *, timeout: float | None = None) -> Balance:
+        """The account's credit balance. Retried freely: a look-up cannot send anything.
+        ``timeout``: seconds for the whole call, retries included."""
         self._ensure_open()
         body = _wire.build_balance(username=self._username, password=self._password)
-        answer = await self._transport.post(
-            self._sms_base_urls,
-            _wire.BALANCE_PATH,
-            content=body,
-            content_type=_wire.JSON_CONTENT_TYPE,
-            retry_after_send=True,
-            redact=self._redactor,
-        )
+        with self._lookup(timeout):
+            answer = await self._transport.post(
+                self._sms_base_urls,
+                _wire.BALANCE_PATH,
+                content=body,
+                content_type=_wire.JSON_CONTENT_TYPE,
+                retry_after_send=True,
+                redact=self._redactor,
+            )
         try:
             credits = _wire.parse_balance(answer.text, self._redactor)
         except _wire.UnrecognisedAnswer:

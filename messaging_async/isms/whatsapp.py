@@ -50,27 +50,43 @@ class WhatsAppMethods(BaseClient):
         params: Mapping[str, object] | Sequence[object] | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send an approved template (any time). Returns the accepted outcome or raises.
-        With ``key=`` (needs a ledger) the send is idempotent, as ``send_sms``'s."""
+        With ``key=`` (needs a ledger) the send is idempotent, as ``send_sms``'s;
+        ``timeout`` bounds the whole call, as there."""
         message = WhatsAppTemplate(
             to=to, template_code=template_code, language=language, params=params, ref=ref
         )
-        return await self._send_one_whatsapp(message, key)
+        return await self._send_one_whatsapp(message, key, timeout)
 
     async def send_whatsapp_text(
-        self, to: str, text: str, *, ref: Any = None, key: str | None = None
+        self,
+        to: str,
+        text: str,
+        *,
+        ref: Any = None,
+        key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send free text; raises ``ReplyWindowClosedError`` outside the 24-hour window."""
-        return await self._send_one_whatsapp(WhatsAppText(to=to, text=text, ref=ref), key)
+        message = WhatsAppText(to=to, text=text, ref=ref)
+        return await self._send_one_whatsapp(message, key, timeout)
 
     async def send_whatsapp_file(
-        self, to: str, url: str, file_name: str, *, ref: Any = None, key: str | None = None
+        self,
+        to: str,
+        url: str,
+        file_name: str,
+        *,
+        ref: Any = None,
+        key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """Send a file by direct public URL; raises ``ReplyWindowClosedError`` outside the
         24-hour window."""
         return await self._send_one_whatsapp(
-            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref), key
+            WhatsAppFile(to=to, url=url, file_name=file_name, ref=ref), key, timeout
         )
 
     async def send_whatsapp_bulk(
@@ -80,6 +96,7 @@ class WhatsAppMethods(BaseClient):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Send many WhatsApp messages concurrently; one outcome each, in input order.
 
@@ -91,7 +108,7 @@ class WhatsAppMethods(BaseClient):
         self._ensure_open()
         self._require_whatsapp_settings()
         plan = self._whatsapp_plan()
-        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_whatsapp_bulk(
         self,
@@ -100,14 +117,17 @@ class WhatsAppMethods(BaseClient):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
         self._require_whatsapp_settings()
         plan = self._whatsapp_plan()
-        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     # ---------------------------------------------------------------- internals
-    async def _send_one_whatsapp(self, message: WhatsAppMessage, key: str | None) -> Outcome:
+    async def _send_one_whatsapp(
+        self, message: WhatsAppMessage, key: str | None, timeout: object
+    ) -> Outcome:
         self._ensure_open()
         checked_key = self._check_key(key)
         self._require_whatsapp_settings()
@@ -117,7 +137,9 @@ class WhatsAppMethods(BaseClient):
             exc.index = None
             raise
         pending = pending._replace(content=message)
-        return await self._keyed(checked_key, "whatsapp", pending, self._send_whatsapp_unit)
+        return await self._keyed(
+            checked_key, "whatsapp", pending, self._send_whatsapp_unit, timeout
+        )
 
     def _require_whatsapp_settings(self) -> _waba.Settings:
         if self._whatsapp_settings is None:

@@ -8,8 +8,9 @@ answered 1718 "duplicate" means the earlier attempt was accepted.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
@@ -25,6 +26,12 @@ from .._client import (
     check_urls,
     unreadable_answer,
 )
+from .._options import (
+    DEFAULT_SINGLE_SEND_CAPACITY,
+    from_environment,
+    required_setting,
+    traffic_settings,
+)
 from .._parse import parse_decimal
 from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
@@ -37,9 +44,11 @@ from ..errors import (
     UnreachableError,
     ValidationError,
 )
+from ..hooks import Hooks
 from ..ledger import Ledger
 from ..models import BulkReport, Credits, CreditTransfer, Outcome, OutcomeStatus, Sms
 from ..phone import normalize_number
+from ..rate import RateLimit
 from ..retry import RetryPolicy
 from ..text import Encoding, check_encoding, check_text, checked_payload
 from . import _wire
@@ -65,31 +74,51 @@ class SmsComMyClient(BaseClient):
     def __init__(
         self,
         *,
-        username: str,
-        password: str,
+        username: str | None = None,
+        password: str | None = None,
         sender: str | None = None,
-        base_url: str = SMSCOMMY_BASE_URL,
+        sender_id: str | None = None,
+        base_url: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_concurrency: int = 10,
         no_dr_batch_size: int = 50,
+        single_send_capacity: int = DEFAULT_SINGLE_SEND_CAPACITY,
+        max_connections: int | None = None,
+        rate_limit: RateLimit | None = None,
         retry: RetryPolicy | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
         default_country: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: Literal["httpx", "aiohttp"] = "httpx",
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        proxy: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        trust_env: bool = False,
         ledger: Ledger | None = None,
     ):
+        """Settings left out come from the environment where the CLI reads them:
+        ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``, ``SMSCOMMY_BASE_URL``. ``sender_id`` is
+        ``sender`` under the name ``IsmsClient`` uses. See the README's "In a web service"
+        for the traffic settings."""
+        if sender is not None and sender_id is not None:
+            raise ValidationError("give sender or sender_id, not both", field="sender_id")
         super().__init__(
-            username=username,
-            password=password,
+            username=required_setting(username, "username", "SMSCOMMY_USERNAME"),  # type: ignore[arg-type]
+            password=required_setting(password, "password", "SMSCOMMY_PASSWORD"),  # type: ignore[arg-type]
             max_concurrency=max_concurrency,
             retry=retry,
             default_country=default_country,
             ledger=ledger,
         )
         self._redactor = Redactor((self._password,))
-        self._sender = _wire.check_sender(sender)
-        self._base_urls = check_urls([base_url], "base_url")
+        try:
+            self._sender = _wire.check_sender(sender if sender is not None else sender_id)
+        except ValidationError as exc:
+            exc.field = "sender" if sender is not None else "sender_id"  # the name given
+            raise
+        url = from_environment(base_url, "SMSCOMMY_BASE_URL")
+        url = SMSCOMMY_BASE_URL if url is None else url
+        self._base_urls = check_urls([url], "base_url")
         if _over_the_network_in_clear(self._base_urls[0]):
             warnings.warn(
                 f"{self._base_urls[0]} is plain http: the password travels unencrypted "
@@ -98,8 +127,18 @@ class SmsComMyClient(BaseClient):
                 stacklevel=2,
             )
         self._no_dr_batch_size = check_concurrency(no_dr_batch_size, "no_dr_batch_size")
+        traffic = traffic_settings(
+            bulk_concurrency=self._max_concurrency,
+            single_send_capacity=single_send_capacity,
+            max_connections=max_connections,
+            rate_limit=rate_limit,
+            hooks=hooks,
+            proxy=proxy,
+            verify=verify,
+            trust_env=trust_env,
+        )
         self._open_transport(
-            timeout, transport, self._max_concurrency, http_backend, keepalive_expiry
+            timeout, transport, http_backend, keepalive_expiry, traffic, "smscommy"
         )
 
     def __repr__(self) -> str:
@@ -119,15 +158,17 @@ class SmsComMyClient(BaseClient):
         seqno: str | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS.aspx: GSM text as type 1 (2 flash), anything else as UCS-2 hex type 3 (4).
 
         Returns the accepted outcome (with the MsgId) or raises, like ``IsmsClient.send_sms``;
-        idempotent under ``key=`` (needs a ledger).
+        idempotent under ``key=`` (needs a ledger); ``timeout`` bounds the whole call as
+        there.
         """
         message = Sms(to=to, text=text, encoding=encoding, seqno=seqno, ref=ref)
         return await self._single(
-            lambda: self._prepare_text(flash, None, set(), 0, message), key, message
+            lambda: self._prepare_text(flash, None, set(), 0, message), key, message, timeout
         )
 
     async def send_sms_unicode(
@@ -139,6 +180,7 @@ class SmsComMyClient(BaseClient):
         seqno: str | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMSUnicode.aspx: the text as it is, for callers who prefer no hex encoding."""
 
@@ -147,7 +189,7 @@ class SmsComMyClient(BaseClient):
             request = _wire.unicode_request(checked, flash=flash, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, key, "u" + str(text))
+        return await self._single(prepare, key, "u" + str(text), timeout)
 
     async def send_binary(
         self,
@@ -158,6 +200,7 @@ class SmsComMyClient(BaseClient):
         seqno: str | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """A binary message as hex: type 5 with a user data header, 6 without."""
 
@@ -165,7 +208,7 @@ class SmsComMyClient(BaseClient):
             request = _wire.binary_request(payload, udh=udh, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, key, f"b{udh:d}{payload}")
+        return await self._single(prepare, key, f"b{udh:d}{payload}", timeout)
 
     async def send_barcode(
         self,
@@ -176,6 +219,7 @@ class SmsComMyClient(BaseClient):
         seqno: str | None = None,
         ref: Any = None,
         key: str | None = None,
+        timeout: float | None = None,
     ) -> Outcome:
         """ISendSMS2D.aspx: ``text`` may hold ``%barcode%``; ``msgtype`` is EMS, Nokia, MMS,
         textmsg or textlink."""
@@ -185,7 +229,7 @@ class SmsComMyClient(BaseClient):
             request = _wire.barcode_request(checked, msgtype, seqno=_wire.seqno_for(seqno))
             return self._pending(0, to, ref, request, caller_seqno=seqno is not None)
 
-        return await self._single(prepare, key, f"2{msgtype}:{text}")
+        return await self._single(prepare, key, f"2{msgtype}:{text}", timeout)
 
     # ---------------------------------------------------------------- bulk
     async def send_sms_bulk(
@@ -197,6 +241,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> BulkReport:
         """Personalised SMS, one ISendSMS request each; one outcome per message, in order.
 
@@ -205,7 +250,7 @@ class SmsComMyClient(BaseClient):
         the gateway no longer remembers, which may deliver them twice.
         """
         plan = self._text_plan(flash, encoding)
-        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return await self._send_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     def stream_sms_bulk(
         self,
@@ -216,10 +261,11 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> AsyncIterator[Outcome]:
         """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
         plan = self._text_plan(flash, encoding)
-        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown)
+        return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
     async def send_sms_same_text(
         self,
@@ -231,6 +277,7 @@ class SmsComMyClient(BaseClient):
         on_outcome: OnOutcome | None = None,
         job: str | None = None,
         resend_unknown: bool = False,
+        timeout: float | None = None,
     ) -> BulkReport:
         """ISendSMSNoDR.aspx: one text to many numbers, comma-joined in batches. The endpoint
         gives no message id and no delivery report; every outcome says so.
@@ -250,11 +297,12 @@ class SmsComMyClient(BaseClient):
             same_text=text,
             expect_reports=False,
         )
-        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown)
+        return await self._send_bulk(plan, numbers, on_outcome, job, resend_unknown, timeout)
 
     # ---------------------------------------------------------------- account
-    async def get_credits(self) -> Credits:
-        """Credits used to date and remaining. Retried freely: a look-up sends nothing."""
+    async def get_credits(self, *, timeout: float | None = None) -> Credits:
+        """Credits used to date and remaining. Retried freely: a look-up sends nothing.
+        ``timeout``: seconds for the whole call, retries included."""
         self._ensure_open()
         form = _wire.build_form(
             username=self._username,
@@ -263,7 +311,8 @@ class SmsComMyClient(BaseClient):
             mobile=None,
             request=_wire.Request(_wire.CREDITS_PATH, {}, ()),
         )
-        answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
+        with self._lookup(timeout):
+            answer = await self._post(_wire.CREDITS_PATH, form, SendProgress(), self._redactor)
         try:
             used, remaining = _wire.parse_credits(answer.text)
         except _wire.UnrecognisedAnswer:
@@ -302,7 +351,11 @@ class SmsComMyClient(BaseClient):
 
     # ---------------------------------------------------------------- internals
     async def _single(
-        self, prepare: Callable[[], Pending[_wire.Request]], key: str | None, content: object
+        self,
+        prepare: Callable[[], Pending[_wire.Request]],
+        key: str | None,
+        content: object,
+        timeout: object,
     ) -> Outcome:
         """``content``: what the ledger fingerprints for ``key`` (each endpoint tagged)."""
         self._ensure_open()
@@ -313,7 +366,9 @@ class SmsComMyClient(BaseClient):
             exc.index = None
             raise
         pending = pending._replace(content=content)
-        return await self._keyed(checked_key, "smscommy", pending, self._send_request, _reseq)
+        return await self._keyed(
+            checked_key, "smscommy", pending, self._send_request, timeout, _reseq
+        )
 
     def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
         return BulkPlan(

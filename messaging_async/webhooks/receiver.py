@@ -34,6 +34,7 @@ import anyio
 
 from .._journal import check_ledger
 from ..errors import ValidationError, WebhookError
+from ..hooks import Hooks, WebhookEvent, combine_hooks
 from . import _parsers
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
 from ._routes import ROUTES, Event, kind_of
@@ -98,7 +99,10 @@ class WebhookReceiver:
         handler_timeout: float | None = 30.0,
         token_parameter: str = "token",  # noqa: S107 - the parameter's name, not a secret
         ledger: Ledger | None = None,
+        hooks: Hooks | Sequence[Hooks] | None = None,
     ):
+        """``hooks`` (``messaging_async.hooks``) hear of every callback: its route, the
+        status answered and the time taken; never its content or token."""
         if not isinstance(secret, str) or len(secret) < 16:
             raise ValidationError(
                 "secret must be a string of at least 16 characters", field="secret"
@@ -124,6 +128,7 @@ class WebhookReceiver:
         self._handler_timeout = _checked_seconds(handler_timeout, "handler_timeout")
         self._token_parameter = token_parameter
         self._token_name = token_parameter.encode()
+        self._hooks = combine_hooks(hooks)
 
     def __repr__(self) -> str:
         handled = sorted(kind for kind, handler in self._handlers.items() if handler)
@@ -133,8 +138,13 @@ class WebhookReceiver:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
         elif scope["type"] == "http":
+            began = anyio.current_time()
             status, text, headers = await self._answer(scope, receive)
             await _respond(send, status, text, headers)
+            if self._hooks is not None:
+                duration = anyio.current_time() - began
+                kind = _callback_kind(_relative_path(scope))
+                self._hooks.on_webhook(WebhookEvent(kind=kind, status=status, duration=duration))
 
     async def _answer(self, scope: Scope, receive: Receive) -> Answer:
         if not self._address_allowed(scope):
@@ -319,6 +329,12 @@ def _where() -> str:
     """Where the handler raised (file and line), for a log line that quotes no payload."""
     frames = inspect.trace()
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _callback_kind(path: str) -> str:
+    """The route's name for hooks (``isms_delivery``…); ``other`` for any path that is not a
+    route, so a caller cannot fill metrics with names of its choosing."""
+    return path.strip("/").replace("/", "_") if path in ROUTES else "other"
 
 
 def _relative_path(scope: Scope) -> str:
