@@ -24,7 +24,7 @@ from attrs import frozen
 
 from ._transport import SendProgress
 from .errors import GatewayError, ValidationError
-from .models import Outcome, OutcomeStatus
+from .models import Outcome, OutcomeStatus, recipient_outcome
 
 __all__ = [
     "BulkPlan",
@@ -58,14 +58,7 @@ class Pending(NamedTuple, Generic[M]):
     content: Any = None  # what the ledger fingerprints (journalled runs only)
 
     def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
-        return Outcome(
-            to=self.to,
-            status=status,
-            index=self.position,
-            ref=self.ref,
-            reason=reason,
-            seqno=self.seqno,
-        )
+        return recipient_outcome(self, status, reason)
 
 
 @frozen

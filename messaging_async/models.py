@@ -9,7 +9,7 @@ import enum
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, frozen
 
@@ -145,6 +145,31 @@ class Outcome:
     def safe_to_resend(self) -> bool:
         """True when sending this message again cannot deliver it twice."""
         return self.status is OutcomeStatus.NOT_SENT
+
+
+class Recipient(Protocol):
+    """What an outcome is made from: the runner's ``Pending`` and the ledger's ``Entry``."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def ref(self) -> Any: ...
+    @property
+    def seqno(self) -> str | None: ...
+
+
+def recipient_outcome(recipient: Recipient, status: OutcomeStatus, reason: str) -> Outcome:
+    """The one way an outcome is built for a recipient that has no gateway id."""
+    return Outcome(
+        to=recipient.to,
+        status=status,
+        index=recipient.position,
+        ref=recipient.ref,
+        reason=reason,
+        seqno=recipient.seqno,
+    )
 
 
 @frozen(kw_only=True)

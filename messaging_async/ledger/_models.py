@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from attrs import field, frozen
 
-from ..models import Outcome, OutcomeStatus
+from ..models import Outcome, OutcomeStatus, recipient_outcome
 from ..phone import mask_number
 
 __all__ = [
@@ -97,14 +97,7 @@ class Entry(NamedTuple):
         )
 
     def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
-        return Outcome(
-            to=self.to,
-            status=status,
-            index=self.position,
-            ref=self.ref,
-            reason=reason,
-            seqno=self.seqno,
-        )
+        return recipient_outcome(self, status, reason)
 
 
 @frozen
