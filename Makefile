@@ -86,7 +86,9 @@ bench: install
 	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
 		&& ../$(BIN)/python sdk_layer.py && ../$(BIN)/python whatsapp.py \
 		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \
-		&& ../$(BIN)/python webhooks.py && ../$(BIN)/python workers.py
+		&& ../$(BIN)/python webhooks.py && ../$(BIN)/python workers.py \
+		&& ../$(BIN)/python otp_lane.py && ../$(BIN)/python ledger.py \
+		&& ../$(BIN)/python ledger_blast.py && ../$(BIN)/python ledger_memory.py
 
 # About three minutes: 1,000,000 recipients under random faults, both backends; figures into
 # benchmarks/RESULTS.md.
