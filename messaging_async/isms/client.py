@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from .._options import (
 )
 from .._plan import BulkPlan
 from .._secrets import Redactor
+from .._stream import BulkStream
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY
 from ..errors import (
     UnexpectedAnswerError,
@@ -239,9 +240,11 @@ class IsmsClient(SmsMethods, WhatsAppMethods):
         job: str | None = None,
         resend_unknown: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> BulkStream:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
-        ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
+        ``outcome.index`` is the input position). Needs the client opened with ``async with``.
+        Use it as ``async with client.stream_sms_bulk(...) as stream``: leaving the block
+        closes the stream (stops sending); see ``BulkStream``."""
         plan = self._sms_plan(encoding)
         return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from .._options import (
 )
 from .._plan import BulkPlan, Pending
 from .._secrets import Redactor
+from .._stream import BulkStream
 from .._transport import DEFAULT_KEEPALIVE_EXPIRY, SendProgress
 from ..errors import PlainHttpWarning, ValidationError
 from ..hooks import Hooks
@@ -243,8 +244,9 @@ class SmsComMyClient(RequestMethods):
         job: str | None = None,
         resend_unknown: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Outcome]:
-        """Like ``send_sms_bulk``, yielding outcomes as requests finish."""
+    ) -> BulkStream:
+        """Like ``send_sms_bulk``, yielding outcomes as requests finish; ``async with`` it to
+        close it where the block ends (see ``BulkStream``)."""
         plan = self._text_plan(flash, encoding)
         return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
