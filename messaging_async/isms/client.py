@@ -102,7 +102,7 @@ class IsmsClient(SmsMethods, WhatsAppMethods):
         """Settings left out come from the environment where the CLI reads them:
         ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
         ``ISMS_WABA_NUMBER`` and ``ISMS_BASE_URL`` (one base URL for SMS and WhatsApp, as
-        ``base_url=`` is). See the README's "In a web service" for the traffic settings."""
+        ``base_url=`` is). See docs/production.md for the traffic settings."""
         super().__init__(
             username=required_setting(username, "username", "ISMS_USERNAME"),  # type: ignore[arg-type]
             password=required_setting(password, "password", "ISMS_PASSWORD"),  # type: ignore[arg-type]

@@ -80,8 +80,8 @@ class SmsComMyClient(RequestMethods):
     ):
         """Settings left out come from the environment where the CLI reads them:
         ``SMSCOMMY_USERNAME``, ``SMSCOMMY_PASSWORD``, ``SMSCOMMY_BASE_URL``. ``sender_id`` is
-        ``sender`` under the name ``IsmsClient`` uses. See the README's "In a web service"
-        for the traffic settings."""
+        ``sender`` under the name ``IsmsClient`` uses. See docs/production.md for the
+        traffic settings."""
         if sender is not None and sender_id is not None:
             raise ValidationError("give sender or sender_id, not both", field="sender_id")
         super().__init__(
