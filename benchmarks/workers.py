@@ -16,7 +16,6 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,10 +36,10 @@ from messaging_async.testing import (  # noqa: E402
     SANDBOX_PASSWORD,
     SANDBOX_USERNAME,
     FakeGateway,
-    serve,
 )
 from messaging_async.testing._records import Fault, FaultRule  # noqa: E402
 from messaging_async.workers import blast_status, migrate_database, submit_blast  # noqa: E402
+from tests.gateway import serve_in_a_thread  # noqa: E402
 from tests.pgcluster import Cluster, find_bindir, running_cluster  # noqa: E402
 
 LATENCY = 0.05
@@ -53,23 +52,8 @@ def sandbox() -> Iterator[tuple[FakeGateway, str]]:
     """The sandbox on a loopback port, in a thread, answering after ``LATENCY`` seconds."""
     fake = FakeGateway(isms_credits=10**9)
     fake.add_fault_rule(FaultRule(Fault.SLOW, times=None, delay=LATENCY))
-    ready, stop = threading.Event(), threading.Event()
-    url: list[str] = []
-
-    async def run() -> None:
-        async with serve(fake) as base:
-            url.append(base)
-            ready.set()
-            await anyio.to_thread.run_sync(stop.wait)
-
-    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield fake, url[0]
-    finally:
-        stop.set()
-        thread.join(10)
+    with serve_in_a_thread(fake) as url:
+        yield fake, url
 
 
 def blast(count: int) -> list[Sms]:

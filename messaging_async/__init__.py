@@ -3,6 +3,7 @@
 Every public name is importable from here; everything else is private.
 """
 
+from ._stream import BulkStream
 from ._version import __version__
 from .errors import (
     AuthenticationError,
@@ -66,6 +67,7 @@ __all__ = [
     "Balance",
     "BulkInterruptedError",
     "BulkReport",
+    "BulkStream",
     "ClientClosedError",
     "CreditTransfer",
     "CreditTransferError",

@@ -23,7 +23,7 @@ __all__ = ["CallOptions", "call_options", "check_call_timeout", "current_call"]
 
 # A single send that finds the gateway down gives up within this many seconds unless the
 # call says otherwise: short enough for a request handler, long enough for a slow answer
-# and a failover. README "In a web service" states it.
+# and a failover. docs/production.md states it.
 SINGLE_SEND_TIMEOUT = 5.0
 
 

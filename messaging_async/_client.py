@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -41,6 +41,7 @@ from ._observe import Observer
 from ._options import Traffic
 from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrupted
 from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
+from ._stream import BulkStream
 from ._traffic import TrafficOptions
 from ._transport import (
     HTTP_BACKENDS,
@@ -383,13 +384,13 @@ class BaseClient(TrafficOptions):
         job: str | None = None,
         resend_unknown: bool = False,
         timeout: object = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> BulkStream:
         """The same road for every ``stream_*`` method; a bad argument raises at the call."""
         seconds = check_call_timeout(timeout)
         plan = self._paced(plan)
         journal = self._journal(plan, job, resend_unknown)
         read = iterate_input(items, what=plan.what)
-        return self._stream(plan, read, on_outcome, journal, seconds)
+        return BulkStream(self._stream(plan, read, on_outcome, journal, seconds))
 
     async def _stream(
         self,
@@ -398,7 +399,7 @@ class BaseClient(TrafficOptions):
         on_outcome: OnOutcome | None,
         journal: Journal | None,
         timeout: float | None = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Run a bulk call in a detached producer and yield outcomes as units finish.
 
         The producer starts a unit only while this consumer waits for outcomes, so a

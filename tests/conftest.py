@@ -2,18 +2,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from messaging_async import IsmsClient, RetryPolicy
-from messaging_async.testing import FakeGateway, serve
+from messaging_async.testing import FakeGateway
 
-from .gateway import PASSWORD, USERNAME, TestGateway
+from .gateway import PASSWORD, USERNAME, TestGateway, serve_in_a_thread
 from .pgcluster import Cluster, find_bindir, running_cluster
 
 JSON_URL = "https://www.isms.com.my/isms_send_json.php"
@@ -64,21 +62,8 @@ async def client(gateway: TestGateway) -> AsyncIterator[IsmsClient]:
 def sandbox() -> Iterator[tuple[FakeGateway, str]]:
     """A sandbox on 127.0.0.1, served by its own event loop in a thread (the CLI runs its own)."""
     fake = FakeGateway()
-    ready, stop = threading.Event(), threading.Event()
-    url: list[str] = []
-
-    async def run() -> None:
-        async with serve(fake) as base:
-            url.append(base)
-            ready.set()
-            await anyio.to_thread.run_sync(stop.wait)
-
-    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield fake, url[0]
-    stop.set()
-    thread.join(10)
+    with serve_in_a_thread(fake) as url:
+        yield fake, url
 
 
 @pytest.fixture(scope="module")

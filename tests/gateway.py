@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import anyio
 import httpx
 
-from messaging_async.testing import SentMessage
+from messaging_async.testing import FakeGateway, SentMessage, serve
 
 USERNAME = "demo-user"
 PASSWORD = "s3cr3t-Pa55word"
@@ -151,6 +151,30 @@ def serve_on_loopback(
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def serve_in_a_thread(fake: FakeGateway) -> Iterator[str]:
+    """Serve the sandbox on 127.0.0.1 from an event loop of its own in a thread; yields its
+    base URL. For code that runs its own loop or none (the CLI, a fixture shared with
+    synchronous tests, a benchmark driving worker processes)."""
+    ready, stop = threading.Event(), threading.Event()
+    url: list[str] = []
+
+    async def run() -> None:
+        async with serve(fake) as base:
+            url.append(base)
+            ready.set()
+            await anyio.to_thread.run_sync(stop.wait)
+
+    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield url[0]
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def refused_base_url() -> str:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from urllib.parse import urlsplit
 
 _LOOPBACK = {"127.0.0.1", "localhost"}
@@ -102,17 +102,20 @@ async def _end_connections() -> None:
 
 
 @contextlib.contextmanager
-def running_proxy() -> Iterator[LoopbackProxy]:
-    """A ``LoopbackProxy`` served on an ephemeral loopback port for the ``with`` block."""
-    proxy = LoopbackProxy()
+def _serving_in_a_thread(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    context: ssl.SSLContext | None = None,
+) -> Iterator[int]:
+    """Serve ``handle`` on an ephemeral loopback port from an asyncio loop in a thread, for
+    the ``with`` block (then every connection still open is ended); yields the port."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
+    port: list[int] = []
 
     async def serve() -> None:
-        server = await asyncio.start_server(proxy._handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        proxy.url = f"http://127.0.0.1:{port}"
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        port.append(server.sockets[0].getsockname()[1])
         ready.set()
         async with server:
             await stop.wait()
@@ -122,11 +125,20 @@ def running_proxy() -> Iterator[LoopbackProxy]:
     thread.start()
     assert ready.wait(10)
     try:
-        yield proxy
+        yield port[0]
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+@contextlib.contextmanager
+def running_proxy() -> Iterator[LoopbackProxy]:
+    """A ``LoopbackProxy`` served on an ephemeral loopback port for the ``with`` block."""
+    proxy = LoopbackProxy()
+    with _serving_in_a_thread(proxy._handle) as port:
+        proxy.url = f"http://127.0.0.1:{port}"
+        yield proxy
 
 
 @contextlib.contextmanager
@@ -137,10 +149,6 @@ def running_tls_front(target: str, context: ssl.SSLContext) -> Iterator[str]:
     parts = urlsplit(target)
     assert parts.hostname in _LOOPBACK
     assert parts.port is not None
-    ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    url: list[str] = []
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -149,20 +157,5 @@ def running_tls_front(target: str, context: ssl.SSLContext) -> Iterator[str]:
         except OSError:
             writer.close()
 
-    async def serve() -> None:
-        server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
-        url.append(f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-        ready.set()
-        async with server:
-            await stop.wait()
-        await _end_connections()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield url[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
+    with _serving_in_a_thread(relay, context) as port:
+        yield f"https://127.0.0.1:{port}"

@@ -84,30 +84,25 @@ async def test_async_iterables_are_accepted() -> None:
     assert len(report) == 75
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        pytest.param(
-            "trio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the stream is a bare async generator: trio warns (ResourceWarning) "
-                "when the consumer breaks out without aclosing it",
-            ),
-        ),
-    ],
-)
 async def test_stream_yields_every_outcome_and_stops_cleanly_on_break() -> None:
+    """``async with`` closes the stream where the block ends: no request after it, every
+    message that reached the gateway already reported, and (on trio) no generator left for
+    the garbage collector to warn about."""
     gateway = TestGateway(delay=0.01)
+    accounted: list[Outcome] = []
     async with make_client(transport=gateway.transport(), max_concurrency=2) as opened:
         seen: list[Outcome] = []
-        async for outcome in opened.stream_sms_bulk(personalised(5_000)):
-            seen.append(outcome)
-            if len(seen) == 120:
-                break
-        await anyio.sleep(0.05)
+        async with opened.stream_sms_bulk(personalised(5_000), on_outcome=accounted.append) as s:
+            async for outcome in s:
+                seen.append(outcome)
+                if len(seen) == 120:
+                    break
         after_break = len(gateway.requests)
+        with gateway._lock:
+            reached = {record.to for record in gateway.records}
+        assert reached <= {outcome.to for outcome in accounted}, (
+            "a message that reached the gateway had no outcome when the block ended"
+        )
         await anyio.sleep(0.1)
         assert len(gateway.requests) == after_break, (
             "the producer kept sending after the consumer left"
@@ -115,6 +110,18 @@ async def test_stream_yields_every_outcome_and_stops_cleanly_on_break() -> None:
         again = [o async for o in opened.stream_sms_bulk(personalised(60, "again"))]
     assert len(again) == 60
     assert all(o.ok for o in again)
+
+
+async def test_a_stream_read_with_anext_stops_sending_at_aclose() -> None:
+    gateway = TestGateway(delay=0.01)
+    async with make_client(transport=gateway.transport(), max_concurrency=2) as client:
+        stream = client.stream_sms_bulk(personalised(5_000))
+        first = await anext(stream)
+        await stream.aclose()
+        after_close = len(gateway.requests)
+        await anyio.sleep(0.1)
+        assert len(gateway.requests) == after_close
+    assert first.ok
 
 
 async def test_a_client_without_async_with_streams_and_then_closes() -> None:
@@ -139,7 +146,7 @@ async def test_aclose_stops_a_stream_that_is_still_running() -> None:
     await anyio.sleep(0.1)
     assert len(gateway.requests) == requests < 10
     assert first in accounted
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
 
 async def collect(stream: AsyncIterator[Outcome], into: list[Outcome]) -> None:

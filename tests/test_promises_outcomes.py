@@ -341,7 +341,7 @@ async def test_a_stream_left_by_break_stops_sending_while_still_referenced() -> 
             await anyio.sleep(0.5)
             assert fake.requests == settled, "the stream kept sending after the break"
             assert settled - at_break <= 4, "more than the requests in flight at the break"
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         assert stream is not None  # the generator was referenced all along
 
 
@@ -422,7 +422,7 @@ def test_break_and_aclose_hold_under_trio_and_asyncio(library: str) -> None:
         closed_at = len(gateway.requests)
         await anyio.sleep(0.3)
         assert len(gateway.requests) == closed_at
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
     with serve_on_loopback(gateway) as url:
         anyio.run(main, url, backend=library)
@@ -445,4 +445,4 @@ async def test_an_invalid_item_waiting_for_the_consumer_keeps_its_outcome_at_clo
                 break
         await client.aclose()  # the producer is waiting for the consumer with item k read
         assert sorted(o.index for o in hooked) == list(range(read))
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()

@@ -105,10 +105,10 @@ def test_readme_command_line_example_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Every command of the "Command line" block, against a sandbox this test serves."""
+    """Every command of docs/cli.md's first block, against a sandbox this test serves."""
     fake, url = sandbox
-    text = README.read_text(encoding="utf-8")
-    block = re.search(r"## Command line.*?```sh\n(.*?)```", text, flags=re.S)
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = re.search(r"# Command line.*?```sh\n(.*?)```", text, flags=re.S)
     assert block is not None
     lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
     (export,) = [line for line in lines if line.startswith("export ")]

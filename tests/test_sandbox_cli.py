@@ -1,6 +1,6 @@
-"""``messaging-async sandbox`` as a real process: the README's "Testing from other languages"
-block run as written (curl against the started sandbox), the start flags, and the control
-subcommands a shell user drives it with."""
+"""``messaging-async sandbox`` as a real process: docs/testing.md's "Over a socket, from any
+language" block run as written (curl against the started sandbox), the start flags, and the
+control subcommands a shell user drives it with."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ from messaging_async import DeliveryStatus, WebhookReceiver
 from messaging_async.cli import main
 from messaging_async.testing import serve
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
 SCRIPT = Path(sys.executable).parent / "messaging-async"
 TOKEN = "sandbox-cli-token-0123456789"
-README_URL = "http://127.0.0.1:8080"
+PAGE_URL = "http://127.0.0.1:8080"
 
 
 @contextmanager
@@ -55,21 +55,21 @@ def running_sandbox(argv: list[str]) -> Iterator[tuple[subprocess.Popen[str], st
                 stream.close()
 
 
-def readme_block() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    block = re.search(r"## Testing from other languages.*?```sh\n(.*?)```", text, flags=re.S)
+def page_block() -> list[str]:
+    text = PAGE.read_text(encoding="utf-8")
+    block = re.search(r"## Over a socket, from any language.*?```sh\n(.*?)```", text, flags=re.S)
     assert block is not None
     return block.group(1).splitlines()
 
 
-def test_the_readme_block_runs_against_a_real_sandbox_process() -> None:
-    first, *rest = readme_block()
+def test_the_docs_socket_block_runs_against_a_real_sandbox_process() -> None:
+    first, *rest = page_block()
     start = shlex.split(first.split("#")[0].rstrip(" &"))
     assert start[:2] == ["messaging-async", "sandbox"]
     argv = [str(SCRIPT), *start[1:]]
-    argv[argv.index("--port") + 1] = "0"  # the README's 8080 may be taken here
+    argv[argv.index("--port") + 1] = "0"  # the page's 8080 may be taken here
     with running_sandbox(argv) as (process, url, placeholders):
-        script = "set -e\n" + "\n".join(rest).replace(README_URL, url)
+        script = "set -e\n" + "\n".join(rest).replace(PAGE_URL, url)
         done = subprocess.run(  # noqa: S603
             ["bash", "-c", script],  # noqa: S607 - bash and curl from PATH, as a user runs them
             capture_output=True,

@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, quote_plus
 
@@ -17,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from messaging_async import (
+    IsmsClient,
     MessagingError,
     RetryPolicy,
     Sms,
@@ -105,13 +107,7 @@ async def test_no_secret_reaches_logs_reprs_or_errors(
     seen += [record.getMessage() for record in debug_everywhere.records]
     seen += [debug_everywhere.text]
     assert any("httpcore" in record.name for record in debug_everywhere.records), "no DEBUG ran"
-    everything = "\n".join(seen)
-    assert PASSWORD not in everything
-    assert APP_SECRET not in everything
-    for text in TEXTS:
-        for form in _encoded_forms(text):
-            for fragment in (form, form[:12], form[-10:]):
-                assert fragment not in everything, fragment
+    _assert_no_secret_in("\n".join(seen))
 
 
 def _encoded_forms(text: str) -> set[str]:
@@ -289,23 +285,49 @@ class EchoingGateway(TestGateway):
         return json.dumps({"statusCode": code, "message": f"refused: {echo}"})
 
 
+@asynccontextmanager
+async def _echo_clients(
+    url: str, backend: str, *, max_attempts: int, smscommy_path: str = ""
+) -> AsyncIterator[tuple[IsmsClient, SmsComMyClient]]:
+    """iSMS (SMS and WhatsApp) and sms.com.my, both at ``url`` on ``backend``, with the
+    password and app secret an echo would bring back."""
+    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
+    settings: dict[str, Any] = {
+        "retry": RetryPolicy.no_wait(max_attempts=max_attempts),
+        "http_backend": backend,
+    }
+    async with (
+        make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
+        SmsComMyClient(
+            username="demo-user", password=PASSWORD, base_url=url + smscommy_path, **settings
+        ) as smsmy,
+    ):
+        yield isms, smsmy
+
+
+def _assert_no_secret_in(everything: str, *, bytes_repr: bool = False) -> None:
+    """No password, app secret or text (in any encoded form, whole or cut) in ``everything``;
+    ``bytes_repr``: nor a text as the repr of its UTF-8 bytes (what a protocol error quotes)."""
+    assert PASSWORD not in everything
+    assert APP_SECRET not in everything
+    for text in TEXTS:
+        forms = _encoded_forms(text) | ({repr(text.encode())[2:-1]} if bytes_repr else set())
+        for form in forms:
+            for fragment in (form, form[:12], form[-10:]):
+                assert fragment not in everything, (
+                    fragment,
+                    everything[everything.index(fragment) - 300 : everything.index(fragment) + 100],
+                )
+
+
 async def _echoed(url: str, backend: str, mode: str) -> tuple[list[str], list[str]]:
     """Every error, reason, ``stopped_by`` and refusal ``raw`` the four APIs produce against
     an echoing gateway: ``(texts to search, texts that must quote the gateway)``."""
     seen: list[str] = []
     quoting: list[str] = []  # proof the gateway's words did reach us, redacted
-    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
-    settings: dict[str, Any] = {
-        "retry": RetryPolicy.no_wait(max_attempts=2),
-        "http_backend": backend,
-    }
     sms = [Sms(to=number, text=text) for number, text in zip(NUMBERS, TEXTS, strict=True)]
-    async with (
-        make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
-        SmsComMyClient(
-            username="demo-user", password=PASSWORD, base_url=url + "/websmsapi", **settings
-        ) as smsmy,
-    ):
+    clients = _echo_clients(url, backend, max_attempts=2, smscommy_path="/websmsapi")
+    async with clients as (isms, smsmy):
         reports = [
             await isms.send_sms_bulk(sms),
             await isms.send_sms_classic(NUMBERS[:1], TEXTS[1]),
@@ -362,15 +384,7 @@ async def test_a_gateway_echoing_the_request_leaks_nothing_anywhere(
     everything = "\n".join(seen + logged)
     assert quoting
     assert all("***" in text for text in quoting), quoting  # the gateway's words came through
-    assert PASSWORD not in everything
-    assert APP_SECRET not in everything
-    for text in TEXTS:
-        for form in _encoded_forms(text):
-            for fragment in (form, form[:12], form[-10:]):
-                assert fragment not in everything, (
-                    fragment,
-                    everything[everything.index(fragment) - 300 : everything.index(fragment) + 100],
-                )
+    _assert_no_secret_in(everything)
     for record in ours:  # our own log lines mask phone numbers
         for number in NUMBERS:
             assert number not in record.getMessage() + (record.exc_text or ""), record.getMessage()
@@ -415,19 +429,9 @@ async def test_a_malformed_answer_echoing_the_request_leaks_nothing(
     seen: list[str] = []
     server = await asyncio.start_server(_echo_in_a_broken_header, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
     async with server:
         for backend in ("httpx", "aiohttp"):
-            settings: dict[str, Any] = {
-                "retry": RetryPolicy.no_wait(max_attempts=2),
-                "http_backend": backend,
-            }
-            async with (
-                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
-                SmsComMyClient(
-                    username="demo-user", password=PASSWORD, base_url=url, **settings
-                ) as smsmy,
-            ):
+            async with _echo_clients(url, backend, max_attempts=2) as (isms, smsmy):
                 for number, text in zip(NUMBERS, TEXTS, strict=True):
                     for call in (
                         isms.send_sms(number, text),
@@ -442,13 +446,7 @@ async def test_a_malformed_answer_echoing_the_request_leaks_nothing(
                 )
                 seen += [o.reason or "" for o in report.outcomes]
     seen += [record.getMessage() for record in debug_everywhere.records]
-    everything = "\n".join(seen)
-    assert PASSWORD not in everything
-    assert APP_SECRET not in everything
-    for text in TEXTS:
-        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
-            for fragment in (form, form[:12], form[-10:]):
-                assert fragment not in everything, fragment
+    _assert_no_secret_in("\n".join(seen), bytes_repr=True)
 
 
 def test_an_unknown_result_keeps_no_echo_in_its_raw() -> None:
@@ -513,19 +511,9 @@ async def test_an_answer_echoing_the_request_in_a_header_leaks_nothing_in_debug_
     httpcore, httpx or aiohttp record, on either backend, while the event itself still does."""
     server = await asyncio.start_server(_echo_in_a_header, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    waba = {"app_id": "app-1", "app_secret": APP_SECRET, "waba_number": "60111111111"}
     async with server:
         for backend in ("httpx", "aiohttp"):
-            settings: dict[str, Any] = {
-                "retry": RetryPolicy.no_wait(max_attempts=1),
-                "http_backend": backend,
-            }
-            async with (
-                make_client(sms_base_urls=[url], waba_base_urls=[url], **waba, **settings) as isms,
-                SmsComMyClient(
-                    username="demo-user", password=PASSWORD, base_url=url, **settings
-                ) as smsmy,
-            ):
+            async with _echo_clients(url, backend, max_attempts=1) as (isms, smsmy):
                 for number, text in zip(NUMBERS, TEXTS, strict=True):
                     for call in (
                         isms.send_sms(number, text),
@@ -541,12 +529,7 @@ async def test_an_answer_echoing_the_request_in_a_header_leaks_nothing_in_debug_
     logged = "\n".join(record.getMessage() for record in third_party)
     assert "receive_response_headers.complete status=200" in logged  # the trace did run
     assert "X-Echo" not in logged
-    assert PASSWORD not in logged
-    assert APP_SECRET not in logged
-    for text in TEXTS:
-        for form in _encoded_forms(text) | {repr(text.encode())[2:-1]}:
-            for fragment in (form, form[:12], form[-10:]):
-                assert fragment not in logged, fragment
+    _assert_no_secret_in(logged, bytes_repr=True)
     for number in NUMBERS:
         assert number not in logged
 

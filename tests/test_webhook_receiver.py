@@ -62,6 +62,30 @@ def receiver(**overrides: Any) -> tuple[WebhookReceiver, Recorder]:
     return WebhookReceiver(**settings), recorder
 
 
+def first_report_hangs(
+    handler_timeout: float | None, started: anyio.Event | None = None
+) -> tuple[WebhookReceiver, list[DeliveryReport]]:
+    """A receiver whose handler never finishes the first delivery report it is given
+    (``started`` is set when it begins); later ones are handled at once. Also returns the
+    list of every report the handler was called with."""
+    calls: list[DeliveryReport] = []
+
+    async def on_delivery(report: DeliveryReport) -> None:
+        calls.append(report)
+        if len(calls) == 1:
+            if started is not None:
+                started.set()
+            await anyio.sleep_forever()
+
+    app = WebhookReceiver(
+        secret=SECRET,
+        on_delivery=on_delivery,
+        dedupe=MemoryDeduplicator(),
+        handler_timeout=handler_timeout,
+    )
+    return app, calls
+
+
 async def client_for(app: Any, address: str = "203.0.113.7") -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=(address, 4321))
     async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as client:
@@ -415,17 +439,7 @@ async def test_a_handler_cancelled_by_a_server_shutdown_releases_its_claim() -> 
     """uvicorn cancels a request still running after its graceful-shutdown time; the
     gateway got no answer and retries, and the retry must be handled, not acknowledged."""
     started = anyio.Event()
-    calls: list[DeliveryReport] = []
-
-    async def on_delivery(report: DeliveryReport) -> None:
-        calls.append(report)
-        if len(calls) == 1:
-            started.set()
-            await anyio.sleep_forever()
-
-    app = WebhookReceiver(
-        secret=SECRET, on_delivery=on_delivery, dedupe=MemoryDeduplicator(), handler_timeout=None
-    )
+    app, calls = first_report_hangs(None, started)
     first: list[int] = []
     async with (
         httpx.AsyncClient(timeout=30) as http,
@@ -453,16 +467,7 @@ async def test_a_handler_cancelled_by_a_server_shutdown_releases_its_claim() -> 
 async def test_a_handler_past_its_time_limit_is_503_and_its_claim_released(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    calls: list[DeliveryReport] = []
-
-    async def on_delivery(report: DeliveryReport) -> None:
-        calls.append(report)
-        if len(calls) == 1:
-            await anyio.sleep_forever()
-
-    app = WebhookReceiver(
-        secret=SECRET, on_delivery=on_delivery, dedupe=MemoryDeduplicator(), handler_timeout=0.5
-    )
+    app, calls = first_report_hangs(0.5)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         slow = await http.get(DELIVERY)
         retry = await http.get(DELIVERY)
@@ -621,16 +626,7 @@ class _Keep(logging.Handler):
 
 def test_time_limits_and_claims_work_on_trio_too() -> None:
     """The receiver uses anyio only: a handler past its limit is cut off on trio as well."""
-    calls: list[DeliveryReport] = []
-
-    async def on_delivery(report: DeliveryReport) -> None:
-        calls.append(report)
-        if len(calls) == 1:
-            await anyio.sleep_forever()
-
-    app = WebhookReceiver(
-        secret=SECRET, on_delivery=on_delivery, dedupe=MemoryDeduplicator(), handler_timeout=0.2
-    )
+    app, calls = first_report_hangs(0.2)
 
     async def gateway() -> list[int]:
         transport = httpx.ASGITransport(app=app)

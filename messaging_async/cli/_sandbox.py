@@ -54,7 +54,7 @@ def add_sandbox_command(commands: Any) -> None:
     actions = sandbox.add_subparsers(metavar="[ACTION]", title="drive a running sandbox")
     sent = _action(actions, "sent", "what the sandbox accepted, as JSON")
     sent.add_argument("--to", help="only messages to this number")
-    fault = _action(actions, "fault", "make the next requests fail (see README)")
+    fault = _action(actions, "fault", "make the next requests fail (see docs/testing.md)")
     fault.add_argument("fault", choices=[f.label for f in Fault])
     fault.add_argument("--endpoint", help="only paths ending so, e.g. isms_send_json.php")
     fault.add_argument("--host", dest="fault_host", help="only this host")

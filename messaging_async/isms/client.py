@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -16,7 +15,6 @@ from .._client import (
     check_concurrency,
     check_credential,
     check_urls,
-    unreadable_answer,
 )
 from .._options import (
     DEFAULT_SINGLE_SEND_CAPACITY,
@@ -25,9 +23,10 @@ from .._options import (
     required_setting,
     traffic_settings,
 )
-from .._plan import BulkPlan, Pending, UnitResult
+from .._plan import BulkPlan
 from .._secrets import Redactor
-from .._transport import DEFAULT_KEEPALIVE_EXPIRY, Answer, SendProgress
+from .._stream import BulkStream
+from .._transport import DEFAULT_KEEPALIVE_EXPIRY
 from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
@@ -38,13 +37,12 @@ from ..models import Balance, BulkReport, Outcome, Sms
 from ..phone import normalize_number
 from ..rate import RateLimit
 from ..retry import RetryPolicy
-from ..text import Encoding, check_encoding, checked_payload
+from ..text import Encoding, checked_payload
 from . import _waba, _wire
+from ._sms import SmsMethods, _SmsPayload
 from .whatsapp import WhatsAppMethods
 
 __all__ = ["ISMS_SMS_BASE_URLS", "ISMS_WABA_BASE_URLS", "IsmsClient"]
-
-logger = logging.getLogger("messaging_async.isms")
 
 ISMS_SMS_BASE_URLS = (
     "https://www.isms.com.my",
@@ -59,11 +57,8 @@ ISMS_WABA_BASE_URLS = (
 )
 _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 
-# A validated SMS on its way to a chunk: its text and the encoding it goes with.
-_SmsPayload = tuple[str, Encoding]
 
-
-class IsmsClient(WhatsAppMethods):
+class IsmsClient(SmsMethods, WhatsAppMethods):
     """Async client for iSMS: SMS (JSON and classic APIs) and WhatsApp Business API.
 
     One instance holds one connection pool: create it once (``async with``, or call
@@ -107,7 +102,7 @@ class IsmsClient(WhatsAppMethods):
         """Settings left out come from the environment where the CLI reads them:
         ``ISMS_USERNAME``, ``ISMS_PASSWORD``, ``ISMS_APP_ID``, ``ISMS_APP_SECRET``,
         ``ISMS_WABA_NUMBER`` and ``ISMS_BASE_URL`` (one base URL for SMS and WhatsApp, as
-        ``base_url=`` is). See the README's "In a web service" for the traffic settings."""
+        ``base_url=`` is). See docs/production.md for the traffic settings."""
         super().__init__(
             username=required_setting(username, "username", "ISMS_USERNAME"),  # type: ignore[arg-type]
             password=required_setting(password, "password", "ISMS_PASSWORD"),  # type: ignore[arg-type]
@@ -245,9 +240,11 @@ class IsmsClient(WhatsAppMethods):
         job: str | None = None,
         resend_unknown: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> BulkStream:
         """Like ``send_sms_bulk``, but yields outcomes as chunks finish (not in input order:
-        ``outcome.index`` is the input position). Needs the client opened with ``async with``."""
+        ``outcome.index`` is the input position). Needs the client opened with ``async with``.
+        Use it as ``async with client.stream_sms_bulk(...) as stream``: leaving the block
+        closes the stream (stops sending); see ``BulkStream``."""
         plan = self._sms_plan(encoding)
         return self._stream_bulk(plan, messages, on_outcome, job, resend_unknown, timeout)
 
@@ -302,130 +299,3 @@ class IsmsClient(WhatsAppMethods):
                 + f" (HTTP {answer.status})"
             ) from None
         return Balance(credits=credits, raw=answer.text)
-
-    # ---------------------------------------------------------------- internals
-    def _sms_plan(self, encoding: Encoding | None) -> BulkPlan[_SmsPayload]:
-        return BulkPlan(
-            prepare=partial(self._prepare_sms, check_encoding(encoding)),
-            send_unit=self._send_json_chunk,
-            unit_size=_wire.MAX_RECIPIENTS,
-            concurrency=self._max_concurrency,
-            unit_key=_encoding_of,
-            gateway="isms",
-        )
-
-    def _prepare_sms(
-        self, forced: Encoding | None, index: int, item: object
-    ) -> Pending[_SmsPayload]:
-        if not isinstance(item, Sms):
-            raise ValidationError(
-                f"message {index} is a {type(item).__name__}, not an Sms",
-                field="messages",
-                index=index,
-            )
-        if item.seqno is not None:
-            raise ValidationError(
-                "iSMS has no idempotency key: seqno is for SmsComMyClient",
-                field="seqno",
-                index=index,
-            )
-        to = normalize_number(item.to, default_calling_code=self._calling_code, index=index)
-        payload = checked_payload(
-            item.text, item.encoding or forced, max_length=_wire.MAX_JSON_TEXT, index=index
-        )
-        return Pending(index, to, item.ref, payload)
-
-    def _prepare_number(
-        self, payload: _SmsPayload, index: int, number: object
-    ) -> Pending[_SmsPayload]:
-        to = normalize_number(number, default_calling_code=self._calling_code, index=index)
-        return Pending(position=index, to=to, ref=None, message=payload)
-
-    async def _send_json_chunk(
-        self, unit: list[Pending[_SmsPayload]], progress: SendProgress
-    ) -> UnitResult:
-        body = _wire.build_json_send(
-            username=self._username,
-            password=self._password,
-            sender_id=self._sender_id,
-            encoding=unit[0].message[1],
-            recipients=[(p.to, p.message[0]) for p in unit],
-        )
-        redact = self._unit_redactor(unit)
-        answer = await self._post_send(
-            _wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress, redact
-        )
-        try:
-            parsed = _wire.parse_json_send(answer.text)
-        except _wire.UnrecognisedAnswer:
-            return UnitResult(_unrecognised(unit, answer, redact))
-        recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _wire.chunk_outcomes(recipients, parsed, redact)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
-            )
-        return UnitResult(outcomes, parsed.credits_used, fatal)
-
-    async def _send_classic_chunk(
-        self, unit: list[Pending[_SmsPayload]], progress: SendProgress
-    ) -> UnitResult:
-        text, encoding = unit[0].message
-        body = _wire.build_classic_send(
-            username=self._username,
-            password=self._password,
-            sender_id=self._sender_id,
-            encoding=encoding,
-            numbers=[p.to for p in unit],
-            text=text,
-        )
-        redact = self._redactor.including((text,), [p.to for p in unit])
-        answer = await self._post_send(
-            _wire.CLASSIC_PATH, body, _wire.FORM_CONTENT_TYPE, progress, redact
-        )
-        try:
-            code, trx_id = _wire.parse_classic_send(answer.text)
-        except _wire.UnrecognisedAnswer:
-            return UnitResult(_unrecognised(unit, answer, redact))
-        recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text, redact)
-        return UnitResult(outcomes, None, fatal)
-
-    async def _post_send(
-        self,
-        path: str,
-        body: bytes,
-        content_type: str,
-        progress: SendProgress,
-        redact: Redactor,
-    ) -> Answer:
-        return await self._transport.post(
-            self._sms_base_urls,
-            path,
-            content=body,
-            content_type=content_type,
-            retry_after_send=self._retry.allow_duplicate_sends,
-            redact=redact,
-            progress=progress,
-        )
-
-    def _unit_redactor(self, unit: list[Pending[_SmsPayload]]) -> Redactor:
-        """What this request must never have quoted back: its texts, and its numbers masked."""
-        return self._redactor.including([p.message[0] for p in unit], [p.to for p in unit])
-
-
-def _unrecognised(
-    unit: list[Pending[_SmsPayload]], answer: Answer, redact: Redactor
-) -> list[Outcome]:
-    return unreadable_answer(unit, answer, _wire.describe_unrecognised(answer.text, redact))
-
-
-def _encoding_of(pending: Pending[_SmsPayload]) -> Encoding:
-    return pending.message[1]
-
-
-def _tally(outcomes: list[Outcome]) -> str:
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))

@@ -1,5 +1,5 @@
 """The sandbox's control API under ``/_sandbox/``: what a test in another language needs to
-drive the sandbox over its socket (README, "Testing from other languages").
+drive the sandbox over its socket (docs/testing.md, "Over a socket, from any language").
 
 JSON in and out. Only loopback clients may use it (403 otherwise): the served sandbox
 listens on loopback only, and this check keeps it so behind a forwarding proxy as well.
