@@ -31,16 +31,6 @@ from ._owner import Owner, owner_alive
 __all__ = ["Store"]
 
 
-def _unclaimed(
-    row: tuple[object, ...], gateway: str, outcomes: Sequence[Outcome]
-) -> tuple[object, ...]:
-    """A ``sql.SETTLE_CLAIMED`` row in ``sql.SETTLE``'s order (rare: only when some recipients
-    of a unit were never claimed)."""
-    *outcome, now, job, key, run, position = row
-    to = next(o.to for o in outcomes if o.index == position)
-    return (job, key, gateway, to, position, *outcome, run, now)
-
-
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
 
 # Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``.
@@ -322,7 +312,7 @@ class Store:
         claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
         with self.write() as conn:
             self._renew(conn, run, job)
-            conn.executemany(sql.CLAIM, claims)
+            sql.insert_rows(conn, sql.CLAIM, claims)
 
     def _claims(
         self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
@@ -343,27 +333,40 @@ class Store:
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
         now = self.clock()
-        job_id, run_id = run.job_id, run.run_id
+        job_id, run_id, gateway = run.job_id, run.run_id, run.gateway
         rows = [
-            _settle_row(o, now, job_id, key, run_id)
+            _settle_row(o, key, job_id, gateway, run_id, now)
             for o in outcomes
             if (key := key_of(o.ref, o.index)) is not None
         ]
         with self.write() as conn:
             self._renew(conn, run, job)
-            settled = conn.executemany(sql.SETTLE_CLAIMED, rows)
-            if settled.rowcount != len(rows):  # some were never claimed: count them too
-                conn.executemany(
-                    sql.SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows]
-                )
+            # One upsert settles this run's claims and counts the recipients never claimed
+            # (an update, then an insert for the unclaimed, costs more: issue 17).
+            sql.insert_rows(conn, sql.SETTLE, rows)
             ids = [o.message_id for o in outcomes if o.message_id is not None]
-            join_waiting(conn, family_of(run.gateway), ids)
+            join_waiting(conn, family_of(gateway), ids)
 
 
-def _settle_row(o: Outcome, now: float, job_id: int, key: str, run_id: int) -> tuple[object, ...]:
-    """An outcome as ``sql.SETTLE_CLAIMED`` takes it."""
-    outcome = (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno)
-    return (*outcome, now, job_id, key, run_id, o.index)
+def _settle_row(
+    o: Outcome, key: str, job_id: int, gateway: str, run_id: int, now: float
+) -> tuple[object, ...]:
+    """An outcome as ``sql.SETTLE`` takes it."""
+    return (
+        job_id,
+        key,
+        gateway,
+        o.to,
+        o.index,
+        o.status.value,
+        o.code,
+        o.reason,
+        o.message_id,
+        o.request_id,
+        o.seqno,
+        run_id,
+        now,
+    )
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
