@@ -70,6 +70,7 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._in_trip = False
+        self._renewed: list[int] = []  # runs renewed in this trip, by calls not undone
         self.store_text = store_text
         self.lease = lease_seconds
         self.clock = clock
@@ -87,9 +88,11 @@ class Store:
         with self.lock:
             if self._in_trip:
                 self.conn.execute("SAVEPOINT call")
+                renewed = len(self._renewed)
                 try:
                     yield self.conn
                 except BaseException:
+                    del self._renewed[renewed:]  # undone with the savepoint
                     self.conn.execute("ROLLBACK TO call")
                     self.conn.execute("RELEASE call")
                     raise
@@ -116,9 +119,11 @@ class Store:
                         call.error = exc
             except BaseException:
                 self._in_trip = False
+                self._renewed.clear()
                 self.conn.execute("ROLLBACK")
                 raise
             self._in_trip = False
+            self._renewed.clear()
             self.conn.execute("COMMIT")
 
     def _salt(self) -> bytes:
@@ -192,7 +197,14 @@ class Store:
         return run
 
     def _renew(self, conn: Connection, run: _Run, job: str) -> None:
-        """Extend the lease, and make sure no other run took the job meanwhile."""
+        """Extend the lease, and make sure no other run took the job meanwhile.
+
+        Once per trip and run: a trip is one ``BEGIN IMMEDIATE`` transaction (on
+        PostgreSQL: under the writers' lock), so nobody can take the job between its calls
+        (a dozen units' renewals, one statement).
+        """
+        if run.run_id in self._renewed:
+            return
         held = conn.execute(
             "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"
             " WHERE id = ?)",
@@ -202,6 +214,8 @@ class Store:
             raise LedgerError(
                 f"job {job!r} was taken over by another run after this run's lease ran out"
             )
+        if self._in_trip:
+            self._renewed.append(run.run_id)
 
     def renew_job(self, job: str) -> None:
         run = self.run_of(job)
@@ -313,6 +327,15 @@ class Store:
         with self.write() as conn:
             self._renew(conn, run, job)
             sql.insert_rows(conn, sql.CLAIM, claims)
+
+    def plan_and_begin(
+        self, job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
+    ) -> Plan:
+        """``plan``, then ``begin_unit`` of what it says to send: one call, one trip."""
+        plan = self.plan(job, entries, resend_unknown)
+        if plan.send:
+            self.begin_unit(job, plan.send, expect_reports)
+        return plan
 
     def _claims(
         self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
