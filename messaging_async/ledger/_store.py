@@ -33,20 +33,11 @@ __all__ = ["Store"]
 
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
 
-# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``.
+# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``. The
+# resume rule that decides most of a resumed job is read straight off the row in ``plan``
+# (a recipient settled by an earlier run, same content, same input position, keeps its
+# recorded outcome): ``decide`` says the same, at twice the cost.
 _FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
-
-
-def _settled_as_recorded(raw: tuple[Any, ...], fp: bytes, position: int, run: int) -> bool:
-    """The resume rule that decides most of a resumed job, read straight off the row: a
-    recipient settled (accepted, rejected) by an earlier run, same content, same input
-    position, keeps its recorded outcome. ``decide`` says the same, at twice the cost."""
-    return (
-        raw[_STATE] in _SETTLED
-        and raw[_FP] == fp
-        and raw[_POSITION] == position
-        and raw[_RUN] != run
-    )
 
 
 class _Run:
@@ -246,21 +237,28 @@ class Store:
         unknown: list[tuple[str, float, int, str]] = []
         repeats: list[tuple[int, str, str, str, int]] = []
         seen: set[str] = set()
+        repeated = len(set(known)) != len(known)  # rare: only then is ``seen`` kept
+        run_id, salt, found = run.run_id, self.salt, rows.get
         for entry, key in keyed:
             if key is None:
                 reason = "rejected: a journalled recipient's ref must be a str or an int"
                 outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
                 continue
-            raw = rows.get(key)
-            if key in seen:  # twice in this unit: the second is a repeat
-                raw = (key, b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
-            elif raw is None:  # never claimed: the common case of a fresh job, kept cheap
+            raw = found(key)
+            if repeated:
+                if key in seen:  # twice in this unit: the second is a repeat
+                    raw = (key, b"", IN_FLIGHT, *(None,) * 5, run_id, None, None)
                 seen.add(key)
+            if raw is None:  # never claimed: the common case of a fresh job, kept cheap
                 send.append(entry)
                 continue
-            seen.add(key)
-            fp = fingerprint(entry.to, entry.content, self.salt)
-            if _settled_as_recorded(raw, fp, entry.position, run.run_id):
+            fp = fingerprint(entry.to, entry.content, salt)
+            if (  # settled by an earlier run, same content and position: most of a resume
+                raw[_STATE] in _SETTLED
+                and raw[_FP] == fp
+                and raw[_POSITION] == entry.position
+                and raw[_RUN] != run_id
+            ):
                 outcomes.append(outcome_of(entry, *raw[_STATE:_RUN]))  # as decide() would say
                 continue
             row = Recorded._make(raw[1:])
