@@ -70,7 +70,8 @@ def _multi_row(statement: str, count: int) -> str:
 def insert_rows(conn: Connection, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
     """``conn.executemany(statement, rows)`` for an ``INSERT … VALUES``, as a few
     multi-row statements: one run of the SQLite VM and one release of the GIL per
-    statement instead of per row (measured: a unit's claim ~1.3 µs per recipient cheaper).
+    statement instead of per row (measured, SQL alone: ~0.6 µs per recipient off a claim,
+    ~1.1 off a settle).
 
     Each row meets the upsert clause as one statement per row would, but PostgreSQL
     refuses one statement that upserts the same key twice: rows that repeat a key (a
