@@ -1,7 +1,8 @@
 """The SQLite ledger's own cost, no network: recipients/s the runner's calls sustain.
 
-- journal: a fresh job, per unit of 50: ``plan`` + ``begin_unit`` + ``settle_unit`` (what
-  the runner adds to a blast), units written by ``--concurrency`` tasks at once;
+- journal: a fresh job, per unit of 50: ``plan`` + ``begin_unit`` (one call,
+  ``plan_and_begin_unit``, where the store has it, as the runner does) + ``settle_unit``
+  (what the runner adds to a blast), units written by ``--concurrency`` tasks at once;
 - resume: the same job run again with 90% settled: ``plan`` per unit skips them.
 
 Targets (issue 14): a blast with the ledger ≥ 0.7 x without it, so the journal must cost
@@ -61,10 +62,15 @@ async def journal(ledger: SqliteLedger, work: list[Unit], concurrency: int) -> N
     """What the runner adds per unit: plan, claim (write-ahead), settle."""
     limiter = anyio.CapacityLimiter(concurrency)
 
+    one_trip = getattr(ledger, "plan_and_begin_unit", None)  # older stores: two calls
+
     async def unit(part: list[Entry], outcomes: list[Outcome]) -> None:
         async with limiter:
-            plan = await ledger.plan(JOB, part)
-            await ledger.begin_unit(JOB, plan.send)
+            if one_trip is not None:
+                await one_trip(JOB, part)
+            else:
+                plan = await ledger.plan(JOB, part)
+                await ledger.begin_unit(JOB, plan.send)
             await ledger.settle_unit(JOB, outcomes)
 
     async with anyio.create_task_group() as tasks:

@@ -252,6 +252,7 @@ class BulkRunner(Generic[M]):
         progress = SendProgress()
         claimed = False  # journalled: the unit's sendable part is in flight in the ledger
         recorded = False
+        slot = True  # the unit holds its concurrency slot
         try:
             if self._journal is not None:
                 unit, decided = await self._journal.claim(unit)
@@ -264,6 +265,10 @@ class BulkRunner(Generic[M]):
             self._sink.record(outcomes)
             recorded = True
             if self._journal is not None:
+                # Its request is over: the slot goes to the next unit while these outcomes
+                # wait for their commit (the ledger's trip), which can take longer.
+                slot = False
+                self._limiter.release_on_behalf_of(token)
                 await self._journal.settle(outcomes)
         except BaseException as exc:
             if not recorded:
@@ -277,7 +282,8 @@ class BulkRunner(Generic[M]):
                 raise  # cancellation: the caller is going away
             logger.exception("a bulk unit of %d failed inside the SDK", len(unit))
         finally:
-            self._limiter.release_on_behalf_of(token)
+            if slot:
+                self._limiter.release_on_behalf_of(token)
 
     async def _settle_interrupted(self, outcomes: list[Outcome]) -> None:
         """Commit a cut-short unit's outcomes; a ledger that fails here leaves them in

@@ -104,6 +104,8 @@ class Journal:
         self._reseq = plan.reseq
         self._expect_reports = plan.expect_reports
         self._resend_unknown = resend_unknown
+        # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
+        self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._opened = False
 
@@ -142,13 +144,17 @@ class Journal:
     async def claim(self, unit: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Outcome]]:
         """What of ``unit`` to send (committed as in flight), and the outcomes the ledger
         decided for the rest. Shielded: a claim is written whole, and known to be."""
+        entries = [_entry(p) for p in unit]
+        resend, reports = self._resend_unknown, self._expect_reports
         with anyio.CancelScope(shield=True):
-            plan = await self.ledger.plan(
-                self.job, [_entry(p) for p in unit], resend_unknown=self._resend_unknown
-            )
+            if self._plan_and_begin is not None:  # the store's one-trip form of the two
+                plan = await self._plan_and_begin(
+                    self.job, entries, resend_unknown=resend, expect_reports=reports
+                )
+                return self._pendings(unit, plan.send), _from_ledger(plan.outcomes)
+            plan = await self.ledger.plan(self.job, entries, resend_unknown=resend)
             send = self._pendings(unit, plan.send)
             if send:  # plan.send: the entries as they go (with any recorded seqno)
-                reports = self._expect_reports
                 await self.ledger.begin_unit(self.job, plan.send, expect_reports=reports)
         return send, _from_ledger(plan.outcomes)
 

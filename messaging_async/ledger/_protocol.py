@@ -24,6 +24,12 @@ ref, the ``Sms`` / WhatsApp message / text, seqno)::
 
 Outcomes of recipients never claimed (invalid input, not sent when the run ended) may be
 settled too: they are counted, and claim nothing for a later run.
+
+A store may also offer ``plan_and_begin_unit(job, entries, *, resend_unknown,
+expect_reports) -> Plan``: ``plan``, then ``begin_unit(job, plan.send)`` if it is not
+empty, in one round trip. It is optional (not part of the protocol); the runner uses it
+where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
+before its request can leave).
 """
 
 from __future__ import annotations

@@ -31,32 +31,13 @@ from ._owner import Owner, owner_alive
 __all__ = ["Store"]
 
 
-def _unclaimed(
-    row: tuple[object, ...], gateway: str, outcomes: Sequence[Outcome]
-) -> tuple[object, ...]:
-    """A ``sql.SETTLE_CLAIMED`` row in ``sql.SETTLE``'s order (rare: only when some recipients
-    of a unit were never claimed)."""
-    *outcome, now, job, key, run, position = row
-    to = next(o.to for o in outcomes if o.index == position)
-    return (job, key, gateway, to, position, *outcome, run, now)
-
-
 _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value))
 
-# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``.
+# Where each column sits in a row read by ``Store._rows``: the key, then ``sql.ROW``. The
+# resume rule that decides most of a resumed job is read straight off the row in ``plan``
+# (a recipient settled by an earlier run, same content, same input position, keeps its
+# recorded outcome): ``decide`` says the same, at twice the cost.
 _FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
-
-
-def _settled_as_recorded(raw: tuple[Any, ...], fp: bytes, position: int, run: int) -> bool:
-    """The resume rule that decides most of a resumed job, read straight off the row: a
-    recipient settled (accepted, rejected) by an earlier run, same content, same input
-    position, keeps its recorded outcome. ``decide`` says the same, at twice the cost."""
-    return (
-        raw[_STATE] in _SETTLED
-        and raw[_FP] == fp
-        and raw[_POSITION] == position
-        and raw[_RUN] != run
-    )
 
 
 class _Run:
@@ -80,6 +61,7 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._in_trip = False
+        self._renewed: list[int] = []  # runs renewed in this trip, by calls not undone
         self.store_text = store_text
         self.lease = lease_seconds
         self.clock = clock
@@ -97,9 +79,11 @@ class Store:
         with self.lock:
             if self._in_trip:
                 self.conn.execute("SAVEPOINT call")
+                renewed = len(self._renewed)
                 try:
                     yield self.conn
                 except BaseException:
+                    del self._renewed[renewed:]  # undone with the savepoint
                     self.conn.execute("ROLLBACK TO call")
                     self.conn.execute("RELEASE call")
                     raise
@@ -126,9 +110,11 @@ class Store:
                         call.error = exc
             except BaseException:
                 self._in_trip = False
+                self._renewed.clear()
                 self.conn.execute("ROLLBACK")
                 raise
             self._in_trip = False
+            self._renewed.clear()
             self.conn.execute("COMMIT")
 
     def _salt(self) -> bytes:
@@ -202,7 +188,14 @@ class Store:
         return run
 
     def _renew(self, conn: Connection, run: _Run, job: str) -> None:
-        """Extend the lease, and make sure no other run took the job meanwhile."""
+        """Extend the lease, and make sure no other run took the job meanwhile.
+
+        Once per trip and run: a trip is one ``BEGIN IMMEDIATE`` transaction (on
+        PostgreSQL: under the writers' lock), so nobody can take the job between its calls
+        (a dozen units' renewals, one statement).
+        """
+        if run.run_id in self._renewed:
+            return
         held = conn.execute(
             "UPDATE runs SET lease_until = ? WHERE id = ? AND id = (SELECT run FROM jobs"
             " WHERE id = ?)",
@@ -212,6 +205,8 @@ class Store:
             raise LedgerError(
                 f"job {job!r} was taken over by another run after this run's lease ran out"
             )
+        if self._in_trip:
+            self._renewed.append(run.run_id)
 
     def renew_job(self, job: str) -> None:
         run = self.run_of(job)
@@ -242,21 +237,28 @@ class Store:
         unknown: list[tuple[str, float, int, str]] = []
         repeats: list[tuple[int, str, str, str, int]] = []
         seen: set[str] = set()
+        repeated = len(set(known)) != len(known)  # rare: only then is ``seen`` kept
+        run_id, salt, found = run.run_id, self.salt, rows.get
         for entry, key in keyed:
             if key is None:
                 reason = "rejected: a journalled recipient's ref must be a str or an int"
                 outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
                 continue
-            raw = rows.get(key)
-            if key in seen:  # twice in this unit: the second is a repeat
-                raw = (key, b"", IN_FLIGHT, *(None,) * 5, run.run_id, None, None)
-            elif raw is None:  # never claimed: the common case of a fresh job, kept cheap
+            raw = found(key)
+            if repeated:
+                if key in seen:  # twice in this unit: the second is a repeat
+                    raw = (key, b"", IN_FLIGHT, *(None,) * 5, run_id, None, None)
                 seen.add(key)
+            if raw is None:  # never claimed: the common case of a fresh job, kept cheap
                 send.append(entry)
                 continue
-            seen.add(key)
-            fp = fingerprint(entry.to, entry.content, self.salt)
-            if _settled_as_recorded(raw, fp, entry.position, run.run_id):
+            fp = fingerprint(entry.to, entry.content, salt)
+            if (  # settled by an earlier run, same content and position: most of a resume
+                raw[_STATE] in _SETTLED
+                and raw[_FP] == fp
+                and raw[_POSITION] == entry.position
+                and raw[_RUN] != run_id
+            ):
                 outcomes.append(outcome_of(entry, *raw[_STATE:_RUN]))  # as decide() would say
                 continue
             row = Recorded._make(raw[1:])
@@ -322,7 +324,16 @@ class Store:
         claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
         with self.write() as conn:
             self._renew(conn, run, job)
-            conn.executemany(sql.CLAIM, claims)
+            sql.insert_rows(conn, sql.CLAIM, claims)
+
+    def plan_and_begin(
+        self, job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
+    ) -> Plan:
+        """``plan``, then ``begin_unit`` of what it says to send: one call, one trip."""
+        plan = self.plan(job, entries, resend_unknown)
+        if plan.send:
+            self.begin_unit(job, plan.send, expect_reports)
+        return plan
 
     def _claims(
         self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
@@ -343,27 +354,40 @@ class Store:
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
         now = self.clock()
-        job_id, run_id = run.job_id, run.run_id
+        job_id, run_id, gateway = run.job_id, run.run_id, run.gateway
         rows = [
-            _settle_row(o, now, job_id, key, run_id)
+            _settle_row(o, key, job_id, gateway, run_id, now)
             for o in outcomes
             if (key := key_of(o.ref, o.index)) is not None
         ]
         with self.write() as conn:
             self._renew(conn, run, job)
-            settled = conn.executemany(sql.SETTLE_CLAIMED, rows)
-            if settled.rowcount != len(rows):  # some were never claimed: count them too
-                conn.executemany(
-                    sql.SETTLE, [_unclaimed(row, run.gateway, outcomes) for row in rows]
-                )
+            # One upsert settles this run's claims and counts the recipients never claimed
+            # (an update, then an insert for the unclaimed, costs more: issue 17).
+            sql.insert_rows(conn, sql.SETTLE, rows)
             ids = [o.message_id for o in outcomes if o.message_id is not None]
-            join_waiting(conn, family_of(run.gateway), ids)
+            join_waiting(conn, family_of(gateway), ids)
 
 
-def _settle_row(o: Outcome, now: float, job_id: int, key: str, run_id: int) -> tuple[object, ...]:
-    """An outcome as ``sql.SETTLE_CLAIMED`` takes it."""
-    outcome = (o.status.value, o.code, o.reason, o.message_id, o.request_id, o.seqno)
-    return (*outcome, now, job_id, key, run_id, o.index)
+def _settle_row(
+    o: Outcome, key: str, job_id: int, gateway: str, run_id: int, now: float
+) -> tuple[object, ...]:
+    """An outcome as ``sql.SETTLE`` takes it."""
+    return (
+        job_id,
+        key,
+        gateway,
+        o.to,
+        o.index,
+        o.status.value,
+        o.code,
+        o.reason,
+        o.message_id,
+        o.request_id,
+        o.seqno,
+        run_id,
+        now,
+    )
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:

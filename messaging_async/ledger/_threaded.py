@@ -157,6 +157,21 @@ class ThreadedLedger:
     ) -> None:
         await self._batched(self._open_store.begin_unit, job, entries, expect_reports)
 
+    async def plan_and_begin_unit(
+        self,
+        job: str,
+        entries: Sequence[Entry],
+        *,
+        resend_unknown: bool = False,
+        expect_reports: bool = True,
+    ) -> Plan:
+        """``plan``, then ``begin_unit(job, plan.send)`` if there is any, in one trip: the
+        runner's unit waits for one commit before its request leaves, not two."""
+        store = self._open_store
+        return await self._batched(
+            store.plan_and_begin, job, entries, resend_unknown, expect_reports
+        )
+
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         await self._batched(self._open_store.settle_unit, job, outcomes)
 

@@ -333,3 +333,60 @@ async def test_records_page_through_a_job_larger_than_a_page_in_key_order(
         keys = [record.key async for record in ledger.records(JOB)]
     assert len(keys) == len(entries)
     assert keys == sorted(keys, key=lambda key: key.encode())
+
+
+async def test_a_unit_larger_than_one_statement_is_claimed_and_settled_whole(
+    make_ledger: LedgerFactory,
+) -> None:
+    """Units are written a few hundred parameters at a time: a 250-recipient unit spans
+    several statements, and each recipient still lands once, in order, with its outcome;
+    a recipient settled but never claimed is counted, and a claim met twice counts twice
+    (PostgreSQL refuses one statement that upserts a key twice: such rows go one by one)."""
+    entries = sms_entries(250)
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="isms")
+        claims = [*entries[:10], entries[7], *entries[10:240]]  # 7 twice, in one statement's rows
+        await ledger.begin_unit(JOB, claims)
+        outcomes = accepted(entries)  # the last 10 were never claimed
+        await ledger.settle_unit(JOB, outcomes)
+        records = [r async for r in ledger.records(JOB)]
+        summary = await ledger.summary(JOB)
+    assert [r.index for r in records] == list(range(250))
+    assert [r.message_id for r in records] == [f"m{n}" for n in range(250)]
+    assert [r.recipient for r in records] == [e.to for e in entries]
+    assert {r.outcome for r in records} == {OutcomeStatus.ACCEPTED}
+    assert [r.attempts for r in records[:10]] == [1] * 7 + [2] + [1] * 2
+    assert {r.attempts for r in records[240:]} == {0}
+    assert all(r.fingerprint is not None for r in records[:240])
+    assert all(r.fingerprint is None for r in records[240:])
+    assert summary.total == 250
+
+
+async def test_plan_and_begin_unit_plans_and_claims_what_it_sends_in_one_call(
+    make_ledger: LedgerFactory,
+) -> None:
+    """The runner's one-trip form: what ``plan`` says to send is claimed (in flight, with
+    its recorded seqno), what it decides is returned and not claimed again."""
+    entries = sms_entries(6)
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="smscommy")
+        await ledger.begin_unit(JOB, [e._replace(seqno=f"S{e.position}") for e in entries[:2]])
+        await ledger.settle_unit(JOB, accepted(entries[2:4]))  # counted, never claimed
+        await ledger.close_job(JOB)  # the run dies with 0 and 1 in flight
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="smscommy")
+        one_trip = getattr(ledger, "plan_and_begin_unit")  # noqa: B009 (optional method)
+        plan = await one_trip(JOB, entries, resend_unknown=False, expect_reports=True)
+        records = {r.index: r async for r in ledger.records(JOB)}
+        summary = await ledger.summary(JOB)
+    assert [(e.position, e.seqno) for e in plan.send] == [
+        (0, "S0"),
+        (1, "S1"),
+        (2, None),
+        (3, None),
+        (4, None),
+        (5, None),
+    ]
+    assert plan.outcomes == ()
+    assert summary.in_flight == 6
+    assert [records[i].attempts for i in range(6)] == [2, 2, 1, 1, 1, 1]

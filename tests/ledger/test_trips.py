@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from messaging_async import LedgerError, SqliteLedger
+from messaging_async.ledger._batch import Call
 
 from .conftest import Clock, accepted, sms_entries
 
@@ -126,3 +127,54 @@ def test_one_ledger_serves_event_loops_one_after_another_and_in_threads(
         (2, "in_flight"),
         (3, "in_flight"),
     ]
+
+
+def _lease_until(path: Path) -> float:
+    conn = sqlite3.connect(path)
+    try:
+        return float(conn.execute("SELECT max(lease_until) FROM runs").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_trip_renews_a_jobs_lease_once(tmp_path: Path, clock: Clock) -> None:
+    """One trip is one transaction: its units renew their job's lease with one statement."""
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path, clock=clock, lease_seconds=60) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        store = ledger._open_store
+        statements: list[str] = []
+        conn = store.conn
+        assert isinstance(conn, sqlite3.Connection)
+        conn.set_trace_callback(statements.append)
+        clock.advance(30)
+        units = [sms_entries(5, start=start) for start in (0, 5, 10)]
+        calls = [Call(store.begin_unit, ("j", unit, True)) for unit in units]
+        calls += [Call(store.settle_unit, ("j", accepted(unit))) for unit in units]
+        store.run_trip(calls)
+        conn.set_trace_callback(None)
+        assert [call.error for call in calls] == [None] * 6
+    assert sum(s.startswith("UPDATE runs SET lease_until") for s in statements) == 1
+    assert _lease_until(path) == clock.now + 60
+    assert [state for _, state in _states(path)] == ["accepted"] * 15
+
+
+async def test_a_renewal_undone_with_its_failed_call_is_made_again(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path, clock=clock, lease_seconds=60) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        store = ledger._open_store
+        clock.advance(30)
+
+        def renew_then_fail() -> None:
+            with store.write() as conn:
+                store._renew(conn, store.run_of("j"), "j")
+                raise RuntimeError("boom")
+
+        calls = [Call(renew_then_fail, ()), Call(store.begin_unit, ("j", sms_entries(2), True))]
+        store.run_trip(calls)
+        assert isinstance(calls[0].error, RuntimeError)
+        assert calls[1].error is None
+    assert _lease_until(path) == clock.now + 60
