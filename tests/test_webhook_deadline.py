@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import time
+import types
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -20,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging_async import WebhookReceiver
-from messaging_async.webhooks._deadline import run_within
+from messaging_async.webhooks._deadline import _Resumed, run_within
 
 SECRET = "a-long-shared-secret-0123456789"
 
@@ -129,6 +131,58 @@ async def test_a_handler_that_opens_a_task_group_is_still_cut_off_with_503() -> 
         with anyio.fail_after(20):
             answer = await client.get(f"/smscommy/delivery?token={SECRET}&MsgId=1&Status=6")
     assert answer.status_code == 503
+
+
+@types.coroutine
+def trap(log: list[object]) -> Generator[str, object, str]:
+    """What an event loop's primitives look like from inside: yield, get an answer."""
+    try:
+        log.append((yield "first wait"))
+        log.append((yield "second wait"))
+    except KeyError:
+        return "caught"
+    except GeneratorExit:
+        log.append("closed")
+        raise
+    return "done"
+
+
+KEPT: list[object] = []  # the coroutines, so that only an explicit close closes them
+
+
+def resumed(log: list[object]) -> Generator[Any, Any, Any]:
+    """A coroutine run to its first suspension, then continued through ``_Resumed``."""
+
+    async def handler() -> str:
+        return await trap(log)
+
+    coro = handler()
+    KEPT.append(coro)
+    first = coro.send(None)
+    awaiting = _Resumed(coro, first).__await__()
+    assert next(awaiting) == "first wait"
+    return awaiting
+
+
+def test_resuming_hands_the_loops_answers_throws_and_closing_to_the_coroutine() -> None:
+    """The loop's side of ``await``: what it sends, throws in, or closes, reaches the
+    coroutine exactly as if it had been awaited directly."""
+    log: list[object] = []
+    sent = resumed(log)
+    assert sent.send("answer 1") == "second wait"
+    with pytest.raises(StopIteration) as finished:
+        sent.send("answer 2")
+    assert (finished.value.value, log) == ("done", ["answer 1", "answer 2"])
+
+    thrown = resumed(log := [])
+    with pytest.raises(StopIteration) as caught:
+        thrown.throw(KeyError("from the loop"))
+    assert caught.value.value == "caught"
+
+    closed = resumed(log := [])
+    closed.close()
+    assert log == ["closed"]
+    KEPT.clear()
 
 
 # ---------------------------------------------------------------- the token, read once
