@@ -14,11 +14,13 @@ the time the first step took deducted, so it still counts from the call.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 import anyio
+from sniffio import current_async_library_cvar, thread_local
 
 __all__ = ["run_within"]
 
@@ -34,7 +36,7 @@ async def run_within(
     ``await coro``."""
     if seconds is None:
         return True, await coro
-    with anyio.CancelScope() as scope:
+    with _cancel_scope() as scope:
         try:
             suspended = coro.send(None)
         except StopIteration as stop:
@@ -43,6 +45,33 @@ async def run_within(
         scope.deadline = anyio.current_time() + left
         return True, await _Resumed(coro, suspended)
     return False, None  # only the deadline leaves the block without returning
+
+
+_asyncio_scope: type[anyio.CancelScope] | None = None  # the class anyio uses on asyncio
+
+
+def _cancel_scope() -> anyio.CancelScope:
+    """``anyio.CancelScope()``, without its look-up of the running library on asyncio.
+
+    ``anyio.CancelScope()`` asks sniffio which library runs on every call; under uvicorn
+    that look-up (mostly ``asyncio.current_task()``) was 13 % of the receiver's process CPU
+    (py-spy), about as much as the scope itself. So sniffio's own answer is found the cheap
+    way (nothing named in ``thread_local`` or the context variable, as trio-asyncio would;
+    an asyncio loop running), and on asyncio the scope is made from the class anyio made
+    it from the first time.
+    """
+    global _asyncio_scope
+    if thread_local.name is None and current_async_library_cvar.get() is None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return anyio.CancelScope()
+        if _asyncio_scope is None:
+            scope = anyio.CancelScope()
+            _asyncio_scope = type(scope)
+            return scope
+        return _asyncio_scope()
+    return anyio.CancelScope()
 
 
 class _Resumed:
