@@ -7,6 +7,7 @@ The one-pass query reading must decide 401 exactly as the lenient token reading 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import types
@@ -104,6 +105,43 @@ async def test_exceptions_leave_from_the_first_step_and_after_a_suspension() -> 
             await run_within(coro, 20, time.perf_counter())
 
 
+def test_a_coroutine_that_raises_leaves_no_deadline_behind() -> None:
+    """After the coroutine raised, its deadline must not fire into whatever runs next (on
+    a bare asyncio loop, where nothing else would absorb a stray cancellation)."""
+
+    async def fails_after_a_wait() -> None:
+        await asyncio.sleep(0.01)
+        raise KeyError("after a wait")
+
+    async def main() -> str:
+        with pytest.raises(KeyError):
+            await run_within(fails_after_a_wait(), 0.2, time.perf_counter())
+        await asyncio.sleep(0.5)  # past the deadline: not cancelled
+        return "not cancelled"
+
+    assert asyncio.run(main()) == "not cancelled"
+
+
+def test_a_coroutine_that_swallows_the_cancellation_is_cancelled_again() -> None:
+    """As with anyio's scopes, the deadline stays in force: the next wait is cut off too.
+    On a bare asyncio loop: anyio's test runner would deliver the cancellation again."""
+    waits: list[str] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            waits.append("swallowed")
+        await asyncio.sleep(1)  # would end, were it not cut off
+        waits.append("slept")
+
+    async def main() -> tuple[bool, None]:
+        return await run_within(stubborn(), 0.2, time.perf_counter())
+
+    assert asyncio.run(main()) == (False, None)
+    assert waits == ["swallowed"]
+
+
 async def test_a_cancellation_from_outside_reaches_the_coroutine_and_propagates() -> None:
     reached: list[str] = []
 
@@ -159,7 +197,7 @@ def resumed(log: list[object]) -> Generator[Any, Any, Any]:
     coro = handler()
     KEPT.append(coro)
     first = coro.send(None)
-    awaiting = _Resumed(coro, first).__await__()
+    awaiting = _Resumed(coro, first, None).__await__()
     assert next(awaiting) == "first wait"
     return awaiting
 
