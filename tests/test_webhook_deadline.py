@@ -142,6 +142,41 @@ def test_a_coroutine_that_swallows_the_cancellation_is_cancelled_again() -> None
     assert waits == ["swallowed"]
 
 
+def test_a_cancellation_from_outside_is_never_taken_for_the_deadline() -> None:
+    """A server cancelling the request (its shutdown) must see its cancellation rather
+    than a handler that timed out: before the deadline, and when both arrive together."""
+
+    async def waits() -> None:
+        await asyncio.sleep(30)
+
+    async def cancelled_as_it_times_out() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the server's, arriving with the deadline's
+            raise
+
+    async def main(handler: Any, seconds: float, outside: bool) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if outside:
+            asyncio.get_running_loop().call_later(0.1, task.cancel)
+        try:
+            await run_within(handler(), seconds, time.perf_counter())
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("not cancelled")
+
+    for handler, seconds, outside in ((waits, 20, True), (cancelled_as_it_times_out, 0.1, False)):
+        seen: list[str] = []
+        with pytest.raises(asyncio.CancelledError):  # the server's cancellation stands
+            asyncio.run(main(handler, seconds, outside))
+        assert seen == ["cancelled"], handler
+
+
 async def test_a_cancellation_from_outside_reaches_the_coroutine_and_propagates() -> None:
     reached: list[str] = []
 
