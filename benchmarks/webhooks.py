@@ -240,22 +240,33 @@ def main() -> None:
         "| callback | server | callbacks/s | server CPU µs/callback |",
         "|---|---|---:|---:|",
     ]
-    ratios = ["| callback | receiver / floor | target | receiver / FastAPI | target |"]
-    ratios.append("|---|---:|---|---:|---|")
+    ratios = [
+        "| callback | receiver / floor, callbacks/s | by server CPU | target "
+        "| receiver / FastAPI, callbacks/s | by server CPU | target |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
     for kind in KINDS:
         for name, label in SERVERS.items():
             rate, cpu = best[kind, name]
             rows.append(f"| {kind} | {label} | {rate:,.0f} | {cpu:,.0f} |")
-        ours = best[kind, "receiver"][0]
-        floor, fastapi = ours / best[kind, "bare"][0], ours / best[kind, "fastapi"][0]
+        (ours, our_cpu), floor, fastapi = (best[kind, name] for name in SERVERS)
+        # By CPU: callbacks one core could serve, 1 / (CPU per callback), as a ratio.
+        by_rate = (ours / floor[0], ours / fastapi[0])
+        by_cpu = (floor[1] / our_cpu, fastapi[1] / our_cpu)
         ratios.append(
-            f"| {kind} | {floor:.2f} | ≥ 0.8: {'met' if floor >= 0.8 else 'NOT met'} "
-            f"| {fastapi:.2f} | ≥ 2: {'met' if fastapi >= 2 else 'NOT met'} |"
+            f"| {kind} | {by_rate[0]:.2f} | {by_cpu[0]:.2f} | ≥ 0.8: "
+            f"{'met' if min(by_rate[0], by_cpu[0]) >= 0.8 else 'NOT met'} "
+            f"| {by_rate[1]:.2f} | {by_cpu[1]:.2f} | ≥ 2: "
+            f"{'met' if min(by_rate[1], by_cpu[1]) >= 2 else 'NOT met'} |"
         )
     body = (
         f"{args.callbacks:,} callbacks of each kind per server per round, {CONCURRENCY} at a "
         f"time, best of {args.rounds} interleaved rounds; uvicorn with httptools, one worker "
-        f"per server, each its own process. {machine()}.\n\n"
+        f"per server, each its own process. {machine()}. The aiohttp client shares the "
+        "machine's cores with the servers, so callbacks/s can be the client's limit as much "
+        "as the server's; server CPU per callback is each server's own cost, and its ratio "
+        "(the floor's or FastAPI's CPU over the receiver's) compares what one core could "
+        "serve. A target is met when both ratios meet it.\n\n"
         + "\n".join(rows)
         + "\n\n"
         + "\n".join(ratios)
