@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from typing import Any
 
 import aiohttp
 import anyio
-from _common import machine, write_section
+from _common import RESULTS, machine, write_section
 
 SERVER = Path(__file__).with_name("_webhook_server.py")
 TOKEN = "benchmark-token-0123456789"
@@ -273,7 +274,17 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        write_section("Webhook callbacks", body)
+        write_section("Webhook callbacks", body + kept_subsections("Webhook callbacks"))
+
+
+def kept_subsections(title: str) -> str:
+    """The ``### `` subsections of RESULTS.md's ``## title`` (the before / after per stage
+    tables, measured by hand with ``--stages``), so that a new run keeps them."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    section = re.search(rf"\n## {re.escape(title)}\n.*?(?=\n## |\Z)", text, flags=re.S)
+    if section is None or "\n### " not in section.group():
+        return ""
+    return "\n\n" + section.group()[section.group().index("\n### ") + 1 :].rstrip()
 
 
 if __name__ == "__main__":
