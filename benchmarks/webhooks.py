@@ -178,6 +178,12 @@ def stage_cases() -> list[Case]:
             scope(sms, path="/smscommy/delivery"),
             b"",
         ),
+        (
+            "floor: bare app, isms whatsapp (form)",
+            bare_app,
+            scope("isms whatsapp (form)", path="/isms/whatsapp"),
+            form,
+        ),
     ]
 
 
