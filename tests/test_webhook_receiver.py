@@ -435,11 +435,15 @@ async def test_a_retry_while_the_first_is_handled_is_not_acknowledged_until_it_c
     assert len(calls) == 1
 
 
-async def test_a_handler_cancelled_by_a_server_shutdown_releases_its_claim() -> None:
+@pytest.mark.parametrize("handler_timeout", [None, 30.0])
+async def test_a_handler_cancelled_by_a_server_shutdown_releases_its_claim(
+    handler_timeout: float | None,
+) -> None:
     """uvicorn cancels a request still running after its graceful-shutdown time; the
-    gateway got no answer and retries, and the retry must be handled, not acknowledged."""
+    gateway got no answer and retries, and the retry must be handled, not acknowledged.
+    With a time limit too: that cancellation is not the limit's, and is not swallowed."""
     started = anyio.Event()
-    app, calls = first_report_hangs(None, started)
+    app, calls = first_report_hangs(handler_timeout, started)
     first: list[int] = []
     async with (
         httpx.AsyncClient(timeout=30) as http,

@@ -234,8 +234,18 @@ def _get(lowered: Mapping[str, str], *names: str) -> str | None:
 
 
 # ---------------------------------------------------------------- delivery and incoming SMS
+def from_params(parse: Callable[[dict[str, str]], E], params: dict[str, str]) -> E:
+    """``parse`` (``smscommy_delivery_of``…) of parameters already read and checked (string
+    names and values, first wins, size and count within bounds: what the receiver's own
+    query reading gives), so they are not copied and checked again; ``WebhookError`` only."""
+    return _guarded(parse, params)
+
+
 def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
-    params = params_of(query, max_bytes)
+    return smscommy_delivery_of(params_of(query, max_bytes))
+
+
+def smscommy_delivery_of(params: dict[str, str]) -> DeliveryReport:
     found = _lowered(params)
     message_id = _require(found, "msgid", what="message id (MsgId)")
     code = _get(found, "status")
@@ -251,7 +261,10 @@ def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
 
 
 def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
-    params = params_of(query, max_bytes)
+    return isms_delivery_of(params_of(query, max_bytes))
+
+
+def isms_delivery_of(params: dict[str, str]) -> DeliveryReport:
     found = _lowered(params)
     message_id = _require(found, "sms_id", "msgid", "trx_id", what="message id (sms_id / msgid)")
     code = _get(found, "status")
@@ -275,7 +288,10 @@ def status_of_word(word: str | None) -> DeliveryStatus:
 
 
 def _smscommy_incoming(query: Query, max_bytes: int) -> IncomingSms:
-    params = params_of(query, max_bytes)
+    return smscommy_incoming_of(params_of(query, max_bytes))
+
+
+def smscommy_incoming_of(params: dict[str, str]) -> IncomingSms:
     found = _lowered(params)
     sender = _require(found, "sender", what="sender (Sender)")
     message = found.get("msg")  # as sent: a text may legitimately be blank or padded

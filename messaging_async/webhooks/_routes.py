@@ -50,17 +50,17 @@ ROUTES = {
     "/isms/delivery": _Route(
         frozenset({"delivery"}),
         frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_isms_delivery(q, max_bytes=n),),
+        lambda b, s, q, n: (_parsers.from_params(_parsers.isms_delivery_of, q),),
     ),
     "/smscommy/delivery": _Route(
         frozenset({"delivery"}),
         frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_smscommy_delivery(q, max_bytes=n),),
+        lambda b, s, q, n: (_parsers.from_params(_parsers.smscommy_delivery_of, q),),
     ),
     "/smscommy/incoming": _Route(
         frozenset({"incoming_sms"}),
         frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.parse_smscommy_incoming(q, max_bytes=n),),
+        lambda b, s, q, n: (_parsers.from_params(_parsers.smscommy_incoming_of, q),),
     ),
 }
 

@@ -26,7 +26,9 @@ import ipaddress
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -36,6 +38,8 @@ from .._journal import check_ledger
 from ..errors import ValidationError, WebhookError
 from ..hooks import Hooks, WebhookEvent, combine_hooks
 from . import _parsers
+from ._asgi import Receive, Scope, Send, lifespan, read_body, relative_path, respond
+from ._deadline import run_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
 from ._routes import ROUTES, Event, kind_of
 from .events import DeliveryReport, WhatsAppInbound
@@ -47,10 +51,6 @@ __all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 
 logger = logging.getLogger("messaging_async.webhooks")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Handler = Callable[[Any], Awaitable[object] | object]
 Answer = tuple[int, str, list[tuple[bytes, bytes]]]
 
@@ -117,6 +117,12 @@ class WebhookReceiver:
         if checked is not None:
             self._handlers["delivery"] = _recording(checked.record_report, on_delivery)
             self._handlers["whatsapp"] = _recording(checked.record_inbound, on_whatsapp)
+        # The routes served (one of their handlers given), looked up once per request.
+        self._routes = {
+            path: route
+            for path, route in ROUTES.items()
+            if any(self._handlers[kind] for kind in route.kinds)
+        }
         self._dedupe = _checked_dedupe(dedupe)
         self._networks = (
             None
@@ -135,27 +141,31 @@ class WebhookReceiver:
         return f"WebhookReceiver(handles={handled})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-        elif scope["type"] == "http":
+        if scope["type"] == "http":
+            path = relative_path(scope)
+            if self._hooks is None:  # nobody listens: not even the clock is read
+                await respond(send, *await self._answer(scope, receive, path))
+                return
             began = anyio.current_time()
-            status, text, headers = await self._answer(scope, receive)
-            await _respond(send, status, text, headers)
-            if self._hooks is not None:
-                duration = anyio.current_time() - began
-                kind = _callback_kind(_relative_path(scope))
-                self._hooks.on_webhook(WebhookEvent(kind=kind, status=status, duration=duration))
+            status, text, headers = await self._answer(scope, receive, path)
+            await respond(send, status, text, headers)
+            duration = anyio.current_time() - began
+            kind = _callback_kind(path)
+            self._hooks.on_webhook(WebhookEvent(kind=kind, status=status, duration=duration))
+        elif scope["type"] == "lifespan":
+            await lifespan(receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive) -> Answer:
-        if not self._address_allowed(scope):
+    async def _answer(self, scope: Scope, receive: Receive, path: str) -> Answer:
+        if self._networks is not None and not self._address_allowed(scope):
             return 403, "Forbidden", []
         raw_query: bytes = scope.get("query_string", b"")
         if len(raw_query) > self._max_body:
             return 413, "Payload Too Large", []
-        if not self._token_matches(raw_query):
+        query = self._query_if_token_matches(raw_query)
+        if query is None:
             return 401, "Unauthorized", []
-        route = ROUTES.get(_relative_path(scope))
-        if route is None or not any(self._handlers[kind] for kind in route.kinds):
+        route = self._routes.get(path)
+        if route is None:
             return 404, "Not Found", []
         if scope["method"] not in route.methods:
             return (
@@ -163,9 +173,9 @@ class WebhookReceiver:
                 "Method Not Allowed",
                 [(b"allow", ", ".join(sorted(route.methods)).encode())],
             )
-        path = _relative_path(scope)
         try:
-            query = self._query_without_token(raw_query)
+            if isinstance(query, WebhookError):
+                raise query
             body = await self._body(scope, receive) if scope["method"] == "POST" else b""
             events = route.parse(body, scope, query, self._max_body)
         except _SlowBody:
@@ -188,7 +198,7 @@ class WebhookReceiver:
                 logger.info("a %s event with no handler given; acknowledged and dropped", kind)
                 continue
             answer = await self._dispatch(kind, handler, event)
-            if answer[0] != 200:
+            if answer[0] != 200 or len(events) == 1:
                 return answer
             answers.append(answer)
         return answers[0] if len(answers) == 1 else (200, "OK", [])
@@ -205,9 +215,13 @@ class WebhookReceiver:
                 return 200, "OK (duplicate)", []
             if claimed is Claim.IN_PROGRESS:
                 return 503, "Service Unavailable (being handled)", [_RETRY_AFTER]
+        started = time.perf_counter()
         try:
-            with anyio.move_on_after(self._handler_timeout) as deadline:
-                await _maybe_await(handler(event))
+            finished = True
+            result = handler(event)
+            if inspect.isawaitable(result):
+                coro = result if type(result) is CoroutineType else _awaited(result)
+                finished, _ = await run_within(coro, self._handler_timeout, started)
         except Exception as exc:
             await self._settle(key, done=False)
             logger.error("the %s handler raised %s%s", kind, type(exc).__name__, _where())
@@ -216,7 +230,7 @@ class WebhookReceiver:
             with anyio.move_on_after(_SETTLE_SECONDS, shield=True):
                 await self._settle(key, done=False)
             raise
-        if deadline.cancelled_caught:
+        if not finished:
             await self._settle(key, done=False)
             logger.error("the %s handler ran past %s s; cancelled", kind, self._handler_timeout)
             return 503, "Service Unavailable (handler timed out)", [_RETRY_AFTER]
@@ -226,7 +240,8 @@ class WebhookReceiver:
     async def _claim(self, key: str) -> Claim | None:
         """The store's answer, or ``None`` when it failed or answered something else."""
         try:
-            return Claim(await _maybe_await(self._dedupe.claim(key)))  # type: ignore[union-attr]
+            claimed = await _maybe_await(self._dedupe.claim(key))  # type: ignore[union-attr]
+            return claimed if type(claimed) is Claim else Claim(claimed)
         except Exception as exc:
             logger.error("the de-duplication store's claim failed: %s", type(exc).__name__)
             return None
@@ -244,35 +259,41 @@ class WebhookReceiver:
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body within ``body_timeout`` seconds in all (a body trickling in byte
         by byte would never trip a per-read timeout)."""
-        with anyio.move_on_after(self._body_timeout):
-            return await _read_body(scope, receive, self._max_body)
-        raise _SlowBody  # only the deadline leaves the block without returning
+        reading = read_body(scope, receive, self._max_body)
+        finished, body = await run_within(reading, self._body_timeout, time.perf_counter())
+        if not finished or body is None:
+            raise _SlowBody
+        return body
 
-    def _token_matches(self, raw_query: bytes) -> bool:
-        """Exactly one token parameter, equal to the secret (constant time).
+    def _query_if_token_matches(self, raw_query: bytes) -> dict[str, str] | WebhookError | None:
+        """``None`` unless the query holds exactly one token parameter, equal to the secret
+        (compared in constant time); else the other parameters (first value wins), read
+        strictly, or the ``WebhookError`` reading them raised (400 once the route is known).
 
-        Read leniently (``unquote_to_bytes`` never fails), so a malformed query is 401, not
-        400, for a caller without the token.
+        The query is read once: strictly, and for the token too when that succeeds. A
+        malformed query's token is read leniently (``unquote_to_bytes`` never fails), so it
+        is 401, not 400, for a caller without the token.
         """
-        tokens = []
-        for field in raw_query.split(b"&"):
-            name, _, value = field.partition(b"=")
-            if unquote_to_bytes(name.replace(b"+", b" ")) == self._token_name:
-                tokens.append(unquote_to_bytes(value.replace(b"+", b" ")))
-        given = tokens[0] if len(tokens) == 1 else b""
-        return hmac.compare_digest(given, self._secret)
-
-    def _query_without_token(self, raw_query: bytes) -> dict[str, str]:
-        """The query's parameters (first value wins) without the token, read strictly."""
+        name = self._token_parameter
         try:
-            text = raw_query.decode("utf-8")
+            pairs = _parsers.query_pairs(raw_query.decode("utf-8"))
         except UnicodeDecodeError:
-            raise WebhookError("the query string is not UTF-8") from None
-        query: dict[str, str] = {}
-        for key, value in _parsers.query_pairs(text):
-            if key != self._token_parameter:
-                query.setdefault(key, value)
-        return query
+            query: dict[str, str] | WebhookError = WebhookError("the query string is not UTF-8")
+            tokens = _lenient_tokens(raw_query, self._token_name)
+        except WebhookError as error:
+            query, tokens = error, _lenient_tokens(raw_query, self._token_name)
+        else:
+            query, found = {}, []
+            for key, value in pairs:
+                if key == name:
+                    found.append(value)
+                elif key not in query:
+                    query[key] = value
+            tokens = [token.encode() for token in found]
+            if not name:  # an empty name: the lenient reading's idea of its fields
+                tokens = _lenient_tokens(raw_query, self._token_name)
+        given = tokens[0] if len(tokens) == 1 else b""
+        return query if hmac.compare_digest(given, self._secret) else None
 
     def _address_allowed(self, scope: Scope) -> bool:
         if self._networks is None:
@@ -283,6 +304,16 @@ class WebhookReceiver:
         except ValueError:
             return False
         return address is not None and any(address in network for network in self._networks)
+
+
+def _lenient_tokens(raw_query: bytes, token_name: bytes) -> list[bytes]:
+    """The token parameter's values, however malformed the rest of the query."""
+    tokens = []
+    for field in raw_query.split(b"&"):
+        name, _, value = field.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) == token_name:
+            tokens.append(unquote_to_bytes(value.replace(b"+", b" ")))
+    return tokens
 
 
 class _SlowBody(Exception):
@@ -337,34 +368,6 @@ def _callback_kind(path: str) -> str:
     return path.strip("/").replace("/", "_") if path in ROUTES else "other"
 
 
-def _relative_path(scope: Scope) -> str:
-    """The path below the mount point, whichever way the framework reports it."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path.rstrip("/") or "/"
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope.get("headers") or []:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise WebhookError("the caller disconnected before sending its body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 def _dedupe_key(kind: str, event: Event) -> str:
     """The event's identity; a long one hashed, so a store never holds a 64 KiB key."""
     if isinstance(event, DeliveryReport):
@@ -384,28 +387,6 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def _respond(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = (text + "\n").encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Served on its own (uvicorn), the app has nothing to start or stop."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    """Any awaitable as a coroutine (``run_within`` steps coroutines)."""
+    return await awaitable
