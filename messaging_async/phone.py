@@ -211,7 +211,7 @@ def _check_national(digits: str, number: str, index: int | None) -> str:
         size = 1 if (country := COUNTRIES.get(digits[:1])) is not None else 3
         if country is None and (country := COUNTRIES.get(digits[:3])) is None:
             return digits  # a calling code this table does not describe: E.164 bounds only
-    trunk, national = country
+    trunk, national = country.trunk, country.national  # no iterator: C-level getters
     if digits[size] == "0" and trunk != "keep":
         if trunk == "none":
             raise _invalid(

@@ -17,6 +17,7 @@ from messaging_async._secrets import Redactor
 from messaging_async.errors import InvalidNumberError
 from messaging_async.isms import _wire
 from messaging_async.models import Outcome, new_outcome
+from messaging_async.text import check_text, checked_payload, resolve_encoding
 
 RECIPIENTS = [(4, "60120000001", "a"), (5, "60120000002", None), (9, "60120000003", {"k": 1})]
 REDACT = Redactor(("p",))
@@ -117,3 +118,13 @@ def test_every_other_answer_gives_what_the_general_road_gives(results: list[Any]
     assert [o.error is None for o in outcomes] == [o.error is None for o in expected]
     expected_fatal = next((o.error for o in expected if o.error and o.error.fatal), None)
     assert type(fatal) is type(expected_fatal)
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_the_ascii_fast_check_picks_the_encoding_the_full_check_picks(code: int) -> None:
+    """``checked_payload``'s printable-ASCII shortcut against ``check_text`` +
+    ``resolve_encoding``, for every ASCII character (in a text, and alone where it is not
+    blank)."""
+    for text in (f"ab{chr(code)}cd", chr(code) + "x"):
+        full = (text, resolve_encoding(check_text(text, max_length=900), None))
+        assert checked_payload(text, None, max_length=900) == full
