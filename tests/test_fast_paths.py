@@ -128,3 +128,30 @@ def test_the_ascii_fast_check_picks_the_encoding_the_full_check_picks(code: int)
     for text in (f"ab{chr(code)}cd", chr(code) + "x"):
         full = (text, resolve_encoding(check_text(text, max_length=900), None))
         assert checked_payload(text, None, max_length=900) == full
+
+
+def test_smscommy_accepted_outcome_is_the_one_the_attrs_constructor_gives() -> None:
+    from messaging_async.smscommy import _wire as smscommy_wire
+
+    built = smscommy_wire.outcome(
+        3,
+        "60123456789",
+        "r",
+        "S1",
+        smscommy_wire.SENT,
+        "M9",
+        retried=False,
+        raw="1701:M9",
+        redact=REDACT,
+    )
+    expected = Outcome(
+        to="60123456789",
+        status=OutcomeStatus.ACCEPTED,
+        index=3,
+        message_id="M9",
+        code=smscommy_wire.SENT,
+        ref="r",
+        seqno="S1",
+        raw="1701:M9",
+    )
+    assert built == expected and built.error is None and built.reason is None
