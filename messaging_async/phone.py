@@ -165,6 +165,14 @@ def normalize_number(
             "in international format",
             index,
         )
+    # The usual number settled here without a call (one per recipient in a bulk send): a
+    # two-digit calling code, no trunk 0 after it, a length that country has. What
+    # ``_check_national`` would return for it unchanged.
+    country = COUNTRIES.get(digits[:2])
+    if country is not None and digits[2] != "0":
+        national = country.national
+        if national is not None and national[0] <= len(digits) - 2 <= national[1]:
+            return digits
     return _check_national(digits, number, index)
 
 

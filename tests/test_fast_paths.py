@@ -12,11 +12,12 @@ from typing import Any
 import attrs
 import pytest
 
-from messaging_async import OutcomeStatus
+from messaging_async import OutcomeStatus, phone
 from messaging_async._secrets import Redactor
-from messaging_async.errors import InvalidNumberError
+from messaging_async.errors import InvalidNumberError, ValidationError
 from messaging_async.isms import _wire
 from messaging_async.models import Outcome, new_outcome
+from messaging_async.phone import MAX_DIGITS, MIN_DIGITS, normalize_number
 from messaging_async.text import check_text, checked_payload, resolve_encoding
 
 RECIPIENTS = [(4, "60120000001", "a"), (5, "60120000002", None), (9, "60120000003", {"k": 1})]
@@ -154,4 +155,25 @@ def test_smscommy_accepted_outcome_is_the_one_the_attrs_constructor_gives() -> N
         seqno="S1",
         raw="1701:M9",
     )
-    assert built == expected and built.error is None and built.reason is None
+    assert built == expected
+    assert built.error is None
+    assert built.reason is None
+
+
+def test_normalize_number_shortcut_agrees_with_the_national_check() -> None:
+    """Every start of three digits, a trunk 0 or not after it, every E.164 length:
+    ``normalize_number`` (with its two-digit-code shortcut) gives what ``_check_national``
+    gives, the same number or the same refusal."""
+    for start in range(100, 1000):
+        for zero in ("", "0"):
+            for length in range(MIN_DIGITS, MAX_DIGITS + 1):
+                digits = (f"{start}"[:2] + zero + f"{start}"[2:] + "5" * 15)[:length]
+                try:
+                    expected: object = phone._check_national(digits, digits, None)
+                except ValidationError as exc:
+                    expected = str(exc)
+                try:
+                    got: object = normalize_number(digits)
+                except ValidationError as exc:
+                    got = str(exc)
+                assert got == expected, digits
