@@ -9,6 +9,7 @@ import enum
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, fields, frozen
@@ -251,6 +252,9 @@ def new_outcome(
     return outcome
 
 
+_status_of = attrgetter("status")
+
+
 @frozen(kw_only=True)
 class BulkReport:
     """Every recipient of a bulk call, in input order, with counts and credits.
@@ -269,7 +273,7 @@ class BulkReport:
 
     @counts.default
     def _count_statuses(self) -> Mapping[str, int]:
-        counted = Counter(outcome.status for outcome in self.outcomes)
+        counted = Counter(map(_status_of, self.outcomes))  # C all the way: no generator
         return {status.value: counted.get(status, 0) for status in OutcomeStatus}
 
     def __len__(self) -> int:
