@@ -1,9 +1,12 @@
 """Bulk SMS throughput against a gateway in a separate process, side by side in one run.
 
 (a) the SDK, (b) raw httpx posting the same prebuilt bodies, (c) the SDK on the aiohttp
-backend, (d) raw aiohttp, (e) the naive path — one classic-API request per recipient, as
-the provider's PHP example does — on a smaller N, per message. Client CPU is this process's;
-the gateway's CPU is shown to prove it is not the bottleneck.
+backend, (d) raw aiohttp posting prebuilt bodies (the floor: no client does less), (e) the
+naive path — one classic-API request per recipient, as the provider's PHP example does —
+on a smaller N, per message, (f) a hand-written aiohttp client that does what a correct
+client must: writes each chunk's JSON from the recipients, parses each answer and maps
+every recipient to its result (the baseline of issue 17's targets). Client CPU is this
+process's; the gateway's CPU is shown to prove it is not the bottleneck.
 
     .venv/bin/python benchmarks/blast.py [--messages 100000]
 """
@@ -113,6 +116,48 @@ async def raw_aiohttp(
                 tasks.start_soon(post, body)
 
 
+async def hand_aiohttp(
+    url: str, batch: list[Sms], concurrency: int, latencies: list[float]
+) -> None:
+    """The least a correct client does on aiohttp: one JSON body per chunk of ≤ 50 written
+    from the recipients, the answer parsed, each recipient matched to its result (by
+    position, its ``dstno`` checked) and kept with its id; every one must be accepted."""
+    limiter = anyio.CapacityLimiter(concurrency)
+    ids: list[str | None] = [None] * len(batch)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def post(start: int) -> None:
+            chunk = batch[start : start + CHUNK]
+            body = json.dumps(
+                {
+                    "un": "u",
+                    "pwd": "p",
+                    "type": "1",
+                    "agreedterm": "YES",
+                    "messages": [{"dstno": m.to, "msg": m.text} for m in chunk],
+                }
+            ).encode()
+            async with limiter:
+                started = time.perf_counter()
+                async with session.post(
+                    f"{url}/isms_send_json.php",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as response:
+                    answer = json.loads(await response.read())
+                latencies.append(time.perf_counter() - started)
+            for position, (sms, result) in enumerate(
+                zip(chunk, answer["results"], strict=True), start
+            ):
+                if result["dstno"] == sms.to and result["code"] == 2000:
+                    ids[position] = result["sms_id"]
+
+        async with anyio.create_task_group() as tasks:
+            for start in range(0, len(batch), CHUNK):
+                tasks.start_soon(post, start)
+    assert None not in ids, "a recipient was not accepted"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
@@ -152,6 +197,11 @@ def main() -> None:
                     args.messages,
                     len(posts),
                 ),
+                "(f) hand-written aiohttp client (JSON written and parsed)": (
+                    lambda lat, c=concurrency: hand_aiohttp(url, batch, c, lat),
+                    args.messages,
+                    len(posts),
+                ),
                 "(e) naive: 1 classic request/recipient": (
                     lambda lat, c=concurrency: raw_httpx(
                         url, naive, c, lat, "isms_send_all_id.php"
@@ -187,28 +237,39 @@ def main() -> None:
 
 
 def targets(rows: list[tuple[int, str, dict[str, float]]]) -> list[str]:
-    """The issue's targets as ratios of msg/s measured in this run."""
+    """Issue 17's targets as ratios of msg/s measured in this run: against the hand-written
+    aiohttp client (f) at concurrency 50, against raw httpx (b) at every concurrency; the
+    naive path and the raw-aiohttp floor (d) are shown too."""
     rate = {(c, name[:3]): f["msg/s"] for c, name, f in rows}
     lines = ["| target (msg/s ratio) | measured | target | |", "|---|---:|---:|---|"]
+    if any(c == 50 for c, _, _ in rows):
+        lines += [
+            verdict(
+                "SDK on aiohttp / hand-written aiohttp client, concurrency 50",
+                rate[50, "(c)"] / rate[50, "(f)"],
+                0.6,
+            ),
+            verdict(
+                "SDK (default backend) / hand-written aiohttp client, concurrency 50",
+                rate[50, "(a)"] / rate[50, "(f)"],
+                0.4,
+            ),
+        ]
     for c in sorted({c for c, _, _ in rows}):
         lines += [
             verdict(f"SDK / raw httpx, concurrency {c}", rate[c, "(a)"] / rate[c, "(b)"], 0.90),
-            verdict(
-                f"SDK on aiohttp / raw aiohttp, concurrency {c}",
-                rate[c, "(c)"] / rate[c, "(d)"],
-                0.85,
-            ),
             verdict(f"SDK / naive path, concurrency {c}", rate[c, "(a)"] / rate[c, "(e)"], 30),
+            shown(
+                f"SDK on aiohttp / raw aiohttp, prebuilt bodies (the floor), concurrency {c}",
+                rate[c, "(c)"] / rate[c, "(d)"],
+            ),
         ]
-    if any(c == 50 for c, _, _ in rows):
-        lines.append(
-            verdict(
-                "SDK on aiohttp / SDK on httpx, concurrency 50",
-                rate[50, "(c)"] / rate[50, "(a)"],
-                4,
-            )
-        )
     return lines
+
+
+def shown(label: str, ratio: float) -> str:
+    """A ratio the issue sets no target for, shown for scale."""
+    return f"| {label} | {ratio:.2f} | — | shown |"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Where a bulk send's CPU goes, layer by layer, against the gateway in a separate process.
 
 - raw aiohttp posting prebuilt bodies and reading the answers as bytes: the floor;
-- raw aiohttp that also writes each body from the messages and parses each answer: the
-  least a correct client does (``json.dumps`` / ``json.loads`` per request);
+- raw aiohttp that also writes each body from the messages, parses each answer and maps
+  each recipient to its result: the least a correct client does (``blast.hand_aiohttp``);
 - httpx's client over aiohttp (``httpx-aiohttp``): what the SDK's aiohttp backend would
   cost had it kept httpx's request and response objects (it does not);
 - the SDK on its aiohttp backend: validation, chunking, outcomes and the retry layer.
@@ -13,15 +13,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import anyio
 import httpx
 from _common import gateway_process, machine, write_section
-from blast import CHUNK, bodies, messages, raw_aiohttp
+from blast import bodies, hand_aiohttp, messages, raw_aiohttp
 from httpx_aiohttp import AiohttpTransport
 
 from messaging_async import IsmsClient, RetryPolicy, Sms
@@ -62,33 +60,7 @@ async def httpx_over_aiohttp(url: str, batch: list[Sms], posts: list[bytes]) -> 
 
 
 async def aiohttp_with_json(url: str, batch: list[Sms], posts: list[bytes]) -> None:
-    limiter = anyio.CapacityLimiter(CONCURRENCY)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def post(chunk: list[Sms]) -> None:
-            body = json.dumps(
-                {
-                    "un": "u",
-                    "pwd": "p",
-                    "type": "1",
-                    "agreedterm": "YES",
-                    "messages": [{"dstno": m.to, "msg": m.text} for m in chunk],
-                }
-            ).encode()
-            async with (
-                limiter,
-                session.post(
-                    f"{url}/isms_send_json.php",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                ) as response,
-            ):
-                json.loads(await response.read())
-
-        async with anyio.create_task_group() as tasks:
-            for start in range(0, len(batch), CHUNK):
-                tasks.start_soon(post, batch[start : start + CHUNK])
+    await hand_aiohttp(url, batch, CONCURRENCY, [])
 
 
 async def aiohttp_only(url: str, batch: list[Sms], posts: list[bytes]) -> None:
@@ -98,7 +70,7 @@ async def aiohttp_only(url: str, batch: list[Sms], posts: list[bytes]) -> None:
 Layer = Callable[[str, list[Sms], list[bytes]], Awaitable[None]]
 LAYERS: list[tuple[str, Layer]] = [
     ("raw aiohttp, prebuilt bodies", aiohttp_only),
-    ("raw aiohttp, writing bodies and parsing answers", aiohttp_with_json),
+    ("hand-written aiohttp client: bodies written, answers parsed and mapped", aiohttp_with_json),
     ("httpx's client over aiohttp (not used by the SDK)", httpx_over_aiohttp),
     ("SDK, aiohttp backend", sdk),
 ]

