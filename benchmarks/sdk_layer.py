@@ -26,7 +26,7 @@ from _common import machine, write_section
 from blast import messages
 
 from messaging_async import IsmsClient, RetryPolicy, Sms
-from messaging_async.isms import _wire
+from messaging_async.isms import _outcomes, _wire
 
 CHUNK = 50
 
@@ -65,7 +65,7 @@ def stages(chunk: list[Sms]) -> dict[str, Callable[[], object]]:
             username="u", password="p", sender_id=None, encoding=encoding, recipients=pairs
         ),
         "read the answer (JSON)": lambda: _wire.parse_json_send(answer),
-        "one outcome per recipient": lambda: _wire.chunk_outcomes(
+        "one outcome per recipient": lambda: _outcomes.chunk_outcomes(
             recipients, parsed, isms._unit_redactor(unit)
         ),
     }

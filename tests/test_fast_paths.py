@@ -15,7 +15,7 @@ import pytest
 from messaging_async import OutcomeStatus, phone
 from messaging_async._secrets import Redactor
 from messaging_async.errors import InvalidNumberError, ValidationError
-from messaging_async.isms import _wire
+from messaging_async.isms import _outcomes, _wire
 from messaging_async.models import Outcome, new_outcome
 from messaging_async.phone import MAX_DIGITS, MIN_DIGITS, normalize_number
 from messaging_async.text import check_text, checked_payload, resolve_encoding
@@ -52,9 +52,9 @@ def test_new_outcome_equals_the_attrs_constructor_field_for_field() -> None:
 
 def general_road(results: list[Any]) -> list[Outcome]:
     """What ``chunk_outcomes`` gave before its one-pass path: match, then one call each."""
-    matched = _wire.match_results([number for _, number, _ in RECIPIENTS], results)
+    matched = _outcomes.match_results([number for _, number, _ in RECIPIENTS], results)
     return [
-        _wire.result_outcome(index, number, ref, result, REDACT)
+        _outcomes.result_outcome(index, number, ref, result, REDACT)
         for (index, number, ref), result in zip(RECIPIENTS, matched, strict=True)
     ]
 
@@ -82,8 +82,8 @@ def test_the_usual_answer_takes_the_one_pass_path_and_matches_the_general_road(
     results: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     expected = general_road(results)
-    monkeypatch.setattr(_wire, "result_outcome", _refuse)  # proves the fast path ran
-    outcomes, fatal = _wire.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
+    monkeypatch.setattr(_outcomes, "result_outcome", _refuse)  # proves the fast path ran
+    outcomes, fatal = _outcomes.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
     assert fatal is None
     assert outcomes == expected
     assert [o.raw for o in outcomes] == [o.raw for o in expected]
@@ -113,7 +113,7 @@ A, B, C = (number for _, number, _ in RECIPIENTS)
     ],
 )
 def test_every_other_answer_gives_what_the_general_road_gives(results: list[Any]) -> None:
-    outcomes, fatal = _wire.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
+    outcomes, fatal = _outcomes.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
     expected = general_road(results)
     assert outcomes == expected
     assert [o.error is None for o in outcomes] == [o.error is None for o in expected]

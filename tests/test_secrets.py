@@ -27,7 +27,7 @@ from messaging_async import (
     WhatsAppText,
 )
 from messaging_async._secrets import MASK, Redactor, _forms
-from messaging_async.isms import _wire
+from messaging_async.isms import _outcomes, _wire
 
 from .conftest import make_client
 from .gateway import PASSWORD, TestGateway, refused_base_url, serve_on_loopback
@@ -454,7 +454,7 @@ def test_an_unknown_result_keeps_no_echo_in_its_raw() -> None:
     echo = {"dstno": NUMBERS[0], "message": f"{TEXTS[0]} pwd={PASSWORD}"}
     answer = _wire.parse_json_send(json.dumps({"results": [echo]}))
     redact = Redactor([PASSWORD, TEXTS[0]], [NUMBERS[0]])
-    (outcome,), _ = _wire.chunk_outcomes([(0, NUMBERS[0], None)], answer, redact)
+    (outcome,), _ = _outcomes.chunk_outcomes([(0, NUMBERS[0], None)], answer, redact)
     assert outcome.status.value == "unknown"
     assert outcome.raw == {"dstno": "6012*****00", "message": "*** pwd=***"}
 

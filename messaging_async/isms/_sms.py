@@ -19,7 +19,7 @@ from ..models import Outcome, Sms
 from ..phone import normalize_number
 from ..retry import RetryPolicy
 from ..text import Encoding, check_encoding, checked_payload
-from . import _wire
+from . import _outcomes, _wire
 
 logger = logging.getLogger("messaging_async.isms")
 
@@ -94,7 +94,7 @@ class SmsMethods(BaseClient):
         except _wire.UnrecognisedAnswer:
             return UnitResult(_unrecognised(unit, answer, redact))
         recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _wire.chunk_outcomes(recipients, parsed, redact)
+        outcomes, fatal = _outcomes.chunk_outcomes(recipients, parsed, redact)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
@@ -122,7 +122,7 @@ class SmsMethods(BaseClient):
         except _wire.UnrecognisedAnswer:
             return UnitResult(_unrecognised(unit, answer, redact))
         recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _wire.classic_outcomes(recipients, code, trx_id, answer.text, redact)
+        outcomes, fatal = _outcomes.classic_outcomes(recipients, code, trx_id, answer.text, redact)
         return UnitResult(outcomes, None, fatal)
 
     async def _post_send(
