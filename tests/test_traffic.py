@@ -120,8 +120,11 @@ async def test_a_rate_limited_blast_keeps_the_rate_as_the_gateway_counts_it() ->
     assert len(received) == rate * seconds
     # Counted by the gateway's receive times, not by the client's clock.
     assert busiest_window(received, 1.0) <= rate * 1.05 + burst
+    # And not far below it: a limiter that over-throttles fails here. The slack is for a
+    # loaded machine (the gateway's receive times lag when both processes wait for a core;
+    # 0.95 failed at load 8 on 2 cores while an honest limiter measured 0.88).
     span = max(received) - min(received)
-    assert (len(received) - burst) / span >= 0.95 * rate
+    assert (len(received) - burst) / span >= 0.85 * rate
 
 
 async def test_a_throttling_answer_pauses_every_task_once_and_loses_nobody(
