@@ -1,9 +1,5 @@
-"""One HTTP POST and its answer, over httpx's transport or over aiohttp: the only place the
-clients do network I/O. ``_transport`` builds failover and retry rules on top of it.
-
-Both exchanges answer the one question the retry rules need about a failure: could the
-request have reached the gateway? (``SendFailed.never_sent``). Neither follows redirects,
-stores cookies or reads proxy settings from the environment.
+"""Requests through httpx's transports: our pools (several small httpcore pools on a native
+asyncio network backend) or the caller's transport.
 
 Why not ``httpx.AsyncClient``: per request it merges URLs, headers and cookies, runs the
 auth and redirect machinery and times the exchange — none of which we use — and that
@@ -19,31 +15,17 @@ import logging
 import re
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
 
+import httpcore
 import httpx
-from attrs import define, frozen
+from attrs import define
 
-from ._connections import Network, shared_ssl_context
-from ._version import __version__
-from .errors import ValidationError
+from .._connections import Network
+from ..errors import ValidationError
+from ._base import DEFAULT_KEEPALIVE_EXPIRY, DIRECT, USER_AGENT, Phases, Reply, SendFailed, describe
+from ._native import NativeBackend
 
-if TYPE_CHECKING:
-    import aiohttp
-
-__all__ = [
-    "DEFAULT_KEEPALIVE_EXPIRY",
-    "AiohttpExchange",
-    "Exchange",
-    "HttpxExchange",
-    "Reply",
-    "SendFailed",
-    "default_transport",
-    "shard_sizes",
-    "shared_ssl_context",
-]
-
-USER_AGENT = f"messaging-async/{__version__}"
+__all__ = ["SHARD_SIZE", "HttpxExchange", "default_transport", "shard_sizes"]
 
 # Raised by httpx before a single byte of the request could have reached the gateway.
 _NOT_SENT_ERRORS = (
@@ -56,74 +38,34 @@ _NOT_SENT_ERRORS = (
 )
 
 
-@frozen
-class Reply:
-    """The HTTP answer: status, body bytes, and the ``Retry-After`` header if there was one."""
-
-    status: int
-    body: bytes
-    retry_after: str | None = None
-
-
-class SendFailed(Exception):
-    """No HTTP answer came back. ``never_sent``: the request certainly did not leave."""
-
-    def __init__(self, description: str, *, never_sent: bool):
-        super().__init__(description)
-        self.never_sent = never_sent
-
-
-class Exchange(Protocol):
-    @property
-    def closed(self) -> bool: ...
-
-    async def post(
-        self, url: str, content: bytes, content_type: str, phases: Phases | None = None
-    ) -> Reply:
-        """POST ``content``; the reply, or ``SendFailed``. ``phases`` replace the
-        exchange's own phases for this request (a shorter per-call deadline)."""
-
-    async def aclose(self) -> None: ...
-
-
-# httpx's timeout phases as a dict (connect, read, write, pool → seconds or None).
-Phases = dict[str, float | None]
-
-
-_DIRECT = Network(ssl_context=shared_ssl_context())
-
-# Seconds an idle connection is kept for reuse. Servers close idle keep-alive connections
-# on their own clock (Apache and uvicorn after 5 s, Node.js after 5 s, nginx after 75 s);
-# a request sent on a connection the server is closing at that moment is lost, and being
-# a POST that may have left, it cannot be resent. Staying clearly under the shortest common
-# server timeout means we never race one; httpx's own default is 5 s, aiohttp's 15 s.
-DEFAULT_KEEPALIVE_EXPIRY = 2.0
-
 # Connections per httpcore pool. httpcore 1.0 re-examines every connection of a pool on
 # every request and every response (its keep-alive check alone is quadratic in the pool's
 # size: httpx #3215, httpcore #1035); at 50 connections that was most of the client's CPU.
 # Small pools side by side keep that work small; see ``HttpxExchange``.
 SHARD_SIZE = 4
 
+# One for every pool: it keeps no state of its own (see ``_native``).
+_NATIVE = NativeBackend()
+
 
 def default_transport(
     max_connections: int,
     keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-    network: Network = _DIRECT,
+    network: Network = DIRECT,
     proxy: str | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY``: the request headers and body
-    go out in separate writes, which Nagle's algorithm would otherwise hold back for an ACK
-    (about 10% of throughput measured here). Idle connections are dropped after
-    ``keepalive_expiry`` seconds (see ``DEFAULT_KEEPALIVE_EXPIRY``); requests go through
-    ``proxy`` when given, the gateway's certificate checked as ``network`` says."""
+    """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY`` (httpcore may write a request's
+    head and body apart, which Nagle's algorithm would hold back for an ACK: about 10% of
+    throughput measured here), its connections on ``NativeBackend``. Idle connections are
+    dropped after ``keepalive_expiry`` seconds (see ``DEFAULT_KEEPALIVE_EXPIRY``); requests
+    go through ``proxy`` when given, the gateway's certificate checked as ``network`` says."""
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=keepalive_expiry,
     )
     try:
-        return httpx.AsyncHTTPTransport(
+        transport = httpx.AsyncHTTPTransport(
             verify=network.ssl_context or False,
             limits=limits,
             proxy=proxy,
@@ -133,6 +75,12 @@ def default_transport(
         raise ValidationError(
             f"proxy: {exc.msg or exc}; install 'httpx[socks]'", field="proxy"
         ) from None
+    # httpx takes no network backend; its pool (direct, HTTP or SOCKS proxy alike) keeps
+    # the one it hands every connection it makes in ``_network_backend``.
+    pool = transport._pool
+    assert isinstance(pool._network_backend, httpcore.AsyncNetworkBackend)
+    pool._network_backend = _NATIVE
+    return transport
 
 
 def shard_sizes(max_connections: int) -> list[int]:
@@ -189,11 +137,6 @@ class _Shard:
     in_flight: int = 0
 
 
-def describe(exc: BaseException) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
 class HttpxExchange:
     """Requests through httpx transports: ours (closed with the client), or the caller's one
     (``owned=False``: used as given, closed by its owner).
@@ -212,7 +155,7 @@ class HttpxExchange:
         timeout: httpx.Timeout,
         owned: bool,
         make_shards: Callable[[str | None], list[_Shard]] | None = None,
-        network: Network = _DIRECT,
+        network: Network = DIRECT,
     ):
         _keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
@@ -232,7 +175,7 @@ class HttpxExchange:
         max_connections: int,
         timeout: httpx.Timeout,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-        network: Network = _DIRECT,
+        network: Network = DIRECT,
     ) -> HttpxExchange:
         def make_shards(proxy: str | None) -> list[_Shard]:
             return [
@@ -319,111 +262,3 @@ def _target(url: str, content_type: str) -> tuple[httpx.URL, tuple[tuple[bytes, 
         (b"User-Agent", USER_AGENT.encode("ascii")),
     )
     return parsed, headers
-
-
-class AiohttpExchange:
-    """Requests through an ``aiohttp.ClientSession`` (the ``[fast]`` extra; asyncio only).
-
-    The session is made on first use, inside the running event loop, as aiohttp requires.
-    aiohttp sets ``TCP_NODELAY`` itself.
-    """
-
-    def __init__(
-        self,
-        max_connections: int,
-        timeout: httpx.Timeout,
-        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-        network: Network = _DIRECT,
-    ):
-        if network.proxy is not None and network.proxy.startswith("socks"):
-            raise ValidationError(
-                "http_backend='aiohttp' has no socks proxies; use the default backend",
-                field="proxy",
-            )
-        try:
-            import aiohttp
-        except ImportError:
-            raise ValidationError(
-                "http_backend='aiohttp' needs the fast extra: pip install 'messaging-async[fast]'",
-                field="http_backend",
-            ) from None
-        self._aiohttp = aiohttp
-        self._max_connections = max_connections
-        self._keepalive_expiry = keepalive_expiry
-        self._network = network
-        self._timeout = self._client_timeout(timeout.as_dict())
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _client_timeout(self, phases: Phases) -> aiohttp.ClientTimeout:
-        return self._aiohttp.ClientTimeout(
-            total=None,
-            connect=phases["pool"],  # waiting for a pooled connection, connecting included
-            sock_connect=phases["connect"],
-            sock_read=phases["read"],
-        )
-
-    def _open(self) -> aiohttp.ClientSession:
-        aiohttp = self._aiohttp
-        # aiohttp checks the idle time when it hands a connection out, so none older than
-        # ``keepalive_expiry`` is reused; 0 means a connection per request.
-        reuse: dict[str, Any] = (
-            {"keepalive_timeout": self._keepalive_expiry}
-            if self._keepalive_expiry > 0
-            else {"force_close": True}
-        )
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            ssl=self._network.ssl_context or False,
-            **reuse,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT},
-            # aiohttp reads HTTP(S)_PROXY and NO_PROXY itself when trusted to.
-            trust_env=self._network.trust_env,
-        )
-        return self._session
-
-    async def post(
-        self, url: str, content: bytes, content_type: str, phases: Phases | None = None
-    ) -> Reply:
-        session = self._session or self._open()
-        headers = {"Content-Type": content_type}
-        options: dict[str, Any] = {}
-        if phases is not None:
-            options["timeout"] = self._client_timeout(phases)
-        if self._network.proxy is not None:
-            options["proxy"] = self._network.proxy
-        try:
-            async with session.post(
-                url, data=content, headers=headers, allow_redirects=False, **options
-            ) as response:
-                body = await response.read()
-                return Reply(response.status, body, response.headers.get("Retry-After"))
-        except (self._aiohttp.ClientError, TimeoutError) as exc:
-            raise SendFailed(describe(exc), never_sent=self._never_sent(exc)) from exc
-
-    def _never_sent(self, exc: BaseException) -> bool:
-        """Only a failure to get a connection proves the request never left; a disconnect,
-        reset or read timeout may come after the gateway had it all."""
-        aiohttp = self._aiohttp
-        return isinstance(
-            exc,
-            aiohttp.ClientConnectorError
-            | aiohttp.ConnectionTimeoutError
-            | aiohttp.InvalidURL
-            | aiohttp.ClientProxyConnectionError,
-        )
-
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
