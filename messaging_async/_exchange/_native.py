@@ -26,6 +26,8 @@ __all__ = ["NativeBackend"]
 
 # Above this many unread bytes the socket is not read from until the reader catches up.
 _READ_HIGH_WATER = 256 * 1024
+# Writes up to this many bytes wait for the rest of the request (or the next loop turn).
+_GATHER_LIMIT = 64 * 1024
 _EXPIRED = object()  # what a timed-out wait's future holds
 _Option = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -105,6 +107,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
         self._pending: list[bytes] = []
+        self._pending_size = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._flush()
@@ -134,14 +137,19 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(buffer)
-        if self._protocol.paused:  # the socket's send buffer is full: wait until it drains
+        self._pending_size += len(buffer)
+        # Small writes wait for company; a large body goes at once, and while the socket's
+        # send buffer is full the write waits for it to drain (flow control, as anyio's).
+        if self._pending_size > _GATHER_LIMIT or self._protocol.paused:
             self._flush()
-            await self._drained(timeout)
+            if self._protocol.paused:
+                await self._drained(timeout)
 
     def _flush(self) -> None:
         if self._pending and not self._transport.is_closing():
             self._transport.write(b"".join(self._pending))
         self._pending.clear()
+        self._pending_size = 0
 
     async def _drained(self, timeout: float | None) -> None:
         protocol = self._protocol
@@ -156,6 +164,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._pending.clear()
+        self._pending_size = 0
         self._transport.close()
 
     async def start_tls(
