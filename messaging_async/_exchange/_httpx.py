@@ -44,6 +44,8 @@ _NOT_SENT_ERRORS = (
 # Small pools side by side keep that work small; see ``HttpxExchange``.
 SHARD_SIZE = 4
 
+_Headers = tuple[tuple[bytes, bytes], ...]
+
 # One for every pool: it keeps no state of its own (see ``_native``).
 _NATIVE = NativeBackend()
 
@@ -53,7 +55,7 @@ def default_transport(
     keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     network: Network = DIRECT,
     proxy: str | None = None,
-) -> httpx.AsyncBaseTransport:
+) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, HTTP/1.1, with ``TCP_NODELAY`` (httpcore may write a request's
     head and body apart, which Nagle's algorithm would hold back for an ACK: about 10% of
     throughput measured here), its connections on ``NativeBackend``. Idle connections are
@@ -132,9 +134,25 @@ def _keep_answers_out_of_httpcore_logs() -> None:
 
 @define
 class _Shard:
+    """One pool. ``pool``: httpcore's pool inside ``transport`` when the transport is ours,
+    which requests then go to directly (see ``HttpxExchange._through_pool``)."""
+
     transport: httpx.AsyncBaseTransport
     capacity: int
     in_flight: int = 0
+    pool: httpcore.AsyncConnectionPool | None = None
+
+
+# httpcore's failures, each re-raised as httpx's exception of the same name (as httpx's
+# transport does): what callers, hooks and the "never sent" rule see does not depend on
+# the path a request took.
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
 
 
 class HttpxExchange:
@@ -178,10 +196,11 @@ class HttpxExchange:
         network: Network = DIRECT,
     ) -> HttpxExchange:
         def make_shards(proxy: str | None) -> list[_Shard]:
-            return [
-                _Shard(default_transport(size, keepalive_expiry, network, proxy), size)
-                for size in shard_sizes(max_connections)
-            ]
+            shards = []
+            for size in shard_sizes(max_connections):
+                transport = default_transport(size, keepalive_expiry, network, proxy)
+                shards.append(_Shard(transport, size, pool=transport._pool))
+            return shards
 
         exchange = cls([], timeout, owned=True, make_shards=make_shards, network=network)
         exchange._shards = make_shards(network.proxy)
@@ -196,27 +215,15 @@ class HttpxExchange:
     async def post(
         self, url: str, content: bytes, content_type: str, phases: Phases | None = None
     ) -> Reply:
-        parsed, fixed_headers = _target(url, content_type)
-        request = httpx.Request(
-            "POST",
-            parsed,
-            headers=[*fixed_headers, _content_length(content)],
-            stream=httpx.ByteStream(content),
-            extensions={"timeout": self._timeout if phases is None else phases},
-        )
         shard = self._least_busy(url)
+        timeout = self._timeout if phases is None else phases
         shard.in_flight += 1
         try:
-            response = await shard.transport.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()  # the connection goes back to its pool here
-        except httpx.TransportError as exc:
-            raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+            if shard.pool is not None:
+                return await _through_pool(shard.pool, url, content, content_type, timeout)
+            return await _through_transport(shard.transport, url, content, content_type, timeout)
         finally:
             shard.in_flight -= 1
-        return Reply(response.status_code, body, response.headers.get("Retry-After"))
 
     def _least_busy(self, url: str) -> _Shard:
         shards = self._shards if self._by_proxy is None else self._shards_for(url)
@@ -242,6 +249,90 @@ class HttpxExchange:
                     await shard.transport.aclose()
 
 
+async def _through_transport(
+    transport: httpx.AsyncBaseTransport, url: str, content: bytes, kind: str, timeout: Phases
+) -> Reply:
+    """The request through an httpx transport (the caller's: respx, ``MockTransport``...)."""
+    parsed, fixed_headers = _target(url, kind)
+    request = httpx.Request(
+        "POST",
+        parsed,
+        headers=[*fixed_headers, _content_length(content)],
+        stream=httpx.ByteStream(content),
+        extensions={"timeout": timeout},
+    )
+    try:
+        response = await transport.handle_async_request(request)
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()  # the connection goes back to its pool here
+    except httpx.TransportError as exc:
+        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+    return Reply(response.status_code, body, response.headers.get("Retry-After"))
+
+
+async def _through_pool(
+    pool: httpcore.AsyncConnectionPool, url: str, content: bytes, kind: str, timeout: Phases
+) -> Reply:
+    """The request straight to our httpcore pool. httpx's transport would turn the request
+    into httpcore's, the answer into an ``httpx.Response`` with a stream wrapper, and map
+    exceptions around each step: about a tenth of the CPU per WhatsApp message, measured
+    (benchmarks/RESULTS.md, "WhatsApp: before / after per stage")."""
+    target, fixed_headers = _core_target(url, kind)
+    request = httpcore.Request(
+        b"POST",
+        target,
+        headers=[*fixed_headers, _content_length(content)],
+        content=_Body(content),
+        extensions={"timeout": timeout},
+    )
+    try:
+        response = await pool.handle_async_request(request)
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()  # the connection goes back to its pool here
+    except _HTTPCORE_ERRORS as exc:
+        error: httpx.TransportError = getattr(httpx, type(exc).__name__, httpx.TransportError)(
+            str(exc)
+        )
+        error.__cause__ = exc
+        raise SendFailed(describe(error), never_sent=isinstance(error, _NOT_SENT_ERRORS)) from error
+    except httpx.TransportError as exc:  # respx mocks httpcore's pool with httpx's errors
+        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+    return Reply(response.status, body, _retry_after(response.headers))
+
+
+class _Body:
+    """A request body as httpcore reads it: one chunk. Not an async generator (as httpcore's
+    and httpx's byte streams are): one a cancellation leaves unfinished is finalised by the
+    garbage collector, which trio reports as a ResourceWarning."""
+
+    __slots__ = ("_content", "_given")
+
+    def __init__(self, content: bytes):
+        self._content = content
+        self._given = False
+
+    def __aiter__(self) -> _Body:
+        self._given = False
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._given:
+            raise StopAsyncIteration
+        self._given = True
+        return self._content
+
+
+def _retry_after(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == b"retry-after":
+            return value.decode("latin-1")
+    return None
+
+
 def _free_connections(shard: _Shard) -> int:
     return shard.capacity - shard.in_flight
 
@@ -251,7 +342,7 @@ def _content_length(content: bytes) -> tuple[bytes, bytes]:
 
 
 @functools.lru_cache(maxsize=64)
-def _target(url: str, content_type: str) -> tuple[httpx.URL, tuple[tuple[bytes, bytes], ...]]:
+def _target(url: str, content_type: str) -> tuple[httpx.URL, _Headers]:
     """The parsed URL and the headers httpx would write for it, made once per URL: given
     both, and the body as a stream, ``httpx.Request`` skips its URL parsing and header
     building (a sixth of its time, measured). URLs are few: base URLs times paths."""
@@ -262,3 +353,13 @@ def _target(url: str, content_type: str) -> tuple[httpx.URL, tuple[tuple[bytes, 
         (b"User-Agent", USER_AGENT.encode("ascii")),
     )
     return parsed, headers
+
+
+@functools.lru_cache(maxsize=64)
+def _core_target(url: str, content_type: str) -> tuple[httpcore.URL, _Headers]:
+    """``_target`` in httpcore's terms, made once per URL."""
+    parsed, headers = _target(url, content_type)
+    target = httpcore.URL(
+        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+    )
+    return target, headers
