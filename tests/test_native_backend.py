@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpcore
+import httpx
 import pytest
 
 from messaging_async import IsmsClient, RetryPolicy
+from messaging_async._exchange import HttpxExchange, SendFailed
 from messaging_async._exchange._native import AsyncioStream, NativeBackend
 
 from .gateway import PASSWORD, USERNAME, TestGateway, refused_base_url, serve_on_loopback
@@ -219,3 +224,69 @@ async def test_a_refused_connect_is_httpcores_connect_error(anyio_backend: str) 
     port = int(refused_base_url().rsplit(":", 1)[1])
     with pytest.raises(httpcore.ConnectError):
         await NativeBackend().connect_tcp("127.0.0.1", port, timeout=5)
+
+
+@contextlib.contextmanager
+def answering(status: int, headers: dict[str, str], delay: float = 0.0) -> Iterator[str]:
+    """A threaded HTTP/1.1 server on 127.0.0.1 giving every POST the same answer."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            time.sleep(delay)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": "2"}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _pooled(read: float = 5.0) -> HttpxExchange:
+    return HttpxExchange.pooled(4, httpx.Timeout(5.0, read=read))
+
+
+async def test_our_pools_give_the_status_body_and_retry_after(anyio_backend: str) -> None:
+    with answering(429, {"Retry-After": "7"}) as url:
+        exchange = _pooled()
+        try:
+            reply = await exchange.post(f"{url}/x", b"{}", "application/json")
+        finally:
+            await exchange.aclose()
+    assert (reply.status, reply.body, reply.retry_after) == (429, b"{}", "7")
+
+
+async def test_our_pools_fail_with_httpxs_errors_and_say_whether_it_left(
+    anyio_backend: str,
+) -> None:
+    """A refused connect never left; a read timeout may have. The cause is httpx's error of
+    the same name as httpcore's, whichever path the request took."""
+    exchange = _pooled(read=0.3)
+    try:
+        with pytest.raises(SendFailed) as refused:
+            await exchange.post(f"{refused_base_url()}/x", b"{}", "application/json")
+        with answering(200, {}, delay=1.0) as url, pytest.raises(SendFailed) as slow:
+            await exchange.post(f"{url}/x", b"{}", "application/json")
+    finally:
+        await exchange.aclose()
+    assert refused.value.never_sent
+    assert isinstance(refused.value.__cause__, httpx.ConnectError)
+    assert isinstance(refused.value.__cause__.__cause__, httpcore.ConnectError)
+    assert not slow.value.never_sent
+    assert isinstance(slow.value.__cause__, httpx.ReadTimeout)
+    assert str(slow.value).startswith("ReadTimeout")
