@@ -276,14 +276,16 @@ class Transport:
     ) -> Answer | NextHost | RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         single = attempt.call.single
-        with anyio.move_on_after(attempt.call.remaining()) as waiting:
-            await self._pacer.wait_turn(attempt.messages, priority=single)
-            await self._shared.lanes.acquire(single)
-        if waiting.cancelled_caught:
-            notes.append("not sent: the call's timeout passed while waiting for its turn")
-            return RoundOver(pause=math.inf, reason="deadline")
+        if attempt.call.deadline == math.inf:  # nothing to bound: no cancel scope to enter
+            await self._take_turn(attempt.messages, single)
+        else:
+            with anyio.move_on_after(attempt.call.remaining()) as waiting:
+                await self._take_turn(attempt.messages, single)
+            if waiting.cancelled_caught:
+                notes.append("not sent: the call's timeout passed while waiting for its turn")
+                return RoundOver(pause=math.inf, reason="deadline")
         number = len(notes) + 1
-        began = anyio.current_time()
+        began = anyio.current_time() if self._observer.hooks is not None else 0.0
         try:
             if not self._shared.gate.admit():  # aclose() began: this request is never made
                 notes.append("the client was closed")
@@ -311,9 +313,16 @@ class Transport:
             self._cooling_until.pop(base_url, None)
         return judge(base_url, reply, progress, notes)
 
+    async def _take_turn(self, messages: int, single: bool) -> None:
+        """Wait out the throttle pause and the rate limit, then take a connection slot."""
+        await self._pacer.wait_turn(messages, priority=single)
+        await self._shared.lanes.acquire(single)
+
     def _report(
         self, base_url: str, attempt: Attempt, number: int, began: float, **outcome: Any
     ) -> None:
+        if self._observer.hooks is None:  # nobody listens: no clock to read
+            return
         duration = anyio.current_time() - began
         messages = attempt.messages
         self._observer.attempt(

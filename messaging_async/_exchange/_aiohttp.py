@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -48,6 +51,9 @@ class AiohttpExchange:
         self._network = network
         self._timeout = self._client_timeout(timeout.as_dict())
         self._session: aiohttp.ClientSession | None = None
+        self._options: dict[str, Any] = {"allow_redirects": False}
+        if network.proxy is not None:
+            self._options["proxy"] = network.proxy
         self._closed = False
 
     @property
@@ -91,15 +97,12 @@ class AiohttpExchange:
         self, url: str, content: bytes, content_type: str, phases: Phases | None = None
     ) -> Reply:
         session = self._session or self._open()
-        headers = {"Content-Type": content_type}
-        options: dict[str, Any] = {}
+        options = self._options
         if phases is not None:
-            options["timeout"] = self._client_timeout(phases)
-        if self._network.proxy is not None:
-            options["proxy"] = self._network.proxy
+            options = {**options, "timeout": self._client_timeout(phases)}
         try:
             async with session.post(
-                url, data=content, headers=headers, allow_redirects=False, **options
+                url, data=content, headers=_headers(content_type), **options
             ) as response:
                 body = await response.read()
                 return Reply(response.status, body, response.headers.get("Retry-After"))
@@ -122,3 +125,10 @@ class AiohttpExchange:
         self._closed = True
         if self._session is not None:
             await self._session.close()
+
+
+@functools.cache
+def _headers(content_type: str) -> Mapping[str, str]:
+    """The request's own headers, one read-only mapping per content type (aiohttp copies
+    them into each request)."""
+    return MappingProxyType({"Content-Type": content_type})
