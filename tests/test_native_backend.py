@@ -290,3 +290,16 @@ async def test_our_pools_fail_with_httpxs_errors_and_say_whether_it_left(
     assert not slow.value.never_sent
     assert isinstance(slow.value.__cause__, httpx.ReadTimeout)
     assert str(slow.value).startswith("ReadTimeout")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_closed_connections_socket_is_closed_when_aclose_returns(
+    anyio_backend: str,
+) -> None:
+    """asyncio closes a socket on the loop's next turn; one left for that turn can outlive
+    its event loop (a ResourceWarning in the user's tests)."""
+    async with silent_server(read=True) as (host, port, _):
+        stream = await NativeBackend().connect_tcp(host, port, timeout=5)
+        sock = stream.get_extra_info("socket")
+        await stream.aclose()
+        assert sock.fileno() == -1

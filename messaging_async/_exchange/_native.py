@@ -163,9 +163,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(protocol.error or "the connection was closed"))
 
     async def aclose(self) -> None:
+        """Close the connection, its socket closed before this returns (as anyio's streams
+        do): asyncio closes a socket only on the loop's next turn, and one left for that turn
+        can outlive its event loop (a test's, a script's) as a ResourceWarning."""
         self._pending.clear()
         self._pending_size = 0
-        self._transport.close()
+        transport = self._transport
+        transport.close()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            transport.abort()  # what a TLS goodbye still holds open; a no-op when closed
+            await asyncio.sleep(0)
 
     async def start_tls(
         self,
@@ -181,11 +190,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                     self._transport, self._protocol, ssl_context, server_hostname=server_hostname
                 )
         except TimeoutError:
-            self._transport.close()
+            await self.aclose()
             raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
         except (OSError, ssl.SSLError) as exc:
-            self._transport.close()
+            await self.aclose()
             raise httpcore.ConnectError(str(exc)) from exc
+        except BaseException:  # cancelled midway: nothing to wait for
+            self._transport.abort()
+            raise
         assert isinstance(tls, asyncio.Transport)
         self._protocol.transport = tls
         return AsyncioStream(tls, self._protocol)
