@@ -15,8 +15,9 @@ from attrs import define, field, frozen
 from ._call import CallOptions
 from ._exchange import Reply
 from ._observe import host_of
+from .errors import OutcomeUnknownError, UnreachableError
 
-__all__ = ["Answer", "Attempt", "NextHost", "RoundOver", "SendProgress", "judge"]
+__all__ = ["Answer", "Attempt", "NextHost", "RoundOver", "SendProgress", "give_up", "judge"]
 
 _AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 503, 504})
 _THROTTLED = 429
@@ -120,3 +121,20 @@ def retry_after_seconds(reply: Reply) -> float | None:
     if moment is None or moment.tzinfo is None:
         return None
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def give_up(notes: list[str], progress: SendProgress, last_answer: Answer | None) -> Answer:
+    """The last answer, if the last attempt gave one, for the caller to judge; else raise
+    what the attempts amount to."""
+    if last_answer is not None:
+        return last_answer
+    if not notes:
+        notes.append("not sent: the call's timeout passed before the first attempt")
+    summary = f"no usable answer after {len(notes)} attempt(s); last: {notes[-1]}"
+    if progress.ambiguous:
+        raise OutcomeUnknownError(
+            "the request may have reached the gateway: " + summary, attempts=tuple(notes)
+        )
+    raise UnreachableError(
+        "the request never reached the gateway: " + summary, attempts=tuple(notes)
+    )

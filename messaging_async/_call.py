@@ -37,6 +37,8 @@ class CallOptions:
     single: bool = False
 
     def remaining(self) -> float:
+        if self.deadline == math.inf:  # no deadline: no clock to read (several per request)
+            return math.inf
         return self.deadline - anyio.current_time()
 
 

@@ -142,6 +142,8 @@ class ThrottlePause:
         """Sleep until the pause (with every extension made meanwhile) is over; the seconds
         slept."""
         slept = 0.0
+        if self._until == -math.inf:  # never paused: no clock to read (once per request)
+            return slept
         while (until := self._until) > (now := anyio.current_time()):
             await anyio.sleep_until(until)
             slept += anyio.current_time() - now

@@ -29,7 +29,7 @@ import anyio
 import httpx
 import sniffio
 
-from ._attempts import Answer, Attempt, NextHost, RoundOver, SendProgress, judge
+from ._attempts import Answer, Attempt, NextHost, RoundOver, SendProgress, give_up, judge
 from ._call import CallOptions, current_call
 from ._connections import (
     DEFAULT_TIMEOUT,
@@ -43,7 +43,7 @@ from ._exchange import DEFAULT_KEEPALIVE_EXPIRY, Phases, Reply, SendFailed
 from ._limiter import Lanes, Pacer, ThrottlePause
 from ._observe import Observer, failure_kind, host_of
 from ._shared import Shared, make_exchange
-from .errors import OutcomeUnknownError, UnreachableError, ValidationError
+from .errors import ValidationError
 from .rate import RateLimit
 from .retry import RetryPolicy
 
@@ -212,7 +212,7 @@ class Transport:
             tried = order[0]
             for position, base_url in enumerate(order):
                 if not self._may_attempt(notes, started, attempt.call):
-                    return self._give_up(notes, progress, last_answer)
+                    return give_up(notes, progress, last_answer)
                 tried = base_url
                 result = await self._attempt(base_url, attempt, progress, notes)
                 last_answer = None
@@ -238,7 +238,7 @@ class Transport:
                         logger.warning("%s", notes[-1])
                     continue
                 if progress.ambiguous and not retry_after_send:
-                    return self._give_up(notes, progress, last_answer)
+                    return give_up(notes, progress, last_answer)
                 break
             round_number += 1
             over = result if isinstance(result, RoundOver) else RoundOver(pause=None)
@@ -249,7 +249,7 @@ class Transport:
                 attempt.call.remaining(),
             )
             if not self._may_attempt(notes, started, attempt.call) or pause >= remaining:
-                return self._give_up(notes, progress, last_answer)
+                return give_up(notes, progress, last_answer)
             if throttled is not None:
                 self._throttled(tried, path, throttled, pause, notes[-1])
                 continue  # the next attempt waits for the shared pause to end
@@ -276,18 +276,20 @@ class Transport:
     ) -> Answer | NextHost | RoundOver:
         """One HTTP attempt: a usable ``Answer``, or what to do next."""
         single = attempt.call.single
-        with anyio.move_on_after(attempt.call.remaining()) as waiting:
-            await self._pacer.wait_turn(attempt.messages, priority=single)
-            await self._shared.lanes.acquire(single)
-        if waiting.cancelled_caught:
-            notes.append("not sent: the call's timeout passed while waiting for its turn")
-            return RoundOver(pause=math.inf, reason="deadline")
+        if attempt.call.deadline == math.inf:  # nothing to bound: no cancel scope to enter
+            await self._take_turn(attempt.messages, single)
+        else:
+            with anyio.move_on_after(attempt.call.remaining()) as waiting:
+                await self._take_turn(attempt.messages, single)
+            if waiting.cancelled_caught:
+                notes.append("not sent: the call's timeout passed while waiting for its turn")
+                return RoundOver(pause=math.inf, reason="deadline")
         number = len(notes) + 1
-        began = anyio.current_time()
+        began = anyio.current_time() if self._observer.hooks is not None else 0.0
         try:
             if not self._shared.gate.admit():  # aclose() began: this request is never made
                 notes.append("the client was closed")
-                return self._give_up(notes, progress, None)
+                return give_up(notes, progress, None)
             # Cleared only once we know how the attempt ended: a cancellation arriving while
             # the request is out leaves it set, and the request counts as maybe sent.
             progress.in_flight = True
@@ -311,9 +313,16 @@ class Transport:
             self._cooling_until.pop(base_url, None)
         return judge(base_url, reply, progress, notes)
 
+    async def _take_turn(self, messages: int, single: bool) -> None:
+        """Wait out the throttle pause and the rate limit, then take a connection slot."""
+        await self._pacer.wait_turn(messages, priority=single)
+        await self._shared.lanes.acquire(single)
+
     def _report(
         self, base_url: str, attempt: Attempt, number: int, began: float, **outcome: Any
     ) -> None:
+        if self._observer.hooks is None:  # nobody listens: no clock to read
+            return
         duration = anyio.current_time() - began
         messages = attempt.messages
         self._observer.attempt(
@@ -386,20 +395,3 @@ class Transport:
         if len(notes) >= self._retry.max_attempts or call.remaining() <= 0:
             return False
         return not notes or anyio.current_time() - started < self._retry.max_elapsed
-
-    @staticmethod
-    def _give_up(notes: list[str], progress: SendProgress, last_answer: Answer | None) -> Answer:
-        """The last answer, if the last attempt gave one, for the caller to judge; else raise
-        what the attempts amount to."""
-        if last_answer is not None:
-            return last_answer
-        if not notes:
-            notes.append("not sent: the call's timeout passed before the first attempt")
-        summary = f"no usable answer after {len(notes)} attempt(s); last: {notes[-1]}"
-        if progress.ambiguous:
-            raise OutcomeUnknownError(
-                "the request may have reached the gateway: " + summary, attempts=tuple(notes)
-            )
-        raise UnreachableError(
-            "the request never reached the gateway: " + summary, attempts=tuple(notes)
-        )
