@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -17,6 +18,7 @@ from messaging_async import (
     GatewayError,
     InsufficientCreditsError,
     InvalidNumberError,
+    IsmsClient,
     OutcomeStatus,
     OutcomeUnknownError,
     PlainHttpWarning,
@@ -391,3 +393,24 @@ async def test_a_non_whatsapp_item_is_rejected_in_bulk() -> None:
             streamed = [o async for o in isms.stream_whatsapp_bulk(mixed(40))]
     assert [o.status for o in report.outcomes] == [OutcomeStatus.ACCEPTED, OutcomeStatus.REJECTED]
     assert len(streamed) == 40
+
+
+async def test_a_whatsapp_stream_closes_where_its_async_with_block_ends() -> None:
+    """``stream_whatsapp_bulk`` returns a ``BulkStream`` (typed so: mypy checks this
+    ``async with``), and leaving the block stops the sending."""
+    texts = [WhatsAppText(to=f"6012{i:07d}", text=f"text {i}") for i in range(200)]
+    seen = 0
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(FIRST).mock(side_effect=ok)
+        isms: IsmsClient = waba_client(max_concurrency=1)
+        async with isms:
+            async with isms.stream_whatsapp_bulk(texts) as stream:
+                async for outcome in stream:
+                    assert outcome.status is OutcomeStatus.ACCEPTED
+                    seen += 1
+                    if seen == 3:
+                        break
+            sent_at_exit = route.call_count
+            await anyio.sleep(0.05)
+    assert seen == 3
+    assert route.call_count == sent_at_exit < 200

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._client import BaseClient, OnOutcome, unreadable_answer
 from .._plan import BulkPlan, Pending, UnitResult
 from .._secrets import Redactor
+from .._stream import BulkStream
 from .._transport import SendProgress
 from ..errors import ValidationError
 from ..models import (
@@ -118,7 +119,7 @@ class WhatsAppMethods(BaseClient):
         job: str | None = None,
         resend_unknown: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> BulkStream:
         """Like ``send_whatsapp_bulk``, yielding outcomes as requests finish."""
         self._require_whatsapp_settings()
         plan = self._whatsapp_plan()
