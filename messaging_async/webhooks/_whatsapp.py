@@ -99,8 +99,13 @@ def decode_response(encoded: str) -> dict[str, Any]:
     return _guarded(_decode_response, encoded)
 
 
+_JSON = json.JSONDecoder()
+
+
 def _decode_response(encoded: str) -> dict[str, Any]:
-    data = json.loads(_decode_base64(encoded).decode("utf-8"))
+    # The decoder json.loads calls, called directly: a str with a BOM is refused by both
+    # (ValueError, so WebhookError), and a frame less per callback.
+    data = _JSON.decode(_decode_base64(encoded).decode("utf-8"))
     if not isinstance(data, dict):
         raise WebhookError("the decoded 'response' is not a JSON object")
     return data
@@ -215,21 +220,17 @@ def _whatsapp_event(
             found = {**found, **own.values}
         if own.text is not None:
             text = own.text
-    get = found.get
+    get = found.get  # the values as found (scalars), each field's as a string
     return WhatsAppInbound(
-        sender=_text_of(get("sender")),
-        recipient=_text_of(get("recipient")),
-        message_id=_text_of(get("message_id")),
-        type=_text_of(get("type")),
-        media_url=_text_of(get("media_url")),
+        sender=None if (sender := get("sender")) is None else str(sender),
+        recipient=None if (recipient := get("recipient")) is None else str(recipient),
+        message_id=None if (message_id := get("message_id")) is None else str(message_id),
+        type=None if (kind := get("type")) is None else str(kind),
+        media_url=None if (media_url := get("media_url")) is None else str(media_url),
         text=text,
         timestamp=_timestamp(get("timestamp")),
         raw=data,
     )
-
-
-def _text_of(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 # Every name the walk looks for, lower-cased → (what it is, its rank among that field's
