@@ -9,6 +9,8 @@ shapes: the reference below is the walk as it was before (every field kept with 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from messaging_async.webhooks._parsers import MAX_DEPTH, _guarded, _timestamp, _
 from messaging_async.webhooks._receipts import flat_receipt, receipts_of
 from messaging_async.webhooks._whatsapp import (
     _FIELD_NAMES,
+    _decode_base64,
     _unquoted_base64,
     _whatsapp_callback,
     parse_isms_whatsapp_callback,
@@ -211,3 +214,36 @@ def test_a_form_value_escaped_the_usual_way_is_read_by_the_replacements() -> Non
     callback = parse_isms_whatsapp_callback(f"response={escaped}")
     assert callback.messages[0].sender == "60123456789"
     assert _unquoted_base64(escaped) == payload
+
+
+def _reference_base64(value: str) -> bytes:
+    """The branch point's reading: b64decode(validate=True) first, then the tolerant one."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    cleaned = value.strip().replace(" ", "+").replace("\n", "").replace("\r", "")
+    cleaned = cleaned.replace("-", "+").replace("_", "/").rstrip("=")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookError("'response' is not valid base64") from None
+
+
+BASE64_LIKE = st.one_of(
+    st.binary(max_size=40).map(lambda raw: base64.b64encode(raw).decode()),
+    st.text(alphabet="ABCabc019+/=-_ \n\ré", max_size=24),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=BASE64_LIKE)
+def test_the_strict_base64_first_try_reads_as_validate_did(value: str) -> None:
+    def read(decode: Any) -> object:
+        try:
+            return decode(value)
+        except WebhookError as exc:
+            return f"WebhookError: {exc}"
+
+    assert read(_decode_base64) == read(_reference_base64)

@@ -161,7 +161,12 @@ def _first_char(text: str) -> str:
 def _decode_base64(value: str) -> bytes:
     """Standard or URL-safe base64, padding optional, ``+`` possibly turned into spaces."""
     try:
-        return base64.b64decode(value, validate=True)  # as B1 documents it: the usual case
+        # As B1 documents it, the usual case. binascii's strict mode refuses all that
+        # b64decode(validate=True) refuses (anything outside the standard alphabet, padding
+        # out of place), and a little more, which the tolerant reading below then accepts
+        # as before; without b64decode's regular expression over the value: 0.58 µs, not
+        # 0.78 µs, on a 330-character value.
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         pass
     cleaned = value.strip().replace(" ", "+").replace("\n", "").replace("\r", "")
