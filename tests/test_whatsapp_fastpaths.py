@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import WebhookError
+from messaging_async.webhooks import _whatsapp
 from messaging_async.webhooks._parsers import MAX_DEPTH, _guarded, _timestamp, _unquoted
 from messaging_async.webhooks._receipts import flat_receipt, receipts_of
 from messaging_async.webhooks._whatsapp import (
@@ -247,3 +248,18 @@ def test_the_strict_base64_first_try_reads_as_validate_did(value: str) -> None:
             return f"WebhookError: {exc}"
 
     assert read(_decode_base64) == read(_reference_base64)
+
+
+def test_the_names_remembered_are_bounded_in_number_and_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_whatsapp, "_KNOWN", {})
+    long = {"F" * 5000 + "rom": "60123456789", "from": "60111111111"}
+    (message,) = _whatsapp_callback(long).messages
+    assert message.sender == "60111111111"
+    assert all(len(key) <= 64 for key in _whatsapp._KNOWN)
+    _whatsapp_callback({f"Name{n}": "x" for n in range(3 * _whatsapp._KNOWN_MAX)})
+    assert len(_whatsapp._KNOWN) == _whatsapp._KNOWN_MAX
+    (message,) = _whatsapp_callback({"FROM": "60123456789"}).messages  # read, not remembered
+    assert message.sender == "60123456789"
+    assert "FROM" not in _whatsapp._KNOWN
