@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpcore
@@ -26,7 +25,14 @@ from messaging_async import IsmsClient, RetryPolicy
 from messaging_async._exchange import HttpxExchange, SendFailed
 from messaging_async._exchange._native import AsyncioStream, NativeBackend
 
-from .gateway import PASSWORD, USERNAME, TestGateway, refused_base_url, serve_on_loopback
+from .gateway import (
+    PASSWORD,
+    USERNAME,
+    TestGateway,
+    refused_base_url,
+    serve_handler,
+    serve_on_loopback,
+)
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -245,16 +251,8 @@ def answering(status: int, headers: dict[str, str], delay: float = 0.0) -> Itera
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_handler(Handler) as url:
+        yield url
 
 
 def _pooled(read: float = 5.0) -> HttpxExchange:
