@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -122,3 +123,17 @@ def measure(url: str, run: Run, recipients: int, requests: int) -> dict[str, flo
 def verdict(label: str, ratio: float, target: float) -> str:
     mark = "met" if ratio >= target else "NOT met"
     return f"| {label} | {ratio:.2f} | ≥ {target:g} | {mark} |"
+
+
+def measure_in_child(script: str, count: int) -> dict[str, float]:
+    """Run ``script --child COUNT`` in a fresh interpreter (so its peak memory is its own)
+    and return the JSON figures it prints; its ``accepted`` must be ``count``."""
+    output = subprocess.run(  # noqa: S603 - one of our own scripts, as a child
+        [sys.executable, script, "--child", str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures: dict[str, float] = json.loads(output)
+    assert figures["accepted"] == count
+    return figures

@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
-from _common import machine, write_section
+from _common import machine, measure_in_child, write_section
 from memory import AnswerAll, recipients
 
 from messaging_async import IsmsClient, RetryPolicy, SqliteLedger
@@ -58,18 +56,6 @@ def child(count: int) -> None:
     print(json.dumps(figures))
 
 
-def measure(count: int) -> dict[str, float]:
-    output = subprocess.run(  # noqa: S603 - this very script, as a child
-        [sys.executable, __file__, "--child", str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    figures: dict[str, float] = json.loads(output)
-    assert figures["accepted"] == count
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", type=int)
@@ -80,7 +66,7 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    small, large = measure(args.small), measure(args.large)
+    small, large = measure_in_child(__file__, args.small), measure_in_child(__file__, args.large)
     ratio = large["peak_mib"] / small["peak_mib"]
     rows = "\n".join(
         f"| {count:,} | {f['peak_mib']:.1f} MiB | {f['bytes'] / count:.0f} |"

@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import anyio
 import httpx
-from _common import machine, write_section
+from _common import machine, measure_in_child, write_section
 
 from messaging_async import IsmsClient, RetryPolicy, Sms
 
@@ -54,18 +52,6 @@ def child(count: int) -> None:
     print(json.dumps({"accepted": accepted, "peak_mib": peak_kib / 1024}))
 
 
-def measure(count: int) -> dict[str, float]:
-    output = subprocess.run(  # noqa: S603 - this very script, as a child
-        [sys.executable, __file__, "--child", str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    figures: dict[str, float] = json.loads(output)
-    assert figures["accepted"] == count
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", type=int)
@@ -74,7 +60,7 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    small, large = measure(100_000), measure(1_000_000)
+    small, large = measure_in_child(__file__, 100_000), measure_in_child(__file__, 1_000_000)
     body = (
         f"`stream_sms_bulk` over a generator, in a fresh process each. {machine()}.\n\n"
         "| recipients | peak RSS |\n|---:|---:|\n"
