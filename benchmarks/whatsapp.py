@@ -29,21 +29,25 @@ def templates(count: int) -> list[WhatsAppTemplate]:
     ]
 
 
+# The fields every template body carries: the prebuilt bodies and the hand-written client
+# write the same JSON the SDK does.
+COMMON = {
+    "AppId": "a",
+    "AppSecret": "s",
+    "un": "u",
+    "pwd": "p",
+    "agreedterm": "YES",
+    "ChannelType": "whatsapp",
+    "Type": "template",
+    "From": "60111111111",
+}
+
+
 def bodies(batch: list[WhatsAppTemplate]) -> list[bytes]:
-    common = {
-        "AppId": "a",
-        "AppSecret": "s",
-        "un": "u",
-        "pwd": "p",
-        "agreedterm": "YES",
-        "ChannelType": "whatsapp",
-        "Type": "template",
-        "From": "60111111111",
-    }
     return [
         json.dumps(
             {
-                **common,
+                **COMMON,
                 "To": m.to,
                 "TemplateCode": m.template_code,
                 "Language": "en",
@@ -59,16 +63,6 @@ async def hand_written_aiohttp(
 ) -> None:
     """The baseline a correct client pays: per message, the same JSON body built from the
     message, one POST, the answer parsed and its ``statusCode`` checked."""
-    common = {
-        "AppId": "a",
-        "AppSecret": "s",
-        "un": "u",
-        "pwd": "p",
-        "agreedterm": "YES",
-        "ChannelType": "whatsapp",
-        "Type": "template",
-        "From": "60111111111",
-    }
     limiter = anyio.CapacityLimiter(concurrency)
     target = f"{url}/isms_send_waba.php"
     headers = {"Content-Type": "application/json"}
@@ -78,7 +72,7 @@ async def hand_written_aiohttp(
         async def post(message: WhatsAppTemplate) -> None:
             nonlocal accepted
             body = {
-                **common,
+                **COMMON,
                 "To": message.to,
                 "TemplateCode": message.template_code,
                 "Language": message.language,
