@@ -130,11 +130,20 @@ async def test_a_gateway_that_flips_between_healthy_and_faulty() -> None:
 
         async def flip() -> None:
             for turn in range(1_000):
-                # faulty first, so even a blast that ends within one turn meets faults
+                # Faulty first, and a faulty turn lasts until 4 requests met it: on a loaded
+                # machine the client may start after a timed turn ended, and a healthy turn
+                # alone can carry the whole blast. Seed 0's third fault is TRUNCATED (the
+                # gateway processed the request), so at least one unit must end unknown.
                 fake.chaos(rate=0.0 if turn % 2 else 0.8, seed=turn, delay=0.5)
-                await anyio.sleep(0.05)
+                if turn % 2:
+                    await anyio.sleep(0.05)
+                    continue
+                start = fake.requests
+                while fake.requests < start + 4:  # noqa: ASYNC110 - the sandbox has no request event
+                    await anyio.sleep(0.005)
 
         tasks.start_soon(flip)
+        await anyio.sleep(0.23)
         async with fake.isms_client(
             sms_base_urls=urls, timeout=FAST, retry=RETRY, max_concurrency=6
         ) as isms:
