@@ -28,7 +28,8 @@ from messaging_async.testing._records import Fault, FaultRule
 from messaging_async.workers import blast_status, submit_blast
 from messaging_async.workers._app import slice_job
 
-SCRIPT = Path(sys.executable).parent / "messaging-async"
+# The console script's command line, run by a script that dumps its stacks on demand.
+CLI = [sys.executable, str(Path(__file__).with_name("debuggable_cli.py"))]
 JOB = "promo"
 RECIPIENTS, SLICE, UNIT = 1_200, 200, 50  # 6 slices of 4 requests (iSMS: 50 numbers each)
 LATENCY = 0.25  # each request: slow enough to kill a worker with one in flight
@@ -52,8 +53,8 @@ class Worker:
             "SMSCOMMY_PASSWORD": SANDBOX_PASSWORD,
             "SMSCOMMY_BASE_URL": url,
         }
-        command = [str(SCRIPT), "worker", "--concurrency", str(concurrency), "--slices", "1"]
-        self.process = subprocess.Popen(  # noqa: S603 - our own console script
+        command = [*CLI, "worker", "--concurrency", str(concurrency), "--slices", "1"]
+        self.process = subprocess.Popen(  # noqa: S603 - our own command line
             [*command, "--stalled-after", "2"],
             env=env,
             stdout=subprocess.PIPE,
@@ -71,6 +72,21 @@ class Worker:
             self.lines.append(line.rstrip())
             if line.startswith("worker ready"):
                 self.ready.set()
+
+    def exit_code(self, timeout: float) -> int:
+        """The worker's exit status once it exits; if it does not within ``timeout``
+        seconds, the test fails with where it hangs: its threads' stacks (SIGUSR1), its
+        tasks' awaits (SIGUSR2) and everything it printed."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        for dump in (signal.SIGUSR1, signal.SIGUSR2):
+            self.process.send_signal(dump)
+            time.sleep(2)  # a loaded machine: let it write before it is killed
+        self.stop()
+        output = "\n".join(self.lines)
+        pytest.fail(f"worker {self.process.pid} still running after {timeout} s:\n{output}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -222,7 +238,7 @@ async def test_a_worker_terminated_mid_slice_finishes_its_requests_and_lets_go(
     job, _ = await _wait_mid_slice(pg_dsn, victim)
     started = time.monotonic()
     victim.process.send_signal(signal.SIGTERM)
-    assert await anyio.to_thread.run_sync(lambda: victim.process.wait(60)) == 0, victim.lines
+    assert await anyio.to_thread.run_sync(victim.exit_code, 60) == 0, victim.lines
     assert time.monotonic() - started < 30  # it did not wait for its whole slice's peers
     assert "worker stopped" in victim.lines
 
