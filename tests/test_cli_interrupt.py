@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -88,6 +89,24 @@ def wait_for_sends(fake: FakeGateway, process: subprocess.Popen[str], at_least: 
         time.sleep(0.02)
 
 
+def wait_for_line(process: subprocess.Popen[str], start: str) -> str:
+    """Read the process's stderr up to the line that starts with ``start`` (at most 120 s)
+    and return it. Byte by byte from the pipe: nothing past that line is read ahead into a
+    buffer that ``communicate()`` (which reads the pipe itself) would never see."""
+    assert process.stderr is not None
+    pipe = process.stderr.fileno()
+    deadline = time.monotonic() + 120
+    read = bytearray()
+    while not read.endswith(b"\n") or not read.splitlines()[-1].startswith(start.encode()):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no line {start!r} on stderr in 120 s: {read.decode()}"
+        if select.select([pipe], [], [], remaining)[0]:
+            byte = os.read(pipe, 1)
+            assert byte, f"the process ended with no line {start!r}: {read.decode()}"
+            read += byte
+    return read.decode()
+
+
 @pytest.mark.parametrize(
     ("gateway", "signum", "rows", "delay", "threshold"),
     [
@@ -145,10 +164,13 @@ def test_a_second_signal_stops_at_once_and_still_accounts_for_every_row(
     process = start_blast(processes, url, path, "smscommy", "--grace", "600")
     wait_for_sends(fake, process, 10)  # all ten concurrent requests are in flight
     process.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    # The second only once the first was handled: two signals sent while a loaded machine
+    # has not scheduled the process yet are one pending signal to the kernel.
+    first = wait_for_line(process, "SIGINT: reading no more rows")
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
     out, err = process.communicate(timeout=60)
+    err = first + err
     assert time.monotonic() - started < 25  # did not wait for the slow answers
     assert process.returncode == 130, (out, err)
     assert "again: stopping now" in err
