@@ -64,11 +64,18 @@ async def test_input_is_read_lazily_with_bounded_look_ahead() -> None:
             read += 1
             yield sms
 
-    async with make_client(transport=gateway.transport(), max_concurrency=3) as client:
-        with anyio.move_on_after(0.3):
-            await client.send_sms_bulk(counting())
+    async with (
+        make_client(transport=gateway.transport(), max_concurrency=3) as client,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(client.send_sms_bulk, counting())
+        with anyio.fail_after(60):  # the three slots' units read, however slow the machine
+            while read < 3 * 50:  # noqa: ASYNC110 - the input has no event to wait on
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.3)  # time for a reader without a bound to run far ahead
+        tasks.cancel_scope.cancel()
     # 3 chunks in flight, a 4th formed and waiting for a slot, < 50 of the other encoding
-    assert 0 < read <= 4 * 50 + 49
+    assert 3 * 50 <= read <= 4 * 50 + 49
 
 
 async def test_async_iterables_are_accepted() -> None:
