@@ -6,7 +6,9 @@ It serves in process (``TestGateway.transport()``) or on a real 127.0.0.1 socket
 
 from __future__ import annotations
 
+import atexit
 import json
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -186,10 +188,19 @@ def serve_in_a_thread(fake: FakeGateway) -> Iterator[str]:
 
 
 def refused_base_url() -> str:
-    """A 127.0.0.1 URL whose port refuses connections (bound, then closed)."""
-    import socket
+    """A 127.0.0.1 URL whose port refuses connections: bound, never listening, and held so
+    until the session ends. A port closed at once could be handed to a server that another
+    test (or another suite on a busy machine) binds to port 0 next, which would answer."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(probe)
+    return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+
+_HELD_PORTS: list[socket.socket] = []
+
+
+@atexit.register
+def _release_held_ports() -> None:
+    for probe in _HELD_PORTS:
+        probe.close()

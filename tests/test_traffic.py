@@ -38,6 +38,7 @@ from messaging_async.hooks import (
 )
 from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway, Fault
 
+from .gateway import refused_base_url
 from .proxy import LoopbackProxy, running_proxy, running_tls_front
 from .test_sandbox_cli import SCRIPT as SANDBOX_SCRIPT
 from .test_sandbox_cli import running_sandbox
@@ -76,14 +77,6 @@ class Recorder(BaseHooks):
 
 def messages(count: int, tag: str = "") -> list[Sms]:
     return [Sms(to=f"6012{i:07d}", text=f"Hello {tag}{i}") for i in range(count)]
-
-
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens: connections are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def busiest_window(times: list[float], window: float) -> int:
@@ -170,7 +163,7 @@ async def test_a_throttled_single_send_goes_again_after_the_pause(sandbox: Sandb
 async def test_with_one_base_url_the_log_never_speaks_of_the_next_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    down = closed_port_url()
+    down = refused_base_url()
     client = IsmsClient(
         username="user", password="placeholder-password", base_url=down, retry=RetryPolicy.no_wait()
     )
@@ -184,7 +177,7 @@ async def test_with_one_base_url_the_log_never_speaks_of_the_next_one(
     two = IsmsClient(
         username="u",
         password="p",
-        sms_base_urls=[down, closed_port_url()],
+        sms_base_urls=[down, refused_base_url()],
         retry=RetryPolicy.no_wait(max_attempts=2),
     )
     with caplog.at_level(logging.INFO, logger="messaging_async"):
@@ -423,7 +416,7 @@ async def test_a_gateway_that_is_down_fails_an_otp_within_the_call_timeout(
     hanging: Hanging,
 ) -> None:
     refusing = IsmsClient(
-        username="user", password="placeholder-password", base_url=closed_port_url()
+        username="user", password="placeholder-password", base_url=refused_base_url()
     )
     silent = IsmsClient(username="user", password="placeholder-password", base_url=hanging.url)
     async with refusing, silent:
@@ -447,7 +440,7 @@ async def test_an_answer_trickling_in_is_cut_at_the_call_timeout(trickling: Tric
 
 
 async def test_by_default_an_otp_gives_up_on_a_gateway_that_is_down_in_seconds() -> None:
-    down = [closed_port_url(), closed_port_url()]
+    down = [refused_base_url(), refused_base_url()]
     async with IsmsClient(
         username="user", password="placeholder-password", sms_base_urls=down
     ) as client:
@@ -517,7 +510,7 @@ async def test_a_bulk_call_timeout_leaves_what_has_not_left_not_sent(
 
 async def test_hooks_hear_failovers_and_retries_on_both_clients(sandbox: Sandbox) -> None:
     fake, url = sandbox
-    down = closed_port_url()
+    down = refused_base_url()
     events: list[tuple[str, str, str, str]] = []
 
     class Retries(BaseHooks):
