@@ -106,8 +106,28 @@ async def run_worker(
             finally:
                 for number in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(number)
-                recovery.cancel()
-                await asyncio.gather(recovery, return_exceptions=True)
+                await _cancel_until_done(recovery)
+
+
+CANCEL_AGAIN_SECONDS = 1.0
+"""How long a cancelled task has to end before it is cancelled again."""
+
+
+async def _cancel_until_done(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it, cancelling it again while it runs on.
+
+    One ``cancel()`` is not enough: a cancellation that lands just as a wait inside the
+    database driver ends can be swallowed (``asyncio.wait_for`` before Python 3.12 returns
+    the result instead; psycopg_pool waits for a free connection that way), and the task
+    goes back to its loop. Waiting for it then never returns: a SIGTERMed worker hung so
+    on a loaded machine, its stalled-slice recovery back in its sleep after the
+    ``cancel()``. Its error, if it ended with one, is logged.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=CANCEL_AGAIN_SECONDS)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("%s ended with an error", task.get_name(), exc_info=task.exception())
 
 
 async def _recover_stalled(app: Any, stalled_after: float) -> None:
@@ -193,8 +213,7 @@ class _SliceRunner:
         try:
             report = await client.send_sms_bulk(feed(), job=slice_job(blast.name, number))
         finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            await _cancel_until_done(watcher)
         if report.stopped_by is not None:
             reason = f"stopped by the gateway's answer: {report.stopped_by}"
             logger.error("blast %s: %s", blast.name, reason)
