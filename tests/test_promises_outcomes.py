@@ -376,14 +376,29 @@ async def test_a_retry_waiting_when_the_client_closes_never_goes_out(backend: st
 async def test_a_send_cancelled_while_waiting_out_a_429_stays_not_sent() -> None:
     """429 says the gateway did not process it: an answer, but not one the caller reads, so a
     cancellation during the pause is still ``not_sent`` (never a false ``unknown``)."""
-    throttled = httpx.MockTransport(
-        lambda request: httpx.Response(429, headers={"Retry-After": "5"})
-    )
+    answered: list[httpx.Request] = []
+
+    def throttle(request: httpx.Request) -> httpx.Response:
+        answered.append(request)
+        return httpx.Response(429, headers={"Retry-After": "5"})
+
     retry = RetryPolicy(max_attempts=5, max_elapsed=30.0)
     seen: list[Outcome] = []
-    async with FakeGateway().isms_client(transport=throttled, retry=retry) as client:
-        with anyio.move_on_after(0.3):
-            await client.send_sms_bulk([Sms(to=NUMBER, text="hi")], on_outcome=seen.append)
+    batch = [Sms(to=NUMBER, text="hi")]
+    transport = httpx.MockTransport(throttle)
+    async with (
+        FakeGateway().isms_client(transport=transport, retry=retry) as client,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(lambda: client.send_sms_bulk(batch, on_outcome=seen.append))
+        # Cancelled in the pause, however slow the machine: once the 429 was answered and
+        # nothing can run any more (no I/O here), the send is waiting out its 5 s.
+        with anyio.fail_after(30):
+            while not answered:  # noqa: ASYNC110 - the transport has no event to wait on
+                await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
+        tasks.cancel_scope.cancel()
+    assert len(answered) == 1
     assert [o.status for o in seen] == [OutcomeStatus.NOT_SENT]
 
 
