@@ -89,6 +89,10 @@ def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None
 # this often, so a long run of input that sends nothing cannot starve other tasks.
 _CHECKPOINT_EVERY = 256
 
+# A resumed job's input is offered to the ledger this many items at a time (one trip and
+# one read each; within SQLite's 999 parameters a statement).
+_RESUME_WINDOW = 512
+
 
 @frozen
 class _Full:
@@ -166,7 +170,11 @@ class BulkRunner(Generic[M]):
         next_now = items.__next__ if isinstance(items, Iterator) else None
         later = cast(AsyncIterator[object], items)
         index = 0
-        while True:
+        if self._journal is not None and self._journal.resuming:
+            index = await self._feed_resumed(next_now, later, tasks, forming)
+            if self.input_error is not None:
+                return
+        while index >= 0:  # -1: the input is over
             try:
                 item = next_now() if next_now is not None else await anext(later)
             except (StopIteration, StopAsyncIteration):
@@ -182,6 +190,54 @@ class BulkRunner(Generic[M]):
                 await anyio.lowlevel.checkpoint()  # input that never fills a unit
         while forming:
             await self._dispatch(tasks, forming, next(iter(forming)))
+
+    async def _feed_resumed(
+        self,
+        next_now: Callable[[], object] | None,
+        later: AsyncIterator[object],
+        tasks: TaskGroup,
+        forming: dict[Hashable, list[Pending[M]]],
+    ) -> int:
+        """A resumed job's input, a window at a time: the journal reads, in one trip, what an
+        earlier run settled for it, and only the rest is prepared and sent. Returns where
+        the usual reading takes over (once a window has nothing settled), -1 at the end."""
+        assert self._journal is not None
+        index = 0
+        while self._journal.resuming:
+            window: list[tuple[int, object]] = []
+            window_left = 0  # the window's items before this one are in units, or recorded
+            try:  # every item read ends with an outcome, however this ends
+                try:
+                    while len(window) < _RESUME_WINDOW:
+                        item = next_now() if next_now is not None else await anext(later)
+                        window.append((index + len(window), item))
+                except (StopIteration, StopAsyncIteration):
+                    index = -1
+                except Exception as exc:
+                    self.input_error, index = exc, -1
+                decided, window = await self._journal.skip_settled(window)
+                if decided:
+                    try:
+                        await self._sink.ready()
+                    finally:
+                        self._sink.record(decided)
+                for taken, (position, item) in enumerate(window, 1):
+                    step = self._take(position, item, forming)
+                    if step is not None:
+                        window_left = taken
+                        await self._follow(step, tasks, forming)
+                window = []
+            except BaseException:
+                for position, item in window[window_left:]:  # read: not sent, or invalid
+                    step = self._take(position, item, forming)
+                    if isinstance(step, Outcome):
+                        self._record([step])
+                raise
+            if index < 0:
+                return index
+            index += _RESUME_WINDOW
+            await anyio.lowlevel.checkpoint()
+        return index
 
     def _unsent_reason(self) -> str:
         if self.stopped:

@@ -26,7 +26,7 @@ from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 if TYPE_CHECKING:
-    from .ledger import Entry, Ledger
+    from .ledger import Entry, Ledger, Plan
 
 __all__ = ["Journal", "check_job", "check_key", "check_ledger", "send_keyed"]
 
@@ -73,13 +73,30 @@ def check_key(ledger: Ledger | None, key: object) -> str | None:
 _ENTRY: list[type[Entry]] = []  # the ledger's Entry, imported on first use (see above)
 
 
-def _entry(pending: Pending[Any]) -> Entry:
-    """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
+def _entry_type() -> type[Entry]:
     if not _ENTRY:
         from .ledger import Entry
 
         _ENTRY.append(Entry)
-    return tuple.__new__(_ENTRY[0], (pending[0], pending[1], pending[2], pending[5], pending[4]))
+    return _ENTRY[0]
+
+
+def _entry(pending: Pending[Any]) -> Entry:
+    """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
+    entry = _ENTRY[0] if _ENTRY else _entry_type()
+    return tuple.__new__(entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
+
+
+def _raw(item: object) -> tuple[object, object] | None:
+    """A message's number and ref as the caller gave them; ``None`` where it has a seqno
+    of the caller's (see ``Journal.skip_settled``) or is no message at all (preparing it
+    says what is wrong)."""
+    try:
+        if getattr(item, "seqno", None) is None:
+            return item.to, item.ref  # type: ignore[attr-defined]
+    except Exception:
+        logger.debug("a bulk item without a number or ref", exc_info=True)
+    return None
 
 
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -106,6 +123,10 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
+        # Optional too: a resumed job's settled recipients, read off its raw input.
+        self._skip_settled: Callable[..., Awaitable[Plan]] | None = getattr(
+            ledger, "skip_settled", None
+        )
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._opened = False
 
@@ -136,6 +157,41 @@ class Journal:
             finally:
                 self._opened = False
                 await self.ledger.close_job(self.job)
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the runner should offer the ledger its raw input a window at a time
+        (``skip_settled``): until a window has nothing an earlier run settled."""
+        return self._skip_settled is not None
+
+    async def skip_settled(
+        self, window: list[tuple[int, object]]
+    ) -> tuple[list[Outcome], list[tuple[int, object]]]:
+        """Of ``window`` (input positions and raw items), the outcomes an earlier run
+        settled for this very input (``ledger._settled``), and the items still to prepare.
+
+        An item with a caller's seqno is always prepared: preparing it checks that no two
+        messages of the call share one, so skipping it would let a later one through."""
+        same_text, entry = self._same_text, _ENTRY[0] if _ENTRY else _entry_type()
+        entries = []
+        for position, item in window:
+            if same_text is not None:  # the items are numbers; one text for all
+                entries.append(tuple.__new__(entry, (position, item, None, same_text, None)))
+            elif (raw := _raw(item)) is not None:
+                entries.append(tuple.__new__(entry, (position, *raw, item, None)))
+        skip, plan = self._skip_settled, None
+        try:
+            if skip is not None and entries:
+                plan = await skip(self.job, entries)
+        except Exception:  # the usual way asks the ledger again, and deals with its failure
+            logger.warning("the ledger could not look up settled recipients", exc_info=True)
+            plan = None
+        if plan is None or not plan.outcomes:
+            self._skip_settled = None  # nothing (more) an earlier run settled: stop asking
+            return [], window
+        decided = {outcome.index for outcome in plan.outcomes}
+        rest = [(position, item) for position, item in window if position not in decided]
+        return _from_ledger(plan.outcomes), rest
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

@@ -30,6 +30,12 @@ expect_reports) -> Plan``: ``plan``, then ``begin_unit(job, plan.send)`` if it i
 empty, in one round trip. It is optional (not part of the protocol); the runner uses it
 where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
 before its request can leave).
+
+Optional too: ``skip_settled(job, entries) -> Plan``, for a resumed job's raw input (the
+numbers as the caller wrote them): ``outcomes`` are the recorded outcomes of the entries
+an earlier run settled with this very input, ``send`` the rest, which the runner then
+prepares and plans as usual. It only reads; a store without it has every recipient
+prepared and planned (``_settled`` says when an outcome may be read this way).
 """
 
 from __future__ import annotations

@@ -41,12 +41,14 @@ _FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
 
 
 class _Run:
-    """A job this process holds: its ids and gateway."""
+    """A job this process holds: its ids and gateway; ``fresh`` if this run created it (no
+    earlier run left anything in it)."""
 
-    __slots__ = ("gateway", "job_id", "run_id")
+    __slots__ = ("fresh", "gateway", "job_id", "run_id")
 
-    def __init__(self, job_id: int, run_id: int, gateway: str):
+    def __init__(self, job_id: int, run_id: int, gateway: str, *, fresh: bool = False):
         self.job_id, self.run_id, self.gateway = job_id, run_id, gateway
+        self.fresh = fresh
 
 
 class Store:
@@ -162,7 +164,7 @@ class Store:
                 conn.execute(
                     "UPDATE jobs SET run = ?, closed_at = NULL WHERE id = ?", (run_id, job_id)
                 )
-        self.runs[job] = _Run(job_id, run_id, gateway)
+        self.runs[job] = _Run(job_id, run_id, gateway, fresh=row is None)
 
     def _check_free(self, conn: Connection, job: str, run: int | None, now: float) -> None:
         if run is None:

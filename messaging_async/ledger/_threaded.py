@@ -26,7 +26,7 @@ from anyio.lowlevel import RunVar
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
-from . import _delivery, _queries
+from . import _delivery, _queries, _settled
 from ._batch import Batcher
 from ._db import Connection
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
@@ -171,6 +171,12 @@ class ThreadedLedger:
         return await self._batched(
             store.plan_and_begin, job, entries, resend_unknown, expect_reports
         )
+
+    async def skip_settled(self, job: str, entries: Sequence[Entry]) -> Plan:
+        """Of a window of a resumed job's raw input, the recipients an earlier run settled
+        with this very input, as their recorded outcomes (``plan.outcomes``), and the rest
+        (``plan.send``) to go the usual way; one trip, reads only (``_settled``)."""
+        return await self._batched(_settled.skip_settled, self._open_store, job, entries)
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         await self._batched(self._open_store.settle_unit, job, outcomes)
