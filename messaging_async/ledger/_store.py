@@ -27,6 +27,7 @@ from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
 from ._owner import Owner, owner_alive
+from ._run import Run
 
 __all__ = ["Store"]
 
@@ -38,17 +39,6 @@ _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value
 # (a recipient settled by an earlier run, same content, same input position, keeps its
 # recorded outcome): ``decide`` says the same, at twice the cost.
 _FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
-
-
-class _Run:
-    """A job this process holds: its ids and gateway; ``fresh`` if this run created it (no
-    earlier run left anything in it)."""
-
-    __slots__ = ("fresh", "gateway", "job_id", "run_id")
-
-    def __init__(self, job_id: int, run_id: int, gateway: str, *, fresh: bool = False):
-        self.job_id, self.run_id, self.gateway = job_id, run_id, gateway
-        self.fresh = fresh
 
 
 class Store:
@@ -68,7 +58,7 @@ class Store:
         self.lease = lease_seconds
         self.clock = clock
         self.salt = self._salt()
-        self.runs: dict[str, _Run] = {}
+        self.runs: dict[str, Run] = {}
         self.keys = KeyedSends(self)
 
     @contextmanager
@@ -164,7 +154,7 @@ class Store:
                 conn.execute(
                     "UPDATE jobs SET run = ?, closed_at = NULL WHERE id = ?", (run_id, job_id)
                 )
-        self.runs[job] = _Run(job_id, run_id, gateway, fresh=row is None)
+        self.runs[job] = Run(job_id, run_id, gateway, fresh=row is None)
 
     def _check_free(self, conn: Connection, job: str, run: int | None, now: float) -> None:
         if run is None:
@@ -183,13 +173,13 @@ class Store:
                 owner=owner.describe(),
             )
 
-    def run_of(self, job: str) -> _Run:
+    def run_of(self, job: str) -> Run:
         run = self.runs.get(job)
         if run is None:
             raise LedgerError(f"job {job!r} is not open: call open_job first")
         return run
 
-    def _renew(self, conn: Connection, run: _Run, job: str) -> None:
+    def _renew(self, conn: Connection, run: Run, job: str) -> None:
         """Extend the lease, and make sure no other run took the job meanwhile.
 
         Once per trip and run: a trip is one ``BEGIN IMMEDIATE`` transaction (on
@@ -229,6 +219,8 @@ class Store:
 
     def plan(self, job: str, entries: Sequence[Entry], resend_unknown: bool) -> Plan:
         run = self.run_of(job)
+        if run.unheard_of(entries):  # a fresh job's usual unit: nothing to read (issue 17)
+            return Plan(tuple(entries), ())
         keyed = [(entry, key_of(entry.ref, entry.position)) for entry in entries]
         known = [key for _, key in keyed if key is not None]
         now = self.clock()
@@ -285,7 +277,7 @@ class Store:
         return Plan(tuple(send), tuple(outcomes))
 
     def _repeat_of_an_earlier_run(
-        self, run: _Run, key: str, entry: Entry, row: Recorded
+        self, run: Run, key: str, entry: Entry, row: Recorded
     ) -> Recorded:
         """A ref met at another input position than the one recorded: the input was
         reordered, or the ref is repeated — which an earlier run recorded when it rejected

@@ -109,3 +109,22 @@ async def test_a_local_number_is_prepared_again_whatever_it_was_recorded_as(
         skipped = await skip_settled(ledger, JOB, [local])
     assert skipped.outcomes == ()
     assert skipped.send == (local,)
+
+
+async def test_a_fresh_jobs_units_are_sent_unread_until_a_position_comes_back(
+    make_ledger: LedgerFactory,
+) -> None:
+    """A job this run created has no row for a position it has not planned yet: its units
+    are planned without a read; a position planned again is read as before."""
+    entries = sms_entries(6)
+    async with make_ledger() as ledger:
+        await ledger.open_job(JOB, gateway="isms")
+        first = await ledger.plan(JOB, entries[:3])
+        await ledger.begin_unit(JOB, first.send)
+        await ledger.settle_unit(JOB, accepted(entries[:3]))
+        again = await ledger.plan(JOB, entries[2:])  # position 2 is back: read
+        later = await ledger.plan(JOB, entries[5:])
+    assert first.send == tuple(entries[:3])
+    assert again.send == tuple(entries[3:])
+    assert [(o.index, o.message_id) for o in again.outcomes] == [(2, "m2")]
+    assert later.send == (entries[5],)
