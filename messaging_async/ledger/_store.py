@@ -341,16 +341,32 @@ class Store:
                 raise ValidationError("a journalled ref must be a str or an int", field="ref")
             fp = fingerprint(entry.to, entry.content, salt)
             text = stored_text(entry.content) if keep else None
-            row = (job_id, key, gateway, entry.to, entry.position, fp, text, entry.seqno)
-            claims.append((*row, run_id, now, delivery))
+            to, position, seqno = entry.to, entry.position, entry.seqno
+            claims.append(
+                (job_id, key, gateway, to, position, fp, text, seqno, run_id, now, delivery)
+            )
         return claims
 
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
         now = self.clock()
         job_id, run_id, gateway = run.job_id, run.run_id, run.gateway
-        rows = [
-            _settle_row(o, key, job_id, gateway, run_id, now)
+        rows = [  # each as ``sql.SETTLE`` takes it (built inline: one call fewer a recipient)
+            (
+                job_id,
+                key,
+                gateway,
+                o.to,
+                o.index,
+                o.status.value,
+                o.code,
+                o.reason,
+                o.message_id,
+                o.request_id,
+                o.seqno,
+                run_id,
+                now,
+            )
             for o in outcomes
             if (key := key_of(o.ref, o.index)) is not None
         ]
@@ -361,27 +377,6 @@ class Store:
             sql.insert_rows(conn, sql.SETTLE, rows)
             ids = [o.message_id for o in outcomes if o.message_id is not None]
             join_waiting(conn, family_of(gateway), ids)
-
-
-def _settle_row(
-    o: Outcome, key: str, job_id: int, gateway: str, run_id: int, now: float
-) -> tuple[object, ...]:
-    """An outcome as ``sql.SETTLE`` takes it."""
-    return (
-        job_id,
-        key,
-        gateway,
-        o.to,
-        o.index,
-        o.status.value,
-        o.code,
-        o.reason,
-        o.message_id,
-        o.request_id,
-        o.seqno,
-        run_id,
-        now,
-    )
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
