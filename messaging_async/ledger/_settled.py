@@ -83,8 +83,9 @@ def _rows(store: Store, job_id: int, entries: Sequence[Entry]) -> Callable[[Entr
     if last - first == len(entries) - 1 and all(
         entry.ref is None and entry.position == first + i for i, entry in enumerate(entries)
     ):
-        found = store.conn.execute(
-            f"SELECT {_COLUMNS} FROM sends WHERE job = ? AND key BETWEEN ? AND ?",  # noqa: S608
+        found = store.conn.execute(  # only keys of positions: a row is found by its position
+            f"SELECT {_COLUMNS} FROM sends WHERE job = ? AND key BETWEEN ? AND ?"  # noqa: S608
+            " AND substr(key, 1, 2) = 'p:'",
             (job_id, key_of(None, first), key_of(None, last)),
         )
         by_position = {row[0]: row for row in found}.get
