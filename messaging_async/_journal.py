@@ -168,7 +168,8 @@ class Journal:
         self, window: list[tuple[int, object]]
     ) -> tuple[list[Outcome], list[tuple[int, object]]]:
         """Of ``window`` (input positions and raw items), the outcomes an earlier run
-        settled for this very input (``ledger._settled``), and the items still to prepare.
+        settled for this very input (``ledger._settled``, which marks them
+        ``from_ledger``), and the items still to prepare.
 
         An item with a caller's seqno is always prepared: preparing it checks that no two
         messages of the call share one, so skipping it would let a later one through."""
@@ -189,9 +190,11 @@ class Journal:
         if plan is None or not plan.outcomes:
             self._skip_settled = None  # nothing (more) an earlier run settled: stop asking
             return [], window
+        if len(plan.outcomes) == len(window):
+            return list(plan.outcomes), []  # all of it (the usual window of a resume)
         decided = {outcome.index for outcome in plan.outcomes}
         rest = [(position, item) for position, item in window if position not in decided]
-        return _from_ledger(plan.outcomes), rest
+        return list(plan.outcomes), rest
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

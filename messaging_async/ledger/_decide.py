@@ -119,6 +119,7 @@ def outcome_of(
     message_id: str | None,
     request_id: str | None,
     seqno: str | None,
+    from_ledger: bool = False,
 ) -> Outcome:
     """An outcome from a row's columns (``Recorded``'s, from ``state`` to ``seqno``).
 
@@ -136,5 +137,5 @@ def outcome_of(
         seqno,
         None,
         None,
-        False,
+        from_ledger,
     )

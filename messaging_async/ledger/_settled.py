@@ -46,7 +46,8 @@ _SETTLED = frozenset(("accepted", "rejected"))
 
 def skip_settled(store: Store, job: str, entries: Sequence[Entry]) -> Plan:
     """``outcomes``: the recorded outcomes of ``entries`` an earlier run settled with this
-    very input (see the module docstring); ``send``: the others, untouched, in order.
+    very input (see the module docstring), marked ``from_ledger``; ``send``: the others,
+    untouched, in order.
 
     ``entries`` carry the caller's number as given (not yet normalised). Reads only.
     """
@@ -69,7 +70,10 @@ def skip_settled(store: Store, job: str, entries: Sequence[Entry]) -> Plan:
             and _as_sent(entry.to)
             and raw[_FP] == fingerprint(entry.to, entry.content, salt)
         ):
-            outcomes.append(outcome_of(entry, *raw[_STATE:_SEQNO_END]))
+            state, code, reason, message_id, request_id, seqno = raw[_STATE:_SEQNO_END]
+            outcomes.append(
+                outcome_of(entry, state, code, reason, message_id, request_id, seqno, True)
+            )
         else:
             rest.append(entry)
     return Plan(tuple(rest), tuple(outcomes))
