@@ -240,3 +240,54 @@ async def test_a_stream_closed_early_still_accounts_for_what_it_read(tmp_path: P
             break
     assert sorted(o.index for o in seen) == list(range(read))
     assert fake.sent == []
+
+
+@pytest.mark.anyio
+async def test_a_callers_seqno_is_still_checked_against_the_settled_ones(tmp_path: Path) -> None:
+    """sms.com.my: two messages of a call may not share a caller's seqno (the gateway
+    would answer the second 1718, "accepted"). A settled message with a seqno is prepared
+    again on a resume, so a new one reusing its seqno is still refused."""
+    first = [Sms(to="60123000000", text="Promo 0", seqno="A")]
+    second = [*first, Sms(to="60123000001", text="Promo 1", seqno="A")]
+    fake = FakeGateway()
+    async with (
+        SqliteLedger(tmp_path / "l.db", clock=Clock()) as ledger,
+        fake.smscommy_client(ledger=ledger) as my,
+    ):
+        assert (await my.send_sms_bulk(first, job=JOB)).all_accepted
+        again = await my.send_sms_bulk(second, job=JOB)
+    assert again.outcomes[0].from_ledger
+    assert again.outcomes[1].status.value == "rejected"
+    assert "already used" in (again.outcomes[1].reason or "")
+    assert [m.to for m in fake.sent] == ["60123000000"]
+
+
+@pytest.mark.anyio
+async def test_one_text_to_many_numbers_resumes_the_same_either_way(tmp_path: Path) -> None:
+    numbers = [f"60123{n:06d}" for n in range(700)]
+    fake = FakeGateway()
+    async with (
+        SqliteLedger(tmp_path / "l.db", clock=Clock()) as ledger,
+        fake.isms_client(ledger=ledger, default_country="MY") as isms,
+    ):
+        await isms.send_sms_classic(numbers[:600], "Hello", job=JOB)
+    for name in ("fast.db", "usual.db"):
+        _copy(tmp_path / "l.db", tmp_path / name)
+    again = [*numbers[:300], "0" + numbers[300][2:], *numbers[301:]]  # one written locally
+    seen = []
+    for name, fast in (("fast.db", True), ("usual.db", False)):
+        fake = FakeGateway()
+        async with (
+            SqliteLedger(tmp_path / name, clock=Clock()) as ledger,
+            fake.isms_client(ledger=ledger, default_country="MY") as isms,
+        ):
+            if not fast:
+                ledger.skip_settled = None  # type: ignore[method-assign,assignment]
+            report = await isms.send_sms_classic(again, "Hello", job=JOB)
+        # A classic request's id is one for all its numbers, and the fast way groups the
+        # ones it sends otherwise (none of them settled): their ids are not compared.
+        outcomes = [o if o[-1] else o[:6] for o in _seen(report.outcomes)]
+        seen.append((outcomes, sorted(m.to for m in fake.sent)))
+        assert sum(o.from_ledger for o in report.outcomes) == 600
+    assert seen[0] == seen[1]
+    assert len(seen[0][1]) == 100  # the one written locally is the same number: not sent
