@@ -198,46 +198,50 @@ class BulkRunner(Generic[M]):
         tasks: TaskGroup,
         forming: dict[Hashable, list[Pending[M]]],
     ) -> int:
-        """A resumed job's input, a window at a time: the journal reads, in one trip, what an
-        earlier run settled for it, and only the rest is prepared and sent. Returns where
-        the usual reading takes over (once a window has nothing settled), -1 at the end."""
-        assert self._journal is not None
+        """A resumed job's input, read as ever one item at a time: the journal reads, a
+        window of positions ahead in one trip, what an earlier run settled there, and an
+        item settled with this very input takes its recorded outcome at once; only the
+        rest is prepared and sent. Returns where the usual reading takes over (once a
+        window has nothing settled), -1 at the end of the input."""
+        journal = self._journal
+        assert journal is not None
         index = 0
-        while self._journal.resuming:
-            window: list[tuple[int, object]] = []
-            window_left = 0  # the window's items before this one are in units, or recorded
-            try:  # every item read ends with an outcome, however this ends
+        decided: list[Outcome] = []  # recorded a window at a time, however this ends
+        try:
+            while journal.resuming:
+                if index % _RESUME_WINDOW == 0:
+                    await self._record_decided(decided)
+                    await journal.look_ahead(index, _RESUME_WINDOW)
+                    if not journal.resuming:
+                        break
                 try:
-                    while len(window) < _RESUME_WINDOW:
-                        item = next_now() if next_now is not None else await anext(later)
-                        window.append((index + len(window), item))
+                    item = next_now() if next_now is not None else await anext(later)
                 except (StopIteration, StopAsyncIteration):
-                    index = -1
+                    return -1
                 except Exception as exc:
-                    self.input_error, index = exc, -1
-                decided, window = await self._journal.skip_settled(window)
-                if decided:
-                    try:
-                        await self._sink.ready()
-                    finally:
-                        self._sink.record(decided)
-                for taken, (position, item) in enumerate(window, 1):
-                    step = self._take(position, item, forming)
-                    if step is not None:
-                        window_left = taken
-                        await self._follow(step, tasks, forming)
-                window = []
-            except BaseException:
-                for position, item in window[window_left:]:  # read: not sent, or invalid
-                    step = self._take(position, item, forming)
-                    if isinstance(step, Outcome):
-                        self._record([step])
-                raise
-            if index < 0:
-                return index
-            index += _RESUME_WINDOW
-            await anyio.lowlevel.checkpoint()
-        return index
+                    self.input_error = exc
+                    return -1
+                outcome = journal.settled(index, item)
+                if outcome is not None:
+                    decided.append(outcome)
+                    index += 1
+                    continue
+                step = self._take(index, item, forming)
+                index += 1
+                if step is not None:
+                    await self._follow(step, tasks, forming)
+            return index
+        finally:
+            if decided:
+                self._sink.record(decided)
+
+    async def _record_decided(self, decided: list[Outcome]) -> None:
+        """Hand what the ledger decided to the caller once it wants more (a stream's
+        consumer paces a resume too); ``decided`` is emptied."""
+        if decided:
+            await self._sink.ready()
+            self._sink.record(decided[:])
+            decided.clear()
 
     def _unsent_reason(self) -> str:
         if self.stopped:

@@ -26,7 +26,8 @@ from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 if TYPE_CHECKING:
-    from .ledger import Entry, Ledger, Plan
+    from .ledger import Entry, Ledger
+    from .ledger._settled import Ahead
 
 __all__ = ["Journal", "check_job", "check_key", "check_ledger", "send_keyed"]
 
@@ -89,7 +90,7 @@ def _entry(pending: Pending[Any]) -> Entry:
 
 def _raw(item: object) -> tuple[object, object] | None:
     """A message's number and ref as the caller gave them; ``None`` where it has a seqno
-    of the caller's (see ``Journal.skip_settled``) or is no message at all (preparing it
+    of the caller's (see ``Journal.settled``) or is no message at all (preparing it
     says what is wrong)."""
     try:
         if getattr(item, "seqno", None) is None:
@@ -123,10 +124,11 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
-        # Optional too: a resumed job's settled recipients, read off its raw input.
-        self._skip_settled: Callable[..., Awaitable[Plan]] | None = getattr(
-            ledger, "skip_settled", None
+        # Optional too: a resumed job's settled rows, read ahead of its input.
+        self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
+            ledger, "read_ahead", None
         )
+        self._ahead: Ahead | None = None
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._opened = False
 
@@ -160,41 +162,41 @@ class Journal:
 
     @property
     def resuming(self) -> bool:
-        """Whether the runner should offer the ledger its raw input a window at a time
-        (``skip_settled``): until a window has nothing an earlier run settled."""
-        return self._skip_settled is not None
+        """Whether the runner should ask the ledger ahead of its input (``look_ahead``):
+        until a range of positions has nothing an earlier run settled."""
+        return self._read_ahead is not None
 
-    async def skip_settled(
-        self, window: list[tuple[int, object]]
-    ) -> tuple[list[Outcome], list[tuple[int, object]]]:
-        """Of ``window`` (input positions and raw items), the outcomes an earlier run
-        settled for this very input (``ledger._settled``, which marks them
-        ``from_ledger``), and the items still to prepare.
+    async def look_ahead(self, first: int, count: int) -> None:
+        """Read the rows an earlier run settled at input positions ``first`` … ``first +
+        count - 1`` (one trip), for ``settled`` to answer from; none there (or a new job,
+        or a ledger that fails here): stop asking, the usual way decides everything."""
+        read, self._ahead = self._read_ahead, None
+        try:
+            if read is not None:
+                self._ahead = await read(self.job, first, count)
+        except Exception:  # the usual way asks the ledger again, and deals with its failure
+            logger.warning("the ledger could not read a resumed job's settled rows", exc_info=True)
+        if self._ahead is None or not self._ahead.found:
+            self._read_ahead = self._ahead = None
+
+    def settled(self, position: int, item: object) -> Outcome | None:
+        """The recorded outcome of the raw ``item`` at ``position``, if an earlier run
+        settled it with this very input (``ledger._settled``); ``None``: prepare it.
 
         An item with a caller's seqno is always prepared: preparing it checks that no two
         messages of the call share one, so skipping it would let a later one through."""
-        same_text, entry = self._same_text, _ENTRY[0] if _ENTRY else _entry_type()
-        entries = []
-        for position, item in window:
-            if same_text is not None:  # the items are numbers; one text for all
-                entries.append(tuple.__new__(entry, (position, item, None, same_text, None)))
-            elif (raw := _raw(item)) is not None:
-                entries.append(tuple.__new__(entry, (position, *raw, item, None)))
-        skip, plan = self._skip_settled, None
-        try:
-            if skip is not None and entries:
-                plan = await skip(self.job, entries)
-        except Exception:  # the usual way asks the ledger again, and deals with its failure
-            logger.warning("the ledger could not look up settled recipients", exc_info=True)
-            plan = None
-        if plan is None or not plan.outcomes:
-            self._skip_settled = None  # nothing (more) an earlier run settled: stop asking
-            return [], window
-        if len(plan.outcomes) == len(window):
-            return list(plan.outcomes), []  # all of it (the usual window of a resume)
-        decided = {outcome.index for outcome in plan.outcomes}
-        rest = [(position, item) for position, item in window if position not in decided]
-        return list(plan.outcomes), rest
+        ahead = self._ahead
+        if ahead is None:
+            return None
+        if self._same_text is not None:  # the items are numbers; one text for all
+            raw: tuple[object, object] | None = (item, None)
+            content: object = self._same_text
+        else:
+            raw, content = _raw(item), item
+        if raw is None:
+            return None
+        entry = _ENTRY[0] if _ENTRY else _entry_type()
+        return ahead.outcome(tuple.__new__(entry, (position, *raw, content, None)))
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

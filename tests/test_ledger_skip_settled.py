@@ -1,8 +1,9 @@
-"""A resumed job's fast way (settled recipients read off the raw input, ``skip_settled``)
-against the usual way (every recipient prepared and planned): the same outcomes, the same
-sends, the same ledger, whatever the earlier runs left and however the input changed.
+"""A resumed job's fast way (settled rows read ahead of the input, ``read_ahead``; an item
+settled with this very input not prepared) against the usual way (every recipient
+prepared and planned): the same outcomes, the same sends, the same ledger, whatever the
+earlier runs left and however the input changed; and the input read as lazily.
 
-The usual way is the same client and ledger with ``skip_settled`` hidden (the runner then
+The usual way is the same client and ledger with ``read_ahead`` hidden (the runner then
 prepares and plans everything, as it does for a store without it).
 """
 
@@ -111,7 +112,7 @@ async def _resume(path: Path, clock: Clock, items: list[object], fast: bool) -> 
     fake = FakeGateway()
     async with SqliteLedger(path, clock=clock) as ledger, _client(fake, ledger) as isms:
         if not fast:
-            ledger.skip_settled = None  # type: ignore[method-assign,assignment]
+            ledger.read_ahead = None  # type: ignore[method-assign,assignment]
         report = await isms.send_sms_bulk(items, job=JOB)
     return _seen(report.outcomes), [m.to for m in fake.sent], await _records(path, clock)
 
@@ -160,14 +161,14 @@ async def _count_asks(path: Path, clock: Clock, items: list[object]) -> tuple[An
     fake = FakeGateway()
     async with SqliteLedger(path, clock=clock) as ledger, _client(fake, ledger) as isms:
         asks = 0
-        skip = ledger.skip_settled
+        read = ledger.read_ahead
 
-        async def counted(job: str, entries: Any) -> Any:
+        async def counted(job: str, first: int, count: int) -> Any:
             nonlocal asks
             asks += 1
-            return await skip(job, entries)
+            return await read(job, first, count)
 
-        ledger.skip_settled = counted  # type: ignore[method-assign]
+        ledger.read_ahead = counted  # type: ignore[method-assign]
         report = await isms.send_sms_bulk(items, job=JOB)
     return report, asks
 
@@ -282,7 +283,7 @@ async def test_one_text_to_many_numbers_resumes_the_same_either_way(tmp_path: Pa
             fake.isms_client(ledger=ledger, default_country="MY") as isms,
         ):
             if not fast:
-                ledger.skip_settled = None  # type: ignore[method-assign,assignment]
+                ledger.read_ahead = None  # type: ignore[method-assign,assignment]
             report = await isms.send_sms_classic(again, "Hello", job=JOB)
         # A classic request's id is one for all its numbers, and the fast way groups the
         # ones it sends otherwise (none of them settled): their ids are not compared.
@@ -291,3 +292,40 @@ async def test_one_text_to_many_numbers_resumes_the_same_either_way(tmp_path: Pa
         assert sum(o.from_ledger for o in report.outcomes) == 600
     assert seen[0] == seen[1]
     assert len(seen[0][1]) == 100  # the one written locally is the same number: not sent
+
+
+async def _pulled_until_a_send(path: Path, items: list[Sms], fast: bool) -> int:
+    """How many items the runner pulled from an input that stops once a request reached
+    the gateway (as a worker stops feeding a slice when it is told to stop)."""
+    fake = FakeGateway()
+    pulled = 0
+
+    async def feed() -> AsyncIterator[Sms]:
+        nonlocal pulled
+        for item in items:
+            if fake.sent:
+                return
+            pulled += 1
+            yield item
+
+    async with SqliteLedger(path, clock=Clock()) as ledger, _client(fake, ledger) as isms:
+        if not fast:
+            ledger.read_ahead = None  # type: ignore[method-assign,assignment]
+        await isms.send_sms_bulk(feed(), job=JOB)
+    return pulled
+
+
+@pytest.mark.anyio
+async def test_the_input_is_read_no_further_ahead_than_the_usual_way_reads_it(
+    tmp_path: Path,
+) -> None:
+    """A resume reads the rows ahead, not the input: an input that stops when told to
+    (a worker releasing its slice) is left as much unread as it is the usual way."""
+    items = _first(1000, refs=False)
+    await _count_asks(tmp_path / "l.db", Clock(), list(items[:300]))
+    for name in ("fast.db", "usual.db"):
+        _copy(tmp_path / "l.db", tmp_path / name)
+    fast = await _pulled_until_a_send(tmp_path / "fast.db", items, fast=True)
+    usual = await _pulled_until_a_send(tmp_path / "usual.db", items, fast=False)
+    assert fast == usual
+    assert fast < 600

@@ -172,11 +172,12 @@ class ThreadedLedger:
             store.plan_and_begin, job, entries, resend_unknown, expect_reports
         )
 
-    async def skip_settled(self, job: str, entries: Sequence[Entry]) -> Plan:
-        """Of a window of a resumed job's raw input, the recipients an earlier run settled
-        with this very input, as their recorded outcomes (``plan.outcomes``), and the rest
-        (``plan.send``) to go the usual way; one trip, reads only (``_settled``)."""
-        return await self._batched(_settled.skip_settled, self._open_store, job, entries)
+    async def read_ahead(self, job: str, first: int, count: int) -> _settled.Ahead | None:
+        """The rows an earlier run settled at input positions ``first`` … ``first + count
+        - 1``, for the runner to tell, as it reads each item of a resumed job, whether it
+        is settled with this very input (``_settled``); one trip, reads only. ``None``:
+        this run created the job."""
+        return await self._batched(_settled.read_ahead, self._open_store, job, first, count)
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         await self._batched(self._open_store.settle_unit, job, outcomes)
