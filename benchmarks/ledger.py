@@ -3,7 +3,8 @@
 - journal: a fresh job, per unit of 50: ``plan`` + ``begin_unit`` (one call,
   ``plan_and_begin_unit``, where the store has it, as the runner does) + ``settle_unit``
   (what the runner adds to a blast), units written by ``--concurrency`` tasks at once;
-- resume: the same job run again with 90% settled: ``plan`` per unit skips them.
+- resume: the same job run again with 90% settled: ``plan`` per unit skips them; and
+  ``read_ahead`` per 512 positions and each entry asked, as the runner does first.
 
 Targets (issue 14): a blast with the ledger ≥ 0.7 x without it, so the journal must cost
 well under a third of the SDK's ~20-30 µs per recipient; resume ≥ 200,000 recipients/s.
@@ -94,6 +95,18 @@ async def resume(ledger: SqliteLedger, work: list[Unit], concurrency: int) -> in
     return to_send
 
 
+async def skip(ledger: SqliteLedger, work: list[Unit]) -> int:
+    """A resume as the runner makes it where the store has ``read_ahead``: 512 positions
+    of settled rows a trip, then each entry asked (the rest would be prepared and planned)."""
+    every = [entry for part, _ in work for entry in part]
+    to_send = 0
+    for start in range(0, len(every), 512):
+        ahead = await ledger.read_ahead(JOB, start, 512)
+        for entry in every[start : start + 512]:
+            to_send += ahead is None or ahead.outcome(entry) is None
+    return to_send
+
+
 def _size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.iterdir())
 
@@ -121,10 +134,22 @@ async def main(total: int, concurrency: int) -> None:
             began, cpu = time.perf_counter(), time.process_time()
             to_send = await resume(ledger, work, concurrency)
             spent, cpu = time.perf_counter() - began, time.process_time() - cpu
-        assert to_send == total - written, to_send
+            await ledger.close_job(JOB)
+            assert to_send == total - written, to_send
+            print(
+                f"resume with 90% settled (plan): {total / spent:,.0f} recipients/s "
+                f"(CPU {cpu / total * 1e6:.1f} µs each; {to_send:,} left to send)"
+            )
+            if not hasattr(ledger, "read_ahead"):  # another checkout's store
+                return
+            await ledger.open_job(JOB, gateway="isms")
+            began, cpu = time.perf_counter(), time.process_time()
+            left = await skip(ledger, work)
+            spent, cpu = time.perf_counter() - began, time.process_time() - cpu
+        assert left == total - written, left
         print(
-            f"resume with 90% settled (plan): {total / spent:,.0f} recipients/s "
-            f"(CPU {cpu / total * 1e6:.1f} µs each; {to_send:,} left to send)"
+            f"resume with 90% settled (read_ahead): {total / spent:,.0f} recipients/s "
+            f"(CPU {cpu / total * 1e6:.1f} µs each)"
         )
 
 

@@ -89,6 +89,10 @@ def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None
 # this often, so a long run of input that sends nothing cannot starve other tasks.
 _CHECKPOINT_EVERY = 256
 
+# A resumed job's input is offered to the ledger this many items at a time (one trip and
+# one read each; within SQLite's 999 parameters a statement).
+_RESUME_WINDOW = 512
+
 
 @frozen
 class _Full:
@@ -166,7 +170,11 @@ class BulkRunner(Generic[M]):
         next_now = items.__next__ if isinstance(items, Iterator) else None
         later = cast(AsyncIterator[object], items)
         index = 0
-        while True:
+        if self._journal is not None and self._journal.resuming:
+            index = await self._feed_resumed(next_now, later, tasks, forming)
+            if self.input_error is not None:
+                return
+        while index >= 0:  # -1: the input is over
             try:
                 item = next_now() if next_now is not None else await anext(later)
             except (StopIteration, StopAsyncIteration):
@@ -182,6 +190,58 @@ class BulkRunner(Generic[M]):
                 await anyio.lowlevel.checkpoint()  # input that never fills a unit
         while forming:
             await self._dispatch(tasks, forming, next(iter(forming)))
+
+    async def _feed_resumed(
+        self,
+        next_now: Callable[[], object] | None,
+        later: AsyncIterator[object],
+        tasks: TaskGroup,
+        forming: dict[Hashable, list[Pending[M]]],
+    ) -> int:
+        """A resumed job's input, read as ever one item at a time: the journal reads, a
+        window of positions ahead in one trip, what an earlier run settled there, and an
+        item settled with this very input takes its recorded outcome at once; only the
+        rest is prepared and sent. Returns where the usual reading takes over (once a
+        window has nothing settled), -1 at the end of the input."""
+        journal = self._journal
+        assert journal is not None
+        index = 0
+        decided: list[Outcome] = []  # recorded a window at a time, however this ends
+        try:
+            while journal.resuming:
+                if index % _RESUME_WINDOW == 0:
+                    await self._record_decided(decided)
+                    await journal.look_ahead(index, _RESUME_WINDOW)
+                    if not journal.resuming:
+                        break
+                try:
+                    item = next_now() if next_now is not None else await anext(later)
+                except (StopIteration, StopAsyncIteration):
+                    return -1
+                except Exception as exc:
+                    self.input_error = exc
+                    return -1
+                outcome = journal.settled(index, item)
+                if outcome is not None:
+                    decided.append(outcome)
+                    index += 1
+                    continue
+                step = self._take(index, item, forming)
+                index += 1
+                if step is not None:
+                    await self._follow(step, tasks, forming)
+            return index
+        finally:
+            if decided:
+                self._sink.record(decided)
+
+    async def _record_decided(self, decided: list[Outcome]) -> None:
+        """Hand what the ledger decided to the caller once it wants more (a stream's
+        consumer paces a resume too); ``decided`` is emptied."""
+        if decided:
+            await self._sink.ready()
+            self._sink.record(decided[:])
+            decided.clear()
 
     def _unsent_reason(self) -> str:
         if self.stopped:

@@ -27,6 +27,7 @@ from .models import Outcome, OutcomeStatus
 
 if TYPE_CHECKING:
     from .ledger import Entry, Ledger
+    from .ledger._settled import Ahead
 
 __all__ = ["Journal", "check_job", "check_key", "check_ledger", "send_keyed"]
 
@@ -73,13 +74,30 @@ def check_key(ledger: Ledger | None, key: object) -> str | None:
 _ENTRY: list[type[Entry]] = []  # the ledger's Entry, imported on first use (see above)
 
 
-def _entry(pending: Pending[Any]) -> Entry:
-    """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
+def _entry_type() -> type[Entry]:
     if not _ENTRY:
         from .ledger import Entry
 
         _ENTRY.append(Entry)
-    return tuple.__new__(_ENTRY[0], (pending[0], pending[1], pending[2], pending[5], pending[4]))
+    return _ENTRY[0]
+
+
+def _entry(pending: Pending[Any]) -> Entry:
+    """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
+    entry = _ENTRY[0] if _ENTRY else _entry_type()
+    return tuple.__new__(entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
+
+
+def _raw(item: object) -> tuple[object, object] | None:
+    """A message's number and ref as the caller gave them; ``None`` where it has a seqno
+    of the caller's (see ``Journal.settled``) or is no message at all (preparing it
+    says what is wrong)."""
+    try:
+        if getattr(item, "seqno", None) is None:
+            return item.to, item.ref  # type: ignore[attr-defined]
+    except Exception:
+        logger.debug("a bulk item without a number or ref", exc_info=True)
+    return None
 
 
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -106,6 +124,11 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
+        # Optional too: a resumed job's settled rows, read ahead of its input.
+        self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
+            ledger, "read_ahead", None
+        )
+        self._ahead: Ahead | None = None
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._opened = False
 
@@ -136,6 +159,44 @@ class Journal:
             finally:
                 self._opened = False
                 await self.ledger.close_job(self.job)
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the runner should ask the ledger ahead of its input (``look_ahead``):
+        until a range of positions has nothing an earlier run settled."""
+        return self._read_ahead is not None
+
+    async def look_ahead(self, first: int, count: int) -> None:
+        """Read the rows an earlier run settled at input positions ``first`` … ``first +
+        count - 1`` (one trip), for ``settled`` to answer from; none there (or a new job,
+        or a ledger that fails here): stop asking, the usual way decides everything."""
+        read, self._ahead = self._read_ahead, None
+        try:
+            if read is not None:
+                self._ahead = await read(self.job, first, count)
+        except Exception:  # the usual way asks the ledger again, and deals with its failure
+            logger.warning("the ledger could not read a resumed job's settled rows", exc_info=True)
+        if self._ahead is None or not self._ahead.found:
+            self._read_ahead = self._ahead = None
+
+    def settled(self, position: int, item: object) -> Outcome | None:
+        """The recorded outcome of the raw ``item`` at ``position``, if an earlier run
+        settled it with this very input (``ledger._settled``); ``None``: prepare it.
+
+        An item with a caller's seqno is always prepared: preparing it checks that no two
+        messages of the call share one, so skipping it would let a later one through."""
+        ahead = self._ahead
+        if ahead is None:
+            return None
+        if self._same_text is not None:  # the items are numbers; one text for all
+            raw: tuple[object, object] | None = (item, None)
+            content: object = self._same_text
+        else:
+            raw, content = _raw(item), item
+        if raw is None:
+            return None
+        entry = _ENTRY[0] if _ENTRY else _entry_type()
+        return ahead.outcome(tuple.__new__(entry, (position, *raw, content, None)))
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from attrs import evolve
 
-from ..models import Outcome, OutcomeStatus
+from ..models import Outcome, OutcomeStatus, new_outcome
 from ._models import IN_FLIGHT, Entry
 
 __all__ = ["SEQNO_MEMORY", "Decision", "Recorded", "decide", "outcome_of", "recorded"]
@@ -119,16 +119,23 @@ def outcome_of(
     message_id: str | None,
     request_id: str | None,
     seqno: str | None,
+    from_ledger: bool = False,
 ) -> Outcome:
-    """An outcome from a row's columns (``Recorded``'s, from ``state`` to ``seqno``)."""
-    return Outcome(
-        to=entry.to,
-        status=_STATUSES[state],
-        index=entry.position,
-        ref=entry.ref,
-        message_id=message_id,
-        code=code,
-        reason=reason,
-        request_id=request_id,
-        seqno=seqno,
+    """An outcome from a row's columns (``Recorded``'s, from ``state`` to ``seqno``).
+
+    Built by ``new_outcome``: one is made per resumed recipient."""
+    status = _STATUSES[state]
+    return new_outcome(
+        entry.to,
+        status,
+        entry.position,
+        message_id,
+        code,
+        reason,
+        entry.ref,
+        request_id,
+        seqno,
+        None,
+        None,
+        from_ledger,
     )

@@ -30,6 +30,13 @@ expect_reports) -> Plan``: ``plan``, then ``begin_unit(job, plan.send)`` if it i
 empty, in one round trip. It is optional (not part of the protocol); the runner uses it
 where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
 before its request can leave).
+
+Optional too: ``read_ahead(job, first, count)``, for a resumed job: the rows an earlier
+run settled at those input positions, as an object whose ``outcome(entry)`` says, for an
+entry built from the raw item (the number as the caller wrote it), its recorded outcome
+if it was settled with this very input, else ``None`` (and whose ``found`` says whether
+there is any); ``None`` for a job this run created. It only reads; a store without it has
+every recipient prepared and planned (``_settled`` says when an outcome may be read so).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from anyio.lowlevel import RunVar
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
-from . import _delivery, _queries
+from . import _delivery, _queries, _settled
 from ._batch import Batcher
 from ._db import Connection
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
@@ -171,6 +171,13 @@ class ThreadedLedger:
         return await self._batched(
             store.plan_and_begin, job, entries, resend_unknown, expect_reports
         )
+
+    async def read_ahead(self, job: str, first: int, count: int) -> _settled.Ahead | None:
+        """The rows an earlier run settled at input positions ``first`` … ``first + count
+        - 1``, for the runner to tell, as it reads each item of a resumed job, whether it
+        is settled with this very input (``_settled``); one trip, reads only. ``None``:
+        this run created the job."""
+        return await self._batched(_settled.read_ahead, self._open_store, job, first, count)
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         await self._batched(self._open_store.settle_unit, job, outcomes)

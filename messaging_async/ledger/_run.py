@@ -1,0 +1,39 @@
+"""A job as the run holding it knows it (``Store.runs``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._models import Entry
+
+__all__ = ["Run"]
+
+
+class Run:
+    """A job this process holds: its ids and gateway; ``fresh`` if this run created it (no
+    earlier run left anything in it), and ``unplanned``: no input position from there on
+    was planned by this run yet (``-1``: the job is not fresh)."""
+
+    __slots__ = ("fresh", "gateway", "job_id", "run_id", "unplanned")
+
+    def __init__(self, job_id: int, run_id: int, gateway: str, *, fresh: bool = False):
+        self.job_id, self.run_id, self.gateway = job_id, run_id, gateway
+        self.fresh = fresh
+        self.unplanned = 0 if fresh else -1
+
+    def unheard_of(self, entries: Sequence[Entry]) -> bool:
+        """Whether ``entries`` can have no row: the job is this run's own, they are keyed
+        by position, and this run has planned none of those positions yet (the runner plans
+        its units in input order: a fresh job's units all are)."""
+        if self.unplanned < 0:
+            return False
+        floor = top = self.unplanned
+        unheard = True
+        for entry in entries:
+            position = entry.position
+            if position < floor or entry.ref is not None:
+                unheard = False
+            if position >= top:
+                top = position + 1
+        self.unplanned = top
+        return unheard
