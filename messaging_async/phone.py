@@ -165,7 +165,8 @@ def normalize_number(
         # send): already in wire form, a two-digit calling code, no trunk 0 after it, a
         # length that country has. What ``_check_national`` would return for it unchanged.
         bounds = _WIRE_LENGTHS.get(number[:2])
-        if bounds is not None and number[2] != "0" and bounds[0] <= len(number) <= bounds[1]:
+        # The length first: it is at least MIN_DIGITS, so ``number[2]`` exists.
+        if bounds is not None and bounds[0] <= len(number) <= bounds[1] and number[2] != "0":
             return number
         digits = number  # already normalised: skip the regex
     else:

@@ -10,7 +10,9 @@ import pytest
 from messaging_async import IsmsClient, OutcomeStatus, Sms
 from messaging_async._plan import Pending, new_pending
 from messaging_async._secrets import Redactor
+from messaging_async.errors import ValidationError
 from messaging_async.isms import _outcomes, _wire
+from messaging_async.phone import normalize_number
 from messaging_async.text import Encoding
 
 NUMBERS = ["60120000001", "60120000002", "60120000003"]
@@ -83,3 +85,13 @@ def test_a_unit_of_pendings_gives_the_outcomes_its_triples_give(parsed: _wire.Se
     assert [o.ref for o in from_unit] == [p.ref for p in UNIT]
     assert [o.index for o in from_unit] == [p.position for p in UNIT]
     assert type(fatal_unit) is type(fatal_triples)
+
+
+@pytest.mark.parametrize("number", ["6", "60", "601", "6012", "6012345", "60" + "1" * 14])
+def test_a_number_too_short_or_too_long_for_its_calling_code_is_refused_not_crashed(
+    number: str,
+) -> None:
+    """The usual-number shortcut reads ``number[2]`` only once the length is known to be
+    one that country has: ``"60"`` is a ``ValidationError`` naming its length, as before."""
+    with pytest.raises(ValidationError, match="digits"):
+        normalize_number(number)

@@ -79,8 +79,8 @@ class SmsMethods(BaseClient):
         self, unit: list[Pending[_SmsPayload]], progress: SendProgress
     ) -> UnitResult:
         # The numbers and texts, each listed once: the body, the redactor and the outcomes
-        # share them (no tuple per recipient: each one is a GC-tracked allocation, and the
-        # young collections they set off cost more than the tuples themselves).
+        # share them, and no tuple is built per recipient for the body or the outcomes
+        # (the unit's own pendings are read as ``(index, number, ref)``).
         numbers = [p.to for p in unit]
         texts = [p.message[0] for p in unit]
         body = _wire.build_json_send(
