@@ -58,6 +58,7 @@ def stages(chunk: list[Sms]) -> dict[str, Callable[[], object]]:
     answer = answer_for(chunk, 1_000_000).decode()
     parsed = _wire.parse_json_send(answer)
     recipients = [(i, sms.to, sms.ref) for i, sms in enumerate(chunk)]
+    numbers, texts = [sms.to for sms in chunk], [sms.text for sms in chunk]
     encoding = unit[0].message[1]
     return {
         "validate and normalise": lambda: [prepare(None, i, sms) for i, sms in enumerate(chunk)],
@@ -66,7 +67,7 @@ def stages(chunk: list[Sms]) -> dict[str, Callable[[], object]]:
         ),
         "read the answer (JSON)": lambda: _wire.parse_json_send(answer),
         "one outcome per recipient": lambda: _outcomes.chunk_outcomes(
-            recipients, parsed, isms._unit_redactor(unit)
+            recipients, parsed, isms._redactor.including(texts, numbers)
         ),
     }
 

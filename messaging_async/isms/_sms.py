@@ -11,7 +11,7 @@ import logging
 from functools import partial
 
 from .._client import BaseClient, unreadable_answer
-from .._plan import BulkPlan, Pending, UnitResult
+from .._plan import BulkPlan, Pending, UnitResult, new_pending
 from .._secrets import Redactor
 from .._transport import Answer, SendProgress
 from ..errors import ValidationError
@@ -67,25 +67,30 @@ class SmsMethods(BaseClient):
         payload = checked_payload(
             item.text, item.encoding or forced, max_length=_wire.MAX_JSON_TEXT, index=index
         )
-        return Pending(index, to, item.ref, payload)
+        return new_pending(index, to, item.ref, payload)
 
     def _prepare_number(
         self, payload: _SmsPayload, index: int, number: object
     ) -> Pending[_SmsPayload]:
         to = normalize_number(number, default_calling_code=self._calling_code, index=index)
-        return Pending(position=index, to=to, ref=None, message=payload)
+        return new_pending(index, to, None, payload)
 
     async def _send_json_chunk(
         self, unit: list[Pending[_SmsPayload]], progress: SendProgress
     ) -> UnitResult:
+        # The numbers and texts, each listed once: the body, the redactor and the outcomes
+        # share them, and no tuple is built per recipient for the body or the outcomes
+        # (the unit's own pendings are read as ``(index, number, ref)``).
+        numbers = [p.to for p in unit]
+        texts = [p.message[0] for p in unit]
         body = _wire.build_json_send(
             username=self._username,
             password=self._password,
             sender_id=self._sender_id,
             encoding=unit[0].message[1],
-            recipients=[(p.to, p.message[0]) for p in unit],
+            recipients=zip(numbers, texts, strict=True),
         )
-        redact = self._unit_redactor(unit)
+        redact = self._redactor.including(texts, numbers)
         answer = await self._post_send(
             _wire.JSON_PATH, body, _wire.JSON_CONTENT_TYPE, progress, redact
         )
@@ -93,8 +98,7 @@ class SmsMethods(BaseClient):
             parsed = _wire.parse_json_send(answer.text)
         except _wire.UnrecognisedAnswer:
             return UnitResult(_unrecognised(unit, answer, redact))
-        recipients = [(p.position, p.to, p.ref) for p in unit]
-        outcomes, fatal = _outcomes.chunk_outcomes(recipients, parsed, redact)
+        outcomes, fatal = _outcomes.chunk_outcomes(unit, parsed, redact)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "iSMS chunk of %d via %s: %s", len(unit), answer.base_url, _tally(outcomes)
@@ -142,10 +146,6 @@ class SmsMethods(BaseClient):
             redact=redact,
             progress=progress,
         )
-
-    def _unit_redactor(self, unit: list[Pending[_SmsPayload]]) -> Redactor:
-        """What this request must never have quoted back: its texts, and its numbers masked."""
-        return self._redactor.including([p.message[0] for p in unit], [p.to for p in unit])
 
 
 def _unrecognised(
