@@ -53,6 +53,7 @@ class GcraBucket:
 
     def __init__(self, rate: float, burst: int):
         self._interval = 1.0 / rate
+        self._burst = burst
         self._tolerance = burst * self._interval
         self._tat = -math.inf
         self._queue: list[_Waiter] = []
@@ -62,7 +63,9 @@ class GcraBucket:
         return len(self._queue)
 
     def _ready_at(self, cost: int, now: float) -> float:
-        return max(self._tat, now) + cost * self._interval - self._tolerance
+        # A cost above the burst conforms once the bucket is full (``tat`` passed), else it
+        # never would: ``max(tat, now)`` would stay ``cost - burst`` intervals ahead of now.
+        return max(self._tat, now) + min(cost, self._burst) * self._interval - self._tolerance
 
     def _take(self, cost: int, now: float) -> None:
         self._tat = max(self._tat, now) + cost * self._interval

@@ -108,7 +108,10 @@ async def test_waiters_are_served_in_arrival_order_and_single_sends_go_first() -
     async def main() -> list[str]:
         bucket = GcraBucket(50.0, 1)
         order: list[str] = []
-        await bucket.acquire(1)  # empty the bucket: everyone below waits
+        # Empty the bucket half a second deep, so bulk-1's turn lasts until everyone below
+        # has queued behind it however slowly a loaded machine schedules them (one message
+        # deep, it lasted 20 ms, and bulk-2 could be the head when the OTPs came).
+        await bucket.acquire(25)
 
         async def take(name: str, priority: bool) -> None:
             await bucket.acquire(1, priority=priority)
@@ -125,6 +128,21 @@ async def test_waiters_are_served_in_arrival_order_and_single_sends_go_first() -
 
     # bulk-1's turn had come when the OTPs arrived; they pass the others, in their order.
     assert await main() == ["bulk-1", "otp-1", "otp-2", "bulk-2", "bulk-3"]
+
+
+async def test_a_cost_above_the_burst_goes_once_the_bucket_is_full() -> None:
+    """``rate * w + max(burst, cost)``: a request of more messages than the burst waits for
+    a full bucket, then goes (it once waited for ever: ``max(tat, now)`` kept its moment
+    ``cost - burst`` intervals ahead of now), and the next waits out its cost."""
+    bucket = GcraBucket(50.0, 1)
+    with anyio.fail_after(10):
+        started = anyio.current_time()
+        await bucket.acquire(1)
+        await bucket.acquire(25)  # waits for the one message before it: 20 ms
+        full_at = anyio.current_time()
+        await bucket.acquire(1)  # waits out the 25: half a second
+    assert full_at - started >= 0.02 - 0.005
+    assert anyio.current_time() - full_at >= 0.5 - 0.005
 
 
 async def test_a_cancelled_waiter_takes_nothing_and_hands_on_its_turn() -> None:
