@@ -172,3 +172,28 @@ def test_the_receivers_whatsapp_reading_takes_the_query_when_the_body_has_none()
     assert message.message_id == "wamid.1"
     with pytest.raises(WebhookError, match="no 'response'"):
         whatsapp_events(b"", "", {}, webhooks.DEFAULT_MAX_BYTES)
+
+
+async def test_the_query_is_read_with_the_token_out_and_first_values_kept() -> None:
+    """A query without repeats is read in one step (``dict``); with repeats the first
+    value of each name is kept; either way the token is not a parameter, and a token given
+    twice (a repeat) is refused."""
+    reports: list[Any] = []
+
+    async def on_delivery(event: Any) -> None:
+        reports.append(event)
+
+    app = WebhookReceiver(secret=SECRET, on_delivery=on_delivery)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as client:
+        plain = await client.get(f"/smscommy/delivery?MsgId=1&token={SECRET}&Status=6")
+        repeated = await client.get(
+            f"/smscommy/delivery?MsgId=2&Status=7&token={SECRET}&MsgId=3&Status=6"
+        )
+        twice = await client.get(f"/smscommy/delivery?token={SECRET}&MsgId=4&token={SECRET}")
+    assert (plain.status_code, repeated.status_code, twice.status_code) == (200, 200, 401)
+    assert [dict(report.raw) for report in reports] == [
+        {"MsgId": "1", "Status": "6"},
+        {"MsgId": "2", "Status": "7"},
+    ]
+    assert [report.status_code for report in reports] == ["6", "7"]
