@@ -1,6 +1,6 @@
 """The ASGI plumbing of ``WebhookReceiver``: where a request's path is, the headers a body
-needs, reading the body within a size limit, sending a prebuilt plain-text answer, and the
-lifespan protocol."""
+needs, reading the body within a size limit, the plain-text answers (built once, sent by the
+receiver itself), and the lifespan protocol."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ __all__ = [
     "lifespan",
     "read_body",
     "relative_path",
-    "respond",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -97,15 +96,6 @@ async def read_body(receive: Receive, limit: int, length: int = 0) -> bytes:
             chunks.append(chunk)
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-async def respond(send: Send, prebuilt: Answer) -> None:
-    """Send a prebuilt answer. The two messages and the header list are new each time, as a
-    middleware may add to them in place (Starlette's CORS middleware does); the headers
-    themselves are the answer's own tuples."""
-    status, body, headers = prebuilt
-    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def lifespan(receive: Receive, send: Send) -> None:
