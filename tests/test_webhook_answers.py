@@ -175,9 +175,8 @@ def test_the_receivers_whatsapp_reading_takes_the_query_when_the_body_has_none()
 
 
 async def test_the_query_is_read_with_the_token_out_and_first_values_kept() -> None:
-    """A query without repeats is read in one step (``dict``); with repeats the first
-    value of each name is kept; either way the token is not a parameter, and a token given
-    twice (a repeat) is refused."""
+    """The first value of a repeated name is kept, the token is never a parameter, and a
+    token given twice is refused."""
     reports: list[Any] = []
 
     async def on_delivery(event: Any) -> None:

@@ -319,17 +319,12 @@ class WebhookReceiver:
         except WebhookError as error:
             query, tokens = error, _lenient_tokens(raw_query, self._token_name)
         else:
-            query = dict(pairs)
-            if len(query) == len(pairs):  # no name repeated (the usual callback): in C
-                token = query.pop(name, None)
-                found = [] if token is None else [token]
-            else:
-                query, found = {}, []
-                for key, value in pairs:
-                    if key == name:
-                        found.append(value)
-                    elif key not in query:
-                        query[key] = value
+            query, found = {}, []
+            for key, value in pairs:
+                if key == name:
+                    found.append(value)
+                elif key not in query:
+                    query[key] = value
             tokens = [token.encode() for token in found]
             if not name:  # an empty name: the lenient reading's idea of its fields
                 tokens = _lenient_tokens(raw_query, self._token_name)
