@@ -7,6 +7,7 @@ per callback kind, so CPU stolen by the machine's neighbours falls on all of the
 
     .venv/bin/python benchmarks/webhooks.py [--callbacks 3000] [--rounds 3]
     .venv/bin/python benchmarks/webhooks.py --stages   # in-process µs per stage, no server
+    .venv/bin/python benchmarks/webhooks.py --compare ../main  # server CPU, before / after
 
 ``--stages`` calls the app in this process, on asyncio as uvicorn runs it (each call in a
 task of its own), with no HTTP in between: µs per callback for answers that stop at
@@ -70,10 +71,13 @@ KINDS = ("smscommy delivery", "isms delivery", "isms whatsapp (form)")
 
 
 @contextmanager
-def webhook_process(server: str) -> Iterator[tuple[str, int]]:
+def webhook_process(server: str, code: str | None = None) -> Iterator[tuple[str, int]]:
+    """A server process; ``code``: a checkout whose ``messaging_async`` it imports."""
+    env = None if code is None else {**os.environ, "PYTHONPATH": code}
     with tempfile.TemporaryDirectory() as folder:
         port_file = Path(folder) / "port"
-        process = subprocess.Popen([sys.executable, str(SERVER), server, str(port_file)])  # noqa: S603
+        command = [sys.executable, str(SERVER), server, str(port_file)]
+        process = subprocess.Popen(command, env=env)  # noqa: S603
         try:
             deadline = time.monotonic() + 30
             while not port_file.exists() or not port_file.read_text():
@@ -87,8 +91,20 @@ def webhook_process(server: str) -> Iterator[tuple[str, int]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The process's CPU time so far: the scheduler's own count in nanoseconds (every
+    thread's ``schedstat``), where the kernel keeps one; else ``stat``'s clock ticks, which
+    are 10 ms each: ±1 tick is ±5% of a 4,000-callback run."""
+    try:
+        return (
+            sum(
+                int(Path(task, "schedstat").read_text().split()[0])
+                for task in Path(f"/proc/{pid}/task").iterdir()
+            )
+            / 1e9
+        )
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(url: str, kind: str, count: int, first: int) -> int:
@@ -225,9 +241,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--stages", action="store_true")
+    parser.add_argument("--compare", metavar="CHECKOUT", help="the receiver at CHECKOUT too")
     args = parser.parse_args()
     if args.stages:
         stages()
+        return
+    if args.compare:
+        compare(args.compare, args.rounds, args.callbacks)
         return
     best: dict[tuple[str, str], tuple[float, float]] = {}
     with ExitStack() as stack:
@@ -281,6 +301,38 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("Webhook callbacks", body + kept_subsections("Webhook callbacks"))
+
+
+def compare(code: str, rounds: int, count: int) -> None:
+    """Server CPU µs per callback of the receiver at ``code`` (another checkout, e.g. main)
+    and of this one, beside the floor and FastAPI, in the same interleaved rounds: the
+    before / after of a change, measured in the same minutes. Printed, not written."""
+    with ExitStack() as stack:
+        servers = {"receiver, before": stack.enter_context(webhook_process("receiver", code))}
+        for name in SERVERS:
+            servers[name] = stack.enter_context(webhook_process(name))
+        for kind in KINDS:
+            for url, _ in servers.values():
+                anyio.run(drive, url, kind, 200, 10**8)  # warm up
+        cpu: dict[tuple[str, str], float] = {}
+        for round_ in range(rounds):
+            for kind in KINDS:
+                for name, (url, pid) in servers.items():
+                    _, used = measure(url, pid, kind, count, round_ * count)
+                    cpu[kind, name] = min(cpu.get((kind, name), float("inf")), used)
+    print(
+        "| callback | receiver, before | receiver, after | floor | FastAPI "
+        "| floor / receiver: before → after | FastAPI / receiver: before → after |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for kind in KINDS:
+        before, after = cpu[kind, "receiver, before"], cpu[kind, "receiver"]
+        floor, fastapi = cpu[kind, "bare"], cpu[kind, "fastapi"]
+        print(
+            f"| {kind} | {before:.1f} | {after:.1f} | {floor:.1f} | {fastapi:.1f} "
+            f"| {floor / before:.2f} → {floor / after:.2f} "
+            f"| {fastapi / before:.2f} → {fastapi / after:.2f} |"
+        )
 
 
 def kept_subsections(title: str) -> str:

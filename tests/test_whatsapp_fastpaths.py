@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import pytest
@@ -263,3 +264,34 @@ def test_the_names_remembered_are_bounded_in_number_and_length(
     (message,) = _whatsapp_callback({"FROM": "60123456789"}).messages  # read, not remembered
     assert message.sender == "60123456789"
     assert "FROM" not in _whatsapp._KNOWN
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+JSON_LIKE = st.one_of(
+    JSON_VALUES.map(json.dumps),
+    st.tuples(
+        st.sampled_from(["", " ", "\n", "\ufeff", "x"]),
+        st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=3).map(json.dumps),
+        st.sampled_from(["", " ", "\t", "}", ",", "{}", "x"]),
+    ).map("".join),
+    st.text(alphabet='{}[]":,0a \\', max_size=12),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=JSON_LIKE)
+def test_the_json_object_straight_to_the_scanner_reads_as_the_decoder_does(text: str) -> None:
+    """As the branch point read it: ``JSONDecoder().decode``, which is ``json.loads`` but
+    for the latter's own message for a str that starts with a BOM (both refuse it)."""
+
+    def read(loads: Any) -> object:
+        try:
+            return ("value", loads(text))
+        except ValueError as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    assert repr(read(_whatsapp._json_object)) == repr(read(json.JSONDecoder().decode))

@@ -1,22 +1,53 @@
-"""The ASGI plumbing of ``WebhookReceiver``: where a request's path is, reading its body
-within a size limit, sending a plain-text answer, and the lifespan protocol."""
+"""The ASGI plumbing of ``WebhookReceiver``: where a request's path is, the headers a body
+needs, reading the body within a size limit, the plain-text answers (built once, sent by the
+receiver itself), and the lifespan protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import WebhookError
 
-__all__ = ["Receive", "Scope", "Send", "lifespan", "read_body", "relative_path", "respond"]
+__all__ = [
+    "Answer",
+    "Receive",
+    "Scope",
+    "Send",
+    "answer",
+    "body_headers",
+    "lifespan",
+    "read_body",
+    "relative_path",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
-_ENCODED: dict[str, tuple[bytes, bytes]] = {}  # answer text → (body, its length)
+
+class Answer(NamedTuple):
+    """An answer built once, when the receiver is: its status, its body (the text and a new
+    line, encoded) and every header, ``content-length`` included."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+def answer(status: int, text: str, *headers: tuple[bytes, bytes]) -> Answer:
+    """``text`` as a plain-text ``Answer`` with ``headers`` after the usual two."""
+    body = (text + "\n").encode()
+    return Answer(
+        status,
+        body,
+        (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ),
+    )
 
 
 def relative_path(scope: Scope) -> str:
@@ -28,44 +59,43 @@ def relative_path(scope: Scope) -> str:
     return path.rstrip("/") or "/"
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+def body_headers(scope: Scope) -> tuple[int, str]:
+    """The request's largest ``Content-Length`` (0 when none is a number) and its
+    ``Content-Type`` (``""`` when not sent), in one walk of its headers: the body read needs
+    the one, the body's parser the other. ASGI servers hand header names in lower case."""
+    length = 0
+    content_type = ""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            if value.isdigit():
+                length = max(length, int(value))
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+    return length, content_type
+
+
+async def read_body(receive: Receive, limit: int, length: int = 0) -> bytes:
     """The whole body, refused (``WebhookError``) as soon as it is known to exceed ``limit``
-    bytes: by its ``Content-Length``, or by the bytes received."""
-    for name, value in scope.get("headers") or []:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
+    bytes: by its ``Content-Length`` (``length``, from ``body_headers``), or by the bytes
+    received. A body in one message (the usual callback) is taken as it came."""
+    if length > limit:
+        raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise WebhookError("the caller disconnected before sending its body")
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
-        chunks.append(chunk)
         if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
             return b"".join(chunks)
-
-
-async def respond(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]]) -> None:
-    """``text`` as a plain-text answer. Its encoding is kept (the texts are the receiver's
-    own constants, a dozen at most); the messages and their header list are built anew each
-    time, as a middleware may add to them in place (Starlette's CORS middleware does)."""
-    encoded = _ENCODED.get(text)
-    if encoded is None:
-        body = (text + "\n").encode()
-        encoded = _ENCODED[text] = (body, str(len(body)).encode())
-    body, length = encoded
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_PLAIN_TEXT, (b"content-length", length), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        chunks.append(chunk)
 
 
 async def lifespan(receive: Receive, send: Send) -> None:

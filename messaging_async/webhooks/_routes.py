@@ -7,60 +7,58 @@ status receipts (contract E9) for the WhatsApp one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
 from . import _parsers
-from ._whatsapp import parse_isms_whatsapp_callback
+from ._asgi import Answer, answer
+from ._whatsapp import whatsapp_events
 from .events import DeliveryReport, IncomingSms, WhatsAppInbound
 
 __all__ = ["ROUTES", "Event", "kind_of"]
 
-Scope = MutableMapping[str, Any]
 Event = WhatsAppInbound | DeliveryReport | IncomingSms
+# (body, its Content-Type, the query's parameters, the size limit) → the events, in order.
+Parser = Callable[[bytes, str, dict[str, str], int], Sequence[Event]]
 
 
 @frozen
 class _Route:
     """A path: the handlers its events go to (it is served when one of them is given), its
-    methods, and its parser, which answers every event the callback holds, in order."""
+    methods, its parser, which answers every event the callback holds, in order, and its
+    405 answer, built once."""
 
     kinds: frozenset[str]
     methods: frozenset[str]
-    parse: Callable[[bytes, Scope, dict[str, str], int], Sequence[Event]]
+    parse: Parser
+    not_allowed: Answer
 
 
-def _parse_whatsapp(
-    body: bytes, scope: Scope, query: dict[str, str], limit: int
-) -> Sequence[Event]:
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").decode("latin-1")
-    callback = parse_isms_whatsapp_callback(
-        body, content_type=content_type, query=query, max_bytes=limit
+def _route(kinds: set[str], methods: set[str], parse: Parser) -> _Route:
+    allow = (b"allow", ", ".join(sorted(methods)).encode())
+    return _Route(
+        frozenset(kinds), frozenset(methods), parse, answer(405, "Method Not Allowed", allow)
     )
-    return (*callback.messages, *callback.receipts)
+
+
+def _of_query(parse: Callable[[dict[str, str]], Event]) -> Parser:
+    """A query-string callback's parser: its one event, from the parameters as read."""
+
+    def parse_query(
+        body: bytes, content_type: str, query: dict[str, str], limit: int
+    ) -> tuple[Event]:
+        return (_parsers.from_params(parse, query),)
+
+    return parse_query
 
 
 ROUTES = {
-    "/isms/whatsapp": _Route(
-        frozenset({"whatsapp", "delivery"}), frozenset({"GET", "POST"}), _parse_whatsapp
-    ),
-    "/isms/delivery": _Route(
-        frozenset({"delivery"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.from_params(_parsers.isms_delivery_of, q),),
-    ),
-    "/smscommy/delivery": _Route(
-        frozenset({"delivery"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.from_params(_parsers.smscommy_delivery_of, q),),
-    ),
-    "/smscommy/incoming": _Route(
-        frozenset({"incoming_sms"}),
-        frozenset({"GET"}),
-        lambda b, s, q, n: (_parsers.from_params(_parsers.smscommy_incoming_of, q),),
+    "/isms/whatsapp": _route({"whatsapp", "delivery"}, {"GET", "POST"}, whatsapp_events),
+    "/isms/delivery": _route({"delivery"}, {"GET"}, _of_query(_parsers.isms_delivery_of)),
+    "/smscommy/delivery": _route({"delivery"}, {"GET"}, _of_query(_parsers.smscommy_delivery_of)),
+    "/smscommy/incoming": _route(
+        {"incoming_sms"}, {"GET"}, _of_query(_parsers.smscommy_incoming_of)
     ),
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import WebhookError
@@ -31,7 +31,12 @@ from ._parsers import (
 from ._receipts import flat_receipt, receipts_of
 from .events import DeliveryReport, WhatsAppCallback, WhatsAppInbound
 
-__all__ = ["decode_response", "parse_isms_whatsapp", "parse_isms_whatsapp_callback"]
+__all__ = [
+    "decode_response",
+    "parse_isms_whatsapp",
+    "parse_isms_whatsapp_callback",
+    "whatsapp_events",
+]
 
 
 def parse_isms_whatsapp_callback(
@@ -80,18 +85,44 @@ def _isms_whatsapp(
     return callback.messages[0]
 
 
+def whatsapp_events(
+    body: bytes, content_type: str, query: dict[str, str], max_bytes: int
+) -> tuple[WhatsAppInbound | DeliveryReport, ...]:
+    """``WebhookReceiver``'s reading of a callback: what ``parse_isms_whatsapp_callback``
+    reads, as the events themselves (messages, then receipts), without the
+    ``WhatsAppCallback`` around them, which the receiver never hands on (0.5 µs)."""
+    return _guarded(_isms_whatsapp_events, body, content_type, query, max_bytes)
+
+
+def _isms_whatsapp_events(
+    body: bytes, content_type: str, query: dict[str, str], max_bytes: int
+) -> tuple[WhatsAppInbound | DeliveryReport, ...]:
+    messages, receipts = _whatsapp_parts(_decoded_payload(body, content_type, query, max_bytes))
+    return (*messages, *receipts)
+
+
 def _isms_whatsapp_callback(
     body: bytes | str | Mapping[str, Any],
     content_type: str | None,
     query: Query | None,
     max_bytes: int,
 ) -> WhatsAppCallback:
+    return _whatsapp_callback(_decoded_payload(body, content_type, query, max_bytes))
+
+
+def _decoded_payload(
+    body: bytes | str | Mapping[str, Any],
+    content_type: str | None,
+    query: Query | None,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """The JSON object of the ``response`` parameter: the body's, else the query's."""
     encoded = _response_parameter(body, content_type, max_bytes)
     if encoded is None and query is not None:
         encoded = _get(_lowered(params_of(query, max_bytes)), "response")
     if encoded is None:
         raise WebhookError("the callback carries no 'response' parameter")
-    return _whatsapp_callback(_decode_response(encoded))
+    return _decode_response(encoded)
 
 
 def decode_response(encoded: str) -> dict[str, Any]:
@@ -100,15 +131,33 @@ def decode_response(encoded: str) -> dict[str, Any]:
 
 
 _JSON = json.JSONDecoder()
+# The (C) scanner JSONDecoder.decode calls; not in typeshed's stubs.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 def _decode_response(encoded: str) -> dict[str, Any]:
-    # The decoder json.loads calls, called directly: a str with a BOM is refused by both
-    # (ValueError, so WebhookError), and a frame less per callback.
-    data = _JSON.decode(_decode_base64(encoded).decode("utf-8"))
+    data = _json_object(_decode_base64(encoded).decode("utf-8"))
     if not isinstance(data, dict):
         raise WebhookError("the decoded 'response' is not a JSON object")
     return data
+
+
+def _json_object(text: str) -> Any:
+    """``json.loads(text)``. A text that is one object from its first character to its
+    last (the usual payload) goes straight to the C scanner ``decode`` calls: ``decode``
+    would add two Python frames and a regular expression each side for the white space,
+    1.47 µs against 1.14 µs on the benchmark's payload. Anything else, or anything the
+    scanner refuses, is read by ``decode`` (the same decoder: a str with a BOM is refused,
+    ValueError, so WebhookError), for its own answer or error."""
+    if text[:1] == "{" and text[-1:] == "}":
+        try:
+            data, end = _SCAN(text, 0)
+        except (ValueError, StopIteration):
+            pass
+        else:
+            if end == len(text):
+                return data
+    return _JSON.decode(text)
 
 
 def _response_parameter(
@@ -189,9 +238,17 @@ _FIELD_NAMES = {
 
 
 def _whatsapp_callback(data: dict[str, Any]) -> WhatsAppCallback:
-    """Receipts from every ``statuses`` list (or the flat object, when it is one); messages
-    from every Meta-style ``messages`` list, else the whole object is the message, as long
-    as it holds no receipts."""
+    """The payload's messages and receipts, and the payload itself."""
+    messages, receipts = _whatsapp_parts(data)
+    return WhatsAppCallback(messages=messages, receipts=receipts, raw=data)
+
+
+def _whatsapp_parts(
+    data: dict[str, Any],
+) -> tuple[tuple[WhatsAppInbound, ...], tuple[DeliveryReport, ...]]:
+    """The payload's messages and receipts. Receipts from every ``statuses`` list (or the
+    flat object, when it is one); messages from every Meta-style ``messages`` list, else the
+    whole object is the message, as long as it holds no receipts."""
     whole = _index(data)
     receipts: tuple[DeliveryReport, ...] = ()
     if whole.statuses:
@@ -208,7 +265,7 @@ def _whatsapp_callback(data: dict[str, Any]) -> WhatsAppCallback:
         messages = ()
     else:
         messages = (_whatsapp_event(data, whole, None),)
-    return WhatsAppCallback(messages=messages, receipts=receipts, raw=data)
+    return messages, receipts
 
 
 def _whatsapp_event(

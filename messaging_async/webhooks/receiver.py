@@ -38,7 +38,17 @@ from .._journal import check_ledger
 from ..errors import ValidationError, WebhookError
 from ..hooks import Hooks, WebhookEvent, combine_hooks
 from . import _parsers
-from ._asgi import Receive, Scope, Send, lifespan, read_body, relative_path, respond
+from ._asgi import (
+    Answer,
+    Receive,
+    Scope,
+    Send,
+    answer,
+    body_headers,
+    lifespan,
+    read_body,
+    relative_path,
+)
 from ._deadline import run_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
 from ._routes import ROUTES, Event, kind_of
@@ -52,9 +62,21 @@ __all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "WebhookReceiver"]
 logger = logging.getLogger("messaging_async.webhooks")
 
 Handler = Callable[[Any], Awaitable[object] | object]
-Answer = tuple[int, str, list[tuple[bytes, bytes]]]
 
+# Every answer but a route's 405, built once (``_asgi.Answer``).
 _RETRY_AFTER = (b"retry-after", b"10")
+_OK = answer(200, "OK")
+_OK_DUPLICATE = answer(200, "OK (duplicate)")
+_BAD_REQUEST = answer(400, "Bad Request")
+_UNAUTHORIZED = answer(401, "Unauthorized")
+_FORBIDDEN = answer(403, "Forbidden")
+_NOT_FOUND = answer(404, "Not Found")
+_TIMED_OUT_BODY = answer(408, "Request Timeout", (b"connection", b"close"))
+_TOO_LARGE = answer(413, "Payload Too Large")
+_FAILED = answer(500, "Internal Server Error")
+_STORE_FAILED = answer(503, "Service Unavailable (de-duplication store)", _RETRY_AFTER)
+_BEING_HANDLED = answer(503, "Service Unavailable (being handled)", _RETRY_AFTER)
+_TIMED_OUT = answer(503, "Service Unavailable (handler timed out)", _RETRY_AFTER)
 _SETTLE_SECONDS = 5.0  # how long a cancelled request may take to release its claim
 _MAX_KEY = 200  # characters; a longer de-duplication key is hashed
 
@@ -143,49 +165,59 @@ class WebhookReceiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = relative_path(scope)
-            if self._hooks is None:  # nobody listens: not even the clock is read
-                await respond(send, *await self._answer(scope, receive, path))
-                return
-            began = anyio.current_time()
-            status, text, headers = await self._answer(scope, receive, path)
-            await respond(send, status, text, headers)
-            duration = anyio.current_time() - began
-            kind = _callback_kind(path)
-            self._hooks.on_webhook(WebhookEvent(kind=kind, status=status, duration=duration))
+            hooks = self._hooks
+            began = 0.0 if hooks is None else anyio.current_time()  # nobody listens: no clock
+            status, body, headers = await self._answer(scope, receive, path)
+            # The answer's two sends, here rather than in a helper: a coroutine less per
+            # callback. Messages and header list are new each time, as a middleware may add
+            # to them in place (Starlette's CORS middleware does); the headers are shared.
+            await send({"type": "http.response.start", "status": status, "headers": [*headers]})
+            await send({"type": "http.response.body", "body": body})
+            if hooks is not None:
+                duration = anyio.current_time() - began
+                kind = _callback_kind(path)
+                hooks.on_webhook(WebhookEvent(kind=kind, status=status, duration=duration))
         elif scope["type"] == "lifespan":
             await lifespan(receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, path: str) -> Answer:
         if self._networks is not None and not self._address_allowed(scope):
-            return 403, "Forbidden", []
+            return _FORBIDDEN
         raw_query: bytes = scope.get("query_string", b"")
         if len(raw_query) > self._max_body:
-            return 413, "Payload Too Large", []
+            return _TOO_LARGE
         query = self._query_if_token_matches(raw_query)
         if query is None:
-            return 401, "Unauthorized", []
+            return _UNAUTHORIZED
         route = self._routes.get(path)
         if route is None:
-            return 404, "Not Found", []
-        if scope["method"] not in route.methods:
-            return (
-                405,
-                "Method Not Allowed",
-                [(b"allow", ", ".join(sorted(route.methods)).encode())],
-            )
+            return _NOT_FOUND
+        method = scope["method"]
+        if method not in route.methods:
+            return route.not_allowed
         try:
             if isinstance(query, WebhookError):
                 raise query
-            body = await self._body(scope, receive) if scope["method"] == "POST" else b""
-            events = route.parse(body, scope, query, self._max_body)
+            if method == "POST":
+                length, content_type = body_headers(scope)
+                body = await self._body(receive, length)
+            else:
+                body, content_type = b"", ""
+            events = route.parse(body, content_type, query, self._max_body)
         except _SlowBody:
             logger.info(
                 "a %s callback's body took over %s s; answered 408", path, self._body_timeout
             )
-            return 408, "Request Timeout", [(b"connection", b"close")]
+            return _TIMED_OUT_BODY
         except WebhookError as error:
             logger.info("rejected a %s callback: %s", path, error)
-            return (413, "Payload Too Large", []) if error.too_large else (400, "Bad Request", [])
+            return _TOO_LARGE if error.too_large else _BAD_REQUEST
+        if len(events) == 1:  # the usual callback: one event, its handler's answer
+            event = events[0]
+            kind = kind_of(event)
+            handler = self._handlers[kind]
+            if handler is not None:
+                return await self._dispatch(kind, handler, event)
         return await self._dispatch_all(events)
 
     async def _dispatch_all(self, events: Sequence[Event]) -> Answer:
@@ -197,45 +229,51 @@ class WebhookReceiver:
             if handler is None:
                 logger.info("a %s event with no handler given; acknowledged and dropped", kind)
                 continue
-            answer = await self._dispatch(kind, handler, event)
-            if answer[0] != 200 or len(events) == 1:
-                return answer
-            answers.append(answer)
-        return answers[0] if len(answers) == 1 else (200, "OK", [])
+            answered = await self._dispatch(kind, handler, event)
+            if answered.status != 200 or len(events) == 1:
+                return answered
+            answers.append(answered)
+        return answers[0] if len(answers) == 1 else _OK
 
     async def _dispatch(self, kind: str, handler: Handler, event: Event) -> Answer:
         """Claim, handle, settle: every claim won is completed or released, whatever happens
-        (a handler's exception, its time running out, the server cancelling it)."""
+        (a handler's exception, its time running out, the server cancelling it). Without a
+        de-duplicator there is nothing to settle, and no call is made to settle it."""
         key = _dedupe_key(kind, event) if self._dedupe is not None else None
         if key is not None:
             claimed = await self._claim(key)
             if claimed is None:
-                return 503, "Service Unavailable (de-duplication store)", [_RETRY_AFTER]
+                return _STORE_FAILED
             if claimed is Claim.DONE:
-                return 200, "OK (duplicate)", []
+                return _OK_DUPLICATE
             if claimed is Claim.IN_PROGRESS:
-                return 503, "Service Unavailable (being handled)", [_RETRY_AFTER]
+                return _BEING_HANDLED
         started = time.perf_counter()
         try:
             finished = True
             result = handler(event)
-            if inspect.isawaitable(result):
-                coro = result if type(result) is CoroutineType else _awaited(result)
-                finished, _ = await run_within(coro, self._handler_timeout, started)
+            if type(result) is CoroutineType:  # an async handler: the usual one
+                finished, _ = await run_within(result, self._handler_timeout, started)
+            elif inspect.isawaitable(result):
+                finished, _ = await run_within(_awaited(result), self._handler_timeout, started)
         except Exception as exc:
-            await self._settle(key, done=False)
-            logger.error("the %s handler raised %s%s", kind, type(exc).__name__, _where())
-            return 500, "Internal Server Error", []
-        except BaseException:  # cancelled (a server shutting down): let the retry be handled
-            with anyio.move_on_after(_SETTLE_SECONDS, shield=True):
+            if key is not None:
                 await self._settle(key, done=False)
+            logger.error("the %s handler raised %s%s", kind, type(exc).__name__, _where())
+            return _FAILED
+        except BaseException:  # cancelled (a server shutting down): let the retry be handled
+            if key is not None:
+                with anyio.move_on_after(_SETTLE_SECONDS, shield=True):
+                    await self._settle(key, done=False)
             raise
         if not finished:
-            await self._settle(key, done=False)
+            if key is not None:
+                await self._settle(key, done=False)
             logger.error("the %s handler ran past %s s; cancelled", kind, self._handler_timeout)
-            return 503, "Service Unavailable (handler timed out)", [_RETRY_AFTER]
-        await self._settle(key, done=True)
-        return 200, "OK", []
+            return _TIMED_OUT
+        if key is not None:
+            await self._settle(key, done=True)
+        return _OK
 
     async def _claim(self, key: str) -> Claim | None:
         """The store's answer, or ``None`` when it failed or answered something else."""
@@ -246,9 +284,7 @@ class WebhookReceiver:
             logger.error("the de-duplication store's claim failed: %s", type(exc).__name__)
             return None
 
-    async def _settle(self, key: str | None, *, done: bool) -> None:
-        if key is None:
-            return
+    async def _settle(self, key: str, *, done: bool) -> None:
         settle = self._dedupe.complete if done else self._dedupe.release  # type: ignore[union-attr]
         try:
             await _maybe_await(settle(key))
@@ -256,10 +292,10 @@ class WebhookReceiver:
             what = "complete" if done else "release"
             logger.error("the de-duplication store's %s failed: %s", what, type(exc).__name__)
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _body(self, receive: Receive, length: int) -> bytes:
         """The whole body within ``body_timeout`` seconds in all (a body trickling in byte
-        by byte would never trip a per-read timeout)."""
-        reading = read_body(scope, receive, self._max_body)
+        by byte would never trip a per-read timeout); ``length`` is its Content-Length."""
+        reading = read_body(receive, self._max_body, length)
         finished, body = await run_within(reading, self._body_timeout, time.perf_counter())
         if not finished or body is None:
             raise _SlowBody
