@@ -528,16 +528,17 @@ async def test_a_bulk_call_timeout_leaves_what_has_not_left_not_sent(
     async with fake.isms_client(base_url=url, max_concurrency=1) as client:
         started = anyio.current_time()
         if streamed:  # the stream's producer runs in a task of its own: the deadline follows
-            outcomes = [o async for o in client.stream_sms_bulk(messages(300), timeout=1)]
+            outcomes = [o async for o in client.stream_sms_bulk(messages(600), timeout=1)]
         else:
-            outcomes = list((await client.send_sms_bulk(messages(300), timeout=1)).outcomes)
+            outcomes = list((await client.send_sms_bulk(messages(600), timeout=1)).outcomes)
         elapsed = anyio.current_time() - started
     counts = Counter(outcome.status for outcome in outcomes)
-    assert len(outcomes) == 300
+    assert len(outcomes) == 600
     assert counts[OutcomeStatus.ACCEPTED] >= 50
     assert counts[OutcomeStatus.NOT_SENT] >= 50
     assert set(counts) <= {OutcomeStatus.ACCEPTED, OutcomeStatus.NOT_SENT, OutcomeStatus.UNKNOWN}
-    assert elapsed < 2
+    # Unbounded, the 12 requests of 50 would take 4.8 s; the slack is for a loaded machine.
+    assert elapsed < 3
 
 
 async def test_hooks_hear_failovers_and_retries_on_both_clients(sandbox: Sandbox) -> None:
