@@ -37,8 +37,9 @@ from ._plan import (
     iterate_input,
     notify,
 )
+from ._settle import all_outcomes, interrupted, invalid_outcome, settle_unit, stop_reason
 from ._transport import SendProgress
-from .errors import GatewayError, OutcomeUnknownError, UnreachableError, ValidationError
+from .errors import GatewayError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 __all__ = [
@@ -154,7 +155,7 @@ class BulkRunner(Generic[M]):
         finally:
             reason = self._unsent_reason()
             for unit in forming.values():
-                self._record(_all(unit, OutcomeStatus.NOT_SENT, reason))
+                self._record(all_outcomes(unit, OutcomeStatus.NOT_SENT, reason))
             if self._journal is not None:
                 await self._journal.close()
 
@@ -263,16 +264,18 @@ class BulkRunner(Generic[M]):
         try:
             pending = self._prepare(index, item)
         except ValidationError as exc:
-            return _invalid(index, item, f"invalid input: {exc}")
+            return invalid_outcome(index, item, f"invalid input: {exc}")
         except Exception as exc:  # a value nobody checked for: this item's outcome only
             logger.warning("bulk item %d could not be prepared: %s", index, type(exc).__name__)
-            return _invalid(index, item, f"invalid input: preparing it raised {type(exc).__name__}")
+            return invalid_outcome(
+                index, item, f"invalid input: preparing it raised {type(exc).__name__}"
+            )
         stopped = self.summary.stopped_by is not None or self._scoped_stops
         if stopped and self._journal is None:  # rare: skip the call (journalled: the ledger
             # may hold an outcome for it, so its unit asks the ledger first)
             stop = self._stop_for(pending)
             if stop is not None:
-                return pending.outcome(OutcomeStatus.NOT_SENT, _stop_reason(stop))
+                return pending.outcome(OutcomeStatus.NOT_SENT, stop_reason(stop))
         key = self._unit_key(pending)
         unit = forming.get(key)
         if unit is None:
@@ -357,7 +360,7 @@ class BulkRunner(Generic[M]):
     async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> list[Outcome]:
         stop = self._stop_for(unit[0])
         if stop is not None:
-            return _all(unit, OutcomeStatus.NOT_SENT, _stop_reason(stop))
+            return all_outcomes(unit, OutcomeStatus.NOT_SENT, stop_reason(stop))
         result = await settle_unit(self._send_unit, unit, progress)
         self.summary.add_credits(result.credits_used)
         if result.fatal is not None:
@@ -384,62 +387,6 @@ class BulkRunner(Generic[M]):
         return None
 
 
-async def settle_unit(
-    send_unit: Callable[[list[Pending[M]], SendProgress], Awaitable[UnitResult]],
-    unit: list[Pending[M]],
-    progress: SendProgress,
-) -> UnitResult:
-    """Send ``unit`` and turn however that ended into its outcomes: the one place, for bulk
-    runs and single sends alike, that decides ``not_sent`` against ``unknown``.
-
-    Any failure once the request may have left (an answer whose parsing raised included)
-    is ``unknown``, never ``not_sent``.
-    """
-    try:
-        return await send_unit(unit, progress)
-    except UnreachableError as exc:
-        return UnitResult(_all(unit, OutcomeStatus.NOT_SENT, str(exc)))
-    except OutcomeUnknownError as exc:
-        return UnitResult(_all(unit, OutcomeStatus.UNKNOWN, str(exc)))
-    except Exception as exc:  # e.g. an answer no parser foresaw (RecursionError, ValueError)
-        logger.warning("sending a unit of %d raised %s", len(unit), type(exc).__name__)
-        logger.debug("the unit's exception", exc_info=True)
-        return UnitResult(interrupted(unit, progress, exc))
-
-
-def interrupted(
-    unit: list[Pending[Any]], progress: SendProgress, exc: BaseException
-) -> list[Outcome]:
-    """Outcomes for a unit whose send did not end normally: ``unknown`` if it may have left."""
-    cause = f"SDK error {type(exc).__name__}" if isinstance(exc, Exception) else "cancelled"
-    if progress.may_have_left:
-        return _all(unit, OutcomeStatus.UNKNOWN, f"{cause} after the request may have left")
-    return _all(unit, OutcomeStatus.NOT_SENT, f"{cause} before the request left")
-
-
 def _one_unit(pending: Pending[Any]) -> int:
     """The unit key of a plan whose units never split by content."""
     return 0
-
-
-def _stop_reason(stop: GatewayError) -> str:
-    return f"not sent: stopped at an earlier fatal answer ({stop})"
-
-
-def _all(unit: list[Pending[Any]], status: OutcomeStatus, reason: str) -> list[Outcome]:
-    return [pending.outcome(status, reason) for pending in unit]
-
-
-def _invalid(index: int, item: object, reason: str) -> Outcome:
-    """A ``rejected`` outcome for input that failed validation: nothing was sent."""
-    try:  # the item is bad: even reading its fields may raise
-        to, ref = getattr(item, "to", ""), getattr(item, "ref", None)
-    except Exception:
-        to, ref = "", None
-    return Outcome(
-        to=to if isinstance(to, str) else "",
-        status=OutcomeStatus.REJECTED,
-        index=index,
-        ref=ref,
-        reason=reason,
-    )
