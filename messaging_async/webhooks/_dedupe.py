@@ -22,13 +22,27 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ValidationError
+from .events import DeliveryReport, WhatsAppInbound
 
-__all__ = ["Claim", "Deduplicator", "MemoryDeduplicator", "digest_of"]
+if TYPE_CHECKING:
+    from ._routes import Event
+
+MAX_KEY = 200  # characters; a longer de-duplication key is hashed
+
+__all__ = [
+    "Claim",
+    "Deduplicator",
+    "MemoryDeduplicator",
+    "checked_dedupe",
+    "dedupe_key",
+    "digest_of",
+]
 
 
 class Claim(enum.StrEnum):
@@ -98,3 +112,36 @@ class MemoryDeduplicator:
         digest = digest_of(key)
         self._in_progress.discard(digest)
         self._done.pop(digest, None)
+
+
+def checked_dedupe(dedupe: object) -> Deduplicator | None:
+    """``dedupe=`` as the receiver takes it: ``None``, or an object with the three calls."""
+    if dedupe is None:
+        return None
+    missing = [
+        name
+        for name in ("claim", "complete", "release")
+        if not callable(getattr(dedupe, name, None))
+    ]
+    if missing:
+        raise ValidationError(
+            "dedupe must have claim(key) -> Claim, complete(key) and release(key) "
+            f"(see messaging_async.webhooks.Deduplicator); missing: {', '.join(missing)}",
+            field="dedupe",
+        )
+    return dedupe  # type: ignore[return-value]
+
+
+def dedupe_key(kind: str, event: Event) -> str:
+    """The event's identity; a long one hashed, so a store never holds a 64 KiB key."""
+    if isinstance(event, DeliveryReport):
+        key = f"{event.gateway}-delivery:{event.message_id}:{event.status_code}"
+    elif isinstance(event, WhatsAppInbound) and event.message_id:
+        key = f"whatsapp:{event.message_id}"
+    else:
+        raw = json.dumps(event.raw, sort_keys=True, default=str).encode()
+        return f"{kind}:{hashlib.sha256(raw).hexdigest()}"
+    if len(key) <= MAX_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{kind}:{digest}"

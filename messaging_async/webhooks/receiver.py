@@ -19,11 +19,9 @@ Routes, relative to where the app is mounted::
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import inspect
 import ipaddress
-import json
 import logging
 import math
 import time
@@ -50,9 +48,8 @@ from ._asgi import (
     relative_path,
 )
 from ._deadline import run_within
-from ._dedupe import Claim, Deduplicator, MemoryDeduplicator
+from ._dedupe import Claim, Deduplicator, MemoryDeduplicator, checked_dedupe, dedupe_key
 from ._routes import ROUTES, Event, kind_of
-from .events import DeliveryReport, WhatsAppInbound
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -78,7 +75,6 @@ _STORE_FAILED = answer(503, "Service Unavailable (de-duplication store)", _RETRY
 _BEING_HANDLED = answer(503, "Service Unavailable (being handled)", _RETRY_AFTER)
 _TIMED_OUT = answer(503, "Service Unavailable (handler timed out)", _RETRY_AFTER)
 _SETTLE_SECONDS = 5.0  # how long a cancelled request may take to release its claim
-_MAX_KEY = 200  # characters; a longer de-duplication key is hashed
 
 
 class WebhookReceiver:
@@ -145,7 +141,7 @@ class WebhookReceiver:
             for path, route in ROUTES.items()
             if any(self._handlers[kind] for kind in route.kinds)
         }
-        self._dedupe = _checked_dedupe(dedupe)
+        self._dedupe = checked_dedupe(dedupe)
         self._networks = (
             None
             if allow_ips is None
@@ -239,7 +235,7 @@ class WebhookReceiver:
         """Claim, handle, settle: every claim won is completed or released, whatever happens
         (a handler's exception, its time running out, the server cancelling it). Without a
         de-duplicator there is nothing to settle, and no call is made to settle it."""
-        key = _dedupe_key(kind, event) if self._dedupe is not None else None
+        key = dedupe_key(kind, event) if self._dedupe is not None else None
         if key is not None:
             claimed = await self._claim(key)
             if claimed is None:
@@ -367,23 +363,6 @@ def _recording(record: Callable[[Any], Awaitable[object]], handler: Handler | No
     return record_then_handle
 
 
-def _checked_dedupe(dedupe: object) -> Deduplicator | None:
-    if dedupe is None:
-        return None
-    missing = [
-        name
-        for name in ("claim", "complete", "release")
-        if not callable(getattr(dedupe, name, None))
-    ]
-    if missing:
-        raise ValidationError(
-            "dedupe must have claim(key) -> Claim, complete(key) and release(key) "
-            f"(see messaging_async.webhooks.Deduplicator); missing: {', '.join(missing)}",
-            field="dedupe",
-        )
-    return dedupe  # type: ignore[return-value]
-
-
 def _checked_seconds(value: object, name: str) -> float | None:
     if value is None:
         return None
@@ -402,21 +381,6 @@ def _callback_kind(path: str) -> str:
     """The route's name for hooks (``isms_delivery``…); ``other`` for any path that is not a
     route, so a caller cannot fill metrics with names of its choosing."""
     return path.strip("/").replace("/", "_") if path in ROUTES else "other"
-
-
-def _dedupe_key(kind: str, event: Event) -> str:
-    """The event's identity; a long one hashed, so a store never holds a 64 KiB key."""
-    if isinstance(event, DeliveryReport):
-        key = f"{event.gateway}-delivery:{event.message_id}:{event.status_code}"
-    elif isinstance(event, WhatsAppInbound) and event.message_id:
-        key = f"whatsapp:{event.message_id}"
-    else:
-        raw = json.dumps(event.raw, sort_keys=True, default=str).encode()
-        return f"{kind}:{hashlib.sha256(raw).hexdigest()}"
-    if len(key) <= _MAX_KEY:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{kind}:{digest}"
 
 
 async def _maybe_await(value: Any) -> Any:
