@@ -189,14 +189,11 @@ class Journal:
         if ahead is None:
             return None
         if self._same_text is not None:  # the items are numbers; one text for all
-            raw: tuple[object, object] | None = (item, None)
-            content: object = self._same_text
-        else:
-            raw, content = _raw(item), item
+            return ahead.take(position, item, None, self._same_text)
+        raw = _raw(item)
         if raw is None:
             return None
-        entry = _ENTRY[0] if _ENTRY else _entry_type()
-        return ahead.outcome(tuple.__new__(entry, (position, *raw, content, None)))
+        return ahead.take(position, raw[0], raw[1], item)
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

@@ -25,9 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
-from ..models import Outcome
+from ..models import Outcome, OutcomeStatus, new_outcome
 from ..phone import normalize_number
-from ._decide import outcome_of
 from ._fingerprint import fingerprint
 from ._models import Entry, key_of
 
@@ -41,8 +40,8 @@ __all__ = ["Ahead", "read_ahead"]
 _COLUMNS = (
     "position, fingerprint, state, code, reason, message_id, request_id, seqno, run, recipient"
 )
-_FP, _STATE, _SEQNO_END, _RUN, _RECIPIENT = 1, 2, 8, 8, 9
-_SETTLED = frozenset(("accepted", "rejected"))
+_FP, _STATE, _CODE, _REASON, _MESSAGE_ID, _REQUEST_ID, _SEQNO, _RUN, _RECIPIENT = range(1, 10)
+_STATUSES = {status.value: status for status in OutcomeStatus}
 
 
 class Ahead:
@@ -62,16 +61,37 @@ class Ahead:
     def outcome(self, entry: Entry) -> Outcome | None:
         """The recorded outcome of ``entry`` (its number as the caller gave it), marked
         ``from_ledger``, if an earlier run settled it with this very input; else ``None``."""
-        raw = self._rows.get(entry.position) if entry.ref is None else None
+        return self.take(entry.position, entry.to, entry.ref, entry.content)
+
+    def take(self, position: int, to: Any, ref: Any, content: object) -> Outcome | None:
+        """``outcome`` of the item at ``position`` given as its raw number, ref and content
+        (the runner asks once per resumed recipient: no ``Entry`` is built for it). The
+        cheap exact tests come first (row, number); the fingerprint only for a candidate.
+
+        The outcome is built here from the row's columns in one ``new_outcome`` call:
+        through ``outcome_of`` and an ``Entry`` it cost 1.0 µs, here 0.6 (20,000 rows)."""
+        raw = self._rows.get(position) if ref is None else None
         if (
             raw is None
-            or raw[_RECIPIENT] != entry.to
-            or not _as_sent(entry.to)
-            or raw[_FP] != fingerprint(entry.to, entry.content, self._salt)
+            or raw[_RECIPIENT] != to
+            or not _as_sent(to)
+            or raw[_FP] != fingerprint(to, content, self._salt)
         ):
             return None
-        state, code, reason, message_id, request_id, seqno = raw[_STATE:_SEQNO_END]
-        return outcome_of(entry, state, code, reason, message_id, request_id, seqno, True)
+        return new_outcome(
+            to,
+            _STATUSES[raw[_STATE]],
+            position,
+            raw[_MESSAGE_ID],
+            raw[_CODE],
+            raw[_REASON],
+            None,
+            raw[_REQUEST_ID],
+            raw[_SEQNO],
+            None,
+            None,
+            True,
+        )
 
 
 def read_ahead(store: Store, job: str, first: int, count: int) -> Ahead | None:
@@ -82,17 +102,16 @@ def read_ahead(store: Store, job: str, first: int, count: int) -> Ahead | None:
     if run.fresh or count <= 0:
         return None
     with store.lock:
-        found = store.conn.execute(  # only keys of positions: a row is found by its position
+        # Only keys of positions: both bounds are "p:" and ten digits, so the range holds
+        # no ref's key ("s:…", "i:…"). Settled rows only, filtered by SQLite: each row
+        # returned costs the read about 0.1 µs a column (1.2 -> 1.0 µs a row, 20,000 rows).
+        found = store.conn.execute(
             f"SELECT {_COLUMNS} FROM sends WHERE job = ? AND key BETWEEN ? AND ?"  # noqa: S608
-            " AND substr(key, 1, 2) = 'p:'",
+            " AND state IN ('accepted', 'rejected') AND fingerprint IS NOT NULL",
             (run.job_id, key_of(None, first), key_of(None, first + count - 1)),
         ).fetchall()
     run_id = run.run_id
-    rows = {
-        row[0]: row
-        for row in found
-        if row[_STATE] in _SETTLED and row[_RUN] != run_id and row[_FP] is not None
-    }
+    rows = {row[0]: row for row in found if row[_RUN] != run_id}
     return Ahead(rows, run_id, store.salt)
 
 
