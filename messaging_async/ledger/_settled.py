@@ -58,6 +58,12 @@ class Ahead:
         """Whether an earlier run settled any of the range."""
         return bool(self._rows)
 
+    def found_in(self, first: int, stop: int) -> bool:
+        """Whether an earlier run settled any position of ``first`` … ``stop - 1`` (within
+        the range read: a settled job answers at its first position)."""
+        rows = self._rows
+        return any(position in rows for position in range(first, stop))
+
     def outcome(self, entry: Entry) -> Outcome | None:
         """The recorded outcome of ``entry`` (its number as the caller gave it), marked
         ``from_ledger``, if an earlier run settled it with this very input; else ``None``."""
