@@ -93,18 +93,6 @@ def _entry(pending: Pending[Any]) -> Entry:
     return tuple.__new__(entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
 
 
-def _raw(item: object) -> tuple[object, object] | None:
-    """A message's number and ref as the caller gave them; ``None`` where it has a seqno
-    of the caller's (see ``Journal.settled``) or is no message at all (preparing it
-    says what is wrong)."""
-    try:
-        if getattr(item, "seqno", None) is None:
-            return item.to, item.ref  # type: ignore[attr-defined]
-    except Exception:
-        logger.debug("a bulk item without a number or ref", exc_info=True)
-    return None
-
-
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
     """Mark outcomes the ledger decided. They are new objects, made by the store for this
     one call and seen by nobody else yet, so they are marked in place: ``evolve`` would
@@ -209,10 +197,12 @@ class Journal:
             return None
         if self._same_text is not None:  # the items are numbers; one text for all
             return ahead.take(position, item, None, self._same_text)
-        raw = _raw(item)
-        if raw is None:
-            return None
-        return ahead.take(position, raw[0], raw[1], item)
+        try:
+            if getattr(item, "seqno", None) is None:
+                return ahead.take(position, item.to, item.ref, item)  # type: ignore[attr-defined]
+        except Exception:  # no message at all, say: preparing it says what is wrong
+            logger.debug("a bulk item the ledger could not compare", exc_info=True)
+        return None
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -366,3 +367,20 @@ async def test_the_input_is_read_no_further_ahead_than_the_usual_way_reads_it(
     usual = await _pulled_until_a_send(tmp_path / "usual.db", items, fast=False)
     assert fast == usual
     assert fast < 600
+
+
+def test_an_item_the_ledger_cannot_fingerprint_goes_the_usual_way(tmp_path: Path) -> None:
+    """A look-alike of an ``Sms`` (a number, a ref, a text, but not a message the SDK
+    knows) at a settled position: the fast way cannot fingerprint it, so it is prepared
+    as the usual way prepares it (and refused there), not raised out of the call."""
+    clock = Clock()
+    first = _first(5, refs=False)
+    anyio.run(_history, tmp_path / "history.db", clock, first, 0, 0)
+    for name in ("fast.db", "usual.db"):
+        _copy(tmp_path / "history.db", tmp_path / name)
+    second: list[object] = list(first)
+    second[2] = SimpleNamespace(to=first[2].to, ref=None, text=first[2].text, seqno=None)
+    fast = anyio.run(_resume, tmp_path / "fast.db", clock, second, True)
+    usual = anyio.run(_resume, tmp_path / "usual.db", clock, second, False)
+    assert fast == usual
+    assert [o[-1] for o in fast[0]] == [True, True, False, True, True]
