@@ -121,6 +121,10 @@ class Journal:
         self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
             ledger, "read_ahead", None
         )
+        self.resuming = self._read_ahead is not None
+        """Whether the runner should ask the ledger ahead of its input (``look_ahead``):
+        until a range of positions has nothing an earlier run settled. An attribute, not
+        a property: the runner reads it once per item of a resumed job."""
         self._ahead: Ahead | None = None
         self._ahead_from = self._ahead_to = 0  # the positions ``_ahead`` was read for
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
@@ -154,12 +158,6 @@ class Journal:
                 self._opened = False
                 await self.ledger.close_job(self.job)
 
-    @property
-    def resuming(self) -> bool:
-        """Whether the runner should ask the ledger ahead of its input (``look_ahead``):
-        until a range of positions has nothing an earlier run settled."""
-        return self._read_ahead is not None
-
     async def look_ahead(self, first: int, count: int) -> None:
         """Have the rows an earlier run settled at input positions ``first`` … ``first +
         count - 1`` at hand, for ``settled`` to answer from; none there (or a new job, or
@@ -185,6 +183,7 @@ class Journal:
             ahead = self._ahead
         if ahead is None or not ahead.found_in(first, first + count):
             self._read_ahead = self._ahead = None
+            self.resuming = False
 
     def settled(self, position: int, item: object) -> Outcome | None:
         """The recorded outcome of the raw ``item`` at ``position``, if an earlier run
