@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -174,9 +175,11 @@ async def _count_asks(path: Path, clock: Clock, items: list[object]) -> tuple[An
 
 
 @pytest.mark.anyio
-async def test_a_finished_job_is_read_a_window_at_a_time_and_a_fresh_one_once(
+async def test_a_finished_job_is_read_in_growing_trips_and_a_fresh_one_once(
     tmp_path: Path,
 ) -> None:
+    """The first trip reads one window (512 positions); once it held settled rows, the
+    next reads four times as far: 1,500 recipients, two trips (512, then 2,048)."""
     clock = Clock()
     items = _first(1500, refs=False)
     fresh, fresh_asks = await _count_asks(tmp_path / "l.db", clock, list(items))
@@ -187,7 +190,42 @@ async def test_a_finished_job_is_read_a_window_at_a_time_and_a_fresh_one_once(
     assert again.all_accepted
     assert all(o.from_ledger for o in again.outcomes)
     assert [o.message_id for o in again.outcomes] == [o.message_id for o in fresh.outcomes]
-    assert again_asks == 3  # 1500 recipients, 512 a window
+    assert again_asks == 2  # 1500 recipients: 512, then the next 2,048 positions
+
+
+@pytest.mark.anyio
+async def test_a_window_with_nothing_settled_in_a_longer_trip_ends_the_asking(
+    tmp_path: Path,
+) -> None:
+    """600 settled of 3,000: the second trip (positions 512 … 2,559) holds settled rows,
+    but its window from 1,024 holds none, so the runner reads on the usual way from
+    there, with no third trip at 2,560; the 600 come from the ledger, the rest are sent."""
+    clock = Clock()
+    items = _first(3000, refs=False)
+    await _count_asks(tmp_path / "l.db", clock, list(items[:600]))
+    again, asks = await _count_asks(tmp_path / "l.db", clock, list(items))
+    assert asks == 2
+    assert [o.from_ledger for o in again.outcomes] == [True] * 600 + [False] * 2400
+    assert again.all_accepted
+
+
+def test_the_fast_way_agrees_with_the_usual_way_over_several_trips(
+    tmp_path: Path,
+) -> None:
+    """The property test's comparison on an input long enough for three trips (512,
+    2,048, 8,192 positions), with every kind of change spread over all of them."""
+    clock = Clock()
+    first = _first(2700, refs=True)
+    second = [_changed(item, CHANGES[(n * 7) % len(CHANGES)], n) for n, item in enumerate(first)]
+    second += _first(2900, refs=True)[2700:]
+    anyio.run(_history, tmp_path / "history.db", clock, first, 1, 2)
+    clock.now += 3600
+    for name in ("fast.db", "usual.db"):
+        _copy(tmp_path / "history.db", tmp_path / name)
+    fast = anyio.run(_resume, tmp_path / "fast.db", clock, second, True)
+    usual = anyio.run(_resume, tmp_path / "usual.db", clock, second, False)
+    assert sum(o[-1] for o in fast[0]) > 1000  # many taken from the ledger
+    assert fast == usual
 
 
 @pytest.mark.anyio
@@ -329,3 +367,20 @@ async def test_the_input_is_read_no_further_ahead_than_the_usual_way_reads_it(
     usual = await _pulled_until_a_send(tmp_path / "usual.db", items, fast=False)
     assert fast == usual
     assert fast < 600
+
+
+def test_an_item_the_ledger_cannot_fingerprint_goes_the_usual_way(tmp_path: Path) -> None:
+    """A look-alike of an ``Sms`` (a number, a ref, a text, but not a message the SDK
+    knows) at a settled position: the fast way cannot fingerprint it, so it is prepared
+    as the usual way prepares it (and refused there), not raised out of the call."""
+    clock = Clock()
+    first = _first(5, refs=False)
+    anyio.run(_history, tmp_path / "history.db", clock, first, 0, 0)
+    for name in ("fast.db", "usual.db"):
+        _copy(tmp_path / "history.db", tmp_path / name)
+    second: list[object] = list(first)
+    second[2] = SimpleNamespace(to=first[2].to, ref=None, text=first[2].text, seqno=None)
+    fast = anyio.run(_resume, tmp_path / "fast.db", clock, second, True)
+    usual = anyio.run(_resume, tmp_path / "usual.db", clock, second, False)
+    assert fast == usual
+    assert [o[-1] for o in fast[0]] == [True, True, False, True, True]

@@ -19,3 +19,15 @@ def test_an_sms_is_fingerprinted_as_its_text_whatever_the_path() -> None:
     assert fingerprint(sms.to, sms, salt) == expected
     assert fingerprint(sms.to, sms.text, salt) == expected
     assert fingerprint(sms.to, WhatsAppText(to=sms.to, text=sms.text), salt) != expected
+
+
+def test_each_salt_keys_its_own_fingerprints_and_a_surrogate_text_is_hashed_as_before() -> None:
+    """The salt-primed hash is kept per salt and copied per fingerprint: two ledgers (two
+    salts) used in turn, and the same one again, each give the plain keyed hash."""
+    salts = [bytes(range(16)), bytes(range(1, 17)), bytes(range(16))]
+    text = "Hi \ud800 lone surrogate"  # a str can hold one; the ledger must still hash it
+    for salt in salts:
+        for number in ("60123456789", "6591234567"):
+            data = f"{number}\x1ft\x1f{text}".encode("utf-8", "surrogatepass")
+            expected = hashlib.blake2b(salt + data, digest_size=16).digest()
+            assert fingerprint(number, Sms(to=number, text=text), salt) == expected
