@@ -23,6 +23,7 @@ from attrs import define
 from .._connections import Network
 from ..errors import ValidationError
 from ._base import DEFAULT_KEEPALIVE_EXPIRY, DIRECT, USER_AGENT, Phases, Reply, SendFailed, describe
+from ._direct import DirectPool, mocked
 from ._native import NativeBackend
 
 __all__ = ["SHARD_SIZE", "HttpxExchange", "default_transport", "shard_sizes"]
@@ -135,12 +136,15 @@ def _keep_answers_out_of_httpcore_logs() -> None:
 @define
 class _Shard:
     """One pool. ``pool``: httpcore's pool inside ``transport`` when the transport is ours,
-    which requests then go to directly (see ``HttpxExchange._through_pool``)."""
+    which requests then go to directly (see ``_through_pool``); ``direct``: our own pool
+    of the same connections' kind, used instead when the requests go to the gateway
+    without a proxy (see ``_direct``)."""
 
     transport: httpx.AsyncBaseTransport
     capacity: int
     in_flight: int = 0
     pool: httpcore.AsyncConnectionPool | None = None
+    direct: DirectPool | None = None
 
 
 # httpcore's failures, each re-raised as httpx's exception of the same name (as httpx's
@@ -196,6 +200,8 @@ class HttpxExchange:
         network: Network = DIRECT,
     ) -> HttpxExchange:
         def make_shards(proxy: str | None) -> list[_Shard]:
+            if proxy is None:
+                return [_direct_shard(max_connections, keepalive_expiry, network)]
             shards = []
             for size in shard_sizes(max_connections):
                 transport = default_transport(size, keepalive_expiry, network, proxy)
@@ -219,6 +225,8 @@ class HttpxExchange:
         timeout = self._timeout if phases is None else phases
         shard.in_flight += 1
         try:
+            if shard.direct is not None and not mocked():
+                return await _through_direct(shard.direct, url, content, content_type, timeout)
             if shard.pool is not None:
                 return await _through_pool(shard.pool, url, content, content_type, timeout)
             return await _through_transport(shard.transport, url, content, content_type, timeout)
@@ -246,6 +254,8 @@ class HttpxExchange:
             groups = self._by_proxy.values() if self._by_proxy is not None else [self._shards]
             for shards in groups:
                 for shard in shards:
+                    if shard.direct is not None:
+                        await shard.direct.aclose()
                     await shard.transport.aclose()
 
 
@@ -268,8 +278,62 @@ async def _through_transport(
         finally:
             await response.aclose()  # the connection goes back to its pool here
     except httpx.TransportError as exc:
-        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+        raise _failed(exc) from exc
     return Reply(response.status_code, body, response.headers.get("Retry-After"))
+
+
+def _direct_shard(max_connections: int, keepalive_expiry: float, network: Network) -> _Shard:
+    """One shard of every connection, served by a ``DirectPool`` (it has no per-request
+    work that grows with its size, so it needs no splitting); the transport and its
+    httpcore pool, made with the same settings, serve only while respx mocks httpcore."""
+    transport = default_transport(max_connections, keepalive_expiry, network)
+    pool = transport._pool
+    assert pool._ssl_context is not None  # httpx always gives its pool one
+    direct = DirectPool(
+        max_connections,
+        ssl_context=pool._ssl_context,
+        keepalive_expiry=keepalive_expiry,
+        socket_options=pool._socket_options,
+        network_backend=_NATIVE,
+    )
+    return _Shard(transport, max_connections, pool=pool, direct=direct)
+
+
+def _core_request(url: str, content: bytes, kind: str, timeout: Phases) -> httpcore.Request:
+    target, fixed_headers = _core_target(url, kind)
+    return httpcore.Request(
+        b"POST",
+        target,
+        headers=[*fixed_headers, _content_length(content)],
+        content=_Body(content),
+        extensions={"timeout": timeout},
+    )
+
+
+def _as_httpx(exc: Exception) -> httpx.TransportError:
+    """httpcore's failure as httpx's exception of the same name (as httpx's transport maps
+    it); httpx's own (respx raises them) as it is."""
+    if isinstance(exc, httpx.TransportError):
+        return exc
+    error: httpx.TransportError = getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc))
+    error.__cause__ = exc
+    return error
+
+
+def _failed(error: httpx.TransportError) -> SendFailed:
+    return SendFailed(describe(error), never_sent=isinstance(error, _NOT_SENT_ERRORS))
+
+
+async def _through_direct(
+    pool: DirectPool, url: str, content: bytes, kind: str, timeout: Phases
+) -> Reply:
+    """The request through our own pool of httpcore connections (see ``_direct``)."""
+    try:
+        status, headers, body = await pool.send(_core_request(url, content, kind, timeout))
+    except _HTTPCORE_ERRORS as exc:
+        error = _as_httpx(exc)
+        raise _failed(error) from error
+    return Reply(status, body, _retry_after(headers))
 
 
 async def _through_pool(
@@ -279,28 +343,15 @@ async def _through_pool(
     into httpcore's, the answer into an ``httpx.Response`` with a stream wrapper, and map
     exceptions around each step: about a tenth of the CPU per WhatsApp message, measured
     (benchmarks/RESULTS.md, "WhatsApp: before / after per stage")."""
-    target, fixed_headers = _core_target(url, kind)
-    request = httpcore.Request(
-        b"POST",
-        target,
-        headers=[*fixed_headers, _content_length(content)],
-        content=_Body(content),
-        extensions={"timeout": timeout},
-    )
     try:
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(_core_request(url, content, kind, timeout))
         try:
             body = await response.aread()
         finally:
             await response.aclose()  # the connection goes back to its pool here
-    except _HTTPCORE_ERRORS as exc:
-        error: httpx.TransportError = getattr(httpx, type(exc).__name__, httpx.TransportError)(
-            str(exc)
-        )
-        error.__cause__ = exc
-        raise SendFailed(describe(error), never_sent=isinstance(error, _NOT_SENT_ERRORS)) from error
-    except httpx.TransportError as exc:  # respx mocks httpcore's pool with httpx's errors
-        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+    except (*_HTTPCORE_ERRORS, httpx.TransportError) as exc:  # respx raises httpx's errors
+        error = _as_httpx(exc)
+        raise _failed(error) from error
     return Reply(response.status, body, _retry_after(response.headers))
 
 
