@@ -131,6 +131,18 @@ async def test_an_idle_connection_is_reused_but_not_past_keepalive_expiry() -> N
         await exchange.aclose()
 
 
+async def test_with_keepalive_expiry_zero_no_connection_stays_open() -> None:
+    exchange = pooled(keepalive_expiry=0)
+    try:
+        with server() as (url, seen):
+            for _ in range(2):
+                await exchange.post(f"{url}/ok", b"{}", "application/json")
+                assert direct(exchange).connections == []
+            assert seen[0][1] != seen[1][1]
+    finally:
+        await exchange.aclose()
+
+
 async def test_a_connection_the_server_closed_is_not_reused() -> None:
     exchange = pooled()
     try:

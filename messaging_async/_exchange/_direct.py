@@ -71,9 +71,9 @@ class DirectPool:
             finally:
                 await response.aclose()  # the connection is idle again (or closed) here
         finally:
-            if connection.is_idle():
+            if connection.is_idle() and self._keepalive_expiry != 0:
                 self._idle.setdefault(key, []).append(connection)
-            else:  # closed, or left midway by a failure or a cancellation
+            else:  # not to be reused (closed, expiry 0), or left midway by a cancellation
                 await self._discard(connection)
         return response.status, response.headers, body
 

@@ -42,7 +42,8 @@ _NOT_SENT_ERRORS = (
 # Connections per httpcore pool. httpcore 1.0 re-examines every connection of a pool on
 # every request and every response (its keep-alive check alone is quadratic in the pool's
 # size: httpx #3215, httpcore #1035); at 50 connections that was most of the client's CPU.
-# Small pools side by side keep that work small; see ``HttpxExchange``.
+# Small pools side by side keep that work small where httpcore's pool is used (through a
+# proxy); see ``HttpxExchange``.
 SHARD_SIZE = 4
 
 _Headers = tuple[tuple[bytes, bytes], ...]
@@ -163,12 +164,13 @@ class HttpxExchange:
     """Requests through httpx transports: ours (closed with the client), or the caller's one
     (``owned=False``: used as given, closed by its owner).
 
-    Ours are several small pools (``shard_sizes``); each request goes to the one with the
-    most free connections. The caller above bounds the requests in flight to the sum of
-    the pools' sizes, so a pool with a free connection always exists and no request ever
-    waits inside httpcore (where a cancelled wait leaks a slot: httpcore #1093). Requests
-    that go through a proxy the environment names for their host (``trust_env``) get pools
-    of their own, made on first use.
+    Ours, without a proxy: one ``DirectPool`` of every connection (``_direct``). Through a
+    proxy: several small httpcore pools (``shard_sizes``), each request to the one with
+    the most free connections. Either way the caller above bounds the requests in flight
+    to the connections there are, so one is always free and no request ever waits inside
+    httpcore (where a cancelled wait leaks a slot: httpcore #1093). Requests that go
+    through a proxy the environment names for their host (``trust_env``) get pools of
+    their own, made on first use.
     """
 
     def __init__(
