@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterator
 from http.server import BaseHTTPRequestHandler
+from typing import cast
 
 import anyio
+import httpcore
 import httpx
 import pytest
 import respx
@@ -223,3 +225,31 @@ async def test_a_refused_connection_is_never_sent_and_leaves_nothing_open(
         assert direct(exchange)._connecting == 0
     finally:
         await exchange.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(
+    "url", ["https://gateway.example:8443/a/b.php?x=1&y=%20", "http://127.0.0.1:8080/isms"]
+)
+async def test_our_httpcore_request_has_the_fields_its_constructor_gives(
+    anyio_backend: str, url: str
+) -> None:
+    """``_core_request`` sets httpcore's request fields itself (the constructor's checks
+    cost ten times as much): the same fields, with the same values, as ``__init__``."""
+    content = b'{"a": 1}'
+    ours = exchange_module._core_request(url, content, "application/json", {"read": 1.5})
+    target, fixed = exchange_module._core_target(url, "application/json")
+    general = httpcore.Request(
+        b"POST",
+        target,
+        headers=[*fixed, (b"Content-Length", b"8")],
+        content=content,
+        extensions={"timeout": {"read": 1.5}},
+    )
+    assert vars(ours).keys() == vars(general).keys()
+    assert (ours.method, ours.url, ours.headers) == (general.method, general.url, general.headers)
+    assert ours.extensions == general.extensions
+    assert ours.url.origin == general.url.origin
+    assert ours.url.target == general.url.target == httpx.URL(url).raw_path
+    stream = cast(AsyncIterable[bytes], ours.stream)
+    assert b"".join([part async for part in stream]) == content

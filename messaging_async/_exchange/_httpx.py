@@ -302,14 +302,22 @@ def _direct_shard(max_connections: int, keepalive_expiry: float, network: Networ
 
 
 def _core_request(url: str, content: bytes, kind: str, timeout: Phases) -> httpcore.Request:
+    """httpcore's request, its five fields set as ``Request.__init__`` would set them.
+    ``__init__`` checks every header (bytes or ASCII text?) and the body's and headers'
+    types through ``typing.Mapping``/``Sequence`` ABC checks: 6.2 µs a request, against
+    0.6 µs for values that are ours and already in their final form (``_core_target``,
+    made once per URL). ``tests/test_direct_pool.py`` holds the two to the same fields."""
     target, fixed_headers = _core_target(url, kind)
-    return httpcore.Request(
-        b"POST",
-        target,
-        headers=[*fixed_headers, _content_length(content)],
-        content=_Body(content),
-        extensions={"timeout": timeout},
-    )
+    request: httpcore.Request = _new_request(httpcore.Request)
+    request.method = b"POST"
+    request.url = target
+    request.headers = [*fixed_headers, _content_length(content)]
+    request.stream = _Body(content)
+    request.extensions = {"timeout": timeout}
+    return request
+
+
+_new_request = object.__new__
 
 
 def _as_httpx(exc: Exception) -> httpx.TransportError:
