@@ -253,3 +253,38 @@ async def test_our_httpcore_request_has_the_fields_its_constructor_gives(
     assert ours.url.target == general.url.target == httpx.URL(url).raw_path
     stream = cast(AsyncIterable[bytes], ours.stream)
     assert b"".join([part async for part in stream]) == content
+
+
+async def test_a_free_connections_state_lock_is_taken_without_a_trip_through_the_loop() -> None:
+    """httpcore's lock yields to the scheduler on every acquire, twice per request; ours
+    does not while it is free, and still raises a pending cancellation."""
+    exchange = pooled()
+    try:
+        with server() as (url, _):
+            await exchange.post(f"{url}/ok", b"{}", "application/json")
+            (connection,) = direct(exchange).connections
+            lock = connection._state_lock
+            trips = 0
+
+            async def count() -> None:
+                nonlocal trips
+                while True:
+                    trips += 1
+                    await anyio.lowlevel.checkpoint()
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(count)
+                await anyio.lowlevel.checkpoint()
+                before = trips
+                for _ in range(10):
+                    async with lock:
+                        pass
+                assert trips == before, "acquiring a free lock yielded to other tasks"
+                tasks.cancel_scope.cancel()
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                with pytest.raises(anyio.get_cancelled_exc_class()):
+                    async with lock:
+                        pass  # pragma: no cover
+    finally:
+        await exchange.aclose()

