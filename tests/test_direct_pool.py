@@ -10,11 +10,12 @@ client.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterable, Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import cast
+from typing import Any, cast
 
 import anyio
 import httpcore
@@ -26,6 +27,7 @@ from messaging_async._connections import make_timeout
 from messaging_async._exchange import HttpxExchange, Reply, SendFailed
 from messaging_async._exchange import _httpx as exchange_module
 from messaging_async._exchange._direct import DirectPool
+from messaging_async._exchange._native import NativeBackend
 
 from .gateway import serve_handler
 
@@ -288,3 +290,31 @@ async def test_a_free_connections_state_lock_is_taken_without_a_trip_through_the
                         pass  # pragma: no cover
     finally:
         await exchange.aclose()
+
+
+class _HeldConnect(httpcore.AsyncNetworkBackend):
+    """The native backend, each connect held until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.connecting = anyio.Event()
+        self.release = anyio.Event()
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.connecting.set()
+        await self.release.wait()
+        return await NativeBackend().connect_tcp(*args, **kwargs)
+
+
+async def test_a_connection_made_while_the_pool_closes_is_closed_after_its_request() -> None:
+    backend = _HeldConnect()
+    pool = DirectPool(4, ssl.create_default_context(), 5.0, None, backend)
+    with server() as (url, seen):
+        request = exchange_module._core_request(f"{url}/ok", b"{}", "application/json", {})
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(pool.send, request)
+            await backend.connecting.wait()
+            await pool.aclose()
+            backend.release.set()
+        assert len(seen) == 1
+    assert pool.connections == [], "a connection outlived the pool's aclose()"
+    assert all(not idle for idle in pool._idle.values())

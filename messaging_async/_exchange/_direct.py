@@ -54,6 +54,7 @@ class DirectPool:
         self._socket_options = list(socket_options or ())
         self._backend = network_backend
         self._connecting = 0
+        self._closed = False
         self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTP11Connection]] = {}
         # Every open connection, idle or serving a request: what ``aclose`` closes.
         self.connections: list[httpcore.AsyncHTTP11Connection] = []
@@ -71,9 +72,10 @@ class DirectPool:
             finally:
                 await response.aclose()  # the connection is idle again (or closed) here
         finally:
-            if connection.is_idle() and self._keepalive_expiry != 0:
+            if connection.is_idle() and self._keepalive_expiry != 0 and not self._closed:
                 self._idle.setdefault(key, []).append(connection)
-            else:  # not to be reused (closed, expiry 0), or left midway by a cancellation
+            else:  # not to be reused (closed, expiry 0, the pool closed while it was out),
+                # or left midway by a cancellation
                 await self._discard(connection)
         return response.status, response.headers, body
 
@@ -130,6 +132,9 @@ class DirectPool:
             await connection.aclose()
 
     async def aclose(self) -> None:
+        """Close every connection; one still being made (its request outlived a cancelled
+        wait for the requests out) is closed when its request ends."""
+        self._closed = True
         self._idle.clear()
         connections, self.connections = self.connections, []
         with anyio.CancelScope(shield=True):
