@@ -11,8 +11,6 @@ pool, its timeouts, respx and ``httpx.MockTransport``.
 from __future__ import annotations
 
 import functools
-import logging
-import re
 import socket
 from collections.abc import Callable
 
@@ -24,6 +22,7 @@ from .._connections import Network
 from ..errors import ValidationError
 from ._base import DEFAULT_KEEPALIVE_EXPIRY, DIRECT, USER_AGENT, Phases, Reply, SendFailed, describe
 from ._direct import DirectPool, mocked
+from ._httpcore_logs import keep_answers_out_of_httpcore_logs
 from ._native import NativeBackend
 
 __all__ = ["SHARD_SIZE", "HttpxExchange", "default_transport", "shard_sizes"]
@@ -94,46 +93,6 @@ def shard_sizes(max_connections: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(count)]
 
 
-# httpcore's DEBUG trace logs each failed step with its exception's repr, and the status
-# line and headers of every answer it reads (``receive_response_headers.complete
-# return_value=(b'HTTP/1.1', 200, b'OK', [(b'X-Echo', b'…')])``). A gateway echoing our
-# request in a header, in the reason phrase, or in a malformed header line would put the
-# password, the message texts and the numbers in httpcore's log.
-_HTTPCORE_LOGGERS = (
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-)
-_FAILED_STEP = re.compile(r"(\.failed exception=\w+)\(.*", re.S)
-# HTTP/1.1 returns (version, status, reason, headers); HTTP/2 (status, headers).
-_ANSWER_HEAD = re.compile(
-    r"(receive_response_headers\.complete) return_value=\((?:b'[^']*', )?(\d+)\b.*", re.S
-)
-
-
-class _AnswersOutOfHttpcoreLogs(logging.Filter):
-    """Keeps only the event name and what is ours in httpcore's trace records: a failed
-    step's exception type (the exception itself still reaches us, and is quoted only
-    redacted), an answer's status code without its reason phrase or headers."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            if ".failed exception=" in record.msg:
-                record.msg = _FAILED_STEP.sub(r"\1(…)", record.msg)
-            elif record.msg.startswith("receive_response_headers.complete "):
-                head = _ANSWER_HEAD.match(record.msg)
-                record.msg = f"{head[1]} status={head[2]}" if head else record.msg.split()[0]
-        return True
-
-
-@functools.cache
-def _keep_answers_out_of_httpcore_logs() -> None:
-    for name in _HTTPCORE_LOGGERS:
-        logging.getLogger(name).addFilter(_AnswersOutOfHttpcoreLogs())
-
-
 @define
 class _Shard:
     """One pool. ``pool``: httpcore's pool inside ``transport`` when the transport is ours,
@@ -181,7 +140,7 @@ class HttpxExchange:
         make_shards: Callable[[str | None], list[_Shard]] | None = None,
         network: Network = DIRECT,
     ):
-        _keep_answers_out_of_httpcore_logs()
+        keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()
