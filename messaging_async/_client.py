@@ -1,4 +1,4 @@
-"""What every gateway client shares: settings checks, lifecycle, and the one bulk road.
+"""What every gateway client shares: lifecycle and the one bulk road (settings checks: ``_checks``).
 
 Every bulk method (``send_*`` and ``stream_*``, both gateways) describes its call as a
 ``BulkPlan`` and hands it to ``BaseClient._send_bulk`` / ``_stream_bulk``: run-level rules
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -25,6 +25,15 @@ import anyio
 import httpx
 
 from ._call import SINGLE_SEND_TIMEOUT, call_options, check_call_timeout
+from ._checks import (
+    check_concurrency,
+    check_credential,
+    check_http_backend,
+    check_transport,
+    default_calling_code,
+)
+from ._checks import check_retry as check_retry  # imported from here by _traffic
+from ._checks import check_timeout as check_timeout
 from ._fanout import (
     BulkPlan,
     BulkRunner,
@@ -43,14 +52,7 @@ from ._road import LiveRun, StreamSink, build_report, produce, raise_if_interrup
 from ._road import OnOutcome as OnOutcome  # the clients' hook type, defined with the road
 from ._stream import BulkStream
 from ._traffic import TrafficOptions
-from ._transport import (
-    HTTP_BACKENDS,
-    Answer,
-    SendProgress,
-    Transport,
-    check_base_urls,
-    make_timeout,
-)
+from ._transport import Answer, SendProgress, Transport
 from .errors import (
     MessagingError,
     OutcomeUnknownError,
@@ -60,108 +62,10 @@ from .errors import (
     ValidationError,
 )
 from .models import BulkReport, Outcome, OutcomeStatus
-from .phone import calling_code
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .ledger import Ledger
-
-MAX_CONCURRENCY_LIMIT = 1000
-
-
-# The check_* helpers raise ValidationError naming the argument, never TypeError or
-# AttributeError: a caller's ``except MessagingError`` must catch a bad setting, and a
-# client must refuse one before it builds its connection pool.
-
-
-def check_credential(value: object, field: str) -> str:
-    """A non-blank string that can go on the wire (UTF-8; no lone surrogate)."""
-    if not isinstance(value, str) or not value.strip() or not _encodable(value):
-        raise ValidationError(f"{field} must be a non-empty string", field=field)
-    return value
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_concurrency(value: object, field: str = "max_concurrency") -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= MAX_CONCURRENCY_LIMIT
-    ):
-        raise ValidationError(
-            f"{field} must be an int from 1 to {MAX_CONCURRENCY_LIMIT}", field=field
-        )
-    return value
-
-
-def check_retry(value: object) -> RetryPolicy:
-    if value is None:
-        return RetryPolicy()
-    if not isinstance(value, RetryPolicy):
-        raise ValidationError("retry must be a RetryPolicy", field="retry")
-    return value
-
-
-def check_timeout(value: object) -> httpx.Timeout:
-    """Seconds or an ``httpx.Timeout``, each phase positive and finite (or ``None`` in a
-    Timeout: that phase unbounded). NaN compares false to every bound, so it is named."""
-    if isinstance(value, httpx.Timeout):
-        phases = (value.connect, value.read, value.write, value.pool)
-        if all(phase is None or _positive_seconds(phase) for phase in phases):
-            return value
-    elif value is None or _positive_seconds(value):
-        return make_timeout(value)  # type: ignore[arg-type]
-    raise ValidationError(
-        "timeout must be a positive, finite number of seconds or an httpx.Timeout",
-        field="timeout",
-    )
-
-
-def _positive_seconds(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def check_transport(value: object) -> httpx.AsyncBaseTransport | None:
-    if value is not None and not isinstance(value, httpx.AsyncBaseTransport):
-        raise ValidationError(
-            "transport must be an httpx.AsyncBaseTransport instance (or None)", field="transport"
-        )
-    return value
-
-
-def check_http_backend(value: object) -> str:
-    if not isinstance(value, str) or value not in HTTP_BACKENDS:
-        raise ValidationError(
-            f"http_backend must be one of {', '.join(HTTP_BACKENDS)}", field="http_backend"
-        )
-    return value
-
-
-def check_urls(value: object, field: str) -> tuple[str, ...]:
-    """``check_base_urls``, after making sure it was given a list or tuple of strings."""
-    if (
-        not isinstance(value, Sequence)
-        or isinstance(value, str | bytes)
-        or not all(isinstance(url, str) for url in value)
-    ):
-        raise ValidationError(f"{field} must be a non-empty list of URLs", field=field)
-    return check_base_urls(value, field=field)
-
-
-def default_calling_code(country: str | None) -> str | None:
-    return None if country is None else calling_code(country)
 
 
 async def send_single(

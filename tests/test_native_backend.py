@@ -53,9 +53,7 @@ def _client(url: str, **settings: Any) -> IsmsClient:
 def _streams(client: IsmsClient) -> list[object]:
     shards = client._transport._exchange._shards  # type: ignore[attr-defined]
     return [
-        connection._connection._network_stream
-        for shard in shards
-        for connection in shard.transport._pool.connections
+        connection._network_stream for shard in shards for connection in shard.direct.connections
     ]
 
 

@@ -225,7 +225,7 @@ async def test_cancellation_storms_on_one_long_lived_client() -> None:
             report = await isms.send_sms_bulk(after)
             assert report.all_accepted, report.counts
             shards = isms._transport._exchange._shards  # type: ignore[attr-defined]
-            pools = [shard.transport._pool for shard in shards]
+            pools = [shard.direct for shard in shards]
             assert any(pool.connections for pool in pools), "no keep-alive connection to close"
         assert all(pool.connections == [] for pool in pools), "a connection outlived aclose()"
     assert running_producers() == [], "a stream producer outlived its client"

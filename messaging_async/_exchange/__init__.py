@@ -5,8 +5,10 @@ Both exchanges answer the one question the retry rules need about a failure: cou
 request have reached the gateway? (``SendFailed.never_sent``). Neither follows redirects,
 stores cookies or reads proxy settings from the environment.
 
-``_httpx``: httpx's transports (ours, or the caller's); ``_native``: the asyncio network
-backend our httpx pools use on asyncio; ``_aiohttp``: the ``[fast]`` backend.
+``_httpx``: httpx's transports (ours, or the caller's); ``_direct``: our pool of httpcore's
+connections for requests without a proxy; ``_native``: the asyncio network backend our
+connections use on asyncio; ``_httpcore_logs``: httpcore's trace kept free of echoed
+requests; ``_aiohttp``: the ``[fast]`` backend.
 """
 
 from .._connections import shared_ssl_context

@@ -11,8 +11,6 @@ pool, its timeouts, respx and ``httpx.MockTransport``.
 from __future__ import annotations
 
 import functools
-import logging
-import re
 import socket
 from collections.abc import Callable
 
@@ -23,6 +21,8 @@ from attrs import define
 from .._connections import Network
 from ..errors import ValidationError
 from ._base import DEFAULT_KEEPALIVE_EXPIRY, DIRECT, USER_AGENT, Phases, Reply, SendFailed, describe
+from ._direct import DirectPool, mocked
+from ._httpcore_logs import keep_answers_out_of_httpcore_logs
 from ._native import NativeBackend
 
 __all__ = ["SHARD_SIZE", "HttpxExchange", "default_transport", "shard_sizes"]
@@ -41,7 +41,8 @@ _NOT_SENT_ERRORS = (
 # Connections per httpcore pool. httpcore 1.0 re-examines every connection of a pool on
 # every request and every response (its keep-alive check alone is quadratic in the pool's
 # size: httpx #3215, httpcore #1035); at 50 connections that was most of the client's CPU.
-# Small pools side by side keep that work small; see ``HttpxExchange``.
+# Small pools side by side keep that work small where httpcore's pool is used (through a
+# proxy); see ``HttpxExchange``.
 SHARD_SIZE = 4
 
 _Headers = tuple[tuple[bytes, bytes], ...]
@@ -92,55 +93,18 @@ def shard_sizes(max_connections: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(count)]
 
 
-# httpcore's DEBUG trace logs each failed step with its exception's repr, and the status
-# line and headers of every answer it reads (``receive_response_headers.complete
-# return_value=(b'HTTP/1.1', 200, b'OK', [(b'X-Echo', b'…')])``). A gateway echoing our
-# request in a header, in the reason phrase, or in a malformed header line would put the
-# password, the message texts and the numbers in httpcore's log.
-_HTTPCORE_LOGGERS = (
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-)
-_FAILED_STEP = re.compile(r"(\.failed exception=\w+)\(.*", re.S)
-# HTTP/1.1 returns (version, status, reason, headers); HTTP/2 (status, headers).
-_ANSWER_HEAD = re.compile(
-    r"(receive_response_headers\.complete) return_value=\((?:b'[^']*', )?(\d+)\b.*", re.S
-)
-
-
-class _AnswersOutOfHttpcoreLogs(logging.Filter):
-    """Keeps only the event name and what is ours in httpcore's trace records: a failed
-    step's exception type (the exception itself still reaches us, and is quoted only
-    redacted), an answer's status code without its reason phrase or headers."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            if ".failed exception=" in record.msg:
-                record.msg = _FAILED_STEP.sub(r"\1(…)", record.msg)
-            elif record.msg.startswith("receive_response_headers.complete "):
-                head = _ANSWER_HEAD.match(record.msg)
-                record.msg = f"{head[1]} status={head[2]}" if head else record.msg.split()[0]
-        return True
-
-
-@functools.cache
-def _keep_answers_out_of_httpcore_logs() -> None:
-    for name in _HTTPCORE_LOGGERS:
-        logging.getLogger(name).addFilter(_AnswersOutOfHttpcoreLogs())
-
-
 @define
 class _Shard:
     """One pool. ``pool``: httpcore's pool inside ``transport`` when the transport is ours,
-    which requests then go to directly (see ``HttpxExchange._through_pool``)."""
+    which requests then go to directly (see ``_through_pool``); ``direct``: our own pool
+    of the same connections' kind, used instead when the requests go to the gateway
+    without a proxy (see ``_direct``)."""
 
     transport: httpx.AsyncBaseTransport
     capacity: int
     in_flight: int = 0
     pool: httpcore.AsyncConnectionPool | None = None
+    direct: DirectPool | None = None
 
 
 # httpcore's failures, each re-raised as httpx's exception of the same name (as httpx's
@@ -159,12 +123,13 @@ class HttpxExchange:
     """Requests through httpx transports: ours (closed with the client), or the caller's one
     (``owned=False``: used as given, closed by its owner).
 
-    Ours are several small pools (``shard_sizes``); each request goes to the one with the
-    most free connections. The caller above bounds the requests in flight to the sum of
-    the pools' sizes, so a pool with a free connection always exists and no request ever
-    waits inside httpcore (where a cancelled wait leaks a slot: httpcore #1093). Requests
-    that go through a proxy the environment names for their host (``trust_env``) get pools
-    of their own, made on first use.
+    Ours, without a proxy: one ``DirectPool`` of every connection (``_direct``). Through a
+    proxy: several small httpcore pools (``shard_sizes``), each request to the one with
+    the most free connections. Either way the caller above bounds the requests in flight
+    to the connections there are, so one is always free and no request ever waits inside
+    httpcore (where a cancelled wait leaks a slot: httpcore #1093). Requests that go
+    through a proxy the environment names for their host (``trust_env``) get pools of
+    their own, made on first use.
     """
 
     def __init__(
@@ -175,7 +140,7 @@ class HttpxExchange:
         make_shards: Callable[[str | None], list[_Shard]] | None = None,
         network: Network = DIRECT,
     ):
-        _keep_answers_out_of_httpcore_logs()
+        keep_answers_out_of_httpcore_logs()
         self._shards = [_Shard(transport, capacity) for transport, capacity in transports]
         self._owned = owned
         self._timeout = timeout.as_dict()
@@ -196,6 +161,8 @@ class HttpxExchange:
         network: Network = DIRECT,
     ) -> HttpxExchange:
         def make_shards(proxy: str | None) -> list[_Shard]:
+            if proxy is None:
+                return [_direct_shard(max_connections, keepalive_expiry, network)]
             shards = []
             for size in shard_sizes(max_connections):
                 transport = default_transport(size, keepalive_expiry, network, proxy)
@@ -219,6 +186,8 @@ class HttpxExchange:
         timeout = self._timeout if phases is None else phases
         shard.in_flight += 1
         try:
+            if shard.direct is not None and not mocked():
+                return await _through_direct(shard.direct, url, content, content_type, timeout)
             if shard.pool is not None:
                 return await _through_pool(shard.pool, url, content, content_type, timeout)
             return await _through_transport(shard.transport, url, content, content_type, timeout)
@@ -246,6 +215,8 @@ class HttpxExchange:
             groups = self._by_proxy.values() if self._by_proxy is not None else [self._shards]
             for shards in groups:
                 for shard in shards:
+                    if shard.direct is not None:
+                        await shard.direct.aclose()
                     await shard.transport.aclose()
 
 
@@ -268,8 +239,70 @@ async def _through_transport(
         finally:
             await response.aclose()  # the connection goes back to its pool here
     except httpx.TransportError as exc:
-        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+        raise _failed(exc) from exc
     return Reply(response.status_code, body, response.headers.get("Retry-After"))
+
+
+def _direct_shard(max_connections: int, keepalive_expiry: float, network: Network) -> _Shard:
+    """One shard of every connection, served by a ``DirectPool`` (it has no per-request
+    work that grows with its size, so it needs no splitting); the transport and its
+    httpcore pool, made with the same settings, serve only while respx mocks httpcore."""
+    transport = default_transport(max_connections, keepalive_expiry, network)
+    pool = transport._pool
+    assert pool._ssl_context is not None  # httpx always gives its pool one
+    direct = DirectPool(
+        max_connections,
+        ssl_context=pool._ssl_context,
+        keepalive_expiry=keepalive_expiry,
+        socket_options=pool._socket_options,
+        network_backend=_NATIVE,
+    )
+    return _Shard(transport, max_connections, pool=pool, direct=direct)
+
+
+def _core_request(url: str, content: bytes, kind: str, timeout: Phases) -> httpcore.Request:
+    """httpcore's request, its five fields set as ``Request.__init__`` would set them.
+    ``__init__`` checks every header (bytes or ASCII text?) and the body's and headers'
+    types through ``typing.Mapping``/``Sequence`` ABC checks: 6.2 µs a request, against
+    0.6 µs for values that are ours and already in their final form (``_core_target``,
+    made once per URL). ``tests/test_direct_pool.py`` holds the two to the same fields."""
+    target, fixed_headers = _core_target(url, kind)
+    request: httpcore.Request = _new_request(httpcore.Request)
+    request.method = b"POST"
+    request.url = target
+    request.headers = [*fixed_headers, _content_length(content)]
+    request.stream = _Body(content)
+    request.extensions = {"timeout": timeout}
+    return request
+
+
+_new_request = object.__new__
+
+
+def _as_httpx(exc: Exception) -> httpx.TransportError:
+    """httpcore's failure as httpx's exception of the same name (as httpx's transport maps
+    it); httpx's own (respx raises them) as it is."""
+    if isinstance(exc, httpx.TransportError):
+        return exc
+    error: httpx.TransportError = getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc))
+    error.__cause__ = exc
+    return error
+
+
+def _failed(error: httpx.TransportError) -> SendFailed:
+    return SendFailed(describe(error), never_sent=isinstance(error, _NOT_SENT_ERRORS))
+
+
+async def _through_direct(
+    pool: DirectPool, url: str, content: bytes, kind: str, timeout: Phases
+) -> Reply:
+    """The request through our own pool of httpcore connections (see ``_direct``)."""
+    try:
+        status, headers, body = await pool.send(_core_request(url, content, kind, timeout))
+    except _HTTPCORE_ERRORS as exc:
+        error = _as_httpx(exc)
+        raise _failed(error) from error
+    return Reply(status, body, _retry_after(headers))
 
 
 async def _through_pool(
@@ -279,28 +312,15 @@ async def _through_pool(
     into httpcore's, the answer into an ``httpx.Response`` with a stream wrapper, and map
     exceptions around each step: about a tenth of the CPU per WhatsApp message, measured
     (benchmarks/RESULTS.md, "WhatsApp: before / after per stage")."""
-    target, fixed_headers = _core_target(url, kind)
-    request = httpcore.Request(
-        b"POST",
-        target,
-        headers=[*fixed_headers, _content_length(content)],
-        content=_Body(content),
-        extensions={"timeout": timeout},
-    )
     try:
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(_core_request(url, content, kind, timeout))
         try:
             body = await response.aread()
         finally:
             await response.aclose()  # the connection goes back to its pool here
-    except _HTTPCORE_ERRORS as exc:
-        error: httpx.TransportError = getattr(httpx, type(exc).__name__, httpx.TransportError)(
-            str(exc)
-        )
-        error.__cause__ = exc
-        raise SendFailed(describe(error), never_sent=isinstance(error, _NOT_SENT_ERRORS)) from error
-    except httpx.TransportError as exc:  # respx mocks httpcore's pool with httpx's errors
-        raise SendFailed(describe(exc), never_sent=isinstance(exc, _NOT_SENT_ERRORS)) from exc
+    except (*_HTTPCORE_ERRORS, httpx.TransportError) as exc:  # respx raises httpx's errors
+        error = _as_httpx(exc)
+        raise _failed(error) from error
     return Reply(response.status, body, _retry_after(response.headers))
 
 

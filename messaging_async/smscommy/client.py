@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import httpx
 
-from .._client import OnOutcome, check_concurrency, check_urls
+from .._checks import check_concurrency, check_urls
+from .._client import OnOutcome
 from .._options import (
     DEFAULT_SINGLE_SEND_CAPACITY,
     from_environment,
