@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ..errors import WebhookError
-from .events import DeliveryReport, DeliveryStatus, IncomingSms
+from .events import DeliveryReport, DeliveryStatus, IncomingSms, new_report
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -249,14 +249,15 @@ def smscommy_delivery_of(params: dict[str, str]) -> DeliveryReport:
     found = _lowered(params)
     message_id = _require(found, "msgid", what="message id (MsgId)")
     code = _get(found, "status")
-    return DeliveryReport(
-        gateway="smscommy",
-        message_id=message_id,
-        status=SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
-        status_code=code,
-        sender=_get(found, "sender"),
-        timestamp=_timestamp(_get(found, "timestamp", "time", "date")),
-        raw=params,
+    return new_report(
+        "smscommy",  # gateway
+        message_id,
+        SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
+        code,  # status_code
+        None,  # recipient
+        _get(found, "sender"),
+        _timestamp(_get(found, "timestamp", "time", "date")),
+        params,  # raw
     )
 
 
@@ -268,14 +269,15 @@ def isms_delivery_of(params: dict[str, str]) -> DeliveryReport:
     found = _lowered(params)
     message_id = _require(found, "sms_id", "msgid", "trx_id", what="message id (sms_id / msgid)")
     code = _get(found, "status")
-    return DeliveryReport(
-        gateway="isms",
-        message_id=message_id,
-        status=status_of_word(code),
-        status_code=code,
-        recipient=_get(found, "dstno", "mobile"),
-        timestamp=_timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
-        raw=params,
+    return new_report(
+        "isms",  # gateway
+        message_id,
+        status_of_word(code),
+        code,  # status_code
+        _get(found, "dstno", "mobile"),  # recipient
+        None,  # sender
+        _timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
+        params,  # raw
     )
 
 

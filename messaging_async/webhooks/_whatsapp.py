@@ -29,7 +29,7 @@ from ._parsers import (
     params_of,
 )
 from ._receipts import flat_receipt, receipts_of
-from .events import DeliveryReport, WhatsAppCallback, WhatsAppInbound
+from .events import DeliveryReport, WhatsAppCallback, WhatsAppInbound, new_inbound
 
 __all__ = [
     "decode_response",
@@ -283,15 +283,15 @@ def _whatsapp_event(
         if own.text is not None:
             text = own.text
     get = found.get  # the values as found (scalars), each field's as a string
-    return WhatsAppInbound(
-        sender=None if (sender := get("sender")) is None else str(sender),
-        recipient=None if (recipient := get("recipient")) is None else str(recipient),
-        message_id=None if (message_id := get("message_id")) is None else str(message_id),
-        type=None if (kind := get("type")) is None else str(kind),
-        media_url=None if (media_url := get("media_url")) is None else str(media_url),
-        text=text,
-        timestamp=_timestamp(get("timestamp")),
-        raw=data,
+    return new_inbound(
+        None if (sender := get("sender")) is None else str(sender),
+        None if (recipient := get("recipient")) is None else str(recipient),
+        None if (message_id := get("message_id")) is None else str(message_id),
+        None if (kind := get("type")) is None else str(kind),  # type
+        text,
+        None if (media_url := get("media_url")) is None else str(media_url),
+        _timestamp(get("timestamp")),
+        data,  # raw
     )
 
 
