@@ -233,6 +233,21 @@ def _get(lowered: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def _stripped(params: Mapping[str, str]) -> dict[str, str]:
+    """``_lowered`` parameters with their values stripped, for the delivery reports: there
+    ``found.get(a) or found.get(b) or None`` is ``_get(_lowered(params), a, b)`` (a blank
+    value is ``""``, so the next name is tried, as ``_get`` does), without a call per field.
+    A plain loop: on a three-field report 5,800 instructions, against 6,000 for
+    ``_lowered``'s comprehension, 8,400 for ``dict(zip(map(str.lower, …), …))``, and 1,700
+    per ``_get`` (callgrind, Python 3.11)."""
+    found = {}
+    for key, value in params.items():
+        name = key.lower()
+        if name not in found:  # first wins, as in _lowered
+            found[name] = value.strip()
+    return found
+
+
 # ---------------------------------------------------------------- delivery and incoming SMS
 def from_params(parse: Callable[[dict[str, str]], E], params: dict[str, str]) -> E:
     """``parse`` (``smscommy_delivery_of``…) of parameters already read and checked (string
@@ -246,17 +261,19 @@ def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
 
 
 def smscommy_delivery_of(params: dict[str, str]) -> DeliveryReport:
-    found = _lowered(params)
-    message_id = _require(found, "msgid", what="message id (MsgId)")
-    code = _get(found, "status")
+    found = _stripped(params)
+    message_id = found.get("msgid")
+    if not message_id:
+        raise WebhookError("the callback carries no message id (MsgId)")
+    code = found.get("status") or None
     return new_report(
         "smscommy",  # gateway
         message_id,
         SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
         code,  # status_code
         None,  # recipient
-        _get(found, "sender"),
-        _timestamp(_get(found, "timestamp", "time", "date")),
+        found.get("sender") or None,
+        _timestamp(found.get("timestamp") or found.get("time") or found.get("date") or None),
         params,  # raw
     )
 
@@ -266,17 +283,27 @@ def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
 
 
 def isms_delivery_of(params: dict[str, str]) -> DeliveryReport:
-    found = _lowered(params)
-    message_id = _require(found, "sms_id", "msgid", "trx_id", what="message id (sms_id / msgid)")
-    code = _get(found, "status")
+    found = _stripped(params)
+    get = found.get
+    message_id = get("sms_id") or get("msgid") or get("trx_id")
+    if not message_id:
+        raise WebhookError("the callback carries no message id (sms_id / msgid)")
+    code = get("status") or None
     return new_report(
         "isms",  # gateway
         message_id,
         status_of_word(code),
         code,  # status_code
-        _get(found, "dstno", "mobile"),  # recipient
+        get("dstno") or get("mobile") or None,  # recipient
         None,  # sender
-        _timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
+        _timestamp(
+            get("timestamp")
+            or get("datetime")
+            or get("time")
+            or get("date")
+            or get("donedate")
+            or None
+        ),
         params,  # raw
     )
 
@@ -286,6 +313,11 @@ def status_of_word(word: str | None) -> DeliveryStatus:
     UNKNOWN: the event keeps the word itself in ``status_code``."""
     if word is None:
         return DeliveryStatus.UNKNOWN
+    # A word sent as the table spells it (``DELIVRD``: every key is its own normal form) is
+    # found without the regular expression's pass over it (2,400 instructions).
+    status = STATUS_WORDS.get(word)
+    if status is not None:
+        return status
     return STATUS_WORDS.get(_SEPARATORS.sub(" ", word).strip().upper(), DeliveryStatus.UNKNOWN)
 
 

@@ -1,0 +1,119 @@
+"""The delivery parsers' fast paths agree with the general reading they stand in for.
+
+``smscommy_delivery_of`` and ``isms_delivery_of`` read stripped, lower-cased parameters
+(``_parsers._stripped``) with ``found.get(a) or found.get(b)`` chains, and
+``status_of_word`` looks a word up as sent before normalising it. Each is held here, over
+random parameters (names in any casing, repeated, blank or padded values), to the reading
+as it was before: ``_lowered`` and ``_get``, and the regular expression every time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from messaging_async import WebhookError
+from messaging_async.webhooks import _parsers
+from messaging_async.webhooks._parsers import (
+    _SEPARATORS,
+    SMSCOMMY_STATUSES,
+    STATUS_WORDS,
+    _get,
+    _lowered,
+    _timestamp,
+    isms_delivery_of,
+    smscommy_delivery_of,
+    status_of_word,
+)
+from messaging_async.webhooks.events import DeliveryReport, DeliveryStatus
+
+_NAMES = (
+    *("MsgId", "msgid", "MSGID", "Sender", "sender", "Status", "status", "STATUS"),
+    *("sms_id", "SMS_ID", "trx_id", "dstno", "Mobile", "mobile", "Timestamp", "time"),
+    *("datetime", "date", "DoneDate", "other"),
+)
+_VALUES = st.sampled_from(
+    ("", " ", "6", " 7 ", "DELIVRD", "Not_Delivered", "delivered ", "42", "1732230000", "x")
+) | st.text(max_size=6)
+
+
+def _reference_status(word: str | None) -> DeliveryStatus:
+    if word is None:
+        return DeliveryStatus.UNKNOWN
+    return STATUS_WORDS.get(_SEPARATORS.sub(" ", word).strip().upper(), DeliveryStatus.UNKNOWN)
+
+
+def _require(found: dict[str, str], *names: str) -> str:
+    value = _get(found, *names)
+    if value is None:
+        raise WebhookError("no id")
+    return value
+
+
+def _reference_smscommy(params: dict[str, str]) -> DeliveryReport:
+    found = _lowered(params)
+    message_id = _require(found, "msgid")
+    code = _get(found, "status")
+    return DeliveryReport(
+        gateway="smscommy",
+        message_id=message_id,
+        status=SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
+        status_code=code,
+        sender=_get(found, "sender"),
+        timestamp=_timestamp(_get(found, "timestamp", "time", "date")),
+        raw=params,
+    )
+
+
+def _reference_isms(params: dict[str, str]) -> DeliveryReport:
+    found = _lowered(params)
+    message_id = _require(found, "sms_id", "msgid", "trx_id")
+    code = _get(found, "status")
+    return DeliveryReport(
+        gateway="isms",
+        message_id=message_id,
+        status=_reference_status(code),
+        status_code=code,
+        recipient=_get(found, "dstno", "mobile"),
+        timestamp=_timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
+        raw=params,
+    )
+
+
+def _outcome(parse: Any, params: dict[str, str]) -> DeliveryReport | str:
+    try:
+        return parse(params)  # type: ignore[no-any-return]
+    except WebhookError:
+        return "WebhookError"
+
+
+_PARAMS = st.dictionaries(st.sampled_from(_NAMES), _VALUES, max_size=8)
+
+
+@given(_PARAMS)
+def test_smscommy_delivery_of_reads_as_the_general_reading(params: dict[str, str]) -> None:
+    assert _outcome(smscommy_delivery_of, params) == _outcome(_reference_smscommy, params)
+
+
+@given(_PARAMS)
+def test_isms_delivery_of_reads_as_the_general_reading(params: dict[str, str]) -> None:
+    assert _outcome(isms_delivery_of, params) == _outcome(_reference_isms, params)
+
+
+def test_a_name_repeated_in_another_case_keeps_its_first_value() -> None:
+    report = isms_delivery_of({"SMS_ID": " ", "sms_id": "9", "msgid": "7", "Status": "SENT"})
+    assert report.message_id == "7"  # the first sms_id is blank: the next name is read
+    assert _parsers._stripped({"A": " 1 ", "a": "2"}) == {"a": "1"}
+
+
+@given(st.sampled_from(sorted(STATUS_WORDS)) | _VALUES)
+def test_status_of_word_as_sent_is_its_normal_form(word: str) -> None:
+    assert status_of_word(word) is _reference_status(word)
+
+
+def test_every_status_word_is_its_own_normal_form() -> None:
+    """What the look-up as sent relies on: a key found as sent is the key normalised."""
+    for word in STATUS_WORDS:
+        assert _SEPARATORS.sub(" ", word).strip().upper() == word
