@@ -47,7 +47,7 @@ from ._asgi import (
     read_body,
     relative_path,
 )
-from ._deadline import run_within
+from ._deadline import run_within, step_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator, checked_dedupe, dedupe_key
 from ._routes import ROUTES, Event, kind_of
 
@@ -249,9 +249,13 @@ class WebhookReceiver:
             finished = True
             result = handler(event)
             if type(result) is CoroutineType:  # an async handler: the usual one
-                finished, _ = await run_within(result, self._handler_timeout, started)
+                result = step_within(result, self._handler_timeout, started)
             elif inspect.isawaitable(result):
-                finished, _ = await run_within(_awaited(result), self._handler_timeout, started)
+                result = step_within(_awaited(result), self._handler_timeout, started)
+            else:
+                result = None  # a plain function's value: done
+            if result is not None:  # it waits: the rest within the deadline
+                finished, _ = await result
         except Exception as exc:
             if key is not None:
                 await self._settle(key, done=False)
