@@ -4,13 +4,15 @@
 (``_parsers._stripped``) with ``found.get(a) or found.get(b)`` chains, and
 ``status_of_word`` looks a word up as sent before normalising it. Each is held here, over
 random parameters (names in any casing, repeated, blank or padded values), to the reading
-as it was before: ``_lowered`` and ``_get``, and the regular expression every time.
+as it was before: ``_lowered`` and ``_get``, the regular expression every time, and
+``query_pairs`` followed by a loop over the pairs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,14 +20,17 @@ from messaging_async import WebhookError
 from messaging_async.webhooks import _parsers
 from messaging_async.webhooks._parsers import (
     _SEPARATORS,
+    MAX_FIELDS,
     SMSCOMMY_STATUSES,
     STATUS_WORDS,
     _get,
     _lowered,
     _timestamp,
     isms_delivery_of,
+    query_pairs,
     smscommy_delivery_of,
     status_of_word,
+    token_and_params,
 )
 from messaging_async.webhooks.events import DeliveryReport, DeliveryStatus
 
@@ -117,3 +122,40 @@ def test_every_status_word_is_its_own_normal_form() -> None:
     """What the look-up as sent relies on: a key found as sent is the key normalised."""
     for word in STATUS_WORDS:
         assert _SEPARATORS.sub(" ", word).strip().upper() == word
+
+
+def _two_pass(query: str, name: str) -> tuple[list[str], dict[str, str]] | str:
+    """The receiver's reading before ``token_and_params``: the pairs, then a loop."""
+    try:
+        pairs = query_pairs(query)
+    except WebhookError:
+        return "WebhookError"
+    tokens, params = [], {}
+    for key, value in pairs:
+        if key == name:
+            tokens.append(value)
+        elif key not in params:
+            params[key] = value
+    return tokens, params
+
+
+_QUERY_PART = st.sampled_from(
+    ("token", "tok%65n", "token=", "=", "&", "a", "A", "b", "%", "%ZZ", "%C3%A9", "%FF", "+", "=x")
+) | st.text(alphabet="ab=&%+2F", max_size=4)
+
+
+@given(st.lists(_QUERY_PART, max_size=10).map("".join), st.sampled_from(("token", "a", "")))
+def test_token_and_params_reads_as_the_pairs_do(query: str, name: str) -> None:
+    try:
+        got: object = token_and_params(query, name)
+    except WebhookError:
+        got = "WebhookError"
+    assert got == _two_pass(query, name)
+
+
+def test_token_and_params_refuses_too_many_parameters_as_the_pairs_do() -> None:
+    query = "&".join(["a=1"] * (MAX_FIELDS + 1))
+    with pytest.raises(WebhookError, match="parameters"):
+        token_and_params(query, "token")
+    with pytest.raises(WebhookError, match="parameters"):
+        query_pairs(query)

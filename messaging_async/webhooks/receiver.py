@@ -312,22 +312,20 @@ class WebhookReceiver:
         """
         name = self._token_parameter
         try:
-            pairs = _parsers.query_pairs(raw_query.decode("utf-8"))
+            found, params = _parsers.token_and_params(raw_query.decode("utf-8"), name)
         except UnicodeDecodeError:
             query: dict[str, str] | WebhookError = WebhookError("the query string is not UTF-8")
             tokens = _lenient_tokens(raw_query, self._token_name)
         except WebhookError as error:
             query, tokens = error, _lenient_tokens(raw_query, self._token_name)
         else:
-            query, found = {}, []
-            for key, value in pairs:
-                if key == name:
-                    found.append(value)
-                elif key not in query:
-                    query[key] = value
-            tokens = [token.encode() for token in found]
+            query = params
             if not name:  # an empty name: the lenient reading's idea of its fields
                 tokens = _lenient_tokens(raw_query, self._token_name)
+            elif len(found) == 1:  # the usual callback: its one token
+                return query if hmac.compare_digest(found[0].encode(), self._secret) else None
+            else:
+                tokens = []  # none, or several: never the secret
         given = tokens[0] if len(tokens) == 1 else b""
         return query if hmac.compare_digest(given, self._secret) else None
 
