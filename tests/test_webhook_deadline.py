@@ -1,7 +1,8 @@
 """The receiver's cheaper deadlines and its one-pass query reading (issue 17).
 
-``run_within`` arms a handler's (or a body read's) deadline only once the coroutine
-suspends; these tests hold it to what ``anyio.move_on_after`` promised, on both backends.
+``step_within`` (here mostly through ``run_within``, which keeps the value) arms a
+handler's (or a body read's) deadline only once the coroutine suspends; these tests hold
+it to what ``anyio.move_on_after`` promised, on both backends.
 The one-pass query reading must decide 401 exactly as the lenient token reading does.
 """
 
@@ -23,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging_async import WebhookReceiver
-from messaging_async.webhooks._deadline import _Resumed, run_within, step_within
+from messaging_async.webhooks._deadline import _Resumed, step_within
 
 SECRET = "a-long-shared-secret-0123456789"
 
@@ -39,6 +40,19 @@ async def test_a_coroutine_that_never_suspends_finishes_even_past_its_deadline()
         return 42
 
     assert await run_within(quick(), 0.001, time.perf_counter() - 10) == (True, 42)
+
+
+async def run_within(coro: Any, seconds: float | None, started: float) -> tuple[bool, Any]:
+    """``step_within``, its value kept (as ``read_body`` keeps the body): (True, the
+    value) or (False, None) at the deadline."""
+    kept: list[Any] = []
+
+    async def keeping() -> None:
+        kept.append(await coro)
+
+    rest = step_within(keeping(), seconds, started)
+    finished = True if rest is None else (await rest)[0]
+    return (True, kept[0]) if finished else (False, None)
 
 
 async def _finished(rest: Awaitable[tuple[bool, object]] | None) -> tuple[bool, object] | None:

@@ -29,40 +29,27 @@ from typing import Any, TypeVar
 import anyio
 from sniffio import current_async_library_cvar, thread_local
 
-__all__ = ["run_within", "step_within"]
+__all__ = ["step_within"]
 
 T = TypeVar("T")
 _FINISHED: Any = object()  # what ``next`` answers for a coroutine that has returned
 
 
-async def run_within(
-    coro: Coroutine[Any, Any, T], seconds: float | None, started: float
-) -> tuple[bool, T | None]:
-    """Run ``coro`` to its end: ``(True, its value)``, or ``(False, None)`` when it was
-    cancelled ``seconds`` after ``started`` (a ``time.perf_counter()`` reading; ``None``:
-    never). Its exceptions, and a cancellation from outside, propagate as they would from
-    ``await coro``."""
-    if seconds is None:
-        return True, await coro
-    task = _asyncio_task()
-    if task is None:
-        return await _within_scope(coro, seconds, started)
-    try:
-        suspended = coro.send(None)
-    except StopIteration as stop:
-        return True, stop.value
-    return await _resumed_within(coro, suspended, task, seconds, started)
-
-
 def step_within(
     coro: Coroutine[Any, Any, object], seconds: float | None, started: float
 ) -> Awaitable[tuple[bool, object]] | None:
-    """``run_within`` for a coroutine whose value is not wanted (a handler's), its first
-    step taken here, in the caller's frame: ``None`` when it finished on that step (the
-    usual handler), else what to await for ``run_within``'s answer. No coroutine is
-    created for the usual handler, and its end raises nothing: ``next`` with a default
-    takes a coroutine's return without the ``StopIteration`` that ``send`` raises
-    (1,250 instructions, callgrind, Python 3.11). Exceptions leave as from ``await coro``."""
+    """Run ``coro`` (a handler, a body read) to its end within ``seconds`` of ``started``
+    (a ``time.perf_counter()`` reading; ``None``: no deadline), its first step taken here,
+    in the caller's frame: ``None`` when it finished on that step (the usual case), else
+    what to await for the rest: ``(True, its value)``, or ``(False, None)`` when it was
+    cancelled at its deadline. Its exceptions, and a cancellation from outside, propagate
+    as they would from ``await coro``.
+
+    No coroutine is created for the usual case, and its end raises nothing: ``next``
+    with a default takes a coroutine's return without the ``StopIteration`` that ``send``
+    raises (1,250 instructions, callgrind, Python 3.11). The value of a coroutine that
+    finishes on its first step is dropped: one whose value is wanted leaves it elsewhere
+    (``_asgi.read_body`` appends the body to a list)."""
     if seconds is not None and _asyncio_task() is None:  # trio: its scope comes first
         return _within_scope(coro, seconds, started)
     suspended = next(coro.__await__(), _FINISHED)

@@ -47,7 +47,7 @@ from ._asgi import (
     read_body,
     relative_path,
 )
-from ._deadline import run_within, step_within
+from ._deadline import step_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator, checked_dedupe, dedupe_key
 from ._routes import ROUTES, Event, kind_of
 
@@ -196,7 +196,11 @@ class WebhookReceiver:
                 raise query
             if method == "POST":
                 length, content_type = body_headers(scope)
-                body = await self._body(receive, length)
+                got: list[bytes] = []
+                rest = self._body(receive, length, got)
+                if rest is not None:
+                    await rest
+                body = got[0]
             else:
                 body, content_type = b"", ""
             events = route.parse(body, content_type, query, self._max_body)
@@ -292,14 +296,14 @@ class WebhookReceiver:
             what = "complete" if done else "release"
             logger.error("the de-duplication store's %s failed: %s", what, type(exc).__name__)
 
-    async def _body(self, receive: Receive, length: int) -> bytes:
-        """The whole body within ``body_timeout`` seconds in all (a body trickling in byte
-        by byte would never trip a per-read timeout); ``length`` is its Content-Length."""
-        reading = read_body(receive, self._max_body, length)
-        finished, body = await run_within(reading, self._body_timeout, time.perf_counter())
-        if not finished or body is None:
-            raise _SlowBody
-        return body
+    def _body(self, receive: Receive, length: int, into: list[bytes]) -> Awaitable[Any] | None:
+        """The whole body, appended to ``into``, within ``body_timeout`` seconds in all (a
+        body trickling in byte by byte would never trip a per-read timeout); ``length`` is
+        its Content-Length. ``None`` when it was read at once (the usual callback: the
+        server has it already), else what to await for the rest."""
+        reading = read_body(receive, self._max_body, length, into)
+        rest = step_within(reading, self._body_timeout, time.perf_counter())
+        return None if rest is None else _finish_body(rest)
 
     def _query_if_token_matches(self, raw_query: bytes) -> dict[str, str] | WebhookError | None:
         """``None`` unless the query holds exactly one token parameter, equal to the secret
@@ -352,6 +356,13 @@ def _lenient_tokens(raw_query: bytes, token_name: bytes) -> list[bytes]:
 
 class _SlowBody(Exception):
     """The body did not arrive within ``body_timeout``."""
+
+
+async def _finish_body(rest: Awaitable[tuple[bool, object]]) -> None:
+    """The rest of a body read that waited; ``_SlowBody`` when its time ran out."""
+    finished, _ = await rest
+    if not finished:
+        raise _SlowBody
 
 
 def _recording(record: Callable[[Any], Awaitable[object]], handler: Handler | None) -> Handler:
