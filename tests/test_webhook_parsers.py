@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from messaging_async import DeliveryStatus, WebhookError, webhooks
 from messaging_async.webhooks._parsers import STATUS_WORDS, _timestamp, query_pairs
-from messaging_async.webhooks._whatsapp import _response_parameter
+from messaging_async.webhooks._whatsapp_response import _response_parameter
 
 MESSAGE = {
     "from": "60123456789",
