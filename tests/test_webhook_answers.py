@@ -197,3 +197,39 @@ async def test_the_query_is_read_with_the_token_out_and_first_values_kept() -> N
         {"MsgId": "2", "Status": "7"},
     ]
     assert [report.status_code for report in reports] == ["6", "7"]
+
+
+async def test_paths_are_remembered_per_mount_point_and_only_a_few() -> None:
+    """The receiver remembers each (path, root_path)'s relative path: the same path under
+    another mount point is another route (or none), and a caller sending endless paths
+    fills only ``_PATHS_KEPT`` entries, routes still answered after that."""
+    statuses: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def on_delivery(event: Any) -> None:
+        pass
+
+    app = WebhookReceiver(secret=SECRET, on_delivery=on_delivery)
+    query = f"token={SECRET}&MsgId=1&Status=6".encode()
+
+    async def answer(path: str, root: str) -> int:
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": root}
+        await app({**scope, "query_string": query, "headers": []}, receive, send)
+        return statuses[-1]
+
+    for _ in range(2):  # the second time from what was remembered
+        assert await answer("/hooks/smscommy/delivery", "/hooks") == 200
+        assert await answer("/hooks/smscommy/delivery/", "/hooks") == 200
+        assert await answer("/smscommy/delivery", "") == 200
+        assert await answer("/hooks/smscommy/delivery", "") == 404
+        assert await answer("/hooks/smscommy/delivery", "/other") == 404
+    for n in range(3 * webhooks.receiver._PATHS_KEPT):
+        assert await answer(f"/nowhere/{n}", "") == 404
+    assert len(app._paths) == webhooks.receiver._PATHS_KEPT
+    assert await answer("/isms/delivery/smscommy/delivery", "/isms/delivery") == 200
