@@ -201,8 +201,9 @@ async def test_the_query_is_read_with_the_token_out_and_first_values_kept() -> N
 
 async def test_paths_are_remembered_per_mount_point_and_only_a_few() -> None:
     """The receiver remembers each (path, root_path)'s relative path: the same path under
-    another mount point is another route (or none), and a caller sending endless paths
-    fills only ``_PATHS_KEPT`` entries, routes still answered after that."""
+    another mount point is another route (or none); only routes' paths are remembered, and
+    a caller sending endless spellings of them fills only ``_PATHS_KEPT`` entries, routes
+    still answered after that."""
     statuses: list[int] = []
 
     async def send(message: Message) -> None:
@@ -231,5 +232,8 @@ async def test_paths_are_remembered_per_mount_point_and_only_a_few() -> None:
         assert await answer("/hooks/smscommy/delivery", "/other") == 404
     for n in range(3 * webhooks.receiver._PATHS_KEPT):
         assert await answer(f"/nowhere/{n}", "") == 404
+    assert len(app._paths) == 3  # only paths that are routes are remembered
+    for n in range(3 * webhooks.receiver._PATHS_KEPT):
+        assert await answer("/smscommy/delivery" + "/" * n, "") == 200
     assert len(app._paths) == webhooks.receiver._PATHS_KEPT
     assert await answer("/isms/delivery/smscommy/delivery", "/isms/delivery") == 200

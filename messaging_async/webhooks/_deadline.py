@@ -88,7 +88,7 @@ async def _resumed_within(
 async def _within_scope(
     coro: Coroutine[Any, Any, T], seconds: float, started: float
 ) -> tuple[bool, T | None]:
-    """``run_within`` on any library: the scope is entered before the coroutine runs, so
+    """``step_within`` on any library: the scope is entered before the coroutine runs, so
     that any scope it opens nests inside it."""
     with anyio.CancelScope() as scope:
         try:

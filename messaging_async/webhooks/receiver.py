@@ -154,8 +154,8 @@ class WebhookReceiver:
         self._hooks = combine_hooks(hooks)
         # Each (path, root_path) as sent → the path below the mount point: callbacks come
         # to the same few paths, and one look-up replaces relative_path's call, prefix test,
-        # slice and strip (3,200 instructions, callgrind). Bounded: paths past the first
-        # _PATHS_KEPT are worked out afresh each time, so a caller cannot grow it.
+        # slice and strip (3,200 instructions, callgrind). Bounded: only paths that are
+        # routes, at most _PATHS_KEPT of them; any other is worked out afresh each time.
         self._paths: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
@@ -168,7 +168,7 @@ class WebhookReceiver:
             path = self._paths.get(where)
             if path is None:
                 path = relative_path(scope)
-                if len(self._paths) < _PATHS_KEPT:
+                if path in self._routes and len(self._paths) < _PATHS_KEPT:
                     self._paths[where] = path
             hooks = self._hooks
             began = 0.0 if hooks is None else anyio.current_time()  # nobody listens: no clock
@@ -372,5 +372,5 @@ async def _maybe_await(value: Any) -> Any:
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
-    """Any awaitable as a coroutine (``run_within`` steps coroutines)."""
+    """Any awaitable as a coroutine (``step_within`` steps coroutines)."""
     return await awaitable
