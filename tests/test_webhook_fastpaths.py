@@ -19,18 +19,20 @@ from hypothesis import strategies as st
 from messaging_async import WebhookError
 from messaging_async.webhooks import _parsers
 from messaging_async.webhooks._parsers import (
-    _SEPARATORS,
     MAX_FIELDS,
-    SMSCOMMY_STATUSES,
-    STATUS_WORDS,
     _get,
     _lowered,
     _timestamp,
     isms_delivery_of,
     query_pairs,
     smscommy_delivery_of,
-    status_of_word,
     token_and_params,
+)
+from messaging_async.webhooks._statuses import (
+    _SEPARATORS,
+    SMSCOMMY_STATUSES,
+    STATUS_WORDS,
+    status_of_word,
 )
 from messaging_async.webhooks.events import DeliveryReport, DeliveryStatus
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import WebhookError
-from ._parsers import _timestamp, status_of_word
+from ._parsers import _timestamp
+from ._statuses import status_of_word
 from .events import DeliveryReport, new_report
 
 __all__ = ["GATEWAY", "flat_receipt", "receipts_of"]
