@@ -88,7 +88,7 @@ async def test_a_body_declared_too_large_is_refused_before_a_byte_is_read() -> N
         raise AssertionError("the body was read")
 
     with pytest.raises(WebhookError) as refused:
-        await read_body(receive, 100, 101)
+        await read_body(receive, 100, 101, [])
     assert refused.value.too_large
 
 
@@ -107,11 +107,12 @@ async def test_a_body_in_one_message_or_several_is_read_whole() -> None:
         return receive
 
     whole = b"".join(parts)
-    assert await read_body(messages(parts), 100) == whole
-    assert await read_body(messages([whole]), 100) == whole
-    assert await read_body(messages([b"", whole, b""]), 100) == whole
+    for chunks in (parts, [whole], [b"", whole, b""]):
+        got: list[bytes] = []
+        await read_body(messages(chunks), 100, 0, got)
+        assert got == [whole]
     with pytest.raises(WebhookError) as refused:
-        await read_body(messages([b"x" * 60, b"x" * 60]), 100)
+        await read_body(messages([b"x" * 60, b"x" * 60]), 100, 0, [])
     assert refused.value.too_large
 
 
@@ -196,3 +197,43 @@ async def test_the_query_is_read_with_the_token_out_and_first_values_kept() -> N
         {"MsgId": "2", "Status": "7"},
     ]
     assert [report.status_code for report in reports] == ["6", "7"]
+
+
+async def test_paths_are_remembered_per_mount_point_and_only_a_few() -> None:
+    """The receiver remembers each (path, root_path)'s relative path: the same path under
+    another mount point is another route (or none); only routes' paths are remembered, and
+    a caller sending endless spellings of them fills only ``_PATHS_KEPT`` entries, routes
+    still answered after that."""
+    statuses: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def on_delivery(event: Any) -> None:
+        pass
+
+    app = WebhookReceiver(secret=SECRET, on_delivery=on_delivery)
+    query = f"token={SECRET}&MsgId=1&Status=6".encode()
+
+    async def answer(path: str, root: str) -> int:
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": root}
+        await app({**scope, "query_string": query, "headers": []}, receive, send)
+        return statuses[-1]
+
+    for _ in range(2):  # the second time from what was remembered
+        assert await answer("/hooks/smscommy/delivery", "/hooks") == 200
+        assert await answer("/hooks/smscommy/delivery/", "/hooks") == 200
+        assert await answer("/smscommy/delivery", "") == 200
+        assert await answer("/hooks/smscommy/delivery", "") == 404
+        assert await answer("/hooks/smscommy/delivery", "/other") == 404
+    for n in range(3 * webhooks.receiver._PATHS_KEPT):
+        assert await answer(f"/nowhere/{n}", "") == 404
+    assert len(app._paths) == 3  # only paths that are routes are remembered
+    for n in range(3 * webhooks.receiver._PATHS_KEPT):
+        assert await answer("/smscommy/delivery" + "/" * n, "") == 200
+    assert len(app._paths) == webhooks.receiver._PATHS_KEPT
+    assert await answer("/isms/delivery/smscommy/delivery", "/isms/delivery") == 200

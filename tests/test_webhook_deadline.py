@@ -1,7 +1,8 @@
 """The receiver's cheaper deadlines and its one-pass query reading (issue 17).
 
-``run_within`` arms a handler's (or a body read's) deadline only once the coroutine
-suspends; these tests hold it to what ``anyio.move_on_after`` promised, on both backends.
+``step_within`` (here mostly through ``run_within``, which keeps the value) arms a
+handler's (or a body read's) deadline only once the coroutine suspends; these tests hold
+it to what ``anyio.move_on_after`` promised, on both backends.
 The one-pass query reading must decide 401 exactly as the lenient token reading does.
 """
 
@@ -11,7 +12,7 @@ import asyncio
 import hmac
 import time
 import types
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -23,7 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging_async import WebhookReceiver
-from messaging_async.webhooks._deadline import _Resumed, run_within
+from messaging_async.webhooks._deadline import _Resumed, step_within
+from messaging_async.webhooks._token import query_if_token_matches
 
 SECRET = "a-long-shared-secret-0123456789"
 
@@ -39,6 +41,86 @@ async def test_a_coroutine_that_never_suspends_finishes_even_past_its_deadline()
         return 42
 
     assert await run_within(quick(), 0.001, time.perf_counter() - 10) == (True, 42)
+
+
+async def run_within(coro: Any, seconds: float | None, started: float) -> tuple[bool, Any]:
+    """``step_within``, its value kept (as ``read_body`` keeps the body): (True, the
+    value) or (False, None) at the deadline."""
+    kept: list[Any] = []
+
+    async def keeping() -> None:
+        kept.append(await coro)
+
+    rest = step_within(keeping(), seconds, started)
+    finished = True if rest is None else (await rest)[0]
+    return (True, kept[0]) if finished else (False, None)
+
+
+async def _finished(rest: Awaitable[tuple[bool, object]] | None) -> tuple[bool, object] | None:
+    return None if rest is None else await rest
+
+
+async def test_step_within_runs_a_coroutine_that_never_suspends_to_its_end_at_once(
+    anyio_backend: str,
+) -> None:
+    """On asyncio a handler that does not wait finishes in ``step_within`` itself: nothing
+    to await, nothing raised by its return (a value or none), even past its deadline. On
+    trio the scope is entered first, so there is always the rest to await."""
+    ran: list[int] = []
+
+    async def quick(value: int) -> int:
+        ran.append(value)
+        return value
+
+    for value, seconds in ((1, 0.001), (2, None)):
+        rest = step_within(quick(value), seconds, time.perf_counter() - 10)
+        if anyio_backend == "asyncio" or seconds is None:
+            assert rest is None
+        else:
+            assert rest is not None
+            assert await rest == (True, value)
+    assert ran == [1, 2]
+
+
+async def test_step_within_hands_back_the_rest_of_a_coroutine_that_waits() -> None:
+    cleaned: list[bool] = []
+
+    async def slow() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned.append(True)
+
+    async def works() -> int:
+        await anyio.sleep(0)  # noqa: ASYNC115 - on asyncio a bare yield: None is no end
+        await anyio.lowlevel.checkpoint()
+        return 42
+
+    with anyio.fail_after(20):
+        rest = step_within(slow(), 0.2, time.perf_counter())
+        assert rest is not None
+        assert await rest == (False, None)
+        assert cleaned == [True]
+        for seconds in (20.0, None):
+            rest = step_within(works(), seconds, time.perf_counter())
+            assert rest is not None
+            assert await rest == (True, 42)
+
+
+async def test_step_within_lets_exceptions_leave_from_the_first_step_and_after() -> None:
+    async def fails_at_once() -> None:
+        raise KeyError("first")
+
+    async def fails_after_a_wait() -> None:
+        await anyio.sleep(0)  # noqa: ASYNC115 - on asyncio a bare yield: None is no end
+        raise KeyError("later")
+
+    with pytest.raises(KeyError, match="first"):  # on trio, from the scope's first step
+        await _finished(step_within(fails_at_once(), 20, time.perf_counter()))
+    rest = step_within(fails_after_a_wait(), 20, time.perf_counter())
+    assert rest is not None
+    with pytest.raises(KeyError, match="later"):
+        await rest
 
 
 async def test_a_coroutine_that_waits_past_its_deadline_is_cancelled() -> None:
@@ -296,8 +378,7 @@ def test_the_one_pass_reading_refuses_exactly_what_the_lenient_reading_refuses(
     query = "&".join(pieces).encode()
     if latin:
         query += b"&v=\xe9"  # not UTF-8: the strict reading fails, the token is read leniently
-    app = WebhookReceiver(secret=SECRET, on_delivery=lambda event: None)
-    read = app._query_if_token_matches(query)
+    read = query_if_token_matches(query, "token", SECRET.encode())
     assert (read is not None) == lenient_match(query), query
     if isinstance(read, dict):
         assert "token" not in read

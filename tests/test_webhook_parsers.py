@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import DeliveryStatus, WebhookError, webhooks
-from messaging_async.webhooks._parsers import STATUS_WORDS, _timestamp, query_pairs
-from messaging_async.webhooks._whatsapp import _response_parameter
+from messaging_async.webhooks._parsers import _timestamp, query_pairs
+from messaging_async.webhooks._statuses import STATUS_WORDS
+from messaging_async.webhooks._whatsapp_response import _response_parameter
 
 MESSAGE = {
     "from": "60123456789",

@@ -24,10 +24,13 @@ from messaging_async.webhooks._parsers import MAX_DEPTH, _guarded, _timestamp, _
 from messaging_async.webhooks._receipts import flat_receipt, receipts_of
 from messaging_async.webhooks._whatsapp import (
     _FIELD_NAMES,
-    _decode_base64,
-    _unquoted_base64,
     _whatsapp_callback,
     parse_isms_whatsapp_callback,
+)
+from messaging_async.webhooks._whatsapp_response import (
+    _decode_base64,
+    _json_object,
+    _unquoted_base64,
 )
 from messaging_async.webhooks.events import WhatsAppCallback, WhatsAppInbound
 
@@ -294,4 +297,4 @@ def test_the_json_object_straight_to_the_scanner_reads_as_the_decoder_does(text:
         except ValueError as exc:
             return f"{type(exc).__name__}: {exc}"
 
-    assert repr(read(_whatsapp._json_object)) == repr(read(json.JSONDecoder().decode))
+    assert repr(read(_json_object)) == repr(read(json.JSONDecoder().decode))

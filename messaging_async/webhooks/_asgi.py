@@ -74,10 +74,13 @@ def body_headers(scope: Scope) -> tuple[int, str]:
     return length, content_type
 
 
-async def read_body(receive: Receive, limit: int, length: int = 0) -> bytes:
-    """The whole body, refused (``WebhookError``) as soon as it is known to exceed ``limit``
-    bytes: by its ``Content-Length`` (``length``, from ``body_headers``), or by the bytes
-    received. A body in one message (the usual callback) is taken as it came."""
+async def read_body(receive: Receive, limit: int, length: int, into: list[bytes]) -> None:
+    """The whole body, appended to ``into``, refused (``WebhookError``) as soon as it is
+    known to exceed ``limit`` bytes: by its ``Content-Length`` (``length``, from
+    ``body_headers``), or by the bytes received. A body in one message (the usual callback)
+    is taken as it came. It returns nothing: the receiver takes its first step by hand
+    (``_deadline.step_within``), and a coroutine that ends with a value ends in a
+    ``StopIteration`` carrying it, one that ends with ``None`` in nothing."""
     if length > limit:
         raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
     chunks: list[bytes] = []
@@ -91,10 +94,11 @@ async def read_body(receive: Receive, limit: int, length: int = 0) -> bytes:
         if size > limit:
             raise WebhookError(f"callback larger than {limit} bytes", too_large=True)
         if not message.get("more_body", False):
-            if not chunks:
-                return chunk
-            chunks.append(chunk)
-            return b"".join(chunks)
+            if chunks:
+                chunks.append(chunk)
+                chunk = b"".join(chunks)
+            into.append(chunk)
+            return
         chunks.append(chunk)
 
 

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ..errors import WebhookError
-from .events import DeliveryReport, DeliveryStatus, IncomingSms
+from ._statuses import SMSCOMMY_STATUSES, status_of_word
+from .events import DeliveryReport, DeliveryStatus, IncomingSms, new_report
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -31,74 +32,6 @@ Query = str | bytes | Mapping[str, Any]
 BYTES_LIKE = (bytes, bytearray, memoryview)  # a tuple: isinstance is quicker than with a union
 E = TypeVar("E")
 
-# sms.com.my C1 status codes.
-SMSCOMMY_STATUSES: Mapping[str, DeliveryStatus] = {
-    "6": DeliveryStatus.DELIVERED,
-    "7": DeliveryStatus.FAILED,
-    "8": DeliveryStatus.EXPIRED,
-    "9": DeliveryStatus.UNKNOWN,
-    "10": DeliveryStatus.REJECTED,
-    **dict.fromkeys(("11", "15", "16"), DeliveryStatus.QUEUED),
-    **dict.fromkeys(("12", "17"), DeliveryStatus.NOT_IN_SERVICE),
-    **dict.fromkeys(("13", "14"), DeliveryStatus.OUT_OF_COVERAGE),
-}
-# iSMS documents no status values (CONTRACT A5, E9): the words telcos and gateways use (SMPP's
-# receipt states, sms.com.my's C1 descriptions, WhatsApp's sent/delivered/read/failed, plain
-# English), matched as whole words after normalising case, white space, "_" and "-". One table
-# for iSMS SMS reports and WhatsApp receipts alike. A word not here is UNKNOWN, never guessed
-# at by its parts: "UNDELIVERED" and "NOT DELIVERED" contain "DELIVERED", "UNSENT" "SENT".
-STATUS_WORDS: Mapping[str, DeliveryStatus] = {
-    **dict.fromkeys(
-        (
-            "DELIVRD",
-            "DELIVERED",
-            "DELIVERY SUCCESS",
-            "DELIVERY SUCCESSFUL",
-            "DELIVER SUCCESSFUL",
-            "SUCCESS",
-            "SUCCESSFUL",
-        ),
-        DeliveryStatus.DELIVERED,
-    ),
-    **dict.fromkeys(
-        (
-            "UNDELIV",
-            "UNDELIVERED",
-            "UNDELIVERABLE",
-            "NOT DELIVERED",
-            "DELIVER FAILED",
-            "DELIVERY FAILED",
-            "FAILED",
-            "FAILURE",
-            "FAIL",
-            "DELETED",
-        ),
-        DeliveryStatus.FAILED,
-    ),
-    **dict.fromkeys(("EXPIRED", "EXPIRD"), DeliveryStatus.EXPIRED),
-    **dict.fromkeys(("REJECTD", "REJECTED", "REJECT"), DeliveryStatus.REJECTED),
-    **dict.fromkeys(
-        (
-            "ENROUTE",
-            "EN ROUTE",
-            "QUEUED",
-            "ENQUEUED",
-            "PENDING",
-            "SUBMITTED",
-            "ACCEPTD",
-            "ACCEPTED",
-            "QINTELCO",
-            "Q IN TELCO",
-        ),
-        DeliveryStatus.QUEUED,
-    ),
-    "SENT": DeliveryStatus.SENT,
-    **dict.fromkeys(("READ", "SEEN"), DeliveryStatus.READ),
-    "NOT IN SERVICE": DeliveryStatus.NOT_IN_SERVICE,
-    "OUT OF COVERAGE": DeliveryStatus.OUT_OF_COVERAGE,
-    "UNKNOWN": DeliveryStatus.UNKNOWN,
-}
-_SEPARATORS = re.compile(r"[\s_-]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -169,6 +102,29 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def token_and_params(query: str, name: str) -> tuple[list[str], dict[str, str]]:
+    """``query_pairs(query)`` split in the same pass: the values of the parameter ``name``
+    (the receiver's token), and every other parameter, first value wins. One loop instead
+    of the pairs' list and a second loop over it: 20,300 → 15,000 instructions on a
+    delivery report's query (callgrind, Python 3.11)."""
+    tokens: list[str] = []
+    params: dict[str, str] = {}
+    if not query:
+        return tokens, params
+    if query.count("&") >= MAX_FIELDS:
+        raise WebhookError(f"more than {MAX_FIELDS} parameters")
+    for field in query.split("&"):
+        if field:
+            key, _, value = field.partition("=")
+            if "%" in field or "+" in field:
+                key, value = _unquoted(key), _unquoted(value)
+            if key == name:
+                tokens.append(value)
+            elif key not in params:
+                params[key] = value
+    return tokens, params
+
+
 def _unquoted(text: str) -> str:
     """``text`` URL-decoded; a ``%`` not followed by two hex digits (``sms_id=%ZZ``) or
     escapes that are not UTF-8 are a malformed callback, not a value taken as it came."""
@@ -233,6 +189,21 @@ def _get(lowered: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def _stripped(params: Mapping[str, str]) -> dict[str, str]:
+    """``_lowered`` parameters with their values stripped, for the delivery reports: there
+    ``found.get(a) or found.get(b) or None`` is ``_get(_lowered(params), a, b)`` (a blank
+    value is ``""``, so the next name is tried, as ``_get`` does), without a call per field.
+    A plain loop: on a three-field report 5,800 instructions, against 6,000 for
+    ``_lowered``'s comprehension, 8,400 for ``dict(zip(map(str.lower, …), …))``, and 1,700
+    per ``_get`` (callgrind, Python 3.11)."""
+    found = {}
+    for key, value in params.items():
+        name = key.lower()
+        if name not in found:  # first wins, as in _lowered
+            found[name] = value.strip()
+    return found
+
+
 # ---------------------------------------------------------------- delivery and incoming SMS
 def from_params(parse: Callable[[dict[str, str]], E], params: dict[str, str]) -> E:
     """``parse`` (``smscommy_delivery_of``…) of parameters already read and checked (string
@@ -246,17 +217,20 @@ def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
 
 
 def smscommy_delivery_of(params: dict[str, str]) -> DeliveryReport:
-    found = _lowered(params)
-    message_id = _require(found, "msgid", what="message id (MsgId)")
-    code = _get(found, "status")
-    return DeliveryReport(
-        gateway="smscommy",
-        message_id=message_id,
-        status=SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
-        status_code=code,
-        sender=_get(found, "sender"),
-        timestamp=_timestamp(_get(found, "timestamp", "time", "date")),
-        raw=params,
+    found = _stripped(params)
+    message_id = found.get("msgid")
+    if not message_id:
+        raise WebhookError("the callback carries no message id (MsgId)")
+    code = found.get("status") or None
+    return new_report(
+        "smscommy",  # gateway
+        message_id,
+        SMSCOMMY_STATUSES.get(code or "", DeliveryStatus.UNKNOWN),
+        code,  # status_code
+        None,  # recipient
+        found.get("sender") or None,
+        _timestamp(found.get("timestamp") or found.get("time") or found.get("date") or None),
+        params,  # raw
     )
 
 
@@ -265,26 +239,29 @@ def _isms_delivery(query: Query, max_bytes: int) -> DeliveryReport:
 
 
 def isms_delivery_of(params: dict[str, str]) -> DeliveryReport:
-    found = _lowered(params)
-    message_id = _require(found, "sms_id", "msgid", "trx_id", what="message id (sms_id / msgid)")
-    code = _get(found, "status")
-    return DeliveryReport(
-        gateway="isms",
-        message_id=message_id,
-        status=status_of_word(code),
-        status_code=code,
-        recipient=_get(found, "dstno", "mobile"),
-        timestamp=_timestamp(_get(found, "timestamp", "datetime", "time", "date", "donedate")),
-        raw=params,
+    found = _stripped(params)
+    get = found.get
+    message_id = get("sms_id") or get("msgid") or get("trx_id")
+    if not message_id:
+        raise WebhookError("the callback carries no message id (sms_id / msgid)")
+    code = get("status") or None
+    return new_report(
+        "isms",  # gateway
+        message_id,
+        status_of_word(code),
+        code,  # status_code
+        get("dstno") or get("mobile") or None,  # recipient
+        None,  # sender
+        _timestamp(
+            get("timestamp")
+            or get("datetime")
+            or get("time")
+            or get("date")
+            or get("donedate")
+            or None
+        ),
+        params,  # raw
     )
-
-
-def status_of_word(word: str | None) -> DeliveryStatus:
-    """``STATUS_WORDS``' status for a whole word (``"Not_Delivered"`` → failed), else
-    UNKNOWN: the event keeps the word itself in ``status_code``."""
-    if word is None:
-        return DeliveryStatus.UNKNOWN
-    return STATUS_WORDS.get(_SEPARATORS.sub(" ", word).strip().upper(), DeliveryStatus.UNKNOWN)
 
 
 def _smscommy_incoming(query: Query, max_bytes: int) -> IncomingSms:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import WebhookError
-from ._parsers import _timestamp, status_of_word
-from .events import DeliveryReport
+from ._parsers import _timestamp
+from ._statuses import status_of_word
+from .events import DeliveryReport, new_report
 
 __all__ = ["GATEWAY", "flat_receipt", "receipts_of"]
 
@@ -71,15 +72,15 @@ def _receipt(
     word = _first(fields, ("status",))
     if word is None:
         raise WebhookError("a WhatsApp status receipt carries no status")
-    return DeliveryReport(
-        gateway=GATEWAY,
-        message_id=message_id,
-        status=status_of_word(word),
-        status_code=word,
-        recipient=_first(fields, _RECIPIENT_NAMES),
-        sender=_first(fields, _SENDER_NAMES) or waba_number,
-        timestamp=_timestamp(_first(fields, _TIME_NAMES)),
-        raw=raw,
+    return new_report(
+        GATEWAY,
+        message_id,
+        status_of_word(word),
+        word,  # status_code
+        _first(fields, _RECIPIENT_NAMES),  # recipient
+        _first(fields, _SENDER_NAMES) or waba_number,  # sender
+        _timestamp(_first(fields, _TIME_NAMES)),
+        raw,
     )
 
 

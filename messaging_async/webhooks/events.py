@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from attrs import field, frozen
+from attrs import field, fields, frozen
 
 __all__ = [
     "DeliveryReport",
@@ -119,3 +119,106 @@ class WhatsAppCallback:
     messages: tuple[WhatsAppInbound, ...] = ()
     receipts: tuple[DeliveryReport, ...] = ()
     raw: Mapping[str, Any] = field(factory=dict, repr=False)
+
+
+# ---------------------------------------------------------------- the parsers' constructors
+# attrs' frozen ``__init__`` takes keywords and sets each slot through
+# ``object.__setattr__``. A callback builds one event, and on a delivery report that was a
+# quarter of the parse: 13,400 instructions for ``DeliveryReport(...)`` against 7,300 for
+# the slots' own descriptors (callgrind, Python 3.11, attrs 26.1), as ``models.new_outcome``
+# does for outcomes. The events have no validators or converters, so nothing is skipped; the
+# field lists are checked against attrs when this module loads.
+_REPORT_FIELDS = (
+    "gateway",
+    "message_id",
+    "status",
+    "status_code",
+    "recipient",
+    "sender",
+    "timestamp",
+    "raw",
+)
+_INBOUND_FIELDS = (
+    "sender",
+    "recipient",
+    "message_id",
+    "type",
+    "text",
+    "media_url",
+    "timestamp",
+    "raw",
+)
+if (
+    tuple(f.name for f in fields(DeliveryReport)) != _REPORT_FIELDS
+    or tuple(f.name for f in fields(WhatsAppInbound)) != _INBOUND_FIELDS
+):  # pragma: no cover
+    raise AssertionError("new_report and new_inbound must set every field, in order")
+(
+    _set_report_gateway,
+    _set_report_message_id,
+    _set_report_status,
+    _set_report_status_code,
+    _set_report_recipient,
+    _set_report_sender,
+    _set_report_timestamp,
+    _set_report_raw,
+) = (DeliveryReport.__dict__[name].__set__ for name in _REPORT_FIELDS)
+(
+    _set_inbound_sender,
+    _set_inbound_recipient,
+    _set_inbound_message_id,
+    _set_inbound_type,
+    _set_inbound_text,
+    _set_inbound_media_url,
+    _set_inbound_timestamp,
+    _set_inbound_raw,
+) = (WhatsAppInbound.__dict__[name].__set__ for name in _INBOUND_FIELDS)
+_new = object.__new__
+
+
+def new_report(
+    gateway: str,
+    message_id: str,
+    status: DeliveryStatus,
+    status_code: str | None,
+    recipient: str | None,
+    sender: str | None,
+    timestamp: datetime | None,
+    raw: Mapping[str, Any],
+) -> DeliveryReport:
+    """``DeliveryReport(...)`` for the parsers: every field given, positionally, set through
+    the slots' own descriptors (see above)."""
+    report: DeliveryReport = _new(DeliveryReport)
+    _set_report_gateway(report, gateway)
+    _set_report_message_id(report, message_id)
+    _set_report_status(report, status)
+    _set_report_status_code(report, status_code)
+    _set_report_recipient(report, recipient)
+    _set_report_sender(report, sender)
+    _set_report_timestamp(report, timestamp)
+    _set_report_raw(report, raw)
+    return report
+
+
+def new_inbound(
+    sender: str | None,
+    recipient: str | None,
+    message_id: str | None,
+    type: str | None,
+    text: str | None,
+    media_url: str | None,
+    timestamp: datetime | None,
+    raw: Mapping[str, Any],
+) -> WhatsAppInbound:
+    """``WhatsAppInbound(...)`` for the WhatsApp parse: every field given, positionally, set
+    through the slots' own descriptors (see above)."""
+    inbound: WhatsAppInbound = _new(WhatsAppInbound)
+    _set_inbound_sender(inbound, sender)
+    _set_inbound_recipient(inbound, recipient)
+    _set_inbound_message_id(inbound, message_id)
+    _set_inbound_type(inbound, type)
+    _set_inbound_text(inbound, text)
+    _set_inbound_media_url(inbound, media_url)
+    _set_inbound_timestamp(inbound, timestamp)
+    _set_inbound_raw(inbound, raw)
+    return inbound
