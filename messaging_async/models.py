@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -194,8 +194,18 @@ _OUTCOME_FIELDS = (
     "raw",
     "from_ledger",
 )
-if tuple(f.name for f in fields(Outcome)) != _OUTCOME_FIELDS:  # pragma: no cover
-    raise AssertionError("new_outcome must set every field of Outcome, in order")
+
+
+def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of the slots of attrs class ``cls``, for a constructor that sets them
+    positionally instead of through attrs' keyword ``__init__`` (``new_outcome``, the
+    webhook events). ``names`` must be every field, in order, or this refuses at import:
+    a field added later can never be left unset."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise AssertionError(f"{cls.__name__}'s fields are not {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
 (
     _set_to,
     _set_status,
@@ -209,7 +219,7 @@ if tuple(f.name for f in fields(Outcome)) != _OUTCOME_FIELDS:  # pragma: no cove
     _set_error,
     _set_raw,
     _set_from_ledger,
-) = (Outcome.__dict__[name].__set__ for name in _OUTCOME_FIELDS)
+) = slot_setters(Outcome, _OUTCOME_FIELDS)
 _new = object.__new__
 
 

@@ -100,3 +100,23 @@ def test_the_events_built_are_frozen_and_keep_text_out_of_their_repr() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         inbound.text = "changed"  # type: ignore[misc]
     assert "a secret text" not in repr(inbound)
+
+
+def test_slot_setters_refuse_a_field_list_that_is_not_every_field_in_order() -> None:
+    """A positional constructor (``new_report``, ``new_outcome``) whose field list fell
+    behind its class would leave a slot unset: the list is refused when the module loads."""
+    from messaging_async.models import slot_setters
+
+    @attrs.frozen
+    class Pair:
+        first: int
+        second: int
+
+    setters = slot_setters(Pair, ("first", "second"))
+    pair = object.__new__(Pair)
+    for setter, value in zip(setters, (1, 2), strict=True):
+        setter(pair, value)
+    assert pair == Pair(1, 2)
+    for wrong in (("second", "first"), ("first",), ("first", "second", "third")):
+        with pytest.raises(AssertionError, match="Pair's fields"):
+            slot_setters(Pair, wrong)
