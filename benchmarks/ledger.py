@@ -103,7 +103,10 @@ async def skip(ledger: SqliteLedger, work: list[Unit]) -> int:
     for start in range(0, len(every), 512):
         ahead = await ledger.read_ahead(JOB, start, 512)
         for entry in every[start : start + 512]:
-            to_send += ahead is None or ahead.outcome(entry) is None
+            to_send += (
+                ahead is None
+                or ahead.take(entry.position, entry.to, entry.ref, entry.content) is None
+            )
     return to_send
 
 

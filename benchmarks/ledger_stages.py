@@ -5,7 +5,7 @@ as a trip runs them (ten units of 50 a trip), best of ``--rounds``.
 - settle: ``settle_unit`` per unit (its outcomes);
 - resume, plan: the job run again with 90% settled, ``plan`` per unit of prepared entries;
 - resume, read ahead: the same through ``read_ahead`` (512 positions a trip) and
-  ``Ahead.outcome`` per raw entry, where the store has it (as a resumed job's runner
+  ``Ahead.take`` per raw entry, where the store has it (as a resumed job's runner
   asks it, before preparing anything).
 
 Run it against another checkout's code with ``PYTHONPATH=that/checkout``: the same
@@ -88,7 +88,7 @@ def one_round(total: int) -> dict[str, float]:
             ahead = call.result
             assert ahead is not None
             for entry in every[start : start + WINDOW]:
-                taken += ahead.outcome(entry) is not None
+                taken += ahead.take(entry.position, entry.to, entry.ref, entry.content) is not None
         found["resume, read ahead"] = (time.process_time() - spent) / total
         assert taken == written, taken
     return found

@@ -30,7 +30,7 @@ from ..errors import ValidationError
 from ..models import Outcome, OutcomeStatus, new_outcome
 from ..phone import normalize_number
 from ._fingerprint import fingerprint
-from ._models import Entry, key_of
+from ._models import key_of
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -49,17 +49,12 @@ _STATUSES = {status.value: status for status in OutcomeStatus}
 
 class Ahead:
     """The settled rows of a range of input positions, read by ``read_ahead``: pure from
-    here on (the runner asks ``outcome`` on its event loop, without I/O)."""
+    here on (the runner asks ``take`` on its event loop, without I/O)."""
 
     __slots__ = ("_rows", "_run", "_salt")
 
     def __init__(self, rows: dict[int, tuple[Any, ...]], run: int, salt: bytes):
         self._rows, self._run, self._salt = rows, run, salt
-
-    @property
-    def found(self) -> bool:
-        """Whether an earlier run settled any of the range."""
-        return bool(self._rows)
 
     def found_in(self, first: int, stop: int) -> bool:
         """Whether an earlier run settled any position of ``first`` … ``stop - 1`` (within
@@ -67,14 +62,10 @@ class Ahead:
         rows = self._rows
         return any(position in rows for position in range(first, stop))
 
-    def outcome(self, entry: Entry) -> Outcome | None:
-        """The recorded outcome of ``entry`` (its number as the caller gave it), marked
-        ``from_ledger``, if an earlier run settled it with this very input; else ``None``."""
-        return self.take(entry.position, entry.to, entry.ref, entry.content)
-
     def take(self, position: int, to: Any, ref: Any, content: object) -> Outcome | None:
-        """``outcome`` of the item at ``position`` given as its raw number, ref and content
-        (the runner asks once per resumed recipient: no ``Entry`` is built for it). The
+        """The recorded outcome of the item at ``position`` (its raw number, ref and
+        content), marked ``from_ledger``, if an earlier run settled it with this very input;
+        else ``None``. The runner asks once per resumed recipient: no ``Entry`` is built. The
         cheap exact tests come first (row, number); the fingerprint only for a candidate.
 
         The outcome is built here from the row's columns in one ``new_outcome`` call:
