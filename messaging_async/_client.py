@@ -90,7 +90,7 @@ async def send_single(
         unknown = outcome.status is OutcomeStatus.UNKNOWN
         error = OutcomeUnknownError if unknown else UnreachableError
         raise error(outcome.reason or "", outcome=outcome) from exc
-    return accepted_or_raise(result.outcomes[0])
+    return accepted_or_raise(result.settled()[0])
 
 
 def unreadable_answer(unit: list[Pending[Any]], answer: Answer, note: str) -> list[Outcome]:

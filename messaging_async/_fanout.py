@@ -27,6 +27,7 @@ import sniffio
 from anyio.abc import TaskGroup
 from attrs import define, frozen
 
+from ._outcomes_seq import Accepted
 from ._plan import (
     BulkPlan,
     Collector,
@@ -125,6 +126,10 @@ class BulkRunner(Generic[M]):
         self._send_unit = plan.send_unit
         self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
+        # A sink that keeps units accepted whole as they are (a report's ``Collector``);
+        # a journalled run hands the ledger real outcomes.
+        keep = getattr(sink, "record_accepted", None)
+        self._keep_accepted: Callable[[Accepted], None] | None = keep if journal is None else None
         self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
         self.summary = _Summary()
         self.stopped = False
@@ -324,7 +329,12 @@ class BulkRunner(Generic[M]):
                 if not unit:
                     return
             progress.recipients = len(unit)  # what the request carries, for the rate limit
-            outcomes = await self._outcomes_of(unit, progress)
+            result = await self._outcomes_of(unit, progress)
+            if result.accepted is not None and self._keep_accepted is not None:
+                self._keep_accepted(result.accepted)  # compact: no Outcome built (_outcomes_seq)
+                recorded = True
+                return
+            outcomes = result.settled()
             self._sink.record(outcomes)
             recorded = True
             if self._journal is not None:
@@ -357,15 +367,15 @@ class BulkRunner(Generic[M]):
         except Exception:
             logger.exception("the ledger could not record a unit cut short")
 
-    async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> list[Outcome]:
+    async def _outcomes_of(self, unit: list[Pending[M]], progress: SendProgress) -> UnitResult:
         stop = self._stop_for(unit[0])
         if stop is not None:
-            return all_outcomes(unit, OutcomeStatus.NOT_SENT, stop_reason(stop))
+            return UnitResult(all_outcomes(unit, OutcomeStatus.NOT_SENT, stop_reason(stop)))
         result = await settle_unit(self._send_unit, unit, progress)
         self.summary.add_credits(result.credits_used)
         if result.fatal is not None:
             self._stop(unit[0], result)
-        return result.outcomes
+        return result
 
     def _stop(self, pending: Pending[M], result: UnitResult) -> None:
         assert result.fatal is not None

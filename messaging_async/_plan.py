@@ -16,12 +16,14 @@ from collections.abc import (
     Hashable,
     Iterable,
     Iterator,
+    Sequence,
 )
 from decimal import Decimal
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from attrs import frozen
 
+from ._outcomes_seq import Accepted, expand
 from ._transport import SendProgress
 from .errors import GatewayError, ValidationError
 from .models import Outcome, OutcomeStatus, recipient_outcome
@@ -80,12 +82,23 @@ class UnitResult:
 
     ``fatal`` stops the rest of the run; with ``scoped`` it stops only the messages that
     share this unit's stop scope (a WhatsApp template that does not exist, say).
+    ``accepted``, when set, is the unit's outcomes in their compact form (every recipient
+    accepted; ``outcomes`` is then empty): a report keeps it as it is (see
+    ``_outcomes_seq``), and ``settled()`` builds the outcomes for everyone else (a hook, a
+    stream, the ledger, a single send) with ``raws``, the answer already parsed: the
+    answer is parsed again only when a report's outcome is read.
     """
 
     outcomes: list[Outcome]
     credits_used: Decimal | None = None
     fatal: GatewayError | None = None
     scoped: bool = False
+    accepted: Accepted | None = None
+    raws: Sequence[Any] | None = None
+
+    def settled(self) -> list[Outcome]:
+        """The unit's outcomes as ``Outcome`` objects, whichever form they came in."""
+        return self.outcomes if self.accepted is None else expand(self.accepted, self.raws)
 
 
 @frozen
@@ -129,15 +142,26 @@ class OutcomeSink(Protocol):
 
 
 class Collector:
-    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook."""
+    """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook.
+
+    Units accepted whole are kept compact (``accepted``) unless a hook must see each
+    outcome: the report builds their outcomes when they are read."""
 
     def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
         self.outcomes: list[Outcome] = []
+        self.accepted: list[Accepted] = []
         self._on_outcome = on_outcome
 
     def record(self, outcomes: list[Outcome]) -> None:
         self.outcomes.extend(outcomes)
         notify(self._on_outcome, outcomes)
+
+    def record_accepted(self, unit: Accepted) -> None:
+        """Take a unit accepted whole, as it is when nothing needs its outcomes now."""
+        if self._on_outcome is None:
+            self.accepted.append(unit)
+        else:
+            self.record(expand(unit))
 
     async def ready(self) -> None:
         return None

@@ -6,14 +6,13 @@ Message texts are kept out of every ``repr``: they hold OTPs, and reprs end up i
 from __future__ import annotations
 
 import enum
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, fields, frozen
 
+from . import _outcomes_seq
 from .text import Encoding, check_encoding
 
 if TYPE_CHECKING:
@@ -262,19 +261,24 @@ def new_outcome(
     return outcome
 
 
-_status_of = attrgetter("status")
+def _as_outcomes(outcomes: Iterable[Outcome]) -> _outcomes_seq.Outcomes:
+    return _outcomes_seq.Outcomes.of(outcomes)
 
 
 @frozen(kw_only=True)
 class BulkReport:
     """Every recipient of a bulk call, in input order, with counts and credits.
 
+    ``outcomes`` is an immutable sequence (``Outcomes``): ``len``, indexing, slicing,
+    iteration and ``==`` with a tuple of the same outcomes work as on the tuple it once
+    was; the SDK builds the usual accepted recipients' ``Outcome`` objects as they are
+    read, so a large report costs the garbage collector nothing while it is kept.
     ``stopped_by`` is the fatal gateway error (authentication, credits…) that stopped the
     run early, if one did; every recipient after it is ``not_sent``. ``credits_used`` is
     the gateway's own figure, summed over requests, where it gave one.
     """
 
-    outcomes: tuple[Outcome, ...]
+    outcomes: _outcomes_seq.Outcomes = field(converter=_as_outcomes)
     credits_used: Decimal | None = None
     stopped_by: GatewayError | None = field(default=None, eq=False)
     counts: Mapping[str, int] = field(init=False, repr=True, eq=False)
@@ -283,7 +287,7 @@ class BulkReport:
 
     @counts.default
     def _count_statuses(self) -> Mapping[str, int]:
-        counted = Counter(map(_status_of, self.outcomes))  # C all the way: no generator
+        counted = self.outcomes.status_counts()
         return {status.value: counted.get(status, 0) for status in OutcomeStatus}
 
     def __len__(self) -> int:

@@ -12,14 +12,22 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any
 
+from .._outcomes_seq import Accepted, compact_accepted, register_reader
 from .._parse import parse_code
 from .._plan import Pending
 from .._secrets import Redactor
 from ..errors import GatewayError
 from ..models import Outcome, OutcomeStatus, new_outcome
-from ._wire import SUCCESS, SendAnswer, error_for, result_text
+from ._wire import SUCCESS, SendAnswer, error_for, parse_json_send, result_text
 
-__all__ = ["Recipient", "chunk_outcomes", "classic_outcomes", "match_results", "result_outcome"]
+__all__ = [
+    "Recipient",
+    "accepted_unit",
+    "chunk_outcomes",
+    "classic_outcomes",
+    "match_results",
+    "result_outcome",
+]
 
 # A recipient of a request: a tuple whose first three items are its input index, its wire
 # number and its ref. A bulk unit's ``Pending`` is one as it is (no tuple built per
@@ -48,6 +56,40 @@ def chunk_outcomes(
             fatal = outcome.error
         outcomes.append(outcome)
     return outcomes, fatal
+
+
+def accepted_unit(
+    recipients: Sequence[Recipient], answer: SendAnswer, text: str
+) -> Accepted | None:
+    """The usual answer (each recipient's own result, in request order, code 2000 and a
+    text id) in its compact form for a report (``_outcomes_seq``), or ``None``: then
+    ``chunk_outcomes`` reads it. ``text`` is the answer as it came: its outcomes' ``raw``
+    are parsed from it again when a report's outcome is read."""
+    results = answer.results
+    if results is None or len(results) != len(recipients):
+        return None
+    message_ids: list[str] = []
+    append = message_ids.append
+    for recipient, result in zip(recipients, results, strict=True):
+        if type(result) is not dict or result.get("dstno") != recipient[1]:
+            return None
+        code = result.get("code")
+        message_id = result.get("sms_id") or result.get("trx_id")
+        if (code != SUCCESS and code != "2000") or type(message_id) is not str:
+            return None
+        append(message_id)
+    return compact_accepted(_READER, recipients, tuple(message_ids), SUCCESS, text)
+
+
+def _json_results(text: str) -> Sequence[Any]:
+    """Each recipient's result of an answer ``accepted_unit`` took, parsed again."""
+    results = parse_json_send(text).results
+    assert results is not None  # it had them when the unit was made compact
+    return results
+
+
+_READER = "isms.json"
+register_reader(_READER, _json_results)
 
 
 def _triples(recipients: Sequence[Recipient]) -> list[tuple[int, str, Any]]:

@@ -98,6 +98,9 @@ class SmsMethods(BaseClient):
             parsed = _wire.parse_json_send(answer.text)
         except _wire.UnrecognisedAnswer:
             return UnitResult(_unrecognised(unit, answer, redact))
+        accepted = _outcomes.accepted_unit(unit, parsed, answer.text)
+        if accepted is not None:
+            return UnitResult([], parsed.credits_used, accepted=accepted, raws=parsed.results)
         outcomes, fatal = _outcomes.chunk_outcomes(unit, parsed, redact)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
