@@ -10,7 +10,7 @@ prepares and plans everything, as it does for a store without it).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -79,7 +79,7 @@ def _client(fake: FakeGateway, ledger: SqliteLedger) -> Any:
     )
 
 
-def _seen(outcomes: tuple[Outcome, ...]) -> list[tuple[object, ...]]:
+def _seen(outcomes: Sequence[Outcome]) -> list[tuple[object, ...]]:
     return [
         (o.index, o.to, o.ref, o.status, o.code, o.reason, o.message_id, o.from_ledger)
         for o in outcomes
