@@ -4,9 +4,9 @@ The input is read lazily and grouped into units (an iSMS chunk of ≤ 50 recipie
 encoding; later a single WhatsApp message). A unit is only formed when a concurrency slot
 is free, so memory stays bounded by ``concurrency * unit_size`` whatever the input's size.
 
-Each unit runs in its own task and catches its own failures, and an item that cannot be
-prepared is that item's ``rejected`` outcome, so one bad item or unit never cancels its
-siblings. Every recipient read from the input ends in exactly one outcome, even when the
+Each unit runs on a pooled task (``_unit_pool``) and catches its own failures; an item
+that cannot be prepared is its ``rejected`` outcome: one bad item or unit never cancels
+its siblings. Every recipient read from the input ends in exactly one outcome, even when the
 caller is cancelled, the client is closed or the input raises: outcomes are *recorded*
 synchronously, so a cancelled run can still account for what was in flight. Units start
 only when the sink is ``ready()``: a stream's consumer paces the sending.
@@ -18,14 +18,12 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
 import sniffio
-from anyio.abc import TaskGroup
-from attrs import define, frozen
+from attrs import frozen
 
 from ._outcomes_seq import Accepted
 from ._plan import (
@@ -34,12 +32,15 @@ from ._plan import (
     InputItems,
     OutcomeSink,
     Pending,
+    RunSummary,
     UnitResult,
     iterate_input,
     notify,
+    one_unit,
 )
 from ._settle import all_outcomes, interrupted, invalid_outcome, settle_unit, stop_reason
 from ._transport import SendProgress
+from ._unit_pool import UnitPool
 from .errors import GatewayError, ValidationError
 from .models import Outcome, OutcomeStatus
 
@@ -87,6 +88,8 @@ def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None
     task.add_done_callback(_detached_tasks.discard)
 
 
+_Pool = UnitPool[list[Pending[Any]]]
+
 # The runner reads plain iterables without awaiting; it yields to the event loop at least
 # this often, so a long run of input that sends nothing cannot starve other tasks.
 _CHECKPOINT_EVERY = 256
@@ -103,16 +106,6 @@ class _Full:
     key: Hashable
 
 
-@define
-class _Summary:
-    credits_used: Decimal | None = None
-    stopped_by: GatewayError | None = None
-
-    def add_credits(self, credits: Decimal | None) -> None:
-        if credits is not None:
-            self.credits_used = (self.credits_used or Decimal(0)) + credits
-
-
 class BulkRunner(Generic[M]):
     """Runs one bulk call from input to outcomes; see the module docstring for the guarantees."""
 
@@ -121,7 +114,7 @@ class BulkRunner(Generic[M]):
         self._stop_scope = plan.stop_scope
         self._scoped_stops: dict[Hashable, GatewayError] = {}
         self._prepare = plan.prepare if journal is None else journal.wrap(plan.prepare)
-        self._unit_key = plan.unit_key or _one_unit
+        self._unit_key = plan.unit_key or one_unit
         self._unit_size = plan.unit_size
         self._send_unit = plan.send_unit
         self._limiter = anyio.CapacityLimiter(plan.concurrency)
@@ -131,7 +124,7 @@ class BulkRunner(Generic[M]):
         keep = getattr(sink, "record_accepted", None)
         self._keep_accepted: Callable[[Accepted], None] | None = keep if journal is None else None
         self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
-        self.summary = _Summary()
+        self.summary = RunSummary()
         self.stopped = False
         self._fed = False
         self.input_error: Exception | None = None
@@ -152,14 +145,19 @@ class BulkRunner(Generic[M]):
         for the caller to raise with the report.
         """
         forming: dict[Hashable, list[Pending[M]]] = {}
+        pool: UnitPool[list[Pending[M]]] | None = None
         try:
             async with anyio.create_task_group() as tasks:
-                with self._feeding:
-                    await self._feed(items, tasks, forming)
-                self._fed = True
+                pool = UnitPool(tasks, self._run_unit)
+                try:
+                    with self._feeding:
+                        await self._feed(items, pool, forming)
+                    self._fed = True
+                finally:
+                    pool.close()
         finally:
             reason = self._unsent_reason()
-            for unit in forming.values():
+            for unit in [*forming.values(), *(pool.left() if pool is not None else ())]:
                 self._record(all_outcomes(unit, OutcomeStatus.NOT_SENT, reason))
             if self._journal is not None:
                 await self._journal.close()
@@ -171,13 +169,16 @@ class BulkRunner(Generic[M]):
             self._journal.note(outcomes)
 
     async def _feed(
-        self, items: InputItems[object], tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]]
+        self,
+        items: InputItems[object],
+        pool: _Pool,
+        forming: dict[Hashable, list[Pending[M]]],
     ) -> None:
         next_now = items.__next__ if isinstance(items, Iterator) else None
         later = cast(AsyncIterator[object], items)
         index = 0
         if self._journal is not None and self._journal.resuming:
-            index = await self._feed_resumed(next_now, later, tasks, forming)
+            index = await self._feed_resumed(next_now, later, pool, forming)
             if self.input_error is not None:
                 return
         while index >= 0:  # -1: the input is over
@@ -191,17 +192,17 @@ class BulkRunner(Generic[M]):
             step = self._take(index, item, forming)
             index += 1
             if step is not None:
-                await self._follow(step, tasks, forming)
+                await self._follow(step, pool, forming)
             if index % _CHECKPOINT_EVERY == 0:
                 await anyio.lowlevel.checkpoint()  # input that never fills a unit
         while forming:
-            await self._dispatch(tasks, forming, next(iter(forming)))
+            await self._dispatch(pool, forming, next(iter(forming)))
 
     async def _feed_resumed(
         self,
         next_now: Callable[[], object] | None,
         later: AsyncIterator[object],
-        tasks: TaskGroup,
+        pool: _Pool,
         forming: dict[Hashable, list[Pending[M]]],
     ) -> int:
         """A resumed job's input, read as ever one item at a time: the journal reads, a
@@ -235,7 +236,7 @@ class BulkRunner(Generic[M]):
                 step = self._take(index, item, forming)
                 index += 1
                 if step is not None:
-                    await self._follow(step, tasks, forming)
+                    await self._follow(step, pool, forming)
             return index
         finally:
             if decided:
@@ -291,11 +292,11 @@ class BulkRunner(Generic[M]):
     async def _follow(
         self,
         step: _Full | Outcome,
-        tasks: TaskGroup,
+        pool: _Pool,
         forming: dict[Hashable, list[Pending[M]]],
     ) -> None:
         if isinstance(step, _Full):
-            await self._dispatch(tasks, forming, step.key)
+            await self._dispatch(pool, forming, step.key)
         else:
             try:
                 await self._sink.ready()
@@ -303,7 +304,10 @@ class BulkRunner(Generic[M]):
                 self._record([step])
 
     async def _dispatch(
-        self, tasks: TaskGroup, forming: dict[Hashable, list[Pending[M]]], key: Hashable
+        self,
+        pool: _Pool,
+        forming: dict[Hashable, list[Pending[M]]],
+        key: Hashable,
     ) -> None:
         """Wait for the caller to want more and for a slot, then start the unit; it stays in
         ``forming`` until it has one."""
@@ -314,7 +318,7 @@ class BulkRunner(Generic[M]):
         except anyio.WouldBlock:
             await self._limiter.acquire_on_behalf_of(token)
         unit = forming.pop(key)
-        tasks.start_soon(self._run_unit, unit, token)
+        pool.submit(unit, token)
 
     async def _run_unit(self, unit: list[Pending[M]], token: object) -> None:
         progress = SendProgress()
@@ -395,8 +399,3 @@ class BulkRunner(Generic[M]):
         if self._scoped_stops and self._stop_scope is not None:
             return self._scoped_stops.get(self._stop_scope(pending))
         return None
-
-
-def _one_unit(pending: Pending[Any]) -> int:
-    """The unit key of a plan whose units never split by content."""
-    return 0

@@ -21,7 +21,7 @@ from collections.abc import (
 from decimal import Decimal
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from attrs import frozen
+from attrs import define, frozen
 
 from ._outcomes_seq import Accepted, expand
 from ._transport import SendProgress
@@ -74,6 +74,23 @@ def new_pending(position: int, to: str, ref: Any, message: M) -> Pending[M]:
 _new_tuple = tuple.__new__
 if Pending._fields != ("position", "to", "ref", "message", "seqno", "content"):
     raise ImportError("Pending's fields changed: update new_pending")  # pragma: no cover
+
+
+@define
+class RunSummary:
+    """What a bulk run adds up as it goes: the gateway's credits, the fatal answer."""
+
+    credits_used: Decimal | None = None
+    stopped_by: GatewayError | None = None
+
+    def add_credits(self, credits: Decimal | None) -> None:
+        if credits is not None:
+            self.credits_used = (self.credits_used or Decimal(0)) + credits
+
+
+def one_unit(pending: Pending[Any]) -> int:
+    """The unit key of a plan whose units never split by content."""
+    return 0
 
 
 @frozen
