@@ -65,8 +65,8 @@ def accepted_answers(draw: st.DrawFn) -> tuple[list[tuple[int, str, Any]], str]:
     for _, number, _ in recipients:
         result: dict[str, Any] = {"dstno": number, "code": draw(st.sampled_from([2000, "2000"]))}
         id_key = draw(st.sampled_from(["sms_id", "trx_id", "both"]))
-        if id_key in ("sms_id", "both"):
-            result["sms_id"] = draw(ids)
+        if id_key in ("sms_id", "both"):  # with a trx_id too, an empty sms_id gives way
+            result["sms_id"] = draw(ids) if id_key == "sms_id" else draw(st.just("") | ids)
         if id_key in ("trx_id", "both"):
             result["trx_id"] = draw(ids)
         result.update(draw(extras))
