@@ -8,9 +8,13 @@ they are the outcomes a hook, a stream or main's report see for the same run.
 from __future__ import annotations
 
 import gc
+import pickle
+import sys
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 import respx
@@ -72,3 +76,23 @@ async def test_the_outcomes_read_from_a_report_are_those_a_hook_and_a_stream_see
     assert report == with_hook
     assert [outcome.index for outcome in report.outcomes] == list(range(700))
     assert {outcome.raw["sms_id"] for outcome in report.accepted} >= {"id-0", "id-49"}
+
+
+async def test_a_report_pickles_and_reads_back_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """A report kept compact goes through pickle whole, and reads back in another process
+    (the package's import registers every gateway's reader)."""
+    batch = [Sms(to=f"6012{i:07d}", text="hello", ref=i) for i in range(120)]
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(JSON_URL).mock(side_effect=all_accepted)
+        async with make_client() as client:
+            report = await client.send_sms_bulk(batch)
+    assert pickle.loads(pickle.dumps(report)) == report  # noqa: S301 - our own bytes
+    saved = tmp_path / "report.pickle"
+    saved.write_bytes(pickle.dumps(report))
+    read = (
+        "import pickle, sys; report = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(len(report), report.outcomes[-1].raw['sms_id'], report.outcomes[-1].ref)"
+    )
+    finished = await anyio.run_process([sys.executable, "-c", read, str(saved)], check=True)
+    shown = finished.stdout.decode().split()
+    assert shown == ["120", report.outcomes[-1].raw["sms_id"], "119"]
