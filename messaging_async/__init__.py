@@ -3,6 +3,7 @@
 Every public name is importable from here; everything else is private.
 """
 
+from ._outcomes_seq import Outcomes
 from ._stream import BulkStream
 from ._version import __version__
 from .errors import (
@@ -93,6 +94,7 @@ __all__ = [
     "Outcome",
     "OutcomeStatus",
     "OutcomeUnknownError",
+    "Outcomes",
     "PlainHttpWarning",
     "PostgresLedger",
     "RateLimit",

@@ -19,7 +19,7 @@ import attrs
 import pytest
 import respx
 
-from messaging_async import IsmsClient, Outcome, Sms
+from messaging_async import IsmsClient, Outcome, Outcomes, Sms
 
 from .conftest import JSON_URL, all_accepted, make_client
 
@@ -47,6 +47,7 @@ async def test_an_accepted_report_holds_no_gc_tracked_object_per_recipient(
     batch = [Sms(to=f"6012{i:07d}", text="hello", ref=i) for i in range(1000)]
     report = await client.send_sms_bulk(batch)
     assert report.all_accepted
+    assert isinstance(report.outcomes, Outcomes)  # the public name of the sequence's type
     for _ in range(3):  # a tuple is untracked once what it holds is: a pass per level
         gc.collect()
     holding = len(gc.get_objects())
