@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
-from . import _json_rows
+from . import _lean_rows
 from . import _sql as sql
 from ._batch import Call
 from ._db import Connection
@@ -59,9 +59,9 @@ class Store:
         self.lease = lease_seconds
         self.clock = clock
         self.salt = self._salt()
-        self.json_rows = _json_rows.supported(conn)
-        """Whether a unit's rows go to SQLite as one JSON text (``_json_rows``), not bound
-        one value at a time (``sql.insert_rows``; PostgreSQL, or SQLite without JSON)."""
+        self.lean_rows = _lean_rows.supported(conn)
+        """Whether a unit's rows are bound lean (``_lean_rows``: SQLite), not one value at
+        a time (``sql.insert_rows``: PostgreSQL)."""
         self.runs: dict[str, Run] = {}
         self.keys = KeyedSends(self)
 
@@ -321,10 +321,10 @@ class Store:
         run = self.run_of(job)
         with self.write() as conn:
             self._renew(conn, run, job)
-            if self.json_rows:  # one JSON text, rows made by SQLite (``_json_rows``)
+            if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
                 delivery = None if expect_reports else NO_REPORT_EXPECTED
                 head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
-                if _json_rows.claim(conn, head, entries, self.salt, self.store_text):
+                if _lean_rows.claim(conn, head, entries, self.salt, self.store_text):
                     return
             claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
             sql.insert_rows(conn, sql.CLAIM, claims)
@@ -363,7 +363,7 @@ class Store:
             self._renew(conn, run, job)
             # One upsert settles this run's claims and counts the recipients never claimed
             # (an update, then an insert for the unclaimed, costs more: issue 17).
-            if not (self.json_rows and _json_rows.settle(conn, head, outcomes)):
+            if not (self.lean_rows and _lean_rows.settle(conn, head, outcomes)):
                 sql.insert_rows(conn, sql.SETTLE, sql.settle_rows(head, outcomes))
             join_settled(conn, run.gateway, outcomes)
 

@@ -1,6 +1,7 @@
-"""The JSON road (a unit's rows as one JSON text, made into rows by SQLite) writes exactly
-the rows the VALUES road writes: the same sequences of claims, outcomes, resumes and keyed
-sends on both, and the whole ``sends`` table compared, values and SQL types."""
+"""The lean road (only what differs per row bound, the rest written into the statement or
+made by SQLite) writes exactly the rows the one-value-a-parameter road writes: the same
+sequences of claims, outcomes, resumes and keyed sends on both, and the whole ``sends``
+table compared, values and SQL types."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from attrs import evolve
 
 from messaging_async import OutcomeStatus, Sms, SqliteLedger
-from messaging_async.ledger import Entry, _json_rows
+from messaging_async.ledger import Entry, _lean_rows
 from messaging_async.ledger._owner import Owner
 from messaging_async.ledger._schema import connect, migrate
 from messaging_async.models import Outcome
@@ -27,7 +28,7 @@ TRICKY = [
     "unicode: é ß 中文 😀 \u2028",
     "looks escaped: \\u0000 but is not",
     "",
-    "a NUL \x00 inside",  # JSON cannot carry it to SQLite: the VALUES road writes its unit
+    "a NUL \x00 inside",
 ]
 
 
@@ -53,11 +54,11 @@ def _rejected(entry: Entry, reason: str, code: int | None = None) -> Outcome:
     return evolve(entry.outcome(OutcomeStatus.REJECTED, reason), code=code)
 
 
-async def _scenario(path: Path, clock: Clock, *, json_rows: bool, **options: Any) -> None:
+async def _scenario(path: Path, clock: Clock, *, lean_rows: bool, **options: Any) -> None:
     """Claims and outcomes of every shape the runner and single sends write."""
     owner = Owner("host", 4_194_000, 1.0)
     async with _ledger(path, clock, **options) as ledger:
-        assert ledger._open_store.json_rows is json_rows
+        assert ledger._open_store.lean_rows is lean_rows
         await ledger.open_job("a", gateway="isms", owner=owner)
         first = sms_entries(10)
         plan = await ledger.plan_and_begin_unit("a", first)
@@ -76,7 +77,7 @@ async def _scenario(path: Path, clock: Clock, *, json_rows: bool, **options: Any
         plan = await ledger.plan_and_begin_unit("a", keyed, expect_reports=False)
         clock.advance(0.25)
         await ledger.settle_unit("a", accepted(list(plan.send), prefix="k") + list(plan.outcomes))
-        # refs, none repeated: a unit of keys written by the JSON road too
+        # refs, none repeated: a keyed unit on the lean road too
         more = [
             Entry(16 + i, f"6014{i:07d}", ref, Sms(to=f"6014{i:07d}", text="M"), f"w{i}")
             for i, ref in enumerate(["y", 8, None, "z"])
@@ -112,16 +113,16 @@ async def _scenario(path: Path, clock: Clock, *, json_rows: bool, **options: Any
 async def test_both_roads_write_the_same_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_text: bool
 ) -> None:
-    await _scenario(tmp_path / "json.db", Clock(), json_rows=True, store_text=store_text)
-    monkeypatch.setattr(_json_rows, "supported", lambda conn: False)
-    await _scenario(tmp_path / "values.db", Clock(), json_rows=False, store_text=store_text)
-    json_rows, values = _dump(tmp_path / "json.db"), _dump(tmp_path / "values.db")
+    await _scenario(tmp_path / "lean.db", Clock(), lean_rows=True, store_text=store_text)
+    monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
+    await _scenario(tmp_path / "values.db", Clock(), lean_rows=False, store_text=store_text)
+    lean_rows, values = _dump(tmp_path / "lean.db"), _dump(tmp_path / "values.db")
     assert len(values) == 26
-    assert json_rows == values
+    assert lean_rows == values
 
 
 async def test_a_text_with_a_nul_is_stored_whole(tmp_path: Path) -> None:
-    """SQLite's JSON functions end a text at ``\\u0000``; that unit goes the VALUES road."""
+    """A text is bound whole, NUL and all."""
     async with _ledger(tmp_path / "l.db", Clock()) as ledger:
         await ledger.open_job("a", gateway="isms")
         entries = sms_entries(2)
@@ -136,15 +137,22 @@ async def test_a_text_with_a_nul_is_stored_whole(tmp_path: Path) -> None:
     assert reasons == ["a\x00b", "c"]
 
 
-def test_supported_only_on_sqlite_with_json(tmp_path: Path) -> None:
-    conn = connect(str(tmp_path / "l.db"))
-    assert _json_rows.supported(conn)
+def test_lean_only_on_sqlite(tmp_path: Path) -> None:
+    assert _lean_rows.supported(connect(str(tmp_path / "l.db")))
+    assert not _lean_rows.supported(object())  # type: ignore[arg-type]  # PostgreSQL's
 
-    class NoJson(sqlite3.Connection):
-        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-            if "json_each" in sql:
-                raise sqlite3.OperationalError("no such table: json_each")
-            return super().execute(sql, parameters)
 
-    assert not _json_rows.supported(sqlite3.connect(":memory:", factory=NoJson))
-    assert not _json_rows.supported(object())  # type: ignore[arg-type]  # PostgreSQL's
+@pytest.mark.parametrize("count", [1, 50, 333, 1000])
+async def test_units_longer_than_a_statement_are_split(tmp_path: Path, count: int) -> None:
+    """999 parameters a statement at most (SQLite builds before 3.32): a long unit is
+    written by several statements, every row of it."""
+    async with _ledger(tmp_path / "l.db", Clock()) as ledger:
+        await ledger.open_job("a", gateway="isms")
+        entries = sms_entries(count, refs=True, seqnos=True)
+        await ledger.plan_and_begin_unit("a", entries)
+        outcomes = [evolve(o, request_id="r", reason=None) for o in accepted(entries)]
+        outcomes[0] = evolve(outcomes[0], status=OutcomeStatus.REJECTED, reason="no")
+        await ledger.settle_unit("a", outcomes)
+        summary = await ledger.summary("a")
+    assert summary.outcomes["accepted"] == count - 1
+    assert summary.outcomes["rejected"] == 1
