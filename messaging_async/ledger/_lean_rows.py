@@ -66,10 +66,6 @@ def _upsert(statement: str) -> str:
     return statement[statement.index(" ON CONFLICT ") :]
 
 
-def _distinct(keys: Sequence[Any]) -> bool:
-    return len(set(keys)) == len(keys)
-
-
 @lru_cache(maxsize=256)
 def _claim_statement(rows: int, keyed: bool, text: bool, seqno: bool) -> str:
     """The claim of ``rows`` rows: ?1 job, ?2 gateway, ?3 run, ?4 now, ?5 delivery, ?6 the
@@ -98,16 +94,16 @@ def claim(
     entries: Sequence[Entry],
     salt: bytes,
     keep_text: bool,
-) -> bool:
-    """Write ``entries``' claims (``head``: job, gateway, run, now, delivery); ``False``,
-    having written nothing, for a unit that repeats a key (written a row a statement)."""
+) -> None:
+    """Write ``entries``' claims (``head``: job, gateway, run, now, delivery).
+
+    A unit that repeats a key is written like any other: SQLite applies a multi-row
+    upsert row by row, as one statement a row does (PostgreSQL refuses it: ``_sql``)."""
     refs = list(map(itemgetter(2), entries))
     keyed = refs.count(None) != len(refs)
     keys = [key_of(e.ref, e.position) for e in entries] if keyed else []
     if None in keys:
         raise ValidationError("a journalled ref must be a str or an int", field="ref")
-    if not _distinct(keys if keyed else list(map(itemgetter(0), entries))):
-        return False
     seqnos = list(map(itemgetter(4), entries))
     columns: list[Any] = [map(itemgetter(0), entries), map(itemgetter(1), entries)]
     if keyed:
@@ -125,7 +121,6 @@ def claim(
         statement = _claim_statement(len(part), keyed, keep_text, has_seqno)
         blob = b"".join(fps[start : start + per])
         conn.execute(statement, [*head, blob, *chain.from_iterable(part)])
-    return True
 
 
 @lru_cache(maxsize=256)
@@ -154,10 +149,9 @@ def _settle_statement(rows: int, keyed: bool, bound: tuple[int, ...], state: str
 
 def settle(
     conn: Connection, head: tuple[int, str, int, float], outcomes: Sequence[Outcome]
-) -> bool:
+) -> None:
     """Write ``outcomes`` (``head``: job, gateway, run, now); one whose ref the ledger
-    cannot key is left out, as ``_sql.settle_rows`` leaves it out. ``False``, having
-    written nothing, for a unit that repeats a key."""
+    cannot key is left out, as ``_sql.settle_rows`` leaves it out."""
     refs = list(map(attrgetter("ref"), outcomes))
     keyed = refs.count(None) != len(refs)
     if keyed:
@@ -165,11 +159,9 @@ def settle(
         outcomes = [o for o, key in pairs if key is not None]
         keys = [key for _, key in pairs if key is not None]
     if not outcomes:
-        return True
+        return
     rows = list(map(_OUTCOME, outcomes))
     columns = list(zip(*rows, strict=True))
-    if not _distinct(keys if keyed else columns[0]):
-        return False
     states = set(columns[2])
     state = str(states.pop()) if len(states) == 1 else None
     if state is None:  # mixed: each as the plain str it is (a StrEnum binds at a cost)
@@ -188,4 +180,3 @@ def settle(
         part = values[start : start + per]
         statement = _settle_statement(len(part), keyed, bound, state)
         conn.execute(statement, [*head, *chain.from_iterable(part)])
-    return True

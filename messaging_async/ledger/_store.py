@@ -324,8 +324,8 @@ class Store:
             if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
                 delivery = None if expect_reports else NO_REPORT_EXPECTED
                 head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
-                if _lean_rows.claim(conn, head, entries, self.salt, self.store_text):
-                    return
+                _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
+                return
             claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
             sql.insert_rows(conn, sql.CLAIM, claims)
 
@@ -363,7 +363,9 @@ class Store:
             self._renew(conn, run, job)
             # One upsert settles this run's claims and counts the recipients never claimed
             # (an update, then an insert for the unclaimed, costs more: issue 17).
-            if not (self.lean_rows and _lean_rows.settle(conn, head, outcomes)):
+            if self.lean_rows:
+                _lean_rows.settle(conn, head, outcomes)
+            else:
                 sql.insert_rows(conn, sql.SETTLE, sql.settle_rows(head, outcomes))
             join_settled(conn, run.gateway, outcomes)
 

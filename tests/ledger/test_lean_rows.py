@@ -142,11 +142,14 @@ def test_lean_only_on_sqlite(tmp_path: Path) -> None:
     assert not _lean_rows.supported(object())  # type: ignore[arg-type]  # PostgreSQL's
 
 
-@pytest.mark.parametrize("count", [1, 50, 333, 1000])
+@pytest.mark.parametrize("count", [1, 50, 333])
 async def test_units_longer_than_a_statement_are_split(tmp_path: Path, count: int) -> None:
     """999 parameters a statement at most (SQLite builds before 3.32): a long unit is
     written by several statements, every row of it."""
     async with _ledger(tmp_path / "l.db", Clock()) as ledger:
+        conn = ledger._open_store.conn
+        assert isinstance(conn, sqlite3.Connection)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         await ledger.open_job("a", gateway="isms")
         entries = sms_entries(count, refs=True, seqnos=True)
         await ledger.plan_and_begin_unit("a", entries)
