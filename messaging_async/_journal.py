@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -87,10 +89,22 @@ def _entry_type() -> type[Entry]:
     return _ENTRY[0]
 
 
+_AS_ENTRY = itemgetter(0, 1, 2, 5, 4)  # a Pending's position, to, ref, content, seqno
+_SEQNO = itemgetter(4)  # where both a Pending and an Entry keep it
+_OUTCOME_SEQNO = attrgetter("seqno")
+
+
 def _entry(pending: Pending[Any]) -> Entry:
     """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
     entry = _ENTRY[0] if _ENTRY else _entry_type()
-    return tuple.__new__(entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
+    return tuple.__new__(entry, _AS_ENTRY(pending))
+
+
+def _entries(unit: list[Pending[Any]]) -> list[Entry]:
+    """``_entry`` of each pending, all in C (``itemgetter``, ``tuple.__new__``): 220-230
+    ns an entry against 270-290 for a Python call each (timeit, units of 50)."""
+    entry = _ENTRY[0] if _ENTRY else _entry_type()
+    return list(map(partial(tuple.__new__, entry), map(_AS_ENTRY, unit)))
 
 
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -210,7 +224,7 @@ class Journal:
     async def claim(self, unit: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Outcome]]:
         """What of ``unit`` to send (committed as in flight), and the outcomes the ledger
         decided for the rest. Shielded: a claim is written whole, and known to be."""
-        entries = [_entry(p) for p in unit]
+        entries = _entries(unit)
         resend, reports = self._resend_unknown, self._expect_reports
         with anyio.CancelScope(shield=True):
             if self._plan_and_begin is not None:  # the store's one-trip form of the two
@@ -226,10 +240,8 @@ class Journal:
 
     def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
         """The unit's pendings the plan says to send, each with the seqno it must carry."""
-        if len(send) == len(unit) and all(
-            e.seqno == p.seqno for e, p in zip(send, unit, strict=True)
-        ):
-            return unit  # the usual case: all of it, as it is
+        if len(send) == len(unit) and list(map(_SEQNO, send)) == list(map(_SEQNO, unit)):
+            return unit  # the usual case: all of it, as it is (compared in C)
         by_position = {p.position: p for p in unit}
         pendings = []
         for entry in send:
@@ -254,6 +266,9 @@ class Journal:
         """A seqno is only kept where a resend could reuse it: an sms.com.my NoDR batch's
         seqno covers its whole batch, so one number resent with it would read as accepted."""
         if self._reseq is not None:
+            return outcomes
+        seqnos = list(map(_OUTCOME_SEQNO, outcomes))
+        if seqnos.count(None) == len(seqnos):  # iSMS: none has one (counted in C)
             return outcomes
         return [o if o.seqno is None else evolve(o, seqno=None) for o in outcomes]
 
