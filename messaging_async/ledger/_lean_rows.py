@@ -32,7 +32,7 @@ from ..errors import ValidationError
 from ..models import Outcome
 from . import _sql as sql
 from ._db import Connection
-from ._fingerprint import fingerprint, stored_text
+from ._fingerprint import fingerprints, stored_text
 from ._models import Entry, key_of
 
 __all__ = ["claim", "settle", "supported"]
@@ -114,12 +114,12 @@ def claim(
     if has_seqno:
         columns.append(seqnos)
     rows = list(zip(*columns, strict=True))
-    fps = [fingerprint(e.to, e.content, salt) for e in entries]
+    fps = fingerprints(entries, salt)
     per = (_MAX_VARIABLES - 6) // len(rows[0]) if rows else 1
     for start in range(0, len(rows), per):
         part = rows[start : start + per]
         statement = _claim_statement(len(part), keyed, keep_text, has_seqno)
-        blob = b"".join(fps[start : start + per])
+        blob = fps[start * _FP : (start + per) * _FP]
         conn.execute(statement, [*head, blob, *chain.from_iterable(part)])
 
 
