@@ -6,6 +6,7 @@ table compared, values and SQL types."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -128,17 +129,14 @@ async def test_a_text_with_a_nul_is_stored_whole(tmp_path: Path) -> None:
         entries = sms_entries(2)
         await ledger.plan_and_begin_unit("a", entries)
         await ledger.settle_unit("a", [_rejected(entries[0], "a\x00b"), _rejected(entries[1], "c")])
-    reasons = [
-        row[0]
-        for row in sqlite3.connect(tmp_path / "l.db").execute(
-            "SELECT reason FROM sends ORDER BY key"
-        )
-    ]
+    with closing(sqlite3.connect(tmp_path / "l.db")) as conn:
+        reasons = [row[0] for row in conn.execute("SELECT reason FROM sends ORDER BY key")]
     assert reasons == ["a\x00b", "c"]
 
 
 def test_lean_only_on_sqlite(tmp_path: Path) -> None:
-    assert _lean_rows.supported(connect(str(tmp_path / "l.db")))
+    with closing(connect(str(tmp_path / "l.db"))) as conn:
+        assert _lean_rows.supported(conn)
     assert not _lean_rows.supported(object())  # type: ignore[arg-type]  # PostgreSQL's
 
 
