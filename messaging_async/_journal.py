@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -87,10 +89,16 @@ def _entry_type() -> type[Entry]:
     return _ENTRY[0]
 
 
+_AS_ENTRY = itemgetter(0, 1, 2, 5, 4)  # a Pending's position, to, ref, content, seqno
+_POSITION, _TO, _REF = itemgetter(0), itemgetter(1), itemgetter(2)  # a Pending's
+_SEQNO = itemgetter(4)  # where both a Pending and an Entry keep it
+_OUTCOME_SEQNO = attrgetter("seqno")
+
+
 def _entry(pending: Pending[Any]) -> Entry:
     """The ledger's ``Entry`` for a pending (made per recipient: built as a plain tuple)."""
     entry = _ENTRY[0] if _ENTRY else _entry_type()
-    return tuple.__new__(entry, (pending[0], pending[1], pending[2], pending[5], pending[4]))
+    return tuple.__new__(entry, _AS_ENTRY(pending))
 
 
 def _from_ledger(outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -128,16 +136,25 @@ class Journal:
         self._ahead: Ahead | None = None
         self._ahead_from = self._ahead_to = 0  # the positions ``_ahead`` was read for
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
+        self._contents: dict[int, object] = {}  # prepared items not claimed yet (``wrap``)
         self._opened = False
 
     def wrap(self, prepare: Callable[[int, object], Pending[Any]]) -> Callable[..., Any]:
-        """``prepare``, also keeping what the ledger fingerprints on the pending."""
-        same_text = self._same_text
+        """``prepare``, also keeping what the ledger fingerprints: each item, by its
+        position, until its unit is claimed (``_entries``); with one text for every item,
+        nothing per item.
+
+        Kept aside rather than in a copy of the pending: a dict entry instead of a tuple of
+        six a recipient, one object fewer for the cyclic GC to count and walk (the event
+        loop's side of a journalled blast, callgrind: see RESULTS.md, third pass (GIL))."""
+        if self._same_text is not None:
+            return prepare
+        contents = self._contents
 
         def prepare_journalled(index: int, item: object) -> Pending[Any]:
             pending = prepare(index, item)
-            content = item if same_text is None else same_text
-            return tuple.__new__(type(pending), (*pending[:5], content))  # _replace, faster
+            contents[pending[0]] = item
+            return pending
 
         return prepare_journalled
 
@@ -210,7 +227,7 @@ class Journal:
     async def claim(self, unit: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Outcome]]:
         """What of ``unit`` to send (committed as in flight), and the outcomes the ledger
         decided for the rest. Shielded: a claim is written whole, and known to be."""
-        entries = [_entry(p) for p in unit]
+        entries = self._entries(unit)
         resend, reports = self._resend_unknown, self._expect_reports
         with anyio.CancelScope(shield=True):
             if self._plan_and_begin is not None:  # the store's one-trip form of the two
@@ -224,12 +241,21 @@ class Journal:
                 await self.ledger.begin_unit(self.job, plan.send, expect_reports=reports)
         return send, _from_ledger(plan.outcomes)
 
+    def _entries(self, unit: list[Pending[Any]]) -> list[Entry]:
+        """The ledger's ``Entry`` of each pending, its content the item ``wrap`` kept (and
+        let go of), all built in C (``itemgetter``, ``zip``, ``tuple.__new__``)."""
+        entry = _ENTRY[0] if _ENTRY else _entry_type()
+        positions = list(map(_POSITION, unit))
+        same = self._same_text
+        contents = [same] * len(unit) if same is not None else map(self._contents.pop, positions)
+        tos, refs, seqnos = map(_TO, unit), map(_REF, unit), map(_SEQNO, unit)
+        rows = zip(positions, tos, refs, contents, seqnos, strict=True)
+        return list(map(partial(tuple.__new__, entry), rows))
+
     def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
         """The unit's pendings the plan says to send, each with the seqno it must carry."""
-        if len(send) == len(unit) and all(
-            e.seqno == p.seqno for e, p in zip(send, unit, strict=True)
-        ):
-            return unit  # the usual case: all of it, as it is
+        if len(send) == len(unit) and list(map(_SEQNO, send)) == list(map(_SEQNO, unit)):
+            return unit  # the usual case: all of it, as it is (compared in C)
         by_position = {p.position: p for p in unit}
         pendings = []
         for entry in send:
@@ -254,6 +280,9 @@ class Journal:
         """A seqno is only kept where a resend could reuse it: an sms.com.my NoDR batch's
         seqno covers its whole batch, so one number resent with it would read as accepted."""
         if self._reseq is not None:
+            return outcomes
+        seqnos = list(map(_OUTCOME_SEQNO, outcomes))
+        if seqnos.count(None) == len(seqnos):  # iSMS: none has one (counted in C)
             return outcomes
         return [o if o.seqno is None else evolve(o, seqno=None) for o in outcomes]
 

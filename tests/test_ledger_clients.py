@@ -257,7 +257,12 @@ async def test_streams_and_whatsapp_and_no_dr_are_journalled(tmp_path: Path) -> 
         classic = await isms.send_sms_classic(numbers(4), "hello", job="classic")
         classic_again = await isms.send_sms_classic(numbers(4), "hello", job="classic")
         summary = await ledger.summary("nodr")
+        no_dr_seqnos = [record.seqno async for record in ledger.records("nodr")]
     assert all(o.ok and not o.from_ledger for o in streamed)
+    # a NoDR batch's seqno covers the whole batch: one number resent with it would read as
+    # accepted, so none is kept (Journal._journalled)
+    assert no_dr_seqnos == [None] * 4
+    assert all(o.seqno is not None for o in no_dr.outcomes)
     assert all(o.ok and o.from_ledger for o in again)
     assert no_dr.all_accepted
     assert summary.delivery["no_report_expected"] == 4

@@ -9,8 +9,9 @@ is committed waits in ``reports`` (``joined = 0``) and is joined when the send s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from ..models import Outcome
 from ..webhooks.events import DeliveryReport
 from ._db import Connection
 
@@ -18,6 +19,8 @@ __all__ = [
     "FAMILIES",
     "WINDOW_SECONDS",
     "family_of",
+    "has_waiting",
+    "join_settled",
     "join_waiting",
     "rank_of",
     "record_inbound",
@@ -109,11 +112,24 @@ def _apply(
     return bool(targets)
 
 
+def has_waiting(conn: Connection) -> bool:
+    """Whether any report waits for its send (one look at a small index)."""
+    return conn.execute("SELECT 1 FROM reports WHERE joined = 0 LIMIT 1").fetchone() is not None
+
+
+def join_settled(conn: Connection, gateway: str, outcomes: Sequence[Outcome]) -> None:
+    """Join the reports that came before these outcomes' sends were committed; their ids
+    are gathered only where some report waits (the usual settle looks once, finds none)."""
+    if has_waiting(conn):
+        ids = [o.message_id for o in outcomes if o.message_id is not None]
+        join_waiting(conn, family_of(gateway), ids)
+
+
 def join_waiting(conn: Connection, family: str, message_ids: Iterable[str]) -> int:
     """Join reports that came before these sends were committed; returns how many joined."""
     ids = list(message_ids)
-    if not ids or conn.execute("SELECT 1 FROM reports WHERE joined = 0 LIMIT 1").fetchone() is None:
-        return 0  # nothing waits (the usual case): one look at a small index
+    if not ids or not has_waiting(conn):
+        return 0  # nothing waits (the usual case)
     marks = ",".join("?" * len(ids))
     query = (
         "SELECT id, message_id, recipient, status, status_code, reported_at FROM reports"  # noqa: S608

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from ._models import Entry
 
 __all__ = ["Run"]
+
+_POSITION, _REF = itemgetter(0), itemgetter(2)  # an Entry's
 
 
 class Run:
@@ -27,13 +30,10 @@ class Run:
         its units in input order: a fresh job's units all are)."""
         if self.unplanned < 0:
             return False
-        floor = top = self.unplanned
-        unheard = True
-        for entry in entries:
-            position = entry.position
-            if position < floor or entry.ref is not None:
-                unheard = False
-            if position >= top:
-                top = position + 1
-        self.unplanned = top
-        return unheard
+        if not entries:
+            return True
+        floor = self.unplanned
+        positions = list(map(_POSITION, entries))  # read in C: this runs for every unit
+        refs = list(map(_REF, entries))
+        self.unplanned = max(floor, max(positions) + 1)
+        return min(positions) >= floor and refs.count(None) == len(refs)

@@ -18,11 +18,12 @@ from typing import Any
 
 from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus
+from . import _lean_rows
 from . import _sql as sql
 from ._batch import Call
 from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
-from ._delivery import family_of, join_waiting
+from ._delivery import join_settled
 from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
@@ -58,6 +59,9 @@ class Store:
         self.lease = lease_seconds
         self.clock = clock
         self.salt = self._salt()
+        self.lean_rows = _lean_rows.supported(conn)
+        """Whether a unit's rows are bound lean (``_lean_rows``: SQLite), not one value at
+        a time (``sql.insert_rows``: PostgreSQL)."""
         self.runs: dict[str, Run] = {}
         self.keys = KeyedSends(self)
 
@@ -315,9 +319,14 @@ class Store:
 
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
-        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
         with self.write() as conn:
             self._renew(conn, run, job)
+            if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
+                delivery = None if expect_reports else NO_REPORT_EXPECTED
+                head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+                _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
+                return
+            claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
             sql.insert_rows(conn, sql.CLAIM, claims)
 
     def plan_and_begin(
@@ -349,34 +358,16 @@ class Store:
 
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
-        now = self.clock()
-        job_id, run_id, gateway = run.job_id, run.run_id, run.gateway
-        rows = [  # each as ``sql.SETTLE`` takes it (built inline: one call fewer a recipient)
-            (
-                job_id,
-                key,
-                gateway,
-                o.to,
-                o.index,
-                o.status.value,
-                o.code,
-                o.reason,
-                o.message_id,
-                o.request_id,
-                o.seqno,
-                run_id,
-                now,
-            )
-            for o in outcomes
-            if (key := key_of(o.ref, o.index)) is not None
-        ]
+        head = (run.job_id, run.gateway, run.run_id, self.clock())
         with self.write() as conn:
             self._renew(conn, run, job)
             # One upsert settles this run's claims and counts the recipients never claimed
             # (an update, then an insert for the unclaimed, costs more: issue 17).
-            sql.insert_rows(conn, sql.SETTLE, rows)
-            ids = [o.message_id for o in outcomes if o.message_id is not None]
-            join_waiting(conn, family_of(gateway), ids)
+            if self.lean_rows:
+                _lean_rows.settle(conn, head, outcomes)
+            else:
+                sql.insert_rows(conn, sql.SETTLE, sql.settle_rows(head, outcomes))
+            join_settled(conn, run.gateway, outcomes)
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from messaging_async import Sms, WhatsAppText
-from messaging_async.ledger._fingerprint import fingerprint
+from messaging_async import Sms, WhatsAppTemplate, WhatsAppText
+from messaging_async.ledger import Entry
+from messaging_async.ledger._fingerprint import fingerprint, fingerprints
 
 
 def test_an_sms_is_fingerprinted_as_its_text_whatever_the_path() -> None:
@@ -31,3 +32,17 @@ def test_each_salt_keys_its_own_fingerprints_and_a_surrogate_text_is_hashed_as_b
             data = f"{number}\x1ft\x1f{text}".encode("utf-8", "surrogatepass")
             expected = hashlib.blake2b(salt + data, digest_size=16).digest()
             assert fingerprint(number, Sms(to=number, text=text), salt) == expected
+
+
+def test_a_units_fingerprints_are_each_entrys_in_order() -> None:
+    salt = bytes(range(16))
+    contents: list[object] = [
+        Sms(to="60123456789", text="Hi"),
+        "plain text",
+        WhatsAppTemplate(to="60123456780", template_code="otp", params=["1", "2"]),
+        Sms(to="60123456781", text="\ud800 surrogate"),
+    ]
+    entries = [Entry(i, f"6012345678{i}", None, c) for i, c in enumerate(contents)]
+    joined = b"".join(fingerprint(e.to, e.content, salt) for e in entries)
+    assert fingerprints(entries, salt) == joined
+    assert fingerprints([], salt) == b""

@@ -1,0 +1,189 @@
+"""A unit's claims and outcomes bound lean on SQLite: no value that costs an adaptation.
+
+Python's ``sqlite3`` binds every parameter with the GIL held, the event loop's GIL, and a
+``None``, a ``bytes`` or a ``str`` subclass (``OutcomeStatus``) costs it an adapter look-up
+that fails (~3,300 instructions each: an ``AttributeError`` made and dropped). Binding a
+unit's rows as they were (``_sql.insert_rows``: seven such values a recipient) was ~34,000
+instructions a recipient, as much as SQLite's own inserts (callgrind, a 10,000-SMS blast).
+Here a column that is ``NULL`` in every row of the unit (a text not kept, no seqno, no
+reason…), a status every row shares and the delivery state are written into the
+statement, not bound; a positional key (``p:0000000042``) is made by SQLite's ``printf``
+from the position; a fingerprint is bound as a ``bytearray`` (the same BLOB, no
+adaptation). What is left to bind is of the types ``sqlite3`` binds directly. The same
+rows are stored, by the same upsert clauses (``_sql``), in the same order; SQLite's own
+work is about what it was.
+
+(Measured and not kept: the rows as one JSON text made into rows by ``json_each``: the
+least GIL-held work, but SQLite's JSON parsing 2.6 times its inserts' instructions, and a
+blast's claims wait for that work whatever thread does it. Numbered marks, the run's
+values bound once a statement: Python 3.12 deprecates them with a sequence, and binding
+them by name costs more than it saves.)
+
+SQLite only; PostgreSQL binds through ``_pg`` as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from functools import lru_cache, partial
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from ..errors import ValidationError
+from ..models import Outcome
+from . import _sql as sql
+from ._db import Connection
+from ._fingerprint import fingerprints, stored_text
+from ._models import Entry, key_of
+
+__all__ = ["claim", "settle", "supported"]
+
+_MAX_VARIABLES = 999  # SQLite's smallest compiled-in limit on parameters (before 3.32)
+_FP = 16  # a fingerprint's bytes
+_POSITIONAL = "printf('p:%010d', {})"  # ``key_of(None, position)``, made by SQLite
+
+_OUTCOME = attrgetter(
+    "index", "to", "status", "code", "reason", "message_id", "request_id", "seqno"
+)
+_SETTLE_COLUMNS = (
+    "position",
+    "recipient",
+    "state",
+    "code",
+    "reason",
+    "message_id",
+    "request_id",
+    "seqno",
+)  # as ``_OUTCOME`` reads them
+
+
+def supported(conn: Connection) -> bool:
+    """Whether ``conn`` is SQLite (its multi-row upsert takes a repeated key, and the
+    statements' ``printf``); PostgreSQL binds as before (``_pg``)."""
+    return isinstance(conn, sqlite3.Connection)
+
+
+def _upsert(statement: str) -> str:
+    """``statement``'s ``ON CONFLICT …`` clause: one text for both roads."""
+    return statement[statement.index(" ON CONFLICT ") :]
+
+
+def _quoted(value: str | None) -> str:
+    """An SQL literal for one of the ledger's own constants (a state, a delivery state)."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+@lru_cache(maxsize=256)
+def _claim_statement(rows: int, keyed: bool, text: bool, seqno: bool, delivery: str | None) -> str:
+    """The claim of ``rows`` rows, each bound as job, key (or the position its key is made
+    from), gateway, number, position, fingerprint, [text], [seqno], run, time."""
+    key = "?" if keyed else _POSITIONAL.format("?")
+    stored, seq = ("?" if text else "NULL"), ("?" if seqno else "NULL")
+    row = f"(?, {key}, ?, ?, ?, ?, {stored}, 'in_flight', {seq}, ?, 1, ?, {_quoted(delivery)})"
+    return (
+        "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state,"  # noqa: S608
+        " seqno, run, attempts, began_at, delivery) VALUES "
+        + ",".join([row] * rows)
+        + _upsert(sql.CLAIM)
+    )
+
+
+def claim(
+    conn: Connection,
+    head: tuple[int, str, int, float, str | None],
+    entries: Sequence[Entry],
+    salt: bytes,
+    keep_text: bool,
+) -> None:
+    """Write ``entries``' claims (``head``: job, gateway, run, now, delivery).
+
+    A unit that repeats a key is written like any other: SQLite applies a multi-row
+    upsert row by row, as one statement a row does (PostgreSQL refuses it: ``_sql``)."""
+    job, gateway, run, now, delivery = head
+    refs = list(map(itemgetter(2), entries))
+    keyed = refs.count(None) != len(refs)
+    positions = list(map(itemgetter(0), entries))
+    keys = [key_of(e.ref, e.position) for e in entries] if keyed else positions
+    if None in keys:
+        raise ValidationError("a journalled ref must be a str or an int", field="ref")
+    fps = fingerprints(entries, salt)
+    # a bytearray binds as the same BLOB without the adaptation a bytes costs
+    blobs = [bytearray(fps[i : i + _FP]) for i in range(0, len(fps), _FP)]
+    columns: list[Iterable[Any]] = [repeat(job), keys, repeat(gateway)]
+    columns += [map(itemgetter(1), entries), positions, blobs]
+    if keep_text:
+        columns.append([stored_text(e.content) for e in entries])
+    seqnos = list(map(itemgetter(4), entries))
+    has_seqno = seqnos.count(None) != len(seqnos)
+    if has_seqno:
+        columns.append(seqnos)
+    columns += [repeat(run), repeat(now)]
+    rows = list(zip(*columns, strict=False))  # as long as the unit: the repeats are endless
+    _write(
+        conn,
+        rows,
+        partial(_claim_statement, keyed=keyed, text=keep_text, seqno=has_seqno, delivery=delivery),
+    )
+
+
+def _write(conn: Connection, rows: list[tuple[Any, ...]], statement: Any) -> None:
+    """``rows`` by ``statement(count)`` statements of at most ``_MAX_VARIABLES`` marks."""
+    if not rows:
+        return
+    per = max(1, _MAX_VARIABLES // len(rows[0]))
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        conn.execute(statement(len(part)), list(chain.from_iterable(part)))
+
+
+@lru_cache(maxsize=256)
+def _settle_statement(rows: int, keyed: bool, bound: tuple[int, ...], state: str | None) -> str:
+    """The outcomes of ``rows`` rows, each bound as job, key (or the position its key is
+    made from), gateway, then the ``_OUTCOME`` columns in ``bound`` (the others ``NULL``,
+    or the shared ``state``), run, time."""
+    column = {c: "?" for c in bound}
+    if state is not None:
+        column[2] = _quoted(state)
+    key = "?" if keyed else _POSITIONAL.format("?")
+    read = [column.get(c, "NULL") for c in range(len(_SETTLE_COLUMNS))]
+    row = f"(?, {key}, ?, {', '.join(read)}, ?, ?)"
+    return (
+        "INSERT INTO sends (job, key, gateway, "  # noqa: S608 (marks and our own names)
+        + ", ".join(_SETTLE_COLUMNS)
+        + ", run, settled_at) VALUES "
+        + ",".join([row] * rows)
+        + _upsert(sql.SETTLE)
+    )
+
+
+def settle(
+    conn: Connection, head: tuple[int, str, int, float], outcomes: Sequence[Outcome]
+) -> None:
+    """Write ``outcomes`` (``head``: job, gateway, run, now); one whose ref the ledger
+    cannot key is left out, as ``_sql.settle_rows`` leaves it out."""
+    job, gateway, run, now = head
+    refs = list(map(attrgetter("ref"), outcomes))
+    keyed = refs.count(None) != len(refs)
+    if keyed:
+        pairs = [(o, key_of(o.ref, o.index)) for o in outcomes]
+        outcomes = [o for o, key in pairs if key is not None]
+        keys: Sequence[Any] = [key for _, key in pairs if key is not None]
+    if not outcomes:
+        return
+    columns = list(zip(*map(_OUTCOME, outcomes), strict=True))
+    states = set(columns[2])
+    state = str(states.pop()) if len(states) == 1 else None
+    if state is None:  # mixed: each as the plain str it is (a StrEnum binds at a cost)
+        columns[2] = tuple(map(str, columns[2]))
+    bound = tuple(
+        c
+        for c in range(len(_SETTLE_COLUMNS))
+        if (c != 2 and columns[c].count(None) != len(outcomes)) or (c == 2 and state is None)
+    )
+    picked: list[Iterable[Any]] = [repeat(job), keys if keyed else columns[0], repeat(gateway)]
+    picked += [columns[c] for c in bound]
+    picked += [repeat(run), repeat(now)]
+    rows = list(zip(*picked, strict=False))  # as long as the unit: the repeats are endless
+    _write(conn, rows, partial(_settle_statement, keyed=keyed, bound=bound, state=state))

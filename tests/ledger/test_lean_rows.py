@@ -1,0 +1,159 @@
+"""The lean road (only what differs per row bound, the rest written into the statement or
+made by SQLite) writes exactly the rows the one-value-a-parameter road writes: the same
+sequences of claims, outcomes, resumes and keyed sends on both, and the whole ``sends``
+table compared, values and SQL types."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+from messaging_async import OutcomeStatus, Sms, SqliteLedger
+from messaging_async.ledger import Entry, _lean_rows
+from messaging_async.ledger._owner import Owner
+from messaging_async.ledger._schema import connect, migrate
+from messaging_async.models import Outcome
+
+from .conftest import Clock, accepted, sms_entries
+
+_SALT = bytes(range(16))
+
+TRICKY = [
+    'quote " and backslash \\ and slash /',
+    "new\nline, tab\t, return\r, bell \x07, unit separator \x1f",
+    "unicode: é ß 中文 😀 \u2028",
+    "looks escaped: \\u0000 but is not",
+    "",
+    "a NUL \x00 inside",
+]
+
+
+def _ledger(path: Path, clock: Clock, **options: Any) -> SqliteLedger:
+    """A ledger whose salt is fixed, so both roads' fingerprints are comparable."""
+    conn = connect(str(path))
+    migrate(conn)
+    conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
+    conn.close()
+    return SqliteLedger(path, clock=clock, **options)
+
+
+def _dump(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
+    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+    rows = conn.execute(f"SELECT {typed} FROM sends ORDER BY job, key").fetchall()  # noqa: S608
+    conn.close()
+    return rows
+
+
+def _rejected(entry: Entry, reason: str, code: int | None = None) -> Outcome:
+    return evolve(entry.outcome(OutcomeStatus.REJECTED, reason), code=code)
+
+
+async def _scenario(path: Path, clock: Clock, *, lean_rows: bool, **options: Any) -> None:
+    """Claims and outcomes of every shape the runner and single sends write."""
+    owner = Owner("host", 4_194_000, 1.0)
+    async with _ledger(path, clock, **options) as ledger:
+        assert ledger._open_store.lean_rows is lean_rows
+        await ledger.open_job("a", gateway="isms", owner=owner)
+        first = sms_entries(10)
+        plan = await ledger.plan_and_begin_unit("a", first)
+        assert len(plan.send) == 10
+        clock.advance(1.5)
+        outcomes = accepted(first[:4])
+        outcomes += [_rejected(e, t, 400) for e, t in zip(first[4:], TRICKY[:-1], strict=False)]
+        outcomes.append(_rejected(sms_entries(1, start=50)[0], "never claimed"))
+        await ledger.settle_unit("a", outcomes)
+        # refs (str, int, repeated, not keyable), seqnos, a unit that asks for no reports
+        refs: list[Any] = ["x", 7, "x", 2.5, None, 'ü " \\']
+        keyed = [
+            Entry(10 + i, f"6013{i:07d}", ref, Sms(to=f"6013{i:07d}", text=TRICKY[i]), f"q{i}")
+            for i, ref in enumerate(refs)
+        ]
+        plan = await ledger.plan_and_begin_unit("a", keyed, expect_reports=False)
+        clock.advance(0.25)
+        await ledger.settle_unit("a", accepted(list(plan.send), prefix="k") + list(plan.outcomes))
+        # refs, none repeated: a keyed unit on the lean road too
+        more = [
+            Entry(16 + i, f"6014{i:07d}", ref, Sms(to=f"6014{i:07d}", text="M"), f"w{i}")
+            for i, ref in enumerate(["y", 8, None, "z"])
+        ]
+        plan = await ledger.plan_and_begin_unit("a", more)
+        done = accepted(list(plan.send), prefix="n")
+        done[:2] = [evolve(o, seqno=None, request_id=f"q{o.index}") for o in done[:2]]
+        await ledger.settle_unit("a", done)
+        # claimed and never settled: left in flight by a run that dies
+        await ledger.plan_and_begin_unit("a", sms_entries(5, start=20, text="T {n}"))
+        await ledger.settle_unit("a", [_rejected(first[9], TRICKY[-1])])
+        # a code SQLite cannot keep: refused on both roads, nothing written
+        big = evolve(accepted(sms_entries(1, start=30))[0], code=2**70)
+        with pytest.raises(OverflowError):
+            await ledger.settle_unit("a", [big])
+        await ledger.close_job("a")
+        # a later run: resumes, resends, changed input, and the in-flight ones
+        clock.advance(60)
+        await ledger.open_job("a", gateway="isms", owner=Owner("host", 4_194_001, 2.0))
+        again = sms_entries(10) + sms_entries(5, start=20, text="T {n}")
+        again[5] = again[5]._replace(content=Sms(to=again[5].to, text="changed"))
+        plan = await ledger.plan_and_begin_unit("a", again, resend_unknown=True)
+        clock.advance(2)
+        await ledger.settle_unit("a", accepted(list(plan.send), prefix="r"))
+        await ledger.close_job("a")
+        # a keyed single send
+        entry = sms_entries(1, start=90)[0]
+        await ledger.claim_key("otp:1", entry, gateway="isms", owner=owner)
+        await ledger.settle_key("otp:1", accepted([entry])[0], owner=owner)
+
+
+@pytest.mark.parametrize("store_text", [False, True])
+async def test_both_roads_write_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_text: bool
+) -> None:
+    await _scenario(tmp_path / "lean.db", Clock(), lean_rows=True, store_text=store_text)
+    monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
+    await _scenario(tmp_path / "values.db", Clock(), lean_rows=False, store_text=store_text)
+    lean_rows, values = _dump(tmp_path / "lean.db"), _dump(tmp_path / "values.db")
+    assert len(values) == 26
+    assert lean_rows == values
+
+
+async def test_a_text_with_a_nul_is_stored_whole(tmp_path: Path) -> None:
+    """A text is bound whole, NUL and all."""
+    async with _ledger(tmp_path / "l.db", Clock()) as ledger:
+        await ledger.open_job("a", gateway="isms")
+        entries = sms_entries(2)
+        await ledger.plan_and_begin_unit("a", entries)
+        await ledger.settle_unit("a", [_rejected(entries[0], "a\x00b"), _rejected(entries[1], "c")])
+    with closing(sqlite3.connect(tmp_path / "l.db")) as conn:
+        reasons = [row[0] for row in conn.execute("SELECT reason FROM sends ORDER BY key")]
+    assert reasons == ["a\x00b", "c"]
+
+
+def test_lean_only_on_sqlite(tmp_path: Path) -> None:
+    with closing(connect(str(tmp_path / "l.db"))) as conn:
+        assert _lean_rows.supported(conn)
+    assert not _lean_rows.supported(object())  # type: ignore[arg-type]  # PostgreSQL's
+
+
+@pytest.mark.parametrize("count", [1, 50, 333])
+async def test_units_longer_than_a_statement_are_split(tmp_path: Path, count: int) -> None:
+    """999 parameters a statement at most (SQLite builds before 3.32): a long unit is
+    written by several statements, every row of it."""
+    async with _ledger(tmp_path / "l.db", Clock()) as ledger:
+        conn = ledger._open_store.conn
+        assert isinstance(conn, sqlite3.Connection)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        await ledger.open_job("a", gateway="isms")
+        entries = sms_entries(count, refs=True, seqnos=True)
+        await ledger.plan_and_begin_unit("a", entries)
+        outcomes = [evolve(o, request_id="r", reason=None) for o in accepted(entries)]
+        outcomes[0] = evolve(outcomes[0], status=OutcomeStatus.REJECTED, reason="no")
+        await ledger.settle_unit("a", outcomes)
+        summary = await ledger.summary("a")
+    assert summary.outcomes["accepted"] == count - 1
+    assert summary.outcomes["rejected"] == 1
