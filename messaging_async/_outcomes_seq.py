@@ -21,8 +21,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING, Any, overload
+from operator import attrgetter, index, itemgetter
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 from . import models as _models
 
@@ -138,14 +138,15 @@ class Outcomes(Sequence["Outcome"]):
         return self._len
 
     @overload
-    def __getitem__(self, position: int) -> Outcome: ...
+    def __getitem__(self, position: SupportsIndex) -> Outcome: ...
     @overload
     def __getitem__(self, position: slice) -> tuple[Outcome, ...]: ...
-    def __getitem__(self, position: int | slice) -> Outcome | tuple[Outcome, ...]:
+    def __getitem__(self, position: SupportsIndex | slice) -> Outcome | tuple[Outcome, ...]:
         if self._flat is not None:
             return self._flat[position]
         if isinstance(position, slice):
             return tuple(self[i] for i in range(*position.indices(self._len)))
+        position = index(position)  # as a tuple takes it: any ``__index__``, never a float
         if position < 0:
             position += self._len
         if not 0 <= position < self._len:

@@ -1,0 +1,45 @@
+"""``Outcomes`` used as the tuple it replaced, the way users do (QA of issue 17's fourth
+pass): the compact form must not show through where a tuple would have answered."""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging_async._outcomes_seq import Outcomes
+from messaging_async.models import Outcome
+
+from .test_outcomes_seq import compact_unit, outcome
+
+
+def mixed() -> tuple[Outcomes, tuple[Outcome, ...]]:
+    """A report's sequence of two compact units around a rejected outcome, and its tuple."""
+    first, first_outcomes = compact_unit([0, 1, 2])
+    second, second_outcomes = compact_unit([4, 5])
+    rare = outcome(3)
+    outcomes = Outcomes.collected([rare], [second, first])
+    return outcomes, (*first_outcomes, rare, *second_outcomes)
+
+
+class _Position:
+    """An index that is not an int (numpy's integers, a user's own type): ``__index__``."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+@pytest.mark.parametrize("value", [1, 4, -1, -6])
+def test_any_index_a_tuple_takes_reads_a_compact_outcome(value: int) -> None:
+    outcomes, expected = mixed()
+    assert outcomes[_Position(value)] == expected[_Position(value)]
+
+
+@pytest.mark.parametrize("value", [1.0, "1", None])
+def test_what_a_tuple_refuses_as_an_index_is_refused(value: object) -> None:
+    outcomes, expected = mixed()
+    with pytest.raises(TypeError):
+        expected[value]  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        outcomes[value]  # type: ignore[call-overload]
