@@ -177,6 +177,15 @@ class Outcomes(Sequence["Outcome"]):
             self._cached = (unit, outcomes)
         return outcomes
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        """The sequence without the last unit read: what pickle and ``copy`` keep. Given
+        explicitly, a tuple pickles at every protocol; slots alone only from protocol 2."""
+        return (self._flat, self._parts, self._starts, self._len)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self._flat, self._parts, self._starts, self._len = state
+        self._cached = (None, [])
+
     def status_counts(self) -> Counter[OutcomeStatus]:
         """How many outcomes per status, without building the accepted units' outcomes."""
         if self._flat is not None:

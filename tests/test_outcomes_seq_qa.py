@@ -3,8 +3,13 @@ pass): the compact form must not show through where a tuple would have answered.
 
 from __future__ import annotations
 
+import copy
+import pickle
+from decimal import Decimal
+
 import pytest
 
+from messaging_async import BulkReport
 from messaging_async._outcomes_seq import Outcomes
 from messaging_async.models import Outcome
 
@@ -43,3 +48,17 @@ def test_what_a_tuple_refuses_as_an_index_is_refused(value: object) -> None:
         expected[value]  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         outcomes[value]  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_report_pickles_and_copies_as_its_tuple_would(protocol: int) -> None:
+    outcomes, expected = mixed()
+    outcomes[0]  # a unit read: its outcomes are cached, and need not travel
+    report = BulkReport(outcomes=outcomes, credits_used=Decimal(5))
+    back = pickle.loads(pickle.dumps(report, protocol))  # noqa: S301 - our own bytes
+    assert back == report
+    assert tuple(back.outcomes) == expected
+    assert back.counts == report.counts
+    for copied in (copy.copy(outcomes), copy.deepcopy(outcomes)):
+        assert copied == expected
+        assert list(reversed(copied)) == list(reversed(expected))
