@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from messaging_async import BulkReport
+from messaging_async import BulkReport, _outcomes_seq
 from messaging_async._outcomes_seq import Outcomes
 from messaging_async.models import Outcome
 
@@ -62,3 +64,32 @@ def test_a_report_pickles_and_copies_as_its_tuple_would(protocol: int) -> None:
     for copied in (copy.copy(outcomes), copy.deepcopy(outcomes)):
         assert copied == expected
         assert list(reversed(copied)) == list(reversed(expected))
+
+
+def test_units_whose_parts_alternate_are_each_parsed_once_per_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two encodings interleaved in the input: two units, each split into a part per
+    recipient. Reading in order (or backwards, or by position) parses each unit once."""
+    evens, even_outcomes = compact_unit(list(range(0, 200, 2)))
+    odds, odd_outcomes = compact_unit(list(range(1, 200, 2)))
+    expected = tuple(sorted([*even_outcomes, *odd_outcomes], key=lambda o: o.index))
+    parsed: list[str] = []
+    reader = _outcomes_seq._READERS[evens[0]]
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return reader(text)
+
+    monkeypatch.setitem(_outcomes_seq._READERS, evens[0], counting)
+    reads: dict[str, Callable[[Outcomes], Iterable[Outcome]]] = {
+        "in order": lambda o: list(o),
+        "backwards": lambda o: list(reversed(o)),
+        "by position": lambda o: [o[i] for i in range(len(o))],
+        "with_status": lambda o: BulkReport(outcomes=o).accepted,
+    }
+    for how, read in reads.items():
+        outcomes = Outcomes.collected([], [odds, evens])
+        parsed.clear()
+        assert tuple(read(outcomes)) in (expected, expected[::-1]), how
+        assert len(parsed) == 2, how
