@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
-from messaging_async import BulkReport, _outcomes_seq
+from messaging_async import BulkReport, Sms, _outcomes_seq
 from messaging_async._outcomes_seq import Outcomes
 from messaging_async.models import Outcome
 
+from .conftest import all_accepted, make_client
 from .test_outcomes_seq import compact_unit, outcome
 
 
@@ -93,3 +95,27 @@ def test_units_whose_parts_alternate_are_each_parsed_once_per_read(
         parsed.clear()
         assert tuple(read(outcomes)) in (expected, expected[::-1]), how
         assert len(parsed) == 2, how
+
+
+@pytest.mark.anyio
+async def test_a_hook_sees_each_accepted_answer_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``on_outcome`` (or the client's ``hooks=``) a unit accepted whole is built at
+    once from the answer its request parsed, not parsed a second time from its text."""
+    parsed: list[str] = []
+    reader = _outcomes_seq._READERS["isms.json"]
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return reader(text)
+
+    monkeypatch.setitem(_outcomes_seq._READERS, "isms.json", counting)
+    seen: list[Outcome] = []
+    batch = [Sms(to=f"6012{i:07d}", text="hello", ref=i) for i in range(120)]
+    async with make_client(transport=httpx.MockTransport(all_accepted)) as client:
+        report = await client.send_sms_bulk(batch, on_outcome=seen.append)
+    assert parsed == []  # the three units' answers were read by their requests only
+    assert report.all_accepted
+    assert sorted(seen, key=lambda o: o.index) == list(report.outcomes)
+    assert [o.raw["sms_id"] for o in report.outcomes[:2]] == ["id-0", "id-1"]
