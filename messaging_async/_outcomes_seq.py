@@ -186,7 +186,10 @@ class Outcomes(Sequence["Outcome"]):
             return hit[1]
         outcomes = expand(unit)
         if len(cached) >= _UNITS_KEPT:
-            del cached[next(iter(cached))]  # the first kept
+            # The first kept goes; ``pop`` of a copied key, as a report read from threads
+            # at once may see another reader drop it first (a tuple was safe to share).
+            for first in list(cached)[:1]:
+                cached.pop(first, None)
         cached[id(unit)] = (unit, outcomes)
         return outcomes
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -119,3 +121,35 @@ async def test_a_hook_sees_each_accepted_answer_parsed_once(
     assert report.all_accepted
     assert sorted(seen, key=lambda o: o.index) == list(report.outcomes)
     assert [o.raw["sms_id"] for o in report.outcomes[:2]] == ["id-0", "id-1"]
+
+
+def test_a_report_read_from_many_threads_at_once_reads_right() -> None:
+    """A tuple is safe to share between threads (a web app's workers reading one report);
+    so must the units kept built be, as readers evict them at the same time."""
+    units, expected = [], []
+    for first in range(0, 400, 10):
+        unit, outcomes = compact_unit(list(range(first, first + 10)))
+        units.append(unit)
+        expected.extend(outcomes)
+    shared = Outcomes.collected([], units)
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(60):
+                for position in range(0, 400, 7):
+                    assert shared[position] == expected[position]
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        readers = [threading.Thread(target=read) for _ in range(8)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
