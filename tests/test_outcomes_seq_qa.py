@@ -153,3 +153,22 @@ def test_a_report_read_from_many_threads_at_once_reads_right() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
+
+
+def test_slices_backwards_zero_steps_and_reprs_as_a_tuple_gives_them() -> None:
+    outcomes, expected = mixed()
+    for cut in (slice(None, None, -1), slice(-2, 0, -2), slice(4, None, -3), slice(9, -9, -1)):
+        assert outcomes[cut] == expected[cut]
+    with pytest.raises(ValueError, match="slice step cannot be zero"):
+        outcomes[::0]
+    assert list(reversed(outcomes)) == list(reversed(expected))
+    assert outcomes.index(expected[4]) == 4
+    assert outcomes.count(expected[4]) == 1
+    with pytest.raises(ValueError):  # noqa: PT011 - Sequence.index's bare ValueError
+        outcomes.index(outcome(99))
+    assert repr(Outcomes()) == "Outcomes(())"
+    assert not Outcomes()
+    assert outcomes
+    eleven = Outcomes.collected([], [compact_unit(list(range(11)))[0]])
+    assert repr(eleven).endswith(", … 1 more))")
+    assert repr(eleven).count("Outcome(") == 10
