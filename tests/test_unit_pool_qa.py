@@ -13,9 +13,9 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from messaging_async import OutcomeStatus, Sms
+from messaging_async import Outcome, OutcomeStatus, Sms
 
-from .conftest import make_client
+from .conftest import all_accepted, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +64,25 @@ async def test_reports_of_runs_cut_short_at_random_account_for_everyone() -> Non
         assert not {outcome.to for outcome in report.not_sent} & set(sent)
         cut_short += report.counts["not_sent"] > 0
     assert cut_short >= 3, cut_short  # the timeouts did cut runs short
+
+
+class _Interrupt(BaseException):
+    """What Ctrl-C (``KeyboardInterrupt``) or ``sys.exit`` raises inside a hook."""
+
+
+@pytest.mark.parametrize("count", [40, 120])
+async def test_a_hook_interrupted_gives_no_recipient_a_second_outcome(count: int) -> None:
+    """An ``on_outcome`` hook that raises an Exception is logged and the run goes on; one
+    that raises KeyboardInterrupt ends the call, and every outcome it saw is its only one."""
+    seen: list[int] = []
+
+    def hook(outcome: Outcome) -> None:
+        seen.append(outcome.index)
+        if len(seen) == 3:
+            raise _Interrupt
+
+    batch = [Sms(to=f"6012{i:07d}", text="hello") for i in range(count)]
+    async with make_client(transport=httpx.MockTransport(all_accepted)) as client:
+        with pytest.RaisesGroup(_Interrupt, flatten_subgroups=True):
+            await client.send_sms_bulk(batch, on_outcome=hook)
+    assert len(seen) == len(set(seen))
