@@ -4,6 +4,7 @@ pass): the compact form must not show through where a tuple would have answered.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import sys
 import threading
@@ -172,3 +173,29 @@ def test_slices_backwards_zero_steps_and_reprs_as_a_tuple_gives_them() -> None:
     eleven = Outcomes.collected([], [compact_unit(list(range(11)))[0]])
     assert repr(eleven).endswith(", … 1 more))")
     assert repr(eleven).count("Outcome(") == 10
+
+
+ODD_JSON = (
+    '{"results": [{"dstno": "60120000000", "code": 2000, "sms_id": "a\\u00e9\\ud83d\\ude00",'
+    ' "big": 123456789012345678901234567890, "f": 1e400, "g": 0.1, "neg": -0.0,'
+    ' "dup": 1, "dup": 2}, {"dstno": "60120000001", "code": "2000", "sms_id": "b",'
+    ' "nested": {"x": [1, 2.5, null, true]}}], "total_credits_used": 2}'
+)
+
+
+@pytest.mark.anyio
+async def test_raw_read_back_is_what_the_answer_parsed_to_at_run_time() -> None:
+    """Unicode escapes, big ints, floats out of range, duplicate keys: the ``raw`` a
+    report builds again from the answer's text equals the one a hook got as it came."""
+    seen: list[Outcome] = []
+    batch = [Sms(to=f"6012{i:07d}", text="hello", ref=(i,)) for i in range(2)]
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, text=ODD_JSON))
+    async with make_client(transport=transport) as client:
+        report = await client.send_sms_bulk(batch)
+        await client.send_sms_bulk(batch, on_outcome=seen.append)
+    expected = json.loads(ODD_JSON)["results"]
+    assert [outcome.raw for outcome in report.outcomes] == expected
+    assert [outcome.raw for outcome in sorted(seen, key=lambda o: o.index)] == expected
+    assert report.outcomes == tuple(sorted(seen, key=lambda o: o.index))
+    assert report.outcomes[0].message_id == "aé😀"
+    assert report.outcomes[1].ref == (1,)
