@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
@@ -121,8 +121,8 @@ class BulkRunner(Generic[M]):
         self._sink = sink
         # A sink that keeps units accepted whole as they are (a report's ``Collector``);
         # a journalled run hands the ledger real outcomes.
-        keep = getattr(sink, "record_accepted", None)
-        self._keep_accepted: Callable[[Accepted], None] | None = keep if journal is None else None
+        keep = getattr(sink, "record_accepted", None) if journal is None else None
+        self._keep_accepted: Callable[[Accepted, Sequence[Any] | None], None] | None = keep
         self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
         self.summary = RunSummary()
         self.stopped = False
@@ -334,12 +334,17 @@ class BulkRunner(Generic[M]):
                     return
             progress.recipients = len(unit)  # what the request carries, for the rate limit
             result = await self._outcomes_of(unit, progress)
-            if result.accepted is not None and self._keep_accepted is not None:
-                self._keep_accepted(result.accepted)  # compact: no Outcome built (_outcomes_seq)
-                recorded = True
-                return
-            outcomes = result.settled()
-            self._sink.record(outcomes)
+            try:  # the sink takes the outcomes, then calls the hooks: a hook's KeyboardInterrupt
+                # (an Exception never leaves ``notify``) must not give them a second outcome
+                if result.accepted is not None and self._keep_accepted is not None:
+                    self._keep_accepted(result.accepted, result.raws)  # compact (_outcomes_seq)
+                    outcomes = []
+                else:
+                    outcomes = result.settled()
+                    self._sink.record(outcomes)
+            except BaseException as exc:  # an Exception: the SDK's, before the sink took them
+                recorded = not isinstance(exc, Exception)
+                raise
             recorded = True
             if self._journal is not None:
                 # Its request is over: the slot goes to the next unit while these outcomes

@@ -173,12 +173,14 @@ class Collector:
         self.outcomes.extend(outcomes)
         notify(self._on_outcome, outcomes)
 
-    def record_accepted(self, unit: Accepted) -> None:
-        """Take a unit accepted whole, as it is when nothing needs its outcomes now."""
+    def record_accepted(self, unit: Accepted, raws: Sequence[Any] | None = None) -> None:
+        """Take a unit accepted whole, as it is when nothing needs its outcomes now;
+        ``raws``: its answer as the unit's request parsed it, so a hook's outcomes are
+        built without parsing that answer a second time."""
         if self._on_outcome is None:
             self.accepted.append(unit)
         else:
-            self.record(expand(unit))
+            self.record(expand(unit, raws))
 
     async def ready(self) -> None:
         return None
