@@ -34,6 +34,7 @@ from ._checks import (
 )
 from ._checks import check_retry as check_retry  # imported from here by _traffic
 from ._checks import check_timeout as check_timeout
+from ._detached import spawn_detached
 from ._fanout import (
     BulkPlan,
     BulkRunner,
@@ -43,7 +44,6 @@ from ._fanout import (
     UnitResult,
     interrupted,
     iterate_input,
-    spawn_detached,
 )
 from ._journal import Journal, check_job, check_key, check_ledger, send_keyed
 from ._observe import Observer

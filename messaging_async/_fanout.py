@@ -14,15 +14,12 @@ only when the sink is ``ready()``: a stream's consumer paces the sending.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
-import sniffio
 from attrs import frozen
 
 from ._outcomes_seq import Accepted
@@ -56,7 +53,6 @@ __all__ = [
     "iterate_input",
     "notify",
     "settle_unit",
-    "spawn_detached",
 ]
 
 if TYPE_CHECKING:
@@ -65,27 +61,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("messaging_async.bulk")
 
 M = TypeVar("M")
-
-
-_detached_tasks: set[asyncio.Task[None]] = set()  # strong references until they finish
-
-
-def spawn_detached(function: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """Start ``function(*args)`` in a task no task group owns (asyncio task / trio system task).
-
-    For work that must outlive the caller's current ``await`` without tying the caller to a
-    task group; ``function`` must catch its own exceptions and guard itself with a cancel
-    scope that its owner cancels.
-    """
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        # The caller's context goes with it (a per-call deadline), as asyncio's tasks copy it.
-        trio.lowlevel.spawn_system_task(function, *args, context=contextvars.copy_context())
-        return
-    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(function(*args))  # type: ignore[arg-type]
-    _detached_tasks.add(task)
-    task.add_done_callback(_detached_tasks.discard)
 
 
 _Pool = UnitPool[list[Pending[Any]]]

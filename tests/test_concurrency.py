@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from messaging_async import InputFailedError, MessagingError, Outcome, OutcomeStatus, Sms
-from messaging_async._fanout import _detached_tasks
+from messaging_async._detached import _detached_tasks
 from messaging_async.testing import reconcile
 
 from .conftest import make_client

@@ -26,19 +26,22 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 async def test_reports_of_runs_cut_short_at_random_account_for_everyone() -> None:
-    cut_short = 0
     for seed in range(25):
         rng = random.Random(seed)
+        slow = seed % 5 == 0  # every answer outlasts the timeout: this run is always cut short
         sent: list[str] = []
 
         async def answer(
-            request: httpx.Request, rng: random.Random = rng, sent: list[str] = sent
+            request: httpx.Request,
+            rng: random.Random = rng,
+            sent: list[str] = sent,
+            slow: bool = slow,
         ) -> httpx.Response:
             messages = json.loads(request.content)["messages"]
             sent.extend(message["dstno"] for message in messages)
             for _ in range(rng.randint(0, 3)):
                 await anyio.lowlevel.checkpoint()
-            await anyio.sleep(rng.uniform(0, 0.004))  # requests in flight when time is up
+            await anyio.sleep(0.05 if slow else rng.uniform(0, 0.004))  # in flight at the end
             results = [
                 {"dstno": m["dstno"], "code": 2000 if rng.random() > 0.1 else -1010, "sms_id": "i"}
                 for m in messages
@@ -47,7 +50,7 @@ async def test_reports_of_runs_cut_short_at_random_account_for_everyone() -> Non
                 results.pop()  # a result missing: that recipient is unknown
             return httpx.Response(200, json={"results": results})
 
-        count = rng.randint(1, 300)
+        count = 300 if slow else rng.randint(1, 300)  # slow: more units than concurrency
         batch = [  # two encodings, interleaved: units that alternate in input order
             Sms(to=f"6012{i:07d}", text="hi" if rng.random() < 0.7 else "hé", ref=i)
             for i in range(count)
@@ -62,8 +65,8 @@ async def test_reports_of_runs_cut_short_at_random_account_for_everyone() -> Non
             assert len(report.with_status(status)) == report.counts[status.value]
         assert tuple(report.outcomes) == report.outcomes[:]
         assert not {outcome.to for outcome in report.not_sent} & set(sent)
-        cut_short += report.counts["not_sent"] > 0
-    assert cut_short >= 3, cut_short  # the timeouts did cut runs short
+        if slow:  # units the pool never ran are in the report, not_sent
+            assert report.counts["not_sent"] > 0, report.counts
 
 
 class _Interrupt(BaseException):

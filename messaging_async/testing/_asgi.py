@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import sniffio
 
-from .._fanout import spawn_detached
+from .._detached import spawn_detached
 from ._control import control_answer, forbidden, is_control_path, is_loopback
 from ._records import Fault, SimulatedAnswer
 
