@@ -95,9 +95,12 @@ class BulkRunner(Generic[M]):
         self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
         # A sink that keeps units accepted whole as they are (a report's ``Collector``);
-        # a journalled run hands the ledger real outcomes.
-        keep = getattr(sink, "record_accepted", None) if journal is None else None
-        self._keep_accepted: Callable[[Accepted, Sequence[Any] | None], None] | None = keep
+        # a journalled run builds the outcomes for the ledger, the report still keeps the
+        # compact unit (no tracked object per recipient kept to the end of the run).
+        keep = getattr(sink, "record_accepted", None)
+        self._keep_accepted: (
+            Callable[[Accepted, Sequence[Any] | None, list[Outcome] | None], None] | None
+        ) = keep
         self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
         self.summary = RunSummary()
         self.stopped = False
@@ -312,8 +315,9 @@ class BulkRunner(Generic[M]):
             try:  # the sink takes the outcomes, then calls the hooks: a hook's KeyboardInterrupt
                 # (an Exception never leaves ``notify``) must not give them a second outcome
                 if result.accepted is not None and self._keep_accepted is not None:
-                    self._keep_accepted(result.accepted, result.raws)  # compact (_outcomes_seq)
-                    outcomes = []
+                    outcomes = [] if self._journal is None else result.settled()
+                    # compact (_outcomes_seq); the outcomes built for the ledger, if any
+                    self._keep_accepted(result.accepted, result.raws, outcomes or None)
                 else:
                     outcomes = result.settled()
                     self._sink.record(outcomes)

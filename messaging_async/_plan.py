@@ -173,14 +173,20 @@ class Collector:
         self.outcomes.extend(outcomes)
         notify(self._on_outcome, outcomes)
 
-    def record_accepted(self, unit: Accepted, raws: Sequence[Any] | None = None) -> None:
+    def record_accepted(
+        self,
+        unit: Accepted,
+        raws: Sequence[Any] | None = None,
+        built: list[Outcome] | None = None,
+    ) -> None:
         """Take a unit accepted whole, as it is when nothing needs its outcomes now;
         ``raws``: its answer as the unit's request parsed it, so a hook's outcomes are
-        built without parsing that answer a second time."""
+        built without parsing that answer a second time; ``built``: its outcomes where
+        the runner built them already (for the ledger), so a hook gets those."""
         if self._on_outcome is None:
             self.accepted.append(unit)
         else:
-            self.record(expand(unit, raws))
+            self.record(built if built is not None else expand(unit, raws))
 
     async def ready(self) -> None:
         return None

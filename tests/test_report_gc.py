@@ -19,9 +19,10 @@ import attrs
 import pytest
 import respx
 
-from messaging_async import IsmsClient, Outcome, Outcomes, Sms
+from messaging_async import IsmsClient, Outcome, Outcomes, Sms, SqliteLedger
 
 from .conftest import JSON_URL, all_accepted, make_client
+from .gateway import TestGateway
 
 pytestmark = pytest.mark.anyio
 _index_of = attrgetter("index")
@@ -54,6 +55,32 @@ async def test_an_accepted_report_holds_no_gc_tracked_object_per_recipient(
     del report
     gc.collect()
     # The report itself, its sequence and a few lists: not one per recipient, nor per unit.
+    assert holding - len(gc.get_objects()) <= 8
+
+
+async def test_a_journalled_report_holds_no_gc_tracked_object_per_recipient(
+    gateway: TestGateway, tmp_path: Path
+) -> None:
+    """The ledger is handed real outcomes; the report still keeps the compact units, equal
+    to what a run without a ledger reports."""
+    batch = [Sms(to=f"6012{i:07d}", text="hello", ref=i) for i in range(1000)]
+    async with (
+        SqliteLedger(tmp_path / "ledger.db") as ledger,
+        make_client(transport=gateway.transport(), ledger=ledger) as client,
+    ):
+        report = await client.send_sms_bulk(batch, job="gc")
+        summary = await ledger.summary("gc")
+    assert report.all_accepted
+    assert summary.outcomes["accepted"] == 1000
+    for _ in range(3):
+        gc.collect()
+    holding = len(gc.get_objects())
+    outcomes = list(report.outcomes)
+    assert [o.index for o in outcomes] == list(range(1000))
+    assert all(o.message_id for o in outcomes)
+    assert not any(o.from_ledger for o in outcomes)
+    del report, outcomes
+    gc.collect()
     assert holding - len(gc.get_objects()) <= 8
 
 
