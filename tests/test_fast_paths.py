@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 from messaging_async import OutcomeStatus, phone
+from messaging_async._outcomes_seq import expand
 from messaging_async._secrets import Redactor
 from messaging_async.errors import InvalidNumberError, ValidationError
 from messaging_async.isms import _outcomes, _wire
@@ -83,8 +84,10 @@ def test_the_usual_answer_takes_the_one_pass_path_and_matches_the_general_road(
 ) -> None:
     expected = general_road(results)
     monkeypatch.setattr(_outcomes, "result_outcome", _refuse)  # proves the fast path ran
-    outcomes, fatal = _outcomes.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
-    assert fatal is None
+    parsed = answer(results)
+    unit = _outcomes.accepted_unit(RECIPIENTS, parsed, "")
+    assert unit is not None
+    outcomes = expand(unit, parsed.results)
     assert outcomes == expected
     assert [o.raw for o in outcomes] == [o.raw for o in expected]
     assert all(o.status is OutcomeStatus.ACCEPTED and o.code == 2000 for o in outcomes)
@@ -113,6 +116,7 @@ A, B, C = (number for _, number, _ in RECIPIENTS)
     ],
 )
 def test_every_other_answer_gives_what_the_general_road_gives(results: list[Any]) -> None:
+    assert _outcomes.accepted_unit(RECIPIENTS, answer(results), "") is None  # not the usual
     outcomes, fatal = _outcomes.chunk_outcomes(RECIPIENTS, answer(results), REDACT)
     expected = general_road(results)
     assert outcomes == expected
