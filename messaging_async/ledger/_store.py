@@ -319,14 +319,17 @@ class Store:
 
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
-        with self.write() as conn:
-            self._renew(conn, run, job)
-            if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
-                delivery = None if expect_reports else NO_REPORT_EXPECTED
+        if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
+            delivery = None if expect_reports else NO_REPORT_EXPECTED
+            with self.write() as conn:
+                self._renew(conn, run, job)
                 head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
                 _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
-                return
-            claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+            return
+        # the rows (their fingerprints) made before the transaction, not while it holds
+        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+        with self.write() as conn:
+            self._renew(conn, run, job)
             sql.insert_rows(conn, sql.CLAIM, claims)
 
     def plan_and_begin(
