@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from os import PathLike
 
+from ..errors import LedgerError
 from ._db import Connection
 from ._schema import connect, migrate
 from ._threaded import ThreadedLedger
@@ -44,9 +46,18 @@ class SqliteLedger(ThreadedLedger):
         return f"SqliteLedger({self.path!r}, store_text={self._store_text})"
 
     def _connect(self) -> Connection:
-        conn = connect(self.path)
+        """The migrated connection; a path SQLite cannot open as a database (a missing
+        directory, a directory, a file that is something else) is a ``LedgerError`` that
+        names it, so the command line says so in one line rather than a traceback."""
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from error
         try:
             migrate(conn)
+        except sqlite3.Error as error:
+            conn.close()
+            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from error
         except BaseException:
             conn.close()
             raise
