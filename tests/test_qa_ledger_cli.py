@@ -10,6 +10,7 @@ import pytest
 from messaging_async import SqliteLedger
 from messaging_async.cli import main
 from messaging_async.errors import LedgerError
+from messaging_async.testing import FakeGateway
 
 
 def _bad_ledgers(tmp_path: Path) -> list[Path]:
@@ -49,3 +50,32 @@ def test_report_and_blast_on_a_path_that_is_no_ledger_say_so_in_one_line(
             assert "Traceback" not in err
             assert err.startswith("error: cannot open the ledger"), err
             assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_not_accepted_advice_of_a_journalled_blast_leads_somewhere_that_works(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: tuple[FakeGateway, str],
+) -> None:
+    """A journalled blast keys rows by their line: its not-accepted file sent back under the
+    same job is "input changed" for every row (they sit at other rows' lines), so the
+    summary must not just say "fix and resend"; what it says instead works."""
+    fake, url = sandbox
+    monkeypatch.setenv("ISMS_USERNAME", "sandbox")
+    monkeypatch.setenv("ISMS_PASSWORD", "sandbox-password")
+    monkeypatch.setenv("ISMS_BASE_URL", url)
+    recipients, ledger = tmp_path / "r.csv", str(tmp_path / "m.db")
+    recipients.write_text("phone,name\n60125000001,A\nabc,B\n60125000003,C\n")
+    blast = ["sms", "blast", "--text", "Hi {name}", "--ledger", ledger]
+    assert main([*blast, str(recipients), "--job", "promo"]) == 1
+    out = capsys.readouterr().out
+    resend = tmp_path / "r.not_accepted.csv"
+    assert f"not accepted: 1 rows written to {resend}" in out
+    assert "send fixed rows under a new --job, as job 'promo' keys rows by their line" in out
+    resend.write_text(resend.read_text().replace("abc,B", "60125000002,B"))
+    assert main([*blast, str(resend), "--job", "promo"]) == 1  # what the advice warns of
+    assert "input changed" in (tmp_path / "r.not_accepted.not_accepted.csv").read_text()
+    assert main([*blast, str(resend), "--job", "promo-fixed"]) == 0  # what it advises
+    capsys.readouterr()
+    assert sorted(m.to for m in fake.sent) == ["60125000001", "60125000002", "60125000003"]

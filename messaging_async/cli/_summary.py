@@ -80,7 +80,7 @@ def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> No
     if summary.resend_path is not None:
         print(
             f"not accepted: {summary.resend_rows:,} rows written to {summary.resend_path} "
-            "(rejected or not sent: fix and resend)",
+            f"(rejected or not sent: {_resend_advice(summary)})",
             file=out,
         )
     if summary.unknown_path is not None:
@@ -89,6 +89,19 @@ def print_summary(summary: BlastSummary, out: TextIO, credits: Any = None) -> No
             "gateway may have sent them; do not resend these blindly",
             file=out,
         )
+
+
+def _resend_advice(summary: BlastSummary) -> str:
+    """How to send the not-accepted rows again. A journalled blast keys each row by its line
+    in the file: the not-accepted file run under the same job would put its rows at other
+    rows' lines, each one "input changed" and not sent."""
+    if summary.job is None:
+        return "fix and resend"
+    name = summary.source.name if summary.source else "the file"
+    return (
+        "the same command sends the not-sent ones again; send fixed rows under a new --job, "
+        f"as job {summary.job!r} keys rows by their line in {name}"
+    )
 
 
 class Progress:
