@@ -301,6 +301,7 @@ async def send_keyed(
     without sending; one that may have left raises ``OutcomeUnknownError``; otherwise the
     send is claimed, made, and its outcome (or error's outcome) committed."""
     from ._client import accepted_or_raise
+    from .ledger._decide import INPUT_CHANGED
 
     with anyio.CancelScope(shield=True):
         plan = await ledger.claim_key(
@@ -310,6 +311,12 @@ async def send_keyed(
         (outcome,) = _from_ledger(plan.outcomes)
         if outcome.status is OutcomeStatus.UNKNOWN:
             raise OutcomeUnknownError(outcome.reason or "it may have been sent", outcome=outcome)
+        if outcome.reason == INPUT_CHANGED:  # the caller's mistake: no gateway said a word
+            raise ValidationError(
+                f"key {key!r} was already used for another message (another number or "
+                "text): nothing was sent; a new message needs a new key",
+                field="key",
+            )
         return accepted_or_raise(outcome)
     (entry,) = plan.send
     if entry.seqno is not None and entry.seqno != pending.seqno and reseq is not None:

@@ -17,6 +17,7 @@ from messaging_async import (
     OutcomeStatus,
     Sms,
     SqliteLedger,
+    ValidationError,
     WhatsAppTemplate,
 )
 from messaging_async.models import Outcome
@@ -400,3 +401,35 @@ async def test_a_resume_across_the_read_ahead_trips_and_a_gap(tmp_path: Path) ->
     assert times_sent(fake) == Counter(n for n in numbers(count) + numbers(200, 20_000))
     assert summary.total == count + 200
     assert summary.outcomes["accepted"] == count + 200
+
+
+async def test_a_key_reused_for_another_message_is_a_validation_error(tmp_path: Path) -> None:
+    """``key=`` names one message: used again for another number or text, nothing is sent
+    and the caller gets a ``ValidationError`` on ``key`` — not an ``UnexpectedAnswerError``
+    (no gateway answered anything), and not a message about jobs."""
+    fake = FakeGateway()
+    async with (
+        SqliteLedger(tmp_path / "l.db") as ledger,
+        fake.isms_client(ledger=ledger) as isms,
+        fake.smscommy_client(ledger=ledger) as my,
+    ):
+        to, other = numbers(2)
+        await isms.send_sms(to, "Your OTP is 111111", key="otp:1")
+        await fake.receive_whatsapp(to, "hi")  # opens the 24-hour window for texts
+        await isms.send_whatsapp_text(to, "hello", key="wa:1")
+        await my.send_sms(to, "Your OTP is 333333", key="otp:my")
+        reused: list[Any] = [
+            lambda: isms.send_sms(to, "Your OTP is 222222", key="otp:1"),
+            lambda: isms.send_sms(other, "Your OTP is 111111", key="otp:1"),
+            lambda: isms.send_whatsapp_text(to, "bye", key="wa:1"),
+            lambda: my.send_sms(to, "Your OTP is 444444", key="otp:my"),
+        ]
+        for send in reused:
+            with pytest.raises(ValidationError, match="another message") as caught:
+                await send()
+            assert caught.value.field == "key"
+            assert "job" not in str(caught.value)
+            assert not any(otp in str(caught.value) for otp in ("111111", "222222", "444444"))
+        again = await isms.send_sms(to, "Your OTP is 111111", key="otp:1")  # the same: fine
+    assert again.from_ledger
+    assert len(fake.sent) == 3

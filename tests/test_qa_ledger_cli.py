@@ -3,6 +3,12 @@ ledger is one clear line (exit 2), never a traceback."""
 
 from __future__ import annotations
 
+import csv
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,7 +16,18 @@ import pytest
 from messaging_async import SqliteLedger
 from messaging_async.cli import main
 from messaging_async.errors import LedgerError
-from messaging_async.testing import FakeGateway
+from messaging_async.testing import FakeGateway, Fault
+
+from .test_cli_interrupt import (
+    ids_in,
+    processes,
+    start_blast,
+    wait_for_line,
+    wait_for_sends,
+    write_recipients,
+)
+
+__all__ = ["processes"]  # the fixture, imported for this module's tests
 
 
 def _bad_ledgers(tmp_path: Path) -> list[Path]:
@@ -79,3 +96,63 @@ def test_the_not_accepted_advice_of_a_journalled_blast_leads_somewhere_that_work
     assert main([*blast, str(resend), "--job", "promo-fixed"]) == 0  # what it advises
     capsys.readouterr()
     assert sorted(m.to for m in fake.sent) == ["60125000001", "60125000002", "60125000003"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_isms_ctrl_c_twice_then_the_same_command_and_report_tell_the_truth(
+    tmp_path: Path,
+    sandbox: tuple[FakeGateway, str],
+    processes: list[subprocess.Popen[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A journalled iSMS blast (a real process) stopped at once by a second Ctrl-C leaves
+    requests cut off in flight: the same command again never sends those (``unknown``,
+    iSMS has no idempotency key), sends the rest once, and ``report --json`` / ``--csv``
+    agree with the sandbox's records row for row."""
+    fake, url = sandbox
+    fake.inject(Fault.SLOW, times=None, delay=30.0)  # processed at once, answered later
+    rows, path, ledger = 1_200, tmp_path / "r.csv", tmp_path / "m.db"
+    write_recipients(path, rows)
+    job = ("--job", "promo", "--ledger", str(ledger))
+    process = start_blast(processes, url, path, "isms", "--grace", "600", *job)
+    wait_for_sends(fake, process, 50)
+    process.send_signal(signal.SIGINT)
+    wait_for_line(process, "SIGINT: reading no more rows")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    cut_off = set(ids_in(tmp_path / "r.unknown.csv"))
+    assert cut_off  # in flight when stopped
+
+    fake.clear_faults()
+    process = start_blast(processes, url, path, "isms", *job)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, (out, err)  # unknowns and invalid numbers
+    by_row = Counter(int((m.text or "").rsplit("#", 1)[1]) for m in fake.sent)
+    assert max(by_row.values()) == 1  # nothing sent twice
+    invalid = {row for row in range(rows) if row % 97 == 5}
+    assert set(ids_in(tmp_path / "r.unknown.csv")) == cut_off  # never sent again
+    assert set(by_row) == set(range(rows)) - invalid
+
+    assert main(["report", "promo", "--ledger", str(ledger), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    records = data["records"]
+    assert len(records) == rows
+    sent_ids = {m.message_id: m.to for m in fake.sent}
+    statuses = Counter(r["outcome"] for r in records)
+    assert statuses == {"accepted": rows - len(cut_off) - len(invalid)} | {
+        "unknown": len(cut_off),
+        "rejected": len(invalid),
+    }
+    assert {k: v for k, v in data["summary"]["outcomes"].items() if v} == dict(statuses)
+    for record in records:
+        if record["outcome"] == "accepted":
+            assert sent_ids[record["message_id"]] == record["recipient"]
+        if record["outcome"] == "unknown":
+            assert record["index"] in cut_off
+    assert main(["report", "promo", "--ledger", str(ledger), "--csv", str(tmp_path / "o.csv")]) == 0
+    with (tmp_path / "o.csv").open(encoding="utf-8", newline="") as handle:
+        rows_csv = list(csv.DictReader(handle))
+    assert [(r["index"], r["outcome"], r["message_id"]) for r in rows_csv] == [
+        (str(r["index"]), r["outcome"], r["message_id"] or "") for r in records
+    ]
