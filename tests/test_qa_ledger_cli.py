@@ -132,7 +132,8 @@ def test_isms_ctrl_c_twice_then_the_same_command_and_report_tell_the_truth(
     assert max(by_row.values()) == 1  # nothing sent twice
     invalid = {row for row in range(rows) if row % 97 == 5}
     assert set(ids_in(tmp_path / "r.unknown.csv")) == cut_off  # never sent again
-    assert set(by_row) == set(range(rows)) - invalid
+    settled = set(range(rows)) - invalid - cut_off
+    assert settled <= set(by_row) <= settled | cut_off  # a cut-off request may have gone
 
     assert main(["report", "promo", "--ledger", str(ledger), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
