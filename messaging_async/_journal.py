@@ -75,6 +75,10 @@ def check_key(ledger: Ledger | None, key: object) -> str | None:
         )
     if not isinstance(key, str) or not key:
         raise ValidationError("key must be a non-empty string", field="key")
+    from .ledger._models import MAX_KEY_BYTES
+
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise ValidationError("key must be at most 1,024 bytes (UTF-8)", field="key")
     return key
 
 

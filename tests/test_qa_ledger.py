@@ -6,6 +6,7 @@ with literals and SQLite's ``printf``, batched fingerprints, the resume read-ahe
 from __future__ import annotations
 
 import random
+import string
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -462,3 +463,38 @@ async def test_a_key_reused_for_another_message_is_a_validation_error(
         again = await isms.send_sms(to, "Your OTP is 111111", key="otp:1")  # the same: fine
     assert again.from_ledger
     assert len(fake.sent) == 3
+
+
+def _random_text(length: int, seed: int) -> str:
+    """Text that does not compress (a long repeated letter would fit an index)."""
+    rnd = random.Random(seed)
+    return "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+async def test_a_ref_too_long_to_index_is_that_recipient_rejected_on_every_store(
+    make_ledger: LedgerMaker,
+) -> None:
+    """A ref (or an int) whose key is longer than the ledger keeps (1,024 bytes: a
+    PostgreSQL index entry cannot hold 6,000 random characters) is that recipient
+    ``rejected``, saying why, on SQLite and PostgreSQL alike; the others are sent — one odd
+    ref never stops the blast with a ledger error."""
+    long_ref = _random_text(6_000, 5)
+    rows = [
+        Sms(to=numbers(1, 0)[0], text="a", ref=long_ref),
+        Sms(to=numbers(1, 1)[0], text="b", ref=10**1100),
+        Sms(to=numbers(1, 4)[0], text="e", ref=-(10**5000)),  # past Python's 4,300 digits
+        Sms(to=numbers(1, 2)[0], text="c", ref="é" * 512),  # 1,024 bytes: kept
+        Sms(to=numbers(1, 3)[0], text="d"),
+    ]
+    fake = FakeGateway()
+    async with make_ledger() as ledger, fake.isms_client(ledger=ledger) as isms:
+        report = await isms.send_sms_bulk(rows, job="long-refs")
+        again = await isms.send_sms_bulk(rows, job="long-refs")
+        with pytest.raises(ValidationError, match="1,024 bytes") as caught:
+            await isms.send_sms(numbers(1, 5)[0], "x", key=long_ref)
+    assert caught.value.field == "key"
+    statuses = [o.status.value for o in report.outcomes]
+    assert statuses == ["rejected", "rejected", "rejected", "accepted", "accepted"]
+    assert "1,024 bytes" in (report.outcomes[0].reason or "")
+    assert [o.status.value for o in again.outcomes] == [o.status.value for o in report.outcomes]
+    assert sorted(m.to for m in fake.sent) == numbers(2, 2)

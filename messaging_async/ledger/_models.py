@@ -19,7 +19,9 @@ from ..phone import mask_number
 __all__ = [
     "IN_FLIGHT",
     "KEYS_JOB",
+    "MAX_KEY_BYTES",
     "NO_REPORT_EXPECTED",
+    "REF_REFUSED",
     "Entry",
     "JobSummary",
     "LedgerRecord",
@@ -38,18 +40,36 @@ NO_REPORT_EXPECTED = "no_report_expected"
 KEYS_JOB = ""
 """The job-less namespace of idempotent single sends (``key=``)."""
 
+MAX_KEY_BYTES = 1024
+"""The longest ``ref`` (UTF-8) or single-send ``key`` the ledger keeps. Keys are indexed:
+a PostgreSQL index entry holds at most ~2,700 bytes (6,000 random characters made every
+claim of their unit fail), and SQLite's would be slow to compare; an ``int`` ref is kept
+up to 989 digits (``_INT_BOUND``)."""
+
+_INT_BOUND = 10**989  # an int ref's key stays under MAX_KEY_BYTES (and Python's 4,300 digits)
+
+REF_REFUSED = (
+    "rejected: a journalled recipient's ref must be a str of at most 1,024 bytes (UTF-8) "
+    "or an int of at most 989 digits"
+)
+
 
 def key_of(ref: Any, position: int) -> str | None:
     """A recipient's key in its job: its ``ref`` (str or int) if given, else its position.
 
     The three kinds are tagged so that ``ref="5"``, ``ref=5`` and position 5 never meet.
-    ``None`` for a ref the ledger cannot keep (neither str nor int): it is refused.
+    ``None`` for a ref the ledger cannot keep (neither str nor int, or longer than
+    ``MAX_KEY_BYTES``): it is refused (``REF_REFUSED``).
     """
     if ref is None:
         return f"p:{position:010d}"  # zero-padded: a job's keys grow in order, cheap to append
     if isinstance(ref, str):
+        if len(ref) > MAX_KEY_BYTES // 4 and len(ref.encode("utf-8", "surrogatepass")) > (
+            MAX_KEY_BYTES
+        ):
+            return None  # too long to index (``MAX_KEY_BYTES``)
         return f"s:{ref}"
-    if isinstance(ref, int) and not isinstance(ref, bool):
+    if isinstance(ref, int) and not isinstance(ref, bool) and -_INT_BOUND < ref < _INT_BOUND:
         return f"i:{ref}"
     return None
 

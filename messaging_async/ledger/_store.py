@@ -26,7 +26,7 @@ from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import join_settled
 from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
-from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, Entry, Plan, key_of, repeat_key
+from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, REF_REFUSED, Entry, Plan, key_of, repeat_key
 from ._owner import Owner, owner_alive
 from ._run import Run
 
@@ -239,8 +239,7 @@ class Store:
         run_id, salt, found = run.run_id, self.salt, rows.get
         for entry, key in keyed:
             if key is None:
-                reason = "rejected: a journalled recipient's ref must be a str or an int"
-                outcomes.append(entry.outcome(OutcomeStatus.REJECTED, reason))
+                outcomes.append(entry.outcome(OutcomeStatus.REJECTED, REF_REFUSED))
                 continue
             raw = found(key)
             if repeated:
