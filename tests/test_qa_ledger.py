@@ -24,6 +24,7 @@ from messaging_async import (
     ValidationError,
     WhatsAppTemplate,
 )
+from messaging_async.errors import LedgerError
 from messaging_async.models import Outcome
 from messaging_async.testing import FakeGateway
 
@@ -498,3 +499,19 @@ async def test_a_ref_too_long_to_index_is_that_recipient_rejected_on_every_store
     assert "1,024 bytes" in (report.outcomes[0].reason or "")
     assert [o.status.value for o in again.outcomes] == [o.status.value for o in report.outcomes]
     assert sorted(m.to for m in fake.sent) == numbers(2, 2)
+
+
+async def test_a_postgresql_refusal_is_not_called_a_lost_connection(qa_pg_dsn: str) -> None:
+    """PostgreSQL refusing a statement (here: a 6,000-character random job name, too long
+    for its index) on a live connection is said as that, not as "lost the connection"
+    (psycopg files a program limit under ``OperationalError``, as it does a dropped
+    connection); the ledger goes on working."""
+    schema = "qa_" + uuid.uuid4().hex[:16]
+    async with PostgresLedger(qa_pg_dsn, schema=schema) as ledger:
+        with pytest.raises(LedgerError) as caught:
+            await ledger.open_job(_random_text(6_000, 7), gateway="isms")
+        await ledger.open_job("after", gateway="isms")
+    message = str(caught.value)
+    assert "lost the connection" not in message
+    assert "PostgreSQL refused" in message, message
+    assert "index row size" in message

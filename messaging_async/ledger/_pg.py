@@ -143,9 +143,9 @@ class PgConnection:
             self._reconnect()
         try:
             return run()
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as error:
             if not (self._conn.broken or self._conn.closed):
-                raise _lost() from None
+                raise _refused(error) from error
         self._reconnect()
         return self._guarded(run)
 
@@ -153,6 +153,10 @@ class PgConnection:
         try:
             return run()
         except psycopg.OperationalError as error:
+            if not (self._conn.broken or self._conn.closed):
+                # refused on a live connection: its transaction is still open, for the
+                # caller's ROLLBACK (or ROLLBACK TO its savepoint) as after any failure
+                raise _refused(error) from error
             self._in_transaction = False
             raise _lost() from error
 
@@ -169,3 +173,12 @@ def _lost() -> LedgerError:
     return LedgerError(
         "lost the connection to the PostgreSQL ledger; the call's transaction was rolled back"
     )
+
+
+def _refused(error: psycopg.OperationalError) -> LedgerError:
+    """PostgreSQL refused a statement on a live connection: psycopg files a program limit
+    (an index entry too long, say) or a lack of resources under ``OperationalError``, as
+    it does a dropped connection, but nothing was lost. The server's one-line message
+    names no value (its details, which may quote one, are left out)."""
+    what = error.diag.message_primary or type(error).__name__
+    return LedgerError(f"PostgreSQL refused the ledger's statement: {what}")
