@@ -144,3 +144,67 @@ async def test_reports_before_keyed_single_sends_are_joined(tmp_path: Path) -> N
         }
     states = {name: [r.delivery for r in records] for name, records in found.items()}
     assert states == {"isms": ["delivered"], "whatsapp": ["read"], "smscommy": ["delivered"]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_summary_and_every_records_filter_count_the_same(tmp_path: Path) -> None:
+    """For every outcome and every delivery state ``summary()`` names (``awaiting`` and
+    ``no_report`` past the horizon, ``no_report_expected`` for NoDR, failed, read…),
+    ``records(job, outcome=…)`` / ``records(job, delivery=…)`` yield exactly that many."""
+    clock = Clock()
+    failed = set(numbers(4, 400))
+    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+        receiver = WebhookReceiver(secret=SECRET, ledger=ledger)
+        fake = FakeGateway(
+            webhook=WebhookTarget(receiver, token=SECRET),
+            delivery_outcomes=dict.fromkeys(failed, DeliveryStatus.FAILED),
+        )
+        async with (
+            fake.isms_client(ledger=ledger) as isms,
+            fake.smscommy_client(ledger=ledger) as my,
+        ):
+            rows = [Sms(to=to, text="hi") for to in numbers(20, 400)] + [Sms(to="12", text="x")]
+            await isms.send_sms_bulk(rows, job="mixed")
+            await fake.deliver_reports()  # 16 delivered, 4 failed
+            silent = FakeGateway()  # no webhook: its messages never get a report
+            async with silent.isms_client(ledger=ledger) as quiet:
+                old = [Sms(to=n, text="hi", ref=f"old{n}") for n in numbers(2, 900)]
+                await quiet.send_sms_bulk(old, job="mixed")
+            clock.now += 4 * 24 * 3600.0  # past the 72-hour horizon
+            await isms.send_sms_bulk(
+                rows + [Sms(to=n, text="hi") for n in numbers(5, 500)], job="mixed"
+            )
+            await my.send_sms_same_text(numbers(6, 600), "hi", job="mixed-nodr")
+            templates = [WhatsAppTemplate(to=to, template_code="otp") for to in numbers(3, 700)]
+            await isms.send_whatsapp_bulk(templates, job="mixed-wa")
+            await fake.deliver_reports()  # the 5 new ones delivered, WhatsApp read
+            late = [Sms(to=n, text="hi", ref=f"late{n}") for n in numbers(7, 800)]
+            await isms.send_sms_bulk(late, job="mixed")  # keyed: not rows 0-6 again
+        for job in ("mixed", "mixed-nodr", "mixed-wa"):
+            summary = await ledger.summary(job)
+            for state, count in summary.delivery.items():
+                found = [r async for r in ledger.records(job, delivery=state)]
+                assert len(found) == count, (job, state, count, len(found))
+            for status, count in summary.outcomes.items():
+                found = [r async for r in ledger.records(job, outcome=status)]
+                assert len(found) == count, (job, status, count, len(found))
+            assert sum(summary.outcomes.values()) == summary.total
+        mixed = await ledger.summary("mixed")
+        nodr = await ledger.summary("mixed-nodr")
+        wa = await ledger.summary("mixed-wa")
+    assert _nonzero(mixed.delivery) == {
+        "delivered": 21,
+        "failed": 4,
+        "awaiting": 7,
+        "no_report": 2,
+    }
+    assert mixed.outcomes["rejected"] == 1
+    assert _nonzero(nodr.delivery) == {"no_report_expected": 6}
+    assert _nonzero(wa.delivery) == {"read": 3}
