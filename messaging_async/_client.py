@@ -65,6 +65,7 @@ from .models import BulkReport, Outcome, OutcomeStatus
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from ._codes import CodeTable
     from .ledger import Ledger
 
 
@@ -227,8 +228,10 @@ class BaseClient(TrafficOptions):
         send_unit: Callable[[list[Pending[Any]], SendProgress], Any],
         timeout: object = None,
         reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
+        codes: CodeTable | None = None,
     ) -> Outcome:
-        """A single send, idempotent under ``key`` when one is given; in the single-send lane,
+        """A single send, idempotent under ``key`` when one is given (``codes``: the
+        gateway's, for a recorded refusal's typed error); in the single-send lane,
         within the call's ``timeout`` (seconds for the whole call, failover and retries
         included; ``SINGLE_SEND_TIMEOUT`` by default), telling hooks its outcome."""
         seconds = check_call_timeout(timeout)
@@ -240,7 +243,7 @@ class BaseClient(TrafficOptions):
                 else:
                     send = partial(send_single, send_unit=send_unit)
                     outcome = await send_keyed(
-                        self._ledger, key, gateway, pending, send, reseq=reseq
+                        self._ledger, key, gateway, pending, send, reseq=reseq, codes=codes
                     )
             except MessagingError as exc:
                 failed = getattr(exc, "outcome", None)

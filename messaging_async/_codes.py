@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
 from ._secrets import Redactor
 from .errors import GatewayError
+
+if TYPE_CHECKING:
+    from .models import Outcome
 
 __all__ = ["Code", "CodeTable"]
 
@@ -66,4 +69,16 @@ class CodeTable:
             gateway_message=quoted,
             fatal=known.fatal if known else False,
             raw=redact.scrub(raw),
+        )
+
+    def replayed(self, outcome: Outcome) -> GatewayError:
+        """The typed error of a refusal the ledger recorded (a keyed single send asked
+        again): the class its code maps to, as the first attempt raised, with the recorded
+        reason (redacted when it was recorded) and the outcome; the raw answer is gone."""
+        known = self.codes.get(outcome.code) if outcome.code is not None else None
+        return (known.error if known else GatewayError)(
+            outcome.reason or f"{self.gateway} answered {outcome.code}",
+            code=outcome.code,
+            fatal=known.fatal if known else False,
+            outcome=outcome,
         )

@@ -28,6 +28,7 @@ from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
 
 if TYPE_CHECKING:
+    from ._codes import CodeTable
     from .ledger import Entry, Ledger
     from .ledger._settled import Ahead
 
@@ -300,10 +301,12 @@ async def send_keyed(
     *,
     reseq: Callable[[Pending[Any], str], Pending[Any]] | None = None,
     resend_unknown: bool = False,
+    codes: CodeTable | None = None,
 ) -> Outcome:
     """An idempotent single send: a key already accepted returns its recorded outcome
-    without sending; one that may have left raises ``OutcomeUnknownError``; otherwise the
-    send is claimed, made, and its outcome (or error's outcome) committed."""
+    without sending; one that may have left raises ``OutcomeUnknownError``; one refused
+    raises the typed error of its recorded code (``codes``, the gateway's table) again;
+    otherwise the send is claimed, made, and its outcome (or error's outcome) committed."""
     from ._client import accepted_or_raise
     from .ledger._decide import INPUT_CHANGED
 
@@ -321,6 +324,8 @@ async def send_keyed(
                 "text): nothing was sent; a new message needs a new key",
                 field="key",
             )
+        if outcome.status is OutcomeStatus.REJECTED and outcome.code is not None and codes:
+            raise codes.replayed(outcome)  # the typed error the first attempt raised
         return accepted_or_raise(outcome)
     (entry,) = plan.send
     if entry.seqno is not None and entry.seqno != pending.seqno and reseq is not None:

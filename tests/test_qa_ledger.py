@@ -24,7 +24,12 @@ from messaging_async import (
     ValidationError,
     WhatsAppTemplate,
 )
-from messaging_async.errors import LedgerError
+from messaging_async.errors import (
+    GatewayError,
+    InsufficientCreditsError,
+    InvalidNumberError,
+    LedgerError,
+)
 from messaging_async.models import Outcome
 from messaging_async.testing import FakeGateway, Fault
 
@@ -518,3 +523,48 @@ async def test_a_postgresql_refusal_is_not_called_a_lost_connection(qa_pg_dsn: s
     assert "lost the connection" not in message
     assert "PostgreSQL refused" in message, message
     assert "index row size" in message
+
+
+@pytest.mark.parametrize(
+    ("gateway", "endpoint", "code", "error"),
+    [
+        ("isms", "isms_send_json.php", -1008, InvalidNumberError),
+        ("whatsapp", "isms_send_waba.php", 50500, InvalidNumberError),
+        ("smscommy", None, 1704, InsufficientCreditsError),
+        ("isms", "isms_send_json.php", -1002, GatewayError),  # undocumented
+    ],
+)
+async def test_a_keyed_send_refused_raises_the_same_error_when_retried(
+    tmp_path: Path, gateway: str, endpoint: str | None, code: int, error: type[Exception]
+) -> None:
+    """A handler retried by its own client calls ``send_…(key=k)`` again: the ledger
+    replays the recorded refusal without sending, and the caller gets the same typed error
+    (``InvalidNumberError``, ``InsufficientCreditsError``…) with the same code both times,
+    not a generic ``UnexpectedAnswerError`` the second time."""
+    fake = FakeGateway()
+    fake.inject(Fault.CODE, code=code, times=1, endpoint=endpoint)
+    to = numbers(1, 77)[0]
+    async with (
+        SqliteLedger(tmp_path / "l.db") as ledger,
+        fake.isms_client(ledger=ledger) as isms,
+        fake.smscommy_client(ledger=ledger) as my,
+    ):
+        sends = {
+            "isms": lambda: isms.send_sms(to, "Your OTP is 123456", key="otp"),
+            "whatsapp": lambda: isms.send_whatsapp_template(
+                to, "otp", params=["123456"], key="otp"
+            ),
+            "smscommy": lambda: my.send_sms(to, "Your OTP is 123456", key="otp"),
+        }
+        raised = []
+        for _ in range(2):
+            with pytest.raises(GatewayError) as caught:
+                await sends[gateway]()
+            raised.append(caught.value)
+    first, again = raised
+    assert type(first) is error
+    assert type(again) is type(first)
+    assert (again.code, str(again)) == (first.code, str(first))
+    assert again.outcome is not None
+    assert again.outcome.from_ledger
+    assert fake.sent == []

@@ -199,7 +199,9 @@ class IsmsClient(SmsMethods, WhatsAppMethods):
             exc.index = None  # a single send has no position in a bulk input
             raise
         pending = pending._replace(content=message)
-        return await self._keyed(checked_key, "isms", pending, self._send_json_chunk, timeout)
+        return await self._keyed(
+            checked_key, "isms", pending, self._send_json_chunk, timeout, codes=_wire.CODES
+        )
 
     async def send_sms_bulk(
         self,

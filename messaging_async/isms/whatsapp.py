@@ -139,7 +139,7 @@ class WhatsAppMethods(BaseClient):
             raise
         pending = pending._replace(content=message)
         return await self._keyed(
-            checked_key, "whatsapp", pending, self._send_whatsapp_unit, timeout
+            checked_key, "whatsapp", pending, self._send_whatsapp_unit, timeout, codes=_waba.CODES
         )
 
     def _require_whatsapp_settings(self) -> _waba.Settings:

@@ -62,7 +62,7 @@ class RequestMethods(BaseClient):
             raise
         pending = pending._replace(content=content)
         return await self._keyed(
-            checked_key, "smscommy", pending, self._send_request, timeout, _reseq
+            checked_key, "smscommy", pending, self._send_request, timeout, _reseq, _wire.CODES
         )
 
     def _text_plan(self, flash: bool, encoding: Encoding | None) -> BulkPlan[_wire.Request]:
