@@ -113,14 +113,14 @@ async def test_refs_that_print_alike_are_different_recipients(make_ledger: Ledge
 async def test_odd_refs_and_texts_round_trip_and_resume(
     make_ledger: LedgerMaker, tmp_path: Path, store_text: bool
 ) -> None:
-    """Refs with quotes, ``%``, unicode and 5,000 characters, texts with SQL and printf
+    """Refs with quotes, ``%``, unicode and 1,024 characters, texts with SQL and printf
     syntax: stored as given, resumed from the ledger, nothing sent twice."""
     refs: list[str | int] = [
         "o'brien",
         'say "hi"',
         "50%s%d%%",
         "ünï©ødé 🎉",
-        "x" * 5000,
+        "x" * 1024,  # the longest a ledger keeps (``MAX_KEY_BYTES``)
         "p:0000000003",  # looks like a positional key
         "s:p:1",
         -7,
