@@ -91,9 +91,13 @@ def connect(path: str) -> sqlite3.Connection:
     crash the ledger is for); only a power cut can lose the last commits.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=OFF")
+    try:  # a file that is not a database fails here: closed, not left to the collector
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
