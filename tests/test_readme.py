@@ -18,7 +18,7 @@ import respx
 
 from messaging_async import PlainHttpWarning
 from messaging_async.cli import main
-from messaging_async.testing import FakeGateway
+from messaging_async.testing import SANDBOX_PASSWORD, SANDBOX_USERNAME, FakeGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -123,6 +123,43 @@ def test_readme_command_line_example_runs(
     assert codes == [0] * (len(commands) - 1)
     assert [m.to for m in fake.sent] == ["60123456789", "60198765432", "60123456789"]
     assert '"from": "60123456789"' in capsys.readouterr().out
+
+
+def test_cli_journalled_blasts_example_runs(
+    sandbox: tuple[FakeGateway, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/cli.md's block on journalled and WhatsApp blasts, as written, against a sandbox:
+    the second SMS blast sends nothing, the WhatsApp one sends each row once."""
+    fake, url = sandbox
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = re.search(r"## Journalled blasts.*?```sh\n(.*?)```", text, flags=re.S)
+    assert block is not None
+    lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    (export,) = [line for line in lines if line.startswith("export ")]
+    for assignment in shlex.split(export)[1:]:
+        monkeypatch.setenv(*assignment.split("=", 1))
+    for name, value in {"USERNAME": SANDBOX_USERNAME, "PASSWORD": SANDBOX_PASSWORD}.items():
+        monkeypatch.setenv(f"ISMS_{name}", value)
+    monkeypatch.setenv("ISMS_BASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "orders.csv").write_text(
+        "phone,name,order\n60123456789,Ahmad,A-1\n60198765432,Mei Ling,A-2\n", encoding="utf-8"
+    )
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("messaging-async ")]
+    assert [main(args) for args in commands] == [0] * len(commands)
+    sms = [m.to for m in fake.sent if m.gateway == "isms"]
+    whatsapp = [m for m in fake.sent if m.gateway == "whatsapp"]
+    assert sorted(sms) == ["60123456789", "60198765432"]  # once: the second run resumed
+    assert sorted(m.to for m in whatsapp) == sorted(sms)
+    assert sorted(list((m.params or {}).values()) for m in whatsapp) == [
+        ["Ahmad", "A-1"],
+        ["Mei Ling", "A-2"],
+    ]
+    assert (tmp_path / "wa-1127.csv").read_text(encoding="utf-8").count("\n") == 3
+    assert "job 'ship-1127': 2 recipients" in capsys.readouterr().out
 
 
 def test_readme_has_examples() -> None:

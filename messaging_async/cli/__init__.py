@@ -32,6 +32,7 @@ from ..webhooks._whatsapp import decode_response
 from ._blast import INTERRUPTED, add_blast_arguments, blast_command
 from ._report import add_report_command
 from ._sandbox import add_sandbox_command
+from ._wa_blast import add_whatsapp_blast_arguments, whatsapp_blast_command
 from ._webhook_serve import add_webhook_serve_command
 from ._workers import add_jobs_commands
 
@@ -79,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     file.add_argument("to")
     file.add_argument("url")
     file.add_argument("file_name")
+    wa_blast = _command(
+        kinds,
+        "blast",
+        _wa_blast,
+        "an approved template to every row of a CSV file",
+        gateway=False,
+    )
+    add_whatsapp_blast_arguments(wa_blast)
     _command(commands, "balance", _balance, "iSMS credit balance", gateway=False)
     _command(commands, "credits", _credits, "sms.com.my credits used and left", gateway=False)
     add_sandbox_command(commands)
@@ -165,7 +174,9 @@ def _isms(args: argparse.Namespace) -> IsmsClient:
         sms_base_urls=[base_url] if base_url else ISMS_SMS_BASE_URLS,
         waba_base_urls=[base_url] if base_url else ISMS_WABA_BASE_URLS,
         default_country=args.default_country,
+        # a blast's --concurrency: requests at a time for what it sends (SMS or WhatsApp)
         max_concurrency=getattr(args, "concurrency", 10),
+        max_whatsapp_concurrency=getattr(args, "concurrency", 32),
         ledger=getattr(args, "ledger_store", None),
     )
 
@@ -206,6 +217,10 @@ async def _sms_send(args: argparse.Namespace) -> int:
 
 async def _sms_blast(args: argparse.Namespace) -> int:
     return await blast_command(args, _client)
+
+
+async def _wa_blast(args: argparse.Namespace) -> int:
+    return await whatsapp_blast_command(args, _isms)
 
 
 async def _wa_template(args: argparse.Namespace) -> int:

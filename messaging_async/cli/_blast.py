@@ -18,20 +18,21 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .._stream import BulkStream
 from ..errors import ValidationError
 from ..isms import IsmsClient
-from ..models import Outcome
+from ..models import Outcome, Sms, WhatsAppTemplate
 from ..phone import normalize_number
 from ..smscommy import SmsComMyClient
 from ..text import Encoding, choose_encoding, estimate_credits
-from ._csvfiles import PHONE_COLUMNS, RESEND_COLUMNS, CsvSource, ResendFiles
+from ._csvfiles import PHONE_COLUMNS, RESEND_COLUMNS, CsvSource, ResendFiles, WhatsAppCsvSource
 from ._jobs import add_job_arguments, by_position, ledger_path, open_ledger
 from ._summary import INTERRUPTED, BlastSummary, Progress, print_summary
 
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 Sender = IsmsClient | SmsComMyClient
+Source = CsvSource | WhatsAppCsvSource
 DEFAULT_GRACE = 30.0
 
 
@@ -71,6 +73,11 @@ def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
         required=True,
         help='a template such as "Hi {name}": plain {column} fields of the CSV only',
     )
+    add_row_arguments(blast, concurrency=10)
+
+
+def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int) -> None:
+    """What every blast of a CSV's rows takes (``sms blast``, ``whatsapp blast``)."""
     blast.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
@@ -100,7 +107,12 @@ def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
         help="send rows a previous blast marked unknown although iSMS may have delivered "
         "them already (sms.com.my needs no such flag: the seqno prevents duplicates)",
     )
-    blast.add_argument("--concurrency", type=int, default=10)
+    blast.add_argument(
+        "--concurrency",
+        type=int,
+        default=concurrency,
+        help="requests at a time (default: %(default)s)",
+    )
     add_job_arguments(blast)
 
 
@@ -116,7 +128,16 @@ async def blast_command(
         return dry_run(
             source, default_country=args.default_country, per_request=per_request, out=sys.stdout
         )
-    if source.unknown_rows and not source.reuse_seqno and not args.resend_unknown:
+    return await send_rows(args, source, make_client)
+
+
+async def send_rows(
+    args: argparse.Namespace, source: Source, make_client: Callable[[argparse.Namespace], Sender]
+) -> int:
+    """The blast of ``source``'s rows, after checking what could go wrong before the first
+    request, and its summary; the exit code (``sms blast`` and ``whatsapp blast``)."""
+    reuse_seqno = isinstance(source, CsvSource) and source.reuse_seqno
+    if source.unknown_rows and not reuse_seqno and not args.resend_unknown:
         raise ValidationError(
             f"{source.unknown_rows:,} rows of {args.csv.name} are marked unknown: the gateway "
             "may have delivered them already and iSMS has no idempotency key; check the "
@@ -194,7 +215,7 @@ def _calling(country: str) -> str:
 
 async def run_blast(
     sender: IsmsClient | SmsComMyClient,
-    source: CsvSource,
+    source: Source,
     *,
     resend_path: Path,
     unknown_path: Path,
@@ -219,7 +240,7 @@ async def run_blast(
         files.write(outcome)
         progress.update(counts.total())
 
-    messages = source.messages(record)
+    messages: Iterator[Sms | WhatsAppTemplate] = source.messages(record)
     on_outcome: Callable[[Outcome], None] = record
     if job is not None:
         messages, on_outcome = by_position(messages, record)
@@ -232,9 +253,7 @@ async def run_blast(
                 with interrupt.blast:
                     stream = cast(
                         AsyncGenerator[Outcome, None],
-                        sender.stream_sms_bulk(
-                            messages, on_outcome=on_outcome, job=job, resend_unknown=resend_unknown
-                        ),
+                        _stream(sender, source, messages, on_outcome, job, resend_unknown),
                     )
                     async with contextlib.aclosing(stream):
                         async for _ in stream:
@@ -264,11 +283,37 @@ async def run_blast(
     )
 
 
+def _stream(
+    sender: Sender,
+    source: Source,
+    messages: Iterator[Sms | WhatsAppTemplate],
+    on_outcome: Callable[[Outcome], None],
+    job: str | None,
+    resend_unknown: bool,
+) -> BulkStream:
+    """The sender's stream for the kind of message ``source`` makes of its rows."""
+    if isinstance(source, WhatsAppCsvSource):
+        if not isinstance(sender, IsmsClient):
+            raise ValidationError("WhatsApp goes through iSMS only", field="gateway")
+        return sender.stream_whatsapp_bulk(
+            cast(Iterator[WhatsAppTemplate], messages),
+            on_outcome=on_outcome,
+            job=job,
+            resend_unknown=resend_unknown,
+        )
+    return sender.stream_sms_bulk(
+        cast(Iterator[Sms], messages),
+        on_outcome=on_outcome,
+        job=job,
+        resend_unknown=resend_unknown,
+    )
+
+
 class _Interrupt:
     """SIGINT/SIGTERM during a blast: the first stops the reading and bounds the wait for
     requests in flight; a second cancels them (they end ``unknown``, still written)."""
 
-    def __init__(self, source: CsvSource, grace: float):
+    def __init__(self, source: Source, grace: float):
         self.source, self.grace = source, grace
         self.blast = anyio.CancelScope()
         self.signal_name: str | None = None

@@ -13,36 +13,30 @@ from __future__ import annotations
 import contextlib
 import csv
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Generic, TextIO, TypeVar
 
 from ..errors import ValidationError
-from ..models import Outcome, OutcomeStatus, Sms
+from ..models import Outcome, OutcomeStatus, Sms, WhatsAppTemplate
 
 PHONE_COLUMNS = ("phone", "mobile", "number", "to", "dstno", "msisdn")
 RESEND_COLUMNS = ("status", "code", "reason", "seqno")
 
 Record = Callable[[Outcome], None]
+Message = TypeVar("Message", Sms, WhatsAppTemplate)
 
 
-class CsvSource:
-    """A recipients file: its phone column, and the text template checked against it.
-
-    ``reuse_seqno``: a row written to the ``unknown`` file with the seqno it went with is
-    sent again with that seqno (sms.com.my: within 24 hours the gateway does not deliver
-    it twice). Every other row gets a new one.
+class _CsvRows(Generic[Message]):
+    """A recipients file read as messages: its header, its phone column, the columns a
+    message is filled from (``fields``, checked before anything is sent), and the rows,
+    streamed. ``_build`` makes a row's message (a text template's SMS, a WhatsApp template).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        template: str,
-        phone_column: str | None = None,
-        *,
-        reuse_seqno: bool = False,
-    ):
-        self.path, self.template, self.reuse_seqno = path, template, reuse_seqno
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, path: Path, phone_column: str | None = None) -> None:
+        self.path = path
         self.header = self._read_header()
         self.columns = _without_added_columns(self.header)
         if phone_column is not None and phone_column not in self.columns:
@@ -52,8 +46,6 @@ class CsvSource:
                 field="phone_column",
             )
         self.phone_column = phone_column or _find_phone_column(self.columns)
-        self._pieces = _check_template(template, self.columns, path)
-        self.fields = tuple(sorted({name for _, name in self._pieces if name is not None}))
         # Reading it all now finds a bad byte before anything is sent.
         self.total, self.unknown_rows = self._count()
         self.read = 0  # rows handed on so far
@@ -100,9 +92,9 @@ class CsvSource:
     def stopped(self) -> bool:
         return self._stopping
 
-    def messages(self, reject: Record | None = None) -> Iterator[Sms]:
-        """One ``Sms`` per row, with the row as ``ref``. A row the template cannot be filled
-        from is given to ``reject`` as a ``rejected`` outcome and not sent."""
+    def messages(self, reject: Record | None = None) -> Iterator[Message]:
+        """One message per row, with the row as ``ref``. A row lacking a column its message
+        is filled from is given to ``reject`` as a ``rejected`` outcome and not sent."""
         with self._open() as handle, _decoding(self.path):
             reader = csv.reader(handle)
             next(reader, None)
@@ -117,7 +109,7 @@ class CsvSource:
                 if message is not None:
                     yield message
 
-    def _message(self, values: list[str], reject: Record | None) -> Sms | None:
+    def _message(self, values: list[str], reject: Record | None) -> Message | None:
         given = dict(zip(self.header, values, strict=False))
         row = {column: given.get(column, "") for column in self.columns}
         missing = [name for name in (self.phone_column, *self.fields) if name not in given]
@@ -126,11 +118,77 @@ class CsvSource:
             if reject is not None:
                 reject(_rejected(row.get(self.phone_column, ""), problem, row))
             return None
+        return self._build(given, row)
+
+    def _build(self, given: dict[str, str], row: dict[str, str]) -> Message:
+        raise NotImplementedError
+
+
+class CsvSource(_CsvRows[Sms]):
+    """A recipients file for a text template such as ``"Hi {name}"``, checked against its
+    columns; each row becomes an ``Sms``.
+
+    ``reuse_seqno``: a row written to the ``unknown`` file with the seqno it went with is
+    sent again with that seqno (sms.com.my: within 24 hours the gateway does not deliver
+    it twice). Every other row gets a new one.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        template: str,
+        phone_column: str | None = None,
+        *,
+        reuse_seqno: bool = False,
+    ):
+        super().__init__(path, phone_column)
+        self.template, self.reuse_seqno = template, reuse_seqno
+        self._pieces = _check_template(template, self.columns, path)
+        self.fields = tuple(sorted({name for _, name in self._pieces if name is not None}))
+
+    def _build(self, given: dict[str, str], row: dict[str, str]) -> Sms:
         seqno = None
         if self.reuse_seqno and given.get("status") == OutcomeStatus.UNKNOWN.value:
             seqno = given.get("seqno") or None
         text = "".join(literal + (given[name] if name else "") for literal, name in self._pieces)
         return Sms(to=given[self.phone_column], text=text, ref=row, seqno=seqno)
+
+
+class WhatsAppCsvSource(_CsvRows[WhatsAppTemplate]):
+    """A recipients file for an approved WhatsApp template: the ``params`` columns fill
+    its ``param1``, ``param2``… in that order, each row's own values."""
+
+    def __init__(
+        self,
+        path: Path,
+        template_code: str,
+        params: Sequence[str] = (),
+        phone_column: str | None = None,
+        *,
+        language: str = "en",
+    ):
+        super().__init__(path, phone_column)
+        if not template_code:
+            raise ValidationError("a template code is needed", field="template_code")
+        missing = [name for name in params if name not in self.columns]
+        if missing:
+            raise ValidationError(
+                f"--param-column {', '.join(missing)}: {path.name} has no such column; its columns "
+                f"are {', '.join(self.columns)}",
+                field="param",
+            )
+        self.template_code, self.language = template_code, language
+        self.fields = tuple(params)
+
+    def _build(self, given: dict[str, str], row: dict[str, str]) -> WhatsAppTemplate:
+        params = [given[name] for name in self.fields] or None
+        return WhatsAppTemplate(
+            to=given[self.phone_column],
+            template_code=self.template_code,
+            language=self.language,
+            params=params,
+            ref=row,
+        )
 
 
 @contextlib.contextmanager

@@ -11,15 +11,17 @@ import argparse
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from attrs import evolve
 
 from ..ledger import SqliteLedger
-from ..models import Outcome, Sms
+from ..models import Outcome, Sms, WhatsAppTemplate
 
 __all__ = ["DEFAULT_LEDGER", "add_job_arguments", "by_position", "ledger_path", "open_ledger"]
 
 DEFAULT_LEDGER = Path("messaging-async.db")
+Message = TypeVar("Message", bound=Sms | WhatsAppTemplate)
 
 
 def add_job_arguments(command: argparse.ArgumentParser) -> None:
@@ -54,13 +56,13 @@ async def open_ledger(args: argparse.Namespace) -> AsyncIterator[None]:
 
 
 def by_position(
-    messages: Iterator[Sms], record: Callable[[Outcome], None]
-) -> tuple[Iterator[Sms], Callable[[Outcome], None]]:
+    messages: Iterator[Message], record: Callable[[Outcome], None]
+) -> tuple[Iterator[Message], Callable[[Outcome], None]]:
     """``messages`` keyed by position (``ref`` cleared), and a hook that gives each outcome
     its row back before ``record`` writes it."""
     rows: dict[int, object] = {}
 
-    def keyed() -> Iterator[Sms]:
+    def keyed() -> Iterator[Message]:
         for index, message in enumerate(messages):
             rows[index] = message.ref
             yield evolve(message, ref=None)
