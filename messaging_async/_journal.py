@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import evolve
 
+from ._outcomes_seq import Decided
 from ._plan import BulkPlan, Pending
 from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
@@ -135,6 +136,11 @@ class Journal:
         a property: the runner reads it once per item of a resumed job."""
         self._ahead: Ahead | None = None
         self._ahead_from = self._ahead_to = 0  # the positions ``_ahead`` was read for
+        # What ``settled`` took since ``decided`` was last asked: numbers and rows, and
+        # the way the ledger that read them makes them a ``Decided`` run.
+        self._numbers: list[str] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._compact: Callable[[list[str], list[tuple[Any, ...]]], Decided] | None = None
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._contents: dict[int, object] = {}  # prepared items not claimed yet (``wrap``)
         self._opened = False
@@ -198,27 +204,47 @@ class Journal:
                 )
             self._ahead_from, self._ahead_to = first, first + max(span, count)
             ahead = self._ahead
+            if ahead is not None:
+                self._compact = ahead.compact
         if ahead is None or not ahead.found_in(first, first + count):
             self._read_ahead = self._ahead = None
             self.resuming = False
 
-    def settled(self, position: int, item: object) -> Outcome | None:
-        """The recorded outcome of the raw ``item`` at ``position``, if an earlier run
-        settled it with this very input (``ledger._settled``); ``None``: prepare it.
+    def settled(self, position: int, item: object) -> bool:
+        """Whether an earlier run settled the raw ``item`` at ``position`` with this very
+        input (``ledger._settled``): then its recorded outcome is kept for ``decided``;
+        else prepare it.
 
         An item with a caller's seqno is always prepared: preparing it checks that no two
         messages of the call share one, so skipping it would let a later one through."""
         ahead = self._ahead
         if ahead is None:
-            return None
+            return False
         if self._same_text is not None:  # the items are numbers; one text for all
-            return ahead.take(position, item, None, self._same_text)
-        try:
-            if getattr(item, "seqno", None) is None:
-                return ahead.take(position, item.to, item.ref, item)  # type: ignore[attr-defined]
-        except Exception:  # no message at all, say: preparing it says what is wrong
-            logger.debug("a bulk item the ledger could not compare", exc_info=True)
-        return None
+            to, row = item, ahead.find(position, item, None, self._same_text)
+        else:
+            try:
+                if getattr(item, "seqno", None) is not None:
+                    return False
+                to = item.to  # type: ignore[attr-defined]
+                row = ahead.find(position, to, item.ref, item)  # type: ignore[attr-defined]
+            except Exception:  # no message at all, say: preparing it says what is wrong
+                logger.debug("a bulk item the ledger could not compare", exc_info=True)
+                return False
+        if row is None:
+            return False
+        self._numbers.append(to)  # type: ignore[arg-type]  # ``find`` took it: a str
+        self._rows.append(row)
+        return True
+
+    def decided(self) -> Decided | None:
+        """What ``settled`` kept since this was last asked, as one ``Decided`` run (the
+        report keeps it so; ``_outcomes_seq.expand`` makes its outcomes), or ``None``."""
+        if not self._rows:
+            return None
+        assert self._compact is not None  # rows are only found through an ``Ahead``
+        numbers, rows, self._numbers, self._rows = self._numbers, self._rows, [], []
+        return self._compact(numbers, rows)
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""
