@@ -323,12 +323,16 @@ class BulkRunner(Generic[M]):
                     return
             progress.recipients = len(unit)  # what the request carries, for the rate limit
             result = await self._outcomes_of(unit, progress)
+            accepted = result.accepted  # the unit accepted whole, in its compact form
             try:  # the sink takes the outcomes, then calls the hooks: a hook's KeyboardInterrupt
                 # (an Exception never leaves ``notify``) must not give them a second outcome
-                if result.accepted is not None and self._keep_compact is not None:
-                    outcomes = [] if self._journal is None else result.settled()
-                    # compact (_outcomes_seq); the outcomes built for the ledger, if any
-                    self._keep_compact(result.accepted, result.raws, outcomes or None)
+                if accepted is not None and self._keep_compact is not None:
+                    # Kept compact (_outcomes_seq), built only for a hook; a journal whose
+                    # ledger settles it compact needs no outcomes either.
+                    journal = self._journal
+                    build = journal is not None and not journal.settles_compact
+                    outcomes = result.settled() if build else []
+                    self._keep_compact(accepted, result.raws, outcomes or None)
                 else:
                     outcomes = result.settled()
                     self._sink.record(outcomes)
@@ -341,7 +345,10 @@ class BulkRunner(Generic[M]):
                 # wait for their commit (the ledger's trip), which can take longer.
                 slot = False
                 self._limiter.release_on_behalf_of(token)
-                await self._journal.settle(outcomes)
+                if accepted is not None and self._journal.settles_compact:
+                    await self._journal.settle_accepted(accepted)
+                else:
+                    await self._journal.settle(outcomes)
         except BaseException as exc:
             if not recorded:
                 outcomes = interrupted(unit, progress, exc)

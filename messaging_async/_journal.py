@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import evolve
 
-from ._outcomes_seq import Decided
+from ._outcomes_seq import Accepted, Decided, expand
 from ._plan import BulkPlan, Pending
 from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
@@ -126,6 +126,12 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
+        # Optional too: a unit accepted whole settled from its columns, no outcome made.
+        self._settle_accepted: Callable[..., Awaitable[None]] | None = getattr(
+            ledger, "settle_accepted", None
+        )
+        self.settles_compact = self._settle_accepted is not None
+        """Whether ``settle_accepted`` needs no ``Outcome`` built (read by the runner)."""
         # Optional too: a resumed job's settled rows, read ahead of its input.
         self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
             ledger, "read_ahead", None
@@ -295,6 +301,18 @@ class Journal:
         """Commit a unit's outcomes (and any loose ones), shielded from cancellation."""
         with anyio.CancelScope(shield=True):
             await self.ledger.settle_unit(self.job, self._journalled(outcomes))
+            await self._flush()
+
+    async def settle_accepted(self, unit: Accepted) -> None:
+        """Commit a unit the gateway accepted whole, from its compact form where the store
+        takes it so (``settles_compact``; else as its outcomes), and any loose outcomes;
+        shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            if self._settle_accepted is not None:
+                _, indices, numbers, refs, message_ids, code, _ = unit
+                await self._settle_accepted(self.job, indices, numbers, refs, message_ids, code)
+            else:
+                await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
             await self._flush()
 
     async def _flush(self) -> None:

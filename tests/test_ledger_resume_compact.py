@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import pytest
 
-from messaging_async import Outcome, OutcomeStatus, Sms, SqliteLedger
+from messaging_async import Outcome, OutcomeStatus, Sms, SqliteLedger, _plan
 from messaging_async._outcomes_seq import LEDGER, Outcomes, compact_decided, expand
 from messaging_async.ledger._settled import Ahead
 
@@ -178,3 +178,32 @@ async def test_a_hook_and_a_stream_see_the_outcomes_the_report_holds(
         assert [(o.index, o.status, o.from_ledger) for o in seen[1200:]] == [
             (o.index, o.status, o.from_ledger) for o in report[1200:]
         ]
+
+
+async def test_a_journalled_unit_accepted_whole_builds_outcomes_only_for_a_hook(
+    gateway: TestGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger settles a unit accepted whole from its compact form: no ``Outcome`` is
+    built for it unless a hook wants them (then once, for the hook)."""
+    built: list[int] = []
+
+    def counted(unit: Any, raws: Any = None) -> list[Outcome]:
+        built.append(len(unit[1]))
+        return expand(unit, raws)
+
+    monkeypatch.setattr(_plan, "expand", counted)
+    batch = [Sms(to=f"6012{i:07d}", text=f"hello {i}") for i in range(120)]
+    hooked: list[Outcome] = []
+    async with (
+        SqliteLedger(tmp_path / "ledger.db") as ledger,
+        make_client(transport=gateway.transport(), ledger=ledger) as client,
+    ):
+        report = await client.send_sms_bulk(batch, job="quiet")
+        quiet = list(built)
+        await client.send_sms_bulk(batch[:70], job="hooked", on_outcome=hooked.append)
+        summary = await ledger.summary("quiet")
+    assert report.all_accepted
+    assert summary.outcomes["accepted"] == 120
+    assert quiet == []
+    assert built == [50, 20]  # the hook's, once a unit
+    assert sorted(o.index for o in hooked) == list(range(70))

@@ -31,6 +31,14 @@ empty, in one round trip. It is optional (not part of the protocol); the runner 
 where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
 before its request can leave).
 
+Optional too: ``settle_accepted(job, indices, numbers, refs, message_ids, code)``: the
+same as ``settle_unit`` of the outcomes of a unit every recipient of which the gateway
+accepted with one ``code`` (``accepted``, no reason, request id or seqno, not
+``from_ledger``), given as columns in unit order, so that no ``Outcome`` need be made for
+it; the runner uses it for such a unit (an iSMS chunk accepted whole) where it exists
+(``SqliteLedger`` writes the rows from the columns; ``PostgresLedger`` makes the outcomes
+in its worker thread and settles them).
+
 Optional too: ``read_ahead(job, first, count)``, for a resumed job: the rows an earlier
 run settled at those input positions, as an object like ``_settled.Ahead``, or ``None``
 for a job this run created. Its ``found_in(first, stop)`` says whether it holds any row
