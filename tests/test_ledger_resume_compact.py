@@ -18,6 +18,7 @@ import pytest
 
 from messaging_async import Outcome, OutcomeStatus, Sms, SqliteLedger, _plan
 from messaging_async._outcomes_seq import LEDGER, Outcomes, compact_decided, expand
+from messaging_async._plan import Pending
 from messaging_async.ledger._settled import Ahead
 
 from .conftest import make_client
@@ -207,3 +208,30 @@ async def test_a_journalled_unit_accepted_whole_builds_outcomes_only_for_a_hook(
     assert quiet == []
     assert built == [50, 20]  # the hook's, once a unit
     assert sorted(o.index for o in hooked) == list(range(70))
+
+
+class _Holding(SqliteLedger):
+    """Notes how many of the runner's pendings are alive while a unit's outcomes wait
+    for their commit."""
+
+    alive: list[int]
+
+    async def settle_accepted(self, job: str, *columns: Any) -> None:
+        gc.collect()
+        self.alive.append(sum(type(o) is Pending for o in gc.get_objects()))
+        await super().settle_accepted(job, *columns)
+
+
+async def test_a_units_pendings_are_let_go_before_its_outcomes_commit(
+    gateway: TestGateway, tmp_path: Path
+) -> None:
+    """Its request is over: its pendings and its answer are not kept alive while the
+    ledger commits (they would be moved to the GC's old generation, whose collections
+    walk the whole heap)."""
+    batch = [Sms(to=f"6012{i:07d}", text=f"hello {i}") for i in range(50)]
+    ledger = _Holding(tmp_path / "ledger.db")
+    ledger.alive = []
+    async with ledger, make_client(transport=gateway.transport(), ledger=ledger) as client:
+        report = await client.send_sms_bulk(batch, job="held")
+    assert report.all_accepted
+    assert ledger.alive == [0]
