@@ -7,6 +7,7 @@ to those the usual road (``plan``) gives, and to those a hook and a stream see.
 from __future__ import annotations
 
 import gc
+import pickle
 import sqlite3
 from collections import Counter
 from operator import attrgetter
@@ -104,6 +105,7 @@ def test_a_report_of_decided_runs_reads_counts_and_compares_as_its_tuple() -> No
     assert report == tuple(expected)
     assert [report[i] for i in range(-12, 12)] == expected * 2
     assert report.status_counts() == Counter(o.status for o in expected)
+    assert pickle.loads(pickle.dumps(report)) == report  # noqa: S301 - our own bytes
 
 
 async def _finished_job(gateway: TestGateway, path: Path, count: int) -> list[Sms]:
