@@ -95,10 +95,10 @@ class BulkRunner(Generic[M]):
         self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
         # A sink that keeps compact units as they are (a report's ``Collector``): units
-        # accepted whole, and the recipients a resumed job's ledger decided; a journalled
-        # run builds the outcomes for the ledger, the report still keeps the compact unit
-        # (no tracked object per recipient kept to the end of the run). Any other sink (a
-        # stream) is handed the outcomes.
+        # accepted whole, and the recipients a resumed job's ledger decided (no tracked
+        # object per recipient kept to the end of the run); a journalled run builds a
+        # unit's outcomes only for a ledger without ``settle_accepted``. Any other sink
+        # (a stream) is handed the outcomes.
         keep = getattr(sink, "record_compact", None)
         self._keep_compact: (
             Callable[[Compact, Sequence[Any] | None, list[Outcome] | None], None] | None

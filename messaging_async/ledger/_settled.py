@@ -88,8 +88,9 @@ class Ahead:
         column each, split from the rows in C; the fingerprints are not kept): the runner
         keeps a window of rows a run, not an ``Outcome`` a recipient.
 
-        (An outcome built per row cost the finished job's rerun about 0.9 of its 2.4 µs a
-        recipient on the event loop, its GC share included: py-spy, 100,000 rows.)"""
+        (An outcome built per row cost the finished job's rerun about 1.1 of its 2.5 µs a
+        recipient on the event loop, its GC share included: thread CPU and py-spy,
+        100,000 rows; RESULTS.md, the ledger's fourth pass.)"""
         columns = list(zip(*rows, strict=True)) or [()] * len(_COLUMNS.split(","))
         return compact_decided(columns[0], tuple(numbers), *columns[2:8])
 

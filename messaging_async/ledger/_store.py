@@ -406,7 +406,7 @@ class Store:
                 join_waiting(conn, family_of(run.gateway), ids)
 
 
-_NONE = (None, None, None, None, False)  # an accepted outcome's request_id, seqno, error, raw…
+_NONE = (None, None, None, None, False)  # its request_id, seqno, error, raw, from_ledger
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:
