@@ -22,7 +22,7 @@ import anyio
 import anyio.lowlevel
 from attrs import frozen
 
-from ._outcomes_seq import Accepted
+from ._outcomes_seq import Compact, expand
 from ._plan import (
     BulkPlan,
     Collector,
@@ -94,12 +94,14 @@ class BulkRunner(Generic[M]):
         self._send_unit = plan.send_unit
         self._limiter = anyio.CapacityLimiter(plan.concurrency)
         self._sink = sink
-        # A sink that keeps units accepted whole as they are (a report's ``Collector``);
-        # a journalled run builds the outcomes for the ledger, the report still keeps the
-        # compact unit (no tracked object per recipient kept to the end of the run).
-        keep = getattr(sink, "record_accepted", None)
-        self._keep_accepted: (
-            Callable[[Accepted, Sequence[Any] | None, list[Outcome] | None], None] | None
+        # A sink that keeps compact units as they are (a report's ``Collector``): units
+        # accepted whole, and the recipients a resumed job's ledger decided (no tracked
+        # object per recipient kept to the end of the run); a journalled run builds a
+        # unit's outcomes only for a ledger without ``settle_accepted``. Any other sink
+        # (a stream) is handed the outcomes.
+        keep = getattr(sink, "record_compact", None)
+        self._keep_compact: (
+            Callable[[Compact, Sequence[Any] | None, list[Outcome] | None], None] | None
         ) = keep
         self._feeding = anyio.CancelScope()  # reading input and starting units; ``stop()``
         self.summary = RunSummary()
@@ -191,11 +193,10 @@ class BulkRunner(Generic[M]):
         journal = self._journal
         assert journal is not None
         index = 0
-        decided: list[Outcome] = []  # recorded a window at a time, however this ends
-        try:
+        try:  # what the ledger decided is recorded a window at a time, however this ends
             while journal.resuming:
                 if index % _RESUME_WINDOW == 0:
-                    await self._record_decided(decided)
+                    await self._record_decided(journal, wait=True)
                     await journal.look_ahead(index, _RESUME_WINDOW)
                     if not journal.resuming:
                         break
@@ -206,9 +207,7 @@ class BulkRunner(Generic[M]):
                 except Exception as exc:
                     self.input_error = exc
                     return -1
-                outcome = journal.settled(index, item)
-                if outcome is not None:
-                    decided.append(outcome)
+                if journal.settled(index, item):
                     index += 1
                     continue
                 step = self._take(index, item, forming)
@@ -217,16 +216,28 @@ class BulkRunner(Generic[M]):
                     await self._follow(step, pool, forming)
             return index
         finally:
-            if decided:
-                self._sink.record(decided)
+            await self._record_decided(journal, wait=False)
 
-    async def _record_decided(self, decided: list[Outcome]) -> None:
-        """Hand what the ledger decided to the caller once it wants more (a stream's
-        consumer paces a resume too); ``decided`` is emptied."""
-        if decided:
-            await self._sink.ready()
-            self._sink.record(decided[:])
-            decided.clear()
+    async def _record_decided(self, journal: Journal, *, wait: bool) -> None:
+        """Hand what the ledger decided since the last time to the caller, once it wants
+        more (``wait``: a stream's consumer paces a resume too; not while the run ends):
+        kept compact by a report, built as outcomes for a stream or a hook."""
+        decided = journal.decided()
+        if decided is None:
+            return
+        if wait:
+            try:
+                await self._sink.ready()
+            except BaseException:
+                self._keep(decided)  # cancelled while waiting: they still reach the caller
+                raise
+        self._keep(decided)
+
+    def _keep(self, unit: Compact) -> None:
+        if self._keep_compact is not None:
+            self._keep_compact(unit, None, None)
+        else:
+            self._sink.record(expand(unit))
 
     def _unsent_reason(self) -> str:
         if self.stopped:
@@ -303,6 +314,7 @@ class BulkRunner(Generic[M]):
         claimed = False  # journalled: the unit's sendable part is in flight in the ledger
         recorded = False
         slot = True  # the unit holds its concurrency slot
+        size = len(unit)
         try:
             if self._journal is not None:
                 unit, decided = await self._journal.claim(unit)
@@ -310,14 +322,18 @@ class BulkRunner(Generic[M]):
                 self._sink.record(decided)
                 if not unit:
                     return
-            progress.recipients = len(unit)  # what the request carries, for the rate limit
+            size = progress.recipients = len(unit)  # what the request carries (rate limit)
             result = await self._outcomes_of(unit, progress)
+            accepted = result.accepted  # the unit accepted whole, in its compact form
             try:  # the sink takes the outcomes, then calls the hooks: a hook's KeyboardInterrupt
                 # (an Exception never leaves ``notify``) must not give them a second outcome
-                if result.accepted is not None and self._keep_accepted is not None:
-                    outcomes = [] if self._journal is None else result.settled()
-                    # compact (_outcomes_seq); the outcomes built for the ledger, if any
-                    self._keep_accepted(result.accepted, result.raws, outcomes or None)
+                if accepted is not None and self._keep_compact is not None:
+                    # Kept compact (_outcomes_seq), built only for a hook; a journal whose
+                    # ledger settles it compact needs no outcomes either.
+                    journal = self._journal
+                    build = journal is not None and not journal.settles_compact
+                    outcomes = result.settled() if build else []
+                    self._keep_compact(accepted, result.raws, outcomes or None)
                 else:
                     outcomes = result.settled()
                     self._sink.record(outcomes)
@@ -330,7 +346,16 @@ class BulkRunner(Generic[M]):
                 # wait for their commit (the ledger's trip), which can take longer.
                 slot = False
                 self._limiter.release_on_behalf_of(token)
-                await self._journal.settle(outcomes)
+                # Nor are its pendings and its answer kept while they wait: they would be
+                # what a young collection finds alive, and moves on to the old generation
+                # (a full collection of the whole heap, ~30 ms, fell in a 50,000 blast
+                # for it; the pool holds no reference to a unit it runs).
+                unit = []
+                del result
+                if accepted is not None and self._journal.settles_compact:
+                    await self._journal.settle_accepted(accepted)
+                else:
+                    await self._journal.settle(outcomes)
         except BaseException as exc:
             if not recorded:
                 outcomes = interrupted(unit, progress, exc)
@@ -341,7 +366,7 @@ class BulkRunner(Generic[M]):
                     self._journal.note(outcomes)
             if not isinstance(exc, Exception):
                 raise  # cancellation: the caller is going away
-            logger.exception("a bulk unit of %d failed inside the SDK", len(unit))
+            logger.exception("a bulk unit of %d failed inside the SDK", size)
         finally:
             if slot:
                 self._limiter.release_on_behalf_of(token)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import evolve
 
+from ._outcomes_seq import Accepted, Decided, expand
 from ._plan import BulkPlan, Pending
 from .errors import OutcomeUnknownError, ValidationError
 from .models import Outcome, OutcomeStatus
@@ -130,6 +131,12 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
+        # Optional too: a unit accepted whole settled from its columns, no outcome made.
+        self._settle_accepted: Callable[..., Awaitable[None]] | None = getattr(
+            ledger, "settle_accepted", None
+        )
+        self.settles_compact = self._settle_accepted is not None
+        """Whether ``settle_accepted`` needs no ``Outcome`` built (read by the runner)."""
         # Optional too: a resumed job's settled rows, read ahead of its input.
         self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
             ledger, "read_ahead", None
@@ -140,6 +147,11 @@ class Journal:
         a property: the runner reads it once per item of a resumed job."""
         self._ahead: Ahead | None = None
         self._ahead_from = self._ahead_to = 0  # the positions ``_ahead`` was read for
+        # What ``settled`` took since ``decided`` was last asked: numbers and rows, and
+        # the way the ledger that read them makes them a ``Decided`` run.
+        self._numbers: list[str] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._compact: Callable[[list[str], list[tuple[Any, ...]]], Decided] | None = None
         self._loose: list[Outcome] = []  # outcomes of recipients no unit claimed, to count
         self._contents: dict[int, object] = {}  # prepared items not claimed yet (``wrap``)
         self._opened = False
@@ -203,27 +215,47 @@ class Journal:
                 )
             self._ahead_from, self._ahead_to = first, first + max(span, count)
             ahead = self._ahead
+            if ahead is not None:
+                self._compact = ahead.compact
         if ahead is None or not ahead.found_in(first, first + count):
             self._read_ahead = self._ahead = None
             self.resuming = False
 
-    def settled(self, position: int, item: object) -> Outcome | None:
-        """The recorded outcome of the raw ``item`` at ``position``, if an earlier run
-        settled it with this very input (``ledger._settled``); ``None``: prepare it.
+    def settled(self, position: int, item: object) -> bool:
+        """Whether an earlier run settled the raw ``item`` at ``position`` with this very
+        input (``ledger._settled``): then its recorded outcome is kept for ``decided``;
+        else prepare it.
 
         An item with a caller's seqno is always prepared: preparing it checks that no two
         messages of the call share one, so skipping it would let a later one through."""
         ahead = self._ahead
         if ahead is None:
-            return None
+            return False
         if self._same_text is not None:  # the items are numbers; one text for all
-            return ahead.take(position, item, None, self._same_text)
-        try:
-            if getattr(item, "seqno", None) is None:
-                return ahead.take(position, item.to, item.ref, item)  # type: ignore[attr-defined]
-        except Exception:  # no message at all, say: preparing it says what is wrong
-            logger.debug("a bulk item the ledger could not compare", exc_info=True)
-        return None
+            to, row = item, ahead.find(position, item, None, self._same_text)
+        else:
+            try:
+                if getattr(item, "seqno", None) is not None:
+                    return False
+                to = item.to  # type: ignore[attr-defined]
+                row = ahead.find(position, to, item.ref, item)  # type: ignore[attr-defined]
+            except Exception:  # no message at all, say: preparing it says what is wrong
+                logger.debug("a bulk item the ledger could not compare", exc_info=True)
+                return False
+        if row is None:
+            return False
+        self._numbers.append(to)  # type: ignore[arg-type]  # ``find`` took it: a str
+        self._rows.append(row)
+        return True
+
+    def decided(self) -> Decided | None:
+        """What ``settled`` kept since this was last asked, as one ``Decided`` run (the
+        report keeps it so; ``_outcomes_seq.expand`` makes its outcomes), or ``None``."""
+        if not self._rows:
+            return None
+        assert self._compact is not None  # rows are only found through an ``Ahead``
+        numbers, rows, self._numbers, self._rows = self._numbers, self._rows, [], []
+        return self._compact(numbers, rows)
 
     def note(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes decided without a unit (invalid input, not sent): counted later."""
@@ -274,6 +306,18 @@ class Journal:
         """Commit a unit's outcomes (and any loose ones), shielded from cancellation."""
         with anyio.CancelScope(shield=True):
             await self.ledger.settle_unit(self.job, self._journalled(outcomes))
+            await self._flush()
+
+    async def settle_accepted(self, unit: Accepted) -> None:
+        """Commit a unit the gateway accepted whole, from its compact form where the store
+        takes it so (``settles_compact``; else as its outcomes), and any loose outcomes;
+        shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            if self._settle_accepted is not None:
+                _, indices, numbers, refs, message_ids, code, _ = unit
+                await self._settle_accepted(self.job, indices, numbers, refs, message_ids, code)
+            else:
+                await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
             await self._flush()
 
     async def _flush(self) -> None:

@@ -11,7 +11,11 @@ tuples of ints, strs and the caller's refs, and the gateway's answer as its text
 CPython untracks at their first collection; each outcome's ``raw`` is parsed again from that
 text when the outcome is built, once per unit per read (the last few units read are cached).
 
-Rare outcomes (rejected, unknown, not sent, the ledger's) stay real ``Outcome`` objects.
+A resumed job's recipients that an earlier run settled (the ledger's outcomes, read ahead
+of the input: ``ledger._settled``) are kept the same way, a ``Decided`` run of them at a
+time: columns of the recorded rows, built as ``Outcome`` objects (``from_ledger``) when
+read. Other rare outcomes (rejected, unknown, not sent, the ledger's plan) stay real
+``Outcome`` objects.
 
 Pure: no I/O.
 """
@@ -22,20 +26,54 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter, index, itemgetter
-from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, cast, overload
 
 from . import models as _models
 
 if TYPE_CHECKING:
     from .models import Outcome, OutcomeStatus
 
-__all__ = ["Accepted", "Outcomes", "compact_accepted", "expand", "register_reader"]
+__all__ = [
+    "LEDGER",
+    "Accepted",
+    "Compact",
+    "Decided",
+    "Outcomes",
+    "compact_accepted",
+    "compact_decided",
+    "expand",
+    "register_reader",
+]
 
 # A unit the gateway accepted whole: (reader, indices, numbers, refs, message_ids, code,
 # answer). ``reader`` names the function (``register_reader``) that turns ``answer``, the
 # gateway's answer text, into each recipient's ``raw`` again, in unit order. Every item is
 # a str, an int or an exact tuple of them (refs are the caller's), so the GC untracks it.
 Accepted = tuple[str, tuple[int, ...], tuple[str, ...], tuple[Any, ...], tuple[str, ...], int, str]
+
+# Recipients the ledger decided from rows an earlier run recorded: (LEDGER, indices,
+# numbers, states, codes, reasons, message_ids, request_ids, seqnos), a column each, in
+# input order; a state is an ``OutcomeStatus`` value (a str), the rest ints, strs or None.
+# Their outcomes carry no ref (the ledger reads rows ahead only for recipients keyed by
+# their position), no error, no raw, and ``from_ledger``.
+Decided = tuple[
+    str,
+    tuple[int, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[int | None, ...],
+    tuple[str | None, ...],
+    tuple[str | None, ...],
+    tuple[str | None, ...],
+    tuple[str | None, ...],
+]
+
+Compact = Accepted | Decided
+"""A run of outcomes kept compact: a unit accepted whole, or recipients the ledger decided.
+Either way item 0 names how it reads back and item 1 holds the input indices."""
+
+LEDGER = "ledger"
+"""Item 0 of a ``Decided`` run: a name no reader is registered under."""
 
 _READERS: dict[str, Callable[[str], Sequence[Any]]] = {}
 
@@ -44,6 +82,8 @@ def register_reader(name: str, reader: Callable[[str], Sequence[Any]]) -> None:
     """Make ``reader`` the way ``Accepted`` units under ``name`` get their ``raw`` back.
 
     Held by name, not in the unit: a function object would keep every unit tracked."""
+    if name == LEDGER:
+        raise ValueError(f"{LEDGER!r} names the ledger's decided runs, not a reader")
     _READERS[name] = reader
 
 
@@ -62,11 +102,32 @@ def compact_accepted(
     return (reader, columns[0], columns[1], columns[2], message_ids, code, answer)
 
 
-def expand(unit: Accepted, raws: Sequence[Any] | None = None) -> list[Outcome]:
-    """The unit's outcomes, equal field by field (``raw`` included) to what the gateway's
-    general road builds for the same answer (tests compare them). ``raws``: each
-    recipient's ``raw`` where the caller has the answer parsed already."""
-    reader, indices, numbers, refs, message_ids, code, answer = unit
+def compact_decided(
+    indices: tuple[int, ...],
+    numbers: tuple[str, ...],
+    states: tuple[str, ...],
+    codes: tuple[int | None, ...],
+    reasons: tuple[str | None, ...],
+    message_ids: tuple[str | None, ...],
+    request_ids: tuple[str | None, ...],
+    seqnos: tuple[str | None, ...],
+) -> Decided:
+    """The compact form of recipients the ledger decided (see ``Decided``), column by
+    column; every column as long as ``indices``."""
+    columns = (numbers, states, codes, reasons, message_ids, request_ids, seqnos)
+    if any(len(column) != len(indices) for column in columns):
+        raise ValueError("every column of a decided run holds one value per recipient")
+    return (LEDGER, indices, *columns)
+
+
+def expand(unit: Compact, raws: Sequence[Any] | None = None) -> list[Outcome]:
+    """The unit's outcomes. An ``Accepted`` unit's are equal field by field (``raw``
+    included) to what the gateway's general road builds for the same answer (tests
+    compare them); ``raws``: each recipient's ``raw`` where the caller has the answer
+    parsed already. A ``Decided`` run's are those the ledger's rows say (``from_ledger``)."""
+    if unit[0] == LEDGER:
+        return _decided(cast("Decided", unit))
+    reader, indices, numbers, refs, message_ids, code, answer = cast("Accepted", unit)
     if raws is None:
         raws = _READERS[reader](answer)
     new, accepted = _models.new_outcome, _models.OutcomeStatus.ACCEPTED
@@ -76,6 +137,21 @@ def expand(unit: Accepted, raws: Sequence[Any] | None = None) -> list[Outcome]:
             indices, numbers, refs, message_ids, raws, strict=True
         )
     ]
+
+
+def _decided(unit: Decided) -> list[Outcome]:
+    """A ``Decided`` run's outcomes, made as ``ledger._settled`` made each before it was
+    kept compact (one ``new_outcome`` call a recipient)."""
+    new = _models.new_outcome
+    status = {status.value: status for status in _models.OutcomeStatus}  # a few, a run
+    rows = zip(*unit[1:], strict=True)
+    return [
+        new(number, status[state], index, message_id, code, reason, None, request, seqno, *_LEDGER)
+        for index, number, state, code, reason, message_id, request, seqno in rows
+    ]
+
+
+_LEDGER = (None, None, True)  # a ledger's outcome's error, raw and from_ledger
 
 
 _first = itemgetter(0)
@@ -97,9 +173,9 @@ class Outcomes(Sequence["Outcome"]):
     ``isinstance(…, tuple)`` do not work; ``tuple(report.outcomes)`` gives one.
 
     Built either from outcomes (``Outcomes.of``) or, by the bulk road, from the real
-    outcomes and the ``Accepted`` units of a run (``Outcomes.collected``): then it holds
+    outcomes and the ``Compact`` units of a run (``Outcomes.collected``): then it holds
     *parts* ``(first_index, count, source, start)`` in input order, ``source`` being an
-    ``Outcome`` (count 1) or an ``Accepted`` unit whose positions ``start … start+count``
+    ``Outcome`` (count 1) or a ``Compact`` unit whose positions ``start … start+count``
     hold consecutive input indices.
     """
 
@@ -110,14 +186,14 @@ class Outcomes(Sequence["Outcome"]):
         self._parts: list[tuple[int, int, Any, int]] = []
         self._starts: list[int] = []
         self._len = len(self._flat)
-        self._cached: dict[int, tuple[Accepted, list[Outcome]]] = {}
+        self._cached: dict[int, tuple[Compact, list[Outcome]]] = {}
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Outcomes:
         return outcomes if isinstance(outcomes, Outcomes) else cls(outcomes)
 
     @classmethod
-    def collected(cls, outcomes: list[Outcome], units: list[Accepted]) -> Outcomes:
+    def collected(cls, outcomes: list[Outcome], units: Sequence[Compact]) -> Outcomes:
         """A run's ``outcomes`` (any order) and ``units``, in input order."""
         if not units:
             return cls(sorted(outcomes, key=_index_of))  # a C getter: no call per outcome
@@ -173,7 +249,7 @@ class Outcomes(Sequence["Outcome"]):
             else:
                 yield source
 
-    def _expanded(self, unit: Accepted) -> list[Outcome]:
+    def _expanded(self, unit: Compact) -> list[Outcome]:
         """The unit's outcomes, parsed once while it is among the last units read.
 
         More than one: units of different keys (two encodings) form side by side, so a
@@ -203,17 +279,22 @@ class Outcomes(Sequence["Outcome"]):
         self._cached = {}
 
     def status_counts(self) -> Counter[OutcomeStatus]:
-        """How many outcomes per status, without building the accepted units' outcomes."""
+        """How many outcomes per status, without building the compact units' outcomes."""
         if self._flat is not None:
             return Counter(map(_status_of, self._flat))  # C all the way: no generator
         counted: Counter[OutcomeStatus] = Counter()
         accepted = 0
-        for _, count, source, _ in self._parts:
-            if type(source) is tuple:
-                accepted += count
-            else:
+        states: Counter[str] = Counter()  # of the ledger's decided runs, by value
+        for _, count, source, start in self._parts:
+            if type(source) is not tuple:
                 counted[source.status] += 1
+            elif source[0] == LEDGER:
+                states.update(source[3][start : start + count])
+            else:
+                accepted += count
         counted[_models.OutcomeStatus.ACCEPTED] += accepted
+        for state, count in states.items():
+            counted[_models.OutcomeStatus(state)] += count
         return counted
 
     def __eq__(self, other: object) -> bool:
@@ -232,7 +313,7 @@ class Outcomes(Sequence["Outcome"]):
         return f"Outcomes(({', '.join(shown)}{',' if self._len == 1 else ''}))"
 
 
-def _add_runs(parts: list[tuple[int, int, Any, int]], unit: Accepted) -> None:
+def _add_runs(parts: list[tuple[int, int, Any, int]], unit: Compact) -> None:
     """Add ``unit`` as parts of consecutive input indices: one, usually. A unit whose
     recipients are not consecutive in the input (an invalid item between them, two
     encodings interleaved) is split where they break: a Python loop, for those only."""

@@ -23,7 +23,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from attrs import define, frozen
 
-from ._outcomes_seq import Accepted, expand
+from ._outcomes_seq import Accepted, Compact, expand
 from ._transport import SendProgress
 from .errors import GatewayError, ValidationError
 from .models import Outcome, OutcomeStatus, recipient_outcome
@@ -161,30 +161,32 @@ class OutcomeSink(Protocol):
 class Collector:
     """Keeps every outcome for a ``BulkReport`` and calls the caller's ``on_outcome`` hook.
 
-    Units accepted whole are kept compact (``accepted``) unless a hook must see each
-    outcome: the report builds their outcomes when they are read."""
+    Units accepted whole, and the recipients of a resumed job the ledger decided, are kept
+    compact (``compact``) unless a hook must see each outcome: the report builds their
+    outcomes when they are read."""
 
     def __init__(self, on_outcome: Callable[[Outcome], object] | None = None):
         self.outcomes: list[Outcome] = []
-        self.accepted: list[Accepted] = []
+        self.compact: list[Compact] = []
         self._on_outcome = on_outcome
 
     def record(self, outcomes: list[Outcome]) -> None:
         self.outcomes.extend(outcomes)
         notify(self._on_outcome, outcomes)
 
-    def record_accepted(
+    def record_compact(
         self,
-        unit: Accepted,
+        unit: Compact,
         raws: Sequence[Any] | None = None,
         built: list[Outcome] | None = None,
     ) -> None:
-        """Take a unit accepted whole, as it is when nothing needs its outcomes now;
-        ``raws``: its answer as the unit's request parsed it, so a hook's outcomes are
-        built without parsing that answer a second time; ``built``: its outcomes where
-        the runner built them already (for the ledger), so a hook gets those."""
+        """Take a compact unit (accepted whole, or decided by the ledger), as it is when
+        nothing needs its outcomes now; ``raws``: an accepted unit's answer as its request
+        parsed it, so a hook's outcomes are built without parsing that answer a second
+        time; ``built``: its outcomes where the runner built them already, so a hook gets
+        those."""
         if self._on_outcome is None:
-            self.accepted.append(unit)
+            self.compact.append(unit)
         else:
             self.record(built if built is not None else expand(unit, raws))
 

@@ -26,7 +26,7 @@ OnOutcome = Callable[[Outcome], object]
 def build_report(collector: Collector, runner: BulkRunner[Any]) -> BulkReport:
     """The outcomes in input order, whatever order their units finished in."""
     return BulkReport(
-        outcomes=Outcomes.collected(collector.outcomes, collector.accepted),
+        outcomes=Outcomes.collected(collector.outcomes, collector.compact),
         credits_used=runner.summary.credits_used,
         stopped_by=runner.summary.stopped_by,
     )

@@ -67,9 +67,9 @@ class UnitPool(Generic[U]):
     async def _work(self) -> None:
         queued = self._queued
         while True:
-            while queued:
-                unit, token = queued.popleft()
-                await self._run(unit, token)  # taken and started with no await between
+            while queued:  # taken and started with no await between; not held here while
+                # it runs, so the run can let go of its unit before it ends
+                await self._run(*queued.popleft())
             if self._closed:
                 return
             woken = anyio.Event()

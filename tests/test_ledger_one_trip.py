@@ -55,6 +55,10 @@ class CountingLedger(SqliteLedger):
         self.calls.append("settle_unit")
         await super().settle_unit(job, outcomes)
 
+    async def settle_accepted(self, job: str, *columns: Any) -> None:
+        self.calls.append("settle_accepted")  # a unit accepted whole: no outcome made
+        await super().settle_accepted(job, *columns)
+
 
 class TwoCallLedger(CountingLedger):
     """A store without the one-call form (any ``Ledger`` need not have it)."""
@@ -79,7 +83,7 @@ async def test_a_unit_is_planned_and_claimed_in_one_call(tmp_path: Path) -> None
     first, again, sent = await run_twice(ledger)
     # the second run's first 90 are settled already: read off its input (``skip_settled``,
     # tests/test_ledger_skip_settled.py), never planned; the other 30 make one unit
-    assert ledger.calls == [*["plan_and_begin_unit", "settle_unit"] * 3]
+    assert ledger.calls == [*["plan_and_begin_unit", "settle_accepted"] * 3]
     assert sent == 120
     assert [o.from_ledger for o in again] == [True] * 90 + [False] * 30
     assert [o.message_id for o in again[:90]] == [o.message_id for o in first]
@@ -88,7 +92,7 @@ async def test_a_unit_is_planned_and_claimed_in_one_call(tmp_path: Path) -> None
 async def test_a_store_without_it_is_planned_then_claimed(tmp_path: Path) -> None:
     ledger = TwoCallLedger(tmp_path / "l.db")
     first, again, sent = await run_twice(ledger)
-    assert ledger.calls == [*["plan", "begin_unit", "settle_unit"] * 3]
+    assert ledger.calls == [*["plan", "begin_unit", "settle_accepted"] * 3]
     assert sent == 120
     assert [o.from_ledger for o in again] == [True] * 90 + [False] * 30
     assert [o.message_id for o in again[:90]] == [o.message_id for o in first]

@@ -81,7 +81,10 @@ def _client(fake: FakeGateway, ledger: SqliteLedger) -> Any:
 
 def _seen(outcomes: Sequence[Outcome]) -> list[tuple[object, ...]]:
     return [
-        (o.index, o.to, o.ref, o.status, o.code, o.reason, o.message_id, o.from_ledger)
+        (
+            *(o.index, o.to, o.ref, o.status, o.code, o.reason, o.message_id, o.request_id),
+            *(o.seqno, o.raw, type(o.status), o.from_ledger),
+        )
         for o in outcomes
     ]
 

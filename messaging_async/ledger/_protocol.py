@@ -31,12 +31,23 @@ empty, in one round trip. It is optional (not part of the protocol); the runner 
 where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
 before its request can leave).
 
+Optional too: ``settle_accepted(job, indices, numbers, refs, message_ids, code)``: the
+same as ``settle_unit`` of the outcomes of a unit every recipient of which the gateway
+accepted with one ``code`` (``accepted``, no reason, request id or seqno, not
+``from_ledger``), given as columns in unit order, so that no ``Outcome`` need be made for
+it; the runner uses it for such a unit (an iSMS chunk accepted whole) where it exists
+(``SqliteLedger`` writes the rows from the columns; ``PostgresLedger`` makes the outcomes
+in its worker thread and settles them).
+
 Optional too: ``read_ahead(job, first, count)``, for a resumed job: the rows an earlier
-run settled at those input positions, as an object whose ``outcome(entry)`` says, for an
-entry built from the raw item (the number as the caller wrote it), its recorded outcome
-if it was settled with this very input, else ``None`` (and whose ``found`` says whether
-there is any); ``None`` for a job this run created. It only reads; a store without it has
-every recipient prepared and planned (``_settled`` says when an outcome may be read so).
+run settled at those input positions, as an object like ``_settled.Ahead``, or ``None``
+for a job this run created. Its ``found_in(first, stop)`` says whether it holds any row
+of those positions; ``find(position, to, ref, content)`` returns, for the raw item (the
+number as the caller wrote it), its row if it was settled with this very input, else
+``None``; ``compact(numbers, rows)`` makes what ``find`` returned, in input order, the
+``_outcomes_seq.Decided`` run a report keeps (the outcomes built when it is read). It
+only reads; a store without it has every recipient prepared and planned (``_settled``
+says when an outcome may be read so).
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import JobRunningError, LedgerError, ValidationError
-from ..models import Outcome, OutcomeStatus
+from ..models import Outcome, OutcomeStatus, new_outcome
 from . import _lean_rows
 from . import _sql as sql
 from ._batch import Call
 from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
-from ._delivery import join_settled
+from ._delivery import family_of, has_waiting, join_settled, join_waiting
 from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
 from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, REF_REFUSED, Entry, Plan, key_of, repeat_key
@@ -370,6 +370,42 @@ class Store:
             else:
                 sql.insert_rows(conn, sql.SETTLE, sql.settle_rows(head, outcomes))
             join_settled(conn, run.gateway, outcomes)
+
+    def settle_accepted(
+        self,
+        job: str,
+        indices: Sequence[int],
+        numbers: Sequence[str],
+        refs: Sequence[Any],
+        message_ids: Sequence[str | None],
+        code: int | None,
+    ) -> None:
+        """``settle_unit`` of a unit the gateway accepted whole with one ``code``, given as
+        its columns: on SQLite the same rows are written from them (``_lean_rows``), no
+        ``Outcome`` made; elsewhere (PostgreSQL) their outcomes are made here, and settled
+        the usual way."""
+        if not self.lean_rows:
+            accepted = OutcomeStatus.ACCEPTED
+            outcomes = [
+                new_outcome(number, accepted, index, message_id, code, None, ref, *_NONE)
+                for index, number, ref, message_id in zip(
+                    indices, numbers, refs, message_ids, strict=True
+                )
+            ]
+            self.settle_unit(job, outcomes)
+            return
+        run = self.run_of(job)
+        head = (run.job_id, run.gateway, run.run_id, self.clock())
+        columns = (indices, numbers, refs, message_ids, code)
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            _lean_rows.settle_accepted(conn, head, columns)
+            if has_waiting(conn):  # as ``join_settled`` does for outcomes
+                ids = [i for i in message_ids if i is not None]
+                join_waiting(conn, family_of(run.gateway), ids)
+
+
+_NONE = (None, None, None, None, False)  # its request_id, seqno, error, raw, from_ledger
 
 
 def _follow(decision: Decision, send: list[Entry], outcomes: list[Outcome]) -> None:

@@ -182,6 +182,21 @@ class ThreadedLedger:
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         await self._batched(self._open_store.settle_unit, job, outcomes)
 
+    async def settle_accepted(
+        self,
+        job: str,
+        indices: Sequence[int],
+        numbers: Sequence[str],
+        refs: Sequence[Any],
+        message_ids: Sequence[str | None],
+        code: int | None,
+    ) -> None:
+        """``settle_unit`` of a unit the gateway accepted whole with one ``code``, given as
+        its columns (optional, see ``_protocol``): the runner makes no ``Outcome`` for it
+        unless a hook or a stream wants one."""
+        store = self._open_store
+        await self._batched(store.settle_accepted, job, indices, numbers, refs, message_ids, code)
+
     async def claim_key(
         self,
         key: str,

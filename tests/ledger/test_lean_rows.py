@@ -18,6 +18,7 @@ from messaging_async.ledger import Entry, _lean_rows
 from messaging_async.ledger._owner import Owner
 from messaging_async.ledger._schema import connect, migrate
 from messaging_async.models import Outcome
+from messaging_async.testing import FakeGateway, Fault
 
 from .conftest import Clock, accepted, sms_entries
 
@@ -33,13 +34,15 @@ TRICKY = [
 ]
 
 
-def _ledger(path: Path, clock: Clock, **options: Any) -> SqliteLedger:
+def _ledger(
+    path: Path, clock: Clock, kind: type[SqliteLedger] = SqliteLedger, **options: Any
+) -> SqliteLedger:
     """A ledger whose salt is fixed, so both roads' fingerprints are comparable."""
     conn = connect(str(path))
     migrate(conn)
     conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
     conn.close()
-    return SqliteLedger(path, clock=clock, **options)
+    return kind(path, clock=clock, **options)
 
 
 def _dump(path: Path) -> list[tuple[Any, ...]]:
@@ -87,6 +90,26 @@ async def _scenario(path: Path, clock: Clock, *, lean_rows: bool, **options: Any
         done = accepted(list(plan.send), prefix="n")
         done[:2] = [evolve(o, seqno=None, request_id=f"q{o.index}") for o in done[:2]]
         await ledger.settle_unit("a", done)
+        # units accepted whole, settled from their columns (``settle_accepted``): refs of
+        # each kind, and one the ledger cannot key (left out, as ``settle_unit`` leaves it)
+        whole = [
+            Entry(40 + i, f"6015{i:07d}", ref, Sms(to=f"6015{i:07d}", text="W"), None)
+            for i, ref in enumerate(["u", 9, None, "v"])
+        ]
+        await ledger.plan_and_begin_unit("a", whole)
+        clock.advance(0.5)
+        indices = (*(e.position for e in whole), 45)
+        numbers = (*(e.to for e in whole), "60150000099")
+        ids = tuple(f"w{i}" for i in range(5))
+        await ledger.settle_accepted(
+            "a", indices, numbers, (*(e.ref for e in whole), 2.5), ids, 2000
+        )
+        plain = sms_entries(3, start=60)
+        await ledger.plan_and_begin_unit("a", plain)
+        numbers = tuple(e.to for e in plain)
+        await ledger.settle_accepted(
+            "a", (60, 61, 62), numbers, (None,) * 3, ("x", None, "z"), None
+        )
         # claimed and never settled: left in flight by a run that dies
         await ledger.plan_and_begin_unit("a", sms_entries(5, start=20, text="T {n}"))
         await ledger.settle_unit("a", [_rejected(first[9], TRICKY[-1])])
@@ -118,8 +141,57 @@ async def test_both_roads_write_the_same_rows(
     monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
     await _scenario(tmp_path / "values.db", Clock(), lean_rows=False, store_text=store_text)
     lean_rows, values = _dump(tmp_path / "lean.db"), _dump(tmp_path / "values.db")
-    assert len(values) == 26
+    assert len(values) == 33
     assert lean_rows == values
+
+
+def _batch() -> list[Sms]:
+    """Refs of each kind, two encodings (units of each), an invalid item (a loose
+    outcome, settled with the next unit)."""
+    batch: list[Sms] = []
+    for n in range(130):
+        ref: object = f"r{n}" if n % 3 == 0 else n if n % 3 == 1 else None
+        text = "hello" if n % 4 else "h\u00e9llo"
+        batch.append(Sms(to="12" if n == 77 else f"6012{n:07d}", text=text, ref=ref))
+    return batch
+
+
+class _Counted(SqliteLedger):
+    """Notes how many units were settled from their columns."""
+
+    compact = 0
+
+    async def settle_accepted(self, job: str, *columns: Any) -> None:
+        self.compact += 1
+        await super().settle_accepted(job, *columns)
+
+
+@pytest.mark.parametrize("store_text", [False, True])
+async def test_a_blast_settled_compact_writes_the_rows_its_outcomes_write(
+    tmp_path: Path, store_text: bool
+) -> None:
+    """The same blast (units accepted whole; one that fails, settled from outcomes; an
+    invalid item) with ``settle_accepted`` and without it (each unit's outcomes settled,
+    as before it existed): the whole ``sends`` table the same."""
+    ways = {}
+    for way in ("compact", "outcomes"):
+        fake = FakeGateway()
+        fake.inject(Fault.SERVER_ERROR, endpoint="isms_send_json.php", times=1)
+        path = tmp_path / f"{way}.db"
+        ledger = _ledger(path, Clock(), _Counted, store_text=store_text)
+        assert isinstance(ledger, _Counted)
+        if way == "outcomes":
+            ledger.settle_accepted = None  # type: ignore[assignment,method-assign]
+        async with ledger, fake.isms_client(ledger=ledger, max_concurrency=1) as isms:
+            report = await isms.send_sms_bulk(_batch(), job="a")
+        ways[way] = (report.counts, _dump(path), ledger.compact)
+    (counts, compact, used), (same_counts, outcomes, unused) = ways["compact"], ways["outcomes"]
+    assert counts == same_counts
+    assert counts == {"accepted": 79, "rejected": 1, "not_sent": 0, "unknown": 50}
+    assert used == 2  # the units accepted whole
+    assert unused == 0
+    assert len(compact) == 130
+    assert compact == outcomes
 
 
 async def test_a_text_with_a_nul_is_stored_whole(tmp_path: Path) -> None:
