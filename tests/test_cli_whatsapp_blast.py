@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from messaging_async.testing import (
     SANDBOX_WABA_NUMBER,
     FakeGateway,
 )
+
+CLI = "import sys; from messaging_async.cli import main; sys.exit(main())"
 
 
 @pytest.fixture
@@ -144,3 +148,23 @@ def test_rows_marked_unknown_need_resend_unknown(
     assert not sent_to(whatsapp_env)
     assert main(["whatsapp", "blast", str(path), "otp", "--resend-unknown"]) == 0
     assert sent_to(whatsapp_env) == Counter({"60120000001": 1})
+
+
+def test_a_report_piped_into_a_reader_that_leaves_early_ends_quietly(
+    whatsapp_env: FakeGateway, tmp_path: Path
+) -> None:
+    """``messaging-async report NAME | head -1``: no BrokenPipeError traceback, exit 141."""
+    ledger = tmp_path / "ledger.db"
+    path = write_rows(tmp_path / "r.csv", 3000)
+    job = ["--job", "big", "--ledger", str(ledger)]
+    assert main(["whatsapp", "blast", str(path), "otp", "--param-column", "code", *job]) == 0
+    command = [sys.executable, "-c", CLI, "report", "big", "--ledger", str(ledger)]
+    process = subprocess.Popen(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert process.returncode == 141, err

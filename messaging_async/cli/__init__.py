@@ -8,7 +8,7 @@ are never printed.
 
 Exit codes: 0 success; 1 partial failure (some recipients not accepted); 2 error (bad
 arguments or configuration, an unreadable file, a refused single send, nothing
-accepted); 130 interrupted (Ctrl-C, SIGTERM).
+accepted); 130 interrupted (Ctrl-C, SIGTERM); 141 the output's reader left early (``| head``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ._workers import add_jobs_commands
 __all__ = ["main"]
 
 OK, PARTIAL, ERROR = 0, 1, 2
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a reader that left early
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before a blast watches for it, or outside one
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``report NAME | head``): stop quietly
+        # Python flushes stdout again at exit: point it at /dev/null, or that flush fails too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     return result
 
 
