@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import ValidationError
+from ..isms._waba import template
 from ..models import Outcome
 from ..phone import calling_code, normalize_number
 from ._blast import Sender, add_row_arguments, send_rows
@@ -67,23 +68,31 @@ async def whatsapp_blast_command(
 
 
 def whatsapp_dry_run(source: WhatsAppCsvSource, *, default_country: str | None, out: TextIO) -> int:
-    """What a WhatsApp blast would send, without sending: recipients and requests."""
+    """What a WhatsApp blast would send, without sending: recipients and requests. A row
+    the send would refuse (a number, or a parameter empty or unusable: the same check the
+    send makes) is not counted as a request."""
     code = None if default_country is None else calling_code(default_country)
     unfilled: list[Outcome] = []  # rows lacking a parameter's column
-    valid = invalid = 0
+    valid = invalid = unusable = 0
     for message in source.messages(unfilled.append):
         try:
             normalize_number(message.to, default_calling_code=code)
         except ValidationError:
             invalid += 1
             continue
+        try:
+            template(message.template_code, message.language, message.params, None)
+        except ValidationError:
+            unusable += 1
+            continue
         valid += 1
-    unusable = f", {len(unfilled):,} missing a parameter's column" if unfilled else ""
-    recipients = valid + invalid + len(unfilled)
-    print(
-        f"recipients:        {recipients:,} ({invalid:,} with invalid numbers{unusable})",
-        file=out,
-    )
+    problems = f"{invalid:,} with invalid numbers"
+    if unusable:
+        problems += f", {unusable:,} with an empty or unusable parameter"
+    if unfilled:
+        problems += f", {len(unfilled):,} missing a parameter's column"
+    recipients = valid + invalid + unusable + len(unfilled)
+    print(f"recipients:        {recipients:,} ({problems})", file=out)
     print(
         f"template:          {source.template_code} ({source.language}), "
         f"{len(source.fields)} parameters from {', '.join(source.fields) or 'no column'}",

@@ -1,0 +1,78 @@
+"""QA (qa2): ``whatsapp blast`` as a new user reads it from docs/cli.md, against the
+sandbox: what the dry run promises is what the blast sends; a missing WhatsApp setting
+and a bad ``--concurrency`` are one line naming what the user sets; a UTF-8 BOM file and
+unicode parameters; a template the gateway does not know stops only its own messages."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from messaging_async import WhatsAppTemplate
+from messaging_async.cli import main
+from messaging_async.testing import FakeGateway
+
+from .test_cli_whatsapp_blast import sent_to, whatsapp_env
+
+__all__ = ["whatsapp_env"]  # the fixture, used here by name
+
+ROWS = [
+    ["phone", "name", "order"],
+    ["60123456701", "Ali", "A1"],
+    ["60123456702", "", "A2"],  # an empty value: refused by the send
+    ["60123456703", "Zoë 😀 中文", "A3"],  # unicode: sent as it is
+    ["60123456704", "Bob"],  # a short row: no value for order
+    ["60123456705", "  ", "A5"],  # only blanks: empty too
+]
+
+
+def write_bom_file(path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:  # with a UTF-8 BOM
+        csv.writer(handle).writerows(ROWS)
+    return path
+
+
+def test_the_dry_run_counts_what_the_blast_will_refuse(
+    whatsapp_env: FakeGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row whose parameter is empty is refused by the blast without being sent: the dry
+    run must not count it as a request (it said 4 requests; 2 were sent)."""
+    path = write_bom_file(tmp_path / "r.csv")
+    argv = ["whatsapp", "blast", str(path), "order_update"]
+    argv += ["--param-column", "name", "--param-column", "order"]
+    assert main([*argv, "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert main(argv) == 1
+    capsys.readouterr()
+    sent = sent_to(whatsapp_env)
+    assert sorted(sent) == ["60123456701", "60123456703"]
+    assert f"requests:          {len(sent)} " in dry
+    assert "2 with an empty or unusable parameter" in dry
+    params = [m.params for m in whatsapp_env.sent if m.to == "60123456703"]
+    assert params == [{"param1": "Zoë 😀 中文", "param2": "A3"}]
+    with (tmp_path / "r.not_accepted.csv").open(encoding="utf-8", newline="") as handle:
+        refused = {row["phone"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(refused) == {"60123456702", "60123456704", "60123456705"}
+    assert "empty" in refused["60123456702"]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_template_stops_only_its_own_messages() -> None:
+    """60006 for one template code stops that code's messages, not the others'."""
+    fake = FakeGateway()
+    items = [
+        WhatsAppTemplate(
+            to=f"6012{i:07d}", template_code="nosuch" if i % 2 else "otp", params=["1"]
+        )
+        for i in range(40)
+    ]
+    async with fake.isms_client(max_whatsapp_concurrency=2) as isms:
+        report = await isms.send_whatsapp_bulk(items)
+    statuses = Counter((o.index % 2, o.status.value) for o in report.outcomes)
+    assert statuses[(0, "accepted")] == 20
+    assert statuses[(1, "accepted")] == 0
+    assert sum(1 for m in fake.sent if m.gateway == "whatsapp") == 20
+    assert fake.requests <= 20 + 2 + 1  # the unknown code's: one, and those already in flight
