@@ -158,7 +158,9 @@ def test_a_report_piped_into_a_reader_that_leaves_early_ends_quietly(
     path = write_rows(tmp_path / "r.csv", 3000)
     job = ["--job", "big", "--ledger", str(ledger)]
     assert main(["whatsapp", "blast", str(path), "otp", "--param-column", "code", *job]) == 0
-    command = [sys.executable, "-c", CLI, "report", "big", "--ledger", str(ledger)]
+    # --json: the records too, far more than a pipe holds (the table alone is ~250 bytes,
+    # written whole before the reader closes, so nothing would break and it exits 0)
+    command = [sys.executable, "-c", CLI, "report", "big", "--ledger", str(ledger), "--json"]
     process = subprocess.Popen(  # noqa: S603
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
