@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from messaging_async import WhatsAppTemplate
+from messaging_async import IsmsClient, ValidationError, WhatsAppTemplate
 from messaging_async.cli import main
 from messaging_async.testing import FakeGateway
 
@@ -57,6 +57,43 @@ def test_the_dry_run_counts_what_the_blast_will_refuse(
         refused = {row["phone"]: row["reason"] for row in csv.DictReader(handle)}
     assert set(refused) == {"60123456702", "60123456704", "60123456705"}
     assert "empty" in refused["60123456702"]
+
+
+@pytest.mark.parametrize("missing", ["ISMS_APP_ID", "ISMS_APP_SECRET", "ISMS_WABA_NUMBER"])
+def test_a_missing_whatsapp_setting_names_its_variable(
+    whatsapp_env: FakeGateway,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    missing: str,
+) -> None:
+    """A CLI user sets environment variables, not ``IsmsClient(...)`` arguments: the one
+    line says which variable is missing."""
+    monkeypatch.delenv(missing)
+    path = write_bom_file(tmp_path / "r.csv")
+    code = main(["whatsapp", "blast", str(path), "otp", "--param-column", "name"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"${missing}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert not sent_to(whatsapp_env)
+
+
+def test_the_sdk_names_every_missing_setting_and_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("ISMS_APP_ID", "ISMS_APP_SECRET", "ISMS_WABA_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
+    client = IsmsClient(username="u", password="p", app_id="a")
+    with pytest.raises(ValidationError) as caught:
+        client._require_whatsapp_settings()
+    message = str(caught.value)
+    assert "app_secret" in message
+    assert "waba_number" in message
+    assert "$ISMS_APP_SECRET" in message
+    assert "$ISMS_WABA_NUMBER" in message
+    assert "app_id" not in message.replace("app_secret", "")
 
 
 @pytest.mark.anyio

@@ -144,9 +144,12 @@ class WhatsAppMethods(BaseClient):
 
     def _require_whatsapp_settings(self) -> _waba.Settings:
         if self._whatsapp_settings is None:
-            missing = ", ".join(self._waba_missing)
+            # the argument or its variable: a CLI user sets only the variable
+            names = self._waba_missing
+            missing, given = ", ".join(names), ", ".join(f"{name}=" for name in names)
+            variables = ", ".join(f"$ISMS_{name.upper()}" for name in names)
             raise ValidationError(
-                f"WhatsApp needs IsmsClient(..., {missing}=...): missing {missing}",
+                f"WhatsApp needs {missing}: IsmsClient({given}) or {variables}",
                 field=self._waba_missing[0],
             )
         return self._whatsapp_settings
