@@ -96,6 +96,28 @@ def test_the_sdk_names_every_missing_setting_and_its_variable(
     assert "app_id" not in message.replace("app_secret", "")
 
 
+@pytest.mark.parametrize("command", ["whatsapp", "sms"])
+@pytest.mark.parametrize("value", ["0", "-1", "1001", "many"])
+def test_a_bad_concurrency_is_refused_as_the_option_the_user_gave(
+    whatsapp_env: FakeGateway,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    value: str,
+) -> None:
+    """``--concurrency 0`` said "max_concurrency must be an int from 1 to 1000": an
+    argument the user never saw. Now argparse's one error line names ``--concurrency``."""
+    path = write_bom_file(tmp_path / "r.csv")
+    what = ["otp", "--param-column", "name"] if command == "whatsapp" else ["--text", "Hi"]
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "blast", str(path), *what, "--concurrency", value])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "--concurrency" in err.splitlines()[-1]
+    assert "max_concurrency" not in err
+    assert not whatsapp_env.sent
+
+
 @pytest.mark.anyio
 async def test_an_unknown_template_stops_only_its_own_messages() -> None:
     """60006 for one template code stops that code's messages, not the others'."""

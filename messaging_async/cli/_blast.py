@@ -25,6 +25,7 @@ from typing import TextIO, cast
 import anyio
 from anyio.abc import TaskStatus
 
+from .._checks import MAX_CONCURRENCY_LIMIT
 from .._stream import BulkStream
 from ..errors import ValidationError
 from ..isms import IsmsClient
@@ -109,11 +110,25 @@ def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int) -> No
     )
     blast.add_argument(
         "--concurrency",
-        type=int,
+        type=_concurrency,
         default=concurrency,
         help="requests at a time (default: %(default)s)",
     )
     add_job_arguments(blast)
+
+
+def _concurrency(value: str) -> int:
+    """``--concurrency`` checked as the option it is: the client's own check would name
+    ``max_concurrency``, an argument a CLI user never sees."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_CONCURRENCY_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a whole number from 1 to {MAX_CONCURRENCY_LIMIT}"
+        )
+    return number
 
 
 async def blast_command(
