@@ -118,6 +118,21 @@ def test_a_bad_concurrency_is_refused_as_the_option_the_user_gave(
     assert not whatsapp_env.sent
 
 
+def test_the_whatsapp_blast_help_offers_no_gateway_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``whatsapp blast`` has no ``--gateway``: its help must not point to one."""
+    with pytest.raises(SystemExit):
+        main(["whatsapp", "blast", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--gateway" not in help_text
+    assert "sms.com.my" not in help_text
+    with pytest.raises(SystemExit):
+        main(["sms", "blast", "--help"])
+    sms_help = " ".join(capsys.readouterr().out.split())
+    assert "with --gateway smscommy, resending this file" in sms_help  # still there
+
+
 @pytest.mark.anyio
 async def test_an_unknown_template_stops_only_its_own_messages() -> None:
     """60006 for one template code stops that code's messages, not the others'."""

@@ -74,11 +74,13 @@ def add_blast_arguments(blast: argparse.ArgumentParser) -> None:
         required=True,
         help='a template such as "Hi {name}": plain {column} fields of the CSV only',
     )
-    add_row_arguments(blast, concurrency=10)
+    add_row_arguments(blast, concurrency=10, seqno=True)
 
 
-def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int) -> None:
-    """What every blast of a CSV's rows takes (``sms blast``, ``whatsapp blast``)."""
+def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int, seqno: bool) -> None:
+    """What every blast of a CSV's rows takes (``sms blast``, ``whatsapp blast``); ``seqno``:
+    whether the command can go through sms.com.my (``--gateway``), whose seqno makes a
+    resent unknown row safe; without it the help must not point to that road."""
     blast.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"
     )
@@ -93,8 +95,14 @@ def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int) -> No
         "--unknown-csv",
         type=Path,
         help="where to write rows the gateway may have sent (no usable answer): do not "
-        "resend these blindly; with --gateway smscommy, resending this file within 24 hours "
-        "reuses each row's seqno, so the gateway drops duplicates (default: CSV.unknown.csv)",
+        "resend these blindly"
+        + (
+            "; with --gateway smscommy, resending this file within 24 hours reuses each "
+            "row's seqno, so the gateway drops duplicates"
+            if seqno
+            else ""
+        )
+        + " (default: CSV.unknown.csv)",
     )
     blast.add_argument(
         "--grace",
@@ -106,7 +114,8 @@ def add_row_arguments(blast: argparse.ArgumentParser, *, concurrency: int) -> No
         "--resend-unknown",
         action="store_true",
         help="send rows a previous blast marked unknown although iSMS may have delivered "
-        "them already (sms.com.my needs no such flag: the seqno prevents duplicates)",
+        "them already"
+        + (" (sms.com.my needs no such flag: the seqno prevents duplicates)" if seqno else ""),
     )
     blast.add_argument(
         "--concurrency",

@@ -48,7 +48,7 @@ def add_whatsapp_blast_arguments(blast: argparse.ArgumentParser) -> None:
         metavar="COLUMN",
         help="the CSV column that fills the next parameter; repeat for param1, param2…",
     )
-    add_row_arguments(blast, concurrency=32)
+    add_row_arguments(blast, concurrency=32, seqno=False)
 
 
 async def whatsapp_blast_command(
