@@ -6,6 +6,8 @@ unicode parameters; a template the gateway does not know stops only its own mess
 from __future__ import annotations
 
 import csv
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -150,3 +152,33 @@ async def test_an_unknown_template_stops_only_its_own_messages() -> None:
     assert statuses[(1, "accepted")] == 0
     assert sum(1 for m in fake.sent if m.gateway == "whatsapp") == 20
     assert fake.requests <= 20 + 2 + 1  # the unknown code's: one, and those already in flight
+
+
+def _variables(text: str) -> set[str]:
+    return set(re.findall(r"\bISMS_[A-Z_]+\b", text))
+
+
+def test_the_variables_the_docs_name_for_a_whatsapp_blast_are_enough(
+    whatsapp_env: FakeGateway,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new user sets what docs/cli.md's WhatsApp blast paragraph and the command's help
+    name (and the sandbox's base URL): the blast must then run. They named only the
+    WhatsApp app's three, and the command stopped at 'iSMS needs --username/--password'."""
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    paragraph = docs[docs.index("`whatsapp blast FILE TEMPLATE_CODE`") :].split("\n\n")[0]
+    with pytest.raises(SystemExit):
+        main(["whatsapp", "blast", "--help"])
+    help_text = capsys.readouterr().out
+    for named in (_variables(paragraph), _variables(help_text)):
+        assert {"ISMS_APP_ID", "ISMS_APP_SECRET", "ISMS_WABA_NUMBER"} <= named
+        for variable in _variables(docs) - named - {"ISMS_BASE_URL"}:
+            monkeypatch.delenv(variable, raising=False)
+        path = write_bom_file(tmp_path / "r.csv")
+        code = main(["whatsapp", "blast", str(path), "otp", "--param-column", "order"])
+        assert "error" not in capsys.readouterr().err
+        assert code == 1  # the row short of an order: the rest accepted
+        for variable in named - {"ISMS_BASE_URL"}:
+            assert variable in os.environ

@@ -26,7 +26,8 @@ from ._csvfiles import WhatsAppCsvSource
 __all__ = ["WHATSAPP_BLAST_HELP", "add_whatsapp_blast_arguments", "whatsapp_blast_command"]
 
 WHATSAPP_BLAST_HELP = """Send an approved WhatsApp template to every row of a UTF-8 CSV
-file, through iSMS (ISMS_APP_ID, ISMS_APP_SECRET, ISMS_WABA_NUMBER). Each --param-column,
+file, through iSMS (ISMS_APP_ID, ISMS_APP_SECRET, ISMS_WABA_NUMBER, and the account's
+ISMS_USERNAME and ISMS_PASSWORD or --username and a password). Each --param-column,
 in the order given, fills the template's next parameter (param1, param2…) from the row.
 Rows not accepted go to CSV.not_accepted.csv and CSV.unknown.csv as for `sms blast`; a
 template is charged per message, so rows marked unknown are only sent again with
