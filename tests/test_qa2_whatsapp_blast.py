@@ -182,3 +182,30 @@ def test_the_variables_the_docs_name_for_a_whatsapp_blast_are_enough(
         assert code == 1  # the row short of an order: the rest accepted
         for variable in named - {"ISMS_BASE_URL"}:
             assert variable in os.environ
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+@pytest.mark.parametrize(
+    ("code", "language", "named"),
+    [("otp", "", "--language"), ("otp", "english!", "--language"), (" ", "en", "TEMPLATE_CODE")],
+)
+def test_a_bad_template_code_or_language_is_one_line_before_anything_is_sent(
+    whatsapp_env: FakeGateway,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    code: str,
+    language: str,
+    named: str,
+    dry_run: list[str],
+) -> None:
+    """The same for every row, so an argument error (docs: "a bad template: one line on
+    stderr", exit 2), not every row rejected one by one into the not-accepted file."""
+    path = write_bom_file(tmp_path / "r.csv")
+    argv = ["whatsapp", "blast", str(path), code, "--language", language]
+    assert main([*argv, "--param-column", "order", *dry_run]) == 2
+    captured = capsys.readouterr()
+    assert named in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert not whatsapp_env.sent
+    assert not (tmp_path / "r.not_accepted.csv").exists()
+    assert "requests:" not in captured.out

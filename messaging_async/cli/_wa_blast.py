@@ -56,6 +56,12 @@ async def whatsapp_blast_command(
     args: argparse.Namespace, make_client: Callable[[argparse.Namespace], Sender]
 ) -> int:
     """``whatsapp blast``: a dry run, or the blast and its summary; the exit code."""
+    try:  # the same for every row: an argument error, not each row rejected in turn
+        template(args.template_code, args.language, None, None)
+    except ValidationError as error:
+        named = "--language" if error.field == "language" else "TEMPLATE_CODE"
+        print(f"error: {named}: {error}", file=sys.stderr)
+        return 2
     source = WhatsAppCsvSource(
         args.csv,
         args.template_code,
