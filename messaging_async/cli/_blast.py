@@ -267,7 +267,7 @@ async def run_blast(
     messages: Iterator[Sms | WhatsAppTemplate] = source.messages(record)
     on_outcome: Callable[[Outcome], None] = record
     if job is not None:
-        messages, on_outcome = by_position(messages, record)
+        messages, on_outcome = by_position(messages, record, lambda: source.last_line)
 
     failure: Exception | None = None
     try:

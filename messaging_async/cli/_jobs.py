@@ -1,8 +1,12 @@
 """Journalled blasts on the command line: ``--job NAME [--ledger PATH]``.
 
-The CLI keys a journalled row by its position in the file (a row is not a ``ref`` the
-ledger can keep), and brings the row back to its outcome by that position, so the
-not-accepted and unknown files are written from what the ledger decided.
+The CLI keys a journalled row by its line in the file (the row itself is not a ``ref``
+the ledger can keep; its line number is), and brings the row back to its outcome by its
+position in the run, so the not-accepted and unknown files are written from what the
+ledger decided. Not by its position among the rows sent: a row too short to fill the
+message is rejected before the runner sees it, and fixed in place it would shift every
+later row onto another's key (one that landed where an invalid number had been, which
+claims nothing, was sent twice).
 """
 
 from __future__ import annotations
@@ -56,16 +60,16 @@ async def open_ledger(args: argparse.Namespace) -> AsyncIterator[None]:
 
 
 def by_position(
-    messages: Iterator[Message], record: Callable[[Outcome], None]
+    messages: Iterator[Message], record: Callable[[Outcome], None], line: Callable[[], int]
 ) -> tuple[Iterator[Message], Callable[[Outcome], None]]:
-    """``messages`` keyed by position (``ref`` cleared), and a hook that gives each outcome
-    its row back before ``record`` writes it."""
+    """``messages`` keyed by their line in the file (``line()`` as each is read, as the
+    ``ref``), and a hook that gives each outcome its row back before ``record`` writes it."""
     rows: dict[int, object] = {}
 
     def keyed() -> Iterator[Message]:
         for index, message in enumerate(messages):
             rows[index] = message.ref
-            yield evolve(message, ref=None)
+            yield evolve(message, ref=line())
 
     def restore(outcome: Outcome) -> None:
         record(evolve(outcome, ref=rows.pop(outcome.index, None)))
