@@ -226,3 +226,42 @@ async def test_input_changed_resend_unknown_and_a_cancelled_resume_resumed(
     assert [o.status for o in final.outcomes].count(OutcomeStatus.UNKNOWN) == 0
     done = await records(tmp_path / "l.db")
     assert len(done) == COUNT
+
+
+STREAMS = {
+    "json": lambda isms, my: isms.stream_sms_bulk(sms_items(), job="job"),
+    "whatsapp": lambda isms, my: isms.stream_whatsapp_bulk(templates(), job="job"),
+    "personalised": lambda isms, my: my.stream_sms_bulk(sms_items(), job="job"),
+}
+
+
+@pytest.mark.parametrize("road", list(STREAMS))
+async def test_a_resumed_jobs_stream_yields_what_its_report_holds(
+    road: str, tmp_path: Path
+) -> None:
+    """``async with client.stream_*_bulk(..., job=) as stream`` over a resumed job: one
+    outcome a recipient, those from the ledger equal field by field to the report's."""
+    first = FakeGateway()
+    first.inject(Fault.RESET, times=1)
+    await run(tmp_path / "first.db", first, ROADS[road])
+    copy(tmp_path / "first.db", tmp_path / "streamed.db")
+    quiet, _ = await run(tmp_path / "first.db", FakeGateway(), ROADS[road])
+    fake = FakeGateway()
+    async with (
+        SqliteLedger(tmp_path / "streamed.db") as ledger,
+        fake.isms_client(ledger=ledger) as isms,
+        fake.smscommy_client(ledger=ledger) as my,
+        STREAMS[road](isms, my) as stream,
+    ):
+        streamed = sorted([o async for o in stream], key=lambda o: o.index)
+    assert [o.index for o in streamed] == list(range(COUNT))
+    assert any(o.from_ledger for o in streamed)
+    for mine, theirs in zip(quiet.outcomes, streamed, strict=True):
+        assert (mine.status, mine.from_ledger, mine.ref, mine.to) == (
+            theirs.status,
+            theirs.from_ledger,
+            theirs.ref,
+            theirs.to,
+        )
+        if mine.from_ledger:
+            assert attrs.asdict(mine, recurse=False) == attrs.asdict(theirs, recurse=False)
