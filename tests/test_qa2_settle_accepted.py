@@ -5,6 +5,7 @@ as for a store without it (units settled by outcomes: ``settle_unit``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from messaging_async import Outcome, Sms, SqliteLedger
+from messaging_async.ledger import PostgresLedger
+from messaging_async.ledger._threaded import ThreadedLedger
 from messaging_async.testing import FakeGateway
 from messaging_async.webhooks import DeliveryReport, DeliveryStatus
 
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.anyio
 COUNT = 230  # units of 50: four whole, one of 30
 
 
-class EarlyReports(SqliteLedger):
+class EarlyReports(ThreadedLedger):
     """Records a delivery report for every other message of a unit just before that unit
     is settled: the gateway can report before the send is committed."""
 
@@ -54,17 +57,39 @@ class EarlyReports(SqliteLedger):
         await super().settle_accepted(job, indices, numbers, refs, message_ids, code)
 
 
-class OutcomesOnly(EarlyReports):
+class SqliteEarly(EarlyReports, SqliteLedger):
+    pass
+
+
+class PostgresEarly(EarlyReports, PostgresLedger):
+    pass
+
+
+class SqliteOutcomesOnly(SqliteEarly):
     """The same store without the optional ``settle_accepted``: units settle by outcomes."""
 
     settle_accepted = None  # type: ignore[assignment]
 
 
-async def blast(path: Path, *, compact: bool) -> tuple[dict[str, int], list[Any]]:
+class PostgresOutcomesOnly(PostgresEarly):
+    settle_accepted = None  # type: ignore[assignment]
+
+
+def open_store(where: Path | str, *, compact: bool) -> Any:
+    """``where``: a SQLite file, or a PostgreSQL DSN (a schema of its own)."""
+    if isinstance(where, Path):
+        return (SqliteEarly if compact else SqliteOutcomesOnly)(where)
+    schema = "qa2_" + uuid.uuid4().hex[:12]
+    return (PostgresEarly if compact else PostgresOutcomesOnly)(where, schema=schema)
+
+
+async def blast(where: Path | str, *, compact: bool) -> tuple[dict[str, int], list[Any]]:
     fake = FakeGateway()
     batch = [Sms(to=f"6012{i:07d}", text=f"Promo {i}") for i in range(COUNT)]
-    store = EarlyReports if compact else OutcomesOnly
-    async with store(path) as ledger, fake.isms_client(ledger=ledger) as isms:
+    async with (
+        open_store(where, compact=compact) as ledger,
+        fake.isms_client(ledger=ledger) as isms,
+    ):
         report = await isms.send_sms_bulk(batch, job="j")
         assert report.all_accepted
         ids = [o.message_id for o in report.outcomes]
@@ -90,14 +115,21 @@ async def blast(path: Path, *, compact: bool) -> tuple[dict[str, int], list[Any]
     return dict(summary.delivery), sorted(records)
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 async def test_reports_before_and_after_the_commit_join_units_settled_by_columns(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest, store: str
 ) -> None:
+    def where(name: str) -> Path | str:
+        if store == "sqlite":
+            return tmp_path / name
+        dsn: str = request.getfixturevalue("pg_dsn")
+        return dsn
+
     EarlyReports.settled_by_columns = EarlyReports.settled_by_outcomes = 0
-    quiet_counts, quiet_records = await blast(tmp_path / "quiet.db", compact=True)
+    quiet_counts, quiet_records = await blast(where("quiet.db"), compact=True)
     assert (EarlyReports.settled_by_columns, EarlyReports.settled_by_outcomes) == (5, 0)
     EarlyReports.settled_by_columns = 0
-    hooked_counts, hooked_records = await blast(tmp_path / "hooked.db", compact=False)
+    hooked_counts, hooked_records = await blast(where("hooked.db"), compact=False)
     assert (EarlyReports.settled_by_columns, EarlyReports.settled_by_outcomes) == (0, 5)
     assert quiet_counts["delivered"] == COUNT
     assert quiet_counts["awaiting"] == 0
