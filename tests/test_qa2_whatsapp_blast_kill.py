@@ -113,3 +113,34 @@ def test_a_killed_whatsapp_blast_resumed_sends_each_number_once(
     assert process.returncode == 0, err
     assert sorted(m.to for m in fake.sent[before:]) == sorted(unknown)
     assert {r.outcome for r in records(ledger)} == {OutcomeStatus.ACCEPTED}
+
+
+def test_a_whatsapp_blast_interrupted_then_run_again_sends_each_number_once(
+    sandbox: tuple[FakeGateway, str], tmp_path: Path
+) -> None:
+    """Ctrl-C (a real SIGINT) mid-blast: exit 130, the summary says how to resume; the same
+    command then finishes the job, and the sandbox has each number exactly once."""
+    fake, url = sandbox
+    path, ledger = tmp_path / "r.csv", tmp_path / "l.db"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone", "code"])
+        writer.writerows([f"6012{row:07d}", f"{row:06d}"] for row in range(COUNT))
+    fake.inject(Fault.SLOW, times=None, delay=0.05)
+    process = command(url, path, ledger)
+    deadline = time.monotonic() + 120
+    while len(fake.sent) < 8:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the blast never got going"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "to resume job 'wa', run the same command again" in out
+    assert len(fake.sent) < COUNT
+    fake.clear_faults()
+    process = command(url, path, ledger)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert Counter(m.to for m in fake.sent) == Counter(f"6012{row:07d}" for row in range(COUNT))
