@@ -16,7 +16,7 @@ from ._asgi import Answer, answer
 from ._whatsapp import whatsapp_events
 from .events import DeliveryReport, IncomingSms, WhatsAppInbound
 
-__all__ = ["ROUTES", "Event", "Route", "kind_of"]
+__all__ = ["KIND_OF_TYPE", "ROUTES", "Event", "Route", "kind_of"]
 
 Event = WhatsAppInbound | DeliveryReport | IncomingSms
 # (body, its Content-Type, the query's parameters, the size limit) → the events, in order.
@@ -60,6 +60,15 @@ ROUTES = {
     "/smscommy/incoming": _route(
         {"incoming_sms"}, {"GET"}, _of_query(_parsers.smscommy_incoming_of)
     ),
+}
+
+
+# Which handler each event type goes to: one look-up where ``kind_of`` is a call and up to
+# two ``isinstance`` (600 instructions, callgrind); ``kind_of`` for anything else.
+KIND_OF_TYPE: dict[type, str] = {
+    DeliveryReport: "delivery",
+    WhatsAppInbound: "whatsapp",
+    IncomingSms: "incoming_sms",
 }
 
 

@@ -47,7 +47,7 @@ from ._asgi import (
 )
 from ._deadline import step_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator, checked_dedupe, dedupe_key
-from ._routes import ROUTES, Event, Route, kind_of
+from ._routes import KIND_OF_TYPE, ROUTES, Event, Route, kind_of
 from ._token import query_if_token_matches
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ class WebhookReceiver:
         de-duplication store is given, else each claimed, handled and settled."""
         if len(events) == 1:
             event = events[0]
-            kind = kind_of(event)
+            kind = KIND_OF_TYPE.get(type(event)) or kind_of(event)
             handler = self._handlers[kind]
             if handler is not None:
                 if self._dedupe is None:
