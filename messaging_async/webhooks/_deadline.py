@@ -30,14 +30,17 @@ from typing import Any, TypeVar
 import anyio
 from sniffio import current_async_library_cvar, thread_local
 
-__all__ = ["step_within"]
+__all__ = ["on_asyncio", "step_within"]
 
 T = TypeVar("T")
 _FINISHED: Any = object()  # what ``next`` answers for a coroutine that has returned
 
 
 def step_within(
-    coro: Coroutine[Any, Any, object], seconds: float | None, started: float
+    coro: Coroutine[Any, Any, object],
+    seconds: float | None,
+    started: float,
+    asyncio_here: bool | None = None,
 ) -> Awaitable[tuple[bool, object]] | None:
     """Run ``coro`` (a handler, a body read) to its end within ``seconds`` of ``started``
     (a ``time.perf_counter()`` reading; ``None``: no deadline), its first step taken here,
@@ -50,9 +53,11 @@ def step_within(
     with a default takes a coroutine's return without the ``StopIteration`` that ``send``
     raises (1,250 instructions, callgrind, Python 3.11). The value of a coroutine that
     finishes on its first step is dropped: one whose value is wanted leaves it elsewhere
-    (``_asgi.read_body`` appends the body to a list)."""
-    if seconds is not None and not _on_asyncio():  # trio: its scope comes first
-        return _within_scope(coro, seconds, started)
+    (``_asgi.read_body`` appends the body to a list). ``asyncio_here``: what
+    ``on_asyncio()`` answered in this task already, when the caller asked it (a callback's
+    body read and handler, each within a deadline, ask once: 1,600 instructions)."""
+    if seconds is not None and not (on_asyncio() if asyncio_here is None else asyncio_here):
+        return _within_scope(coro, seconds, started)  # trio: its scope comes first
     suspended = next(coro.__await__(), _FINISHED)
     if suspended is _FINISHED:
         return None
@@ -100,7 +105,7 @@ async def _within_scope(
     return False, None  # only the deadline leaves the block without returning
 
 
-def _on_asyncio() -> bool:
+def on_asyncio() -> bool:
     """Whether this is asyncio, where a coroutine's first step may run before its deadline
     is armed. sniffio's own tests, the cheap way: nothing but asyncio named in its
     thread-local or context variable (anyio's ``run`` names asyncio there; trio, trio's

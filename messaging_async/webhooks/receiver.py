@@ -45,7 +45,7 @@ from ._asgi import (
     read_body,
     relative_path,
 )
-from ._deadline import step_within
+from ._deadline import on_asyncio, step_within
 from ._dedupe import Claim, Deduplicator, MemoryDeduplicator, checked_dedupe, dedupe_key
 from ._routes import KIND_OF_TYPE, ROUTES, Event, Route, kind_of
 from ._token import query_if_token_matches
@@ -213,17 +213,21 @@ class WebhookReceiver:
                 raise query
             if method == "POST":
                 length, content_type = body_headers(scope)
+                # Asked once for the body read and the handler (``step_within``).
+                asyncio_here = None if self._body_timeout is None else on_asyncio()
                 got: list[bytes] = []
-                rest = self._body(receive, length, got)
+                rest = self._body(receive, length, got, asyncio_here)
                 if rest is not None:  # the body is still arriving
-                    return self._answer_after_body(rest, got, route, content_type, query, path)
+                    return self._answer_after_body(
+                        rest, got, route, content_type, query, path, asyncio_here
+                    )
                 body = got[0]
             else:
-                body, content_type = b"", ""
+                body, content_type, asyncio_here = b"", "", None
             events = route.parse(body, content_type, query, self._max_body)
         except WebhookError as error:
             return self._refused(error, path)
-        return self._handled(events)
+        return self._handled(events, asyncio_here)
 
     async def _answer_after_body(
         self,
@@ -233,6 +237,7 @@ class WebhookReceiver:
         content_type: str,
         query: dict[str, str],
         path: str,
+        asyncio_here: bool | None,
     ) -> Answer:
         """``_answer``'s steps after a body read that waited: its end, the parse, the
         handler."""
@@ -246,14 +251,16 @@ class WebhookReceiver:
             return _TIMED_OUT_BODY
         except WebhookError as error:
             return self._refused(error, path)
-        answered = self._handled(events)
+        answered = self._handled(events, asyncio_here)
         return answered if isinstance(answered, Answer) else await answered
 
     def _refused(self, error: WebhookError, path: str) -> Answer:
         logger.info("rejected a %s callback: %s", path, error)
         return _TOO_LARGE if error.too_large else _BAD_REQUEST
 
-    def _handled(self, events: Sequence[Event]) -> Answer | Awaitable[Answer]:
+    def _handled(
+        self, events: Sequence[Event], asyncio_here: bool | None = None
+    ) -> Answer | Awaitable[Answer]:
         """The events' answer: the usual callback's one event handled at once when no
         de-duplication store is given, else each claimed, handled and settled."""
         if len(events) == 1:
@@ -262,7 +269,7 @@ class WebhookReceiver:
             handler = self._handlers[kind]
             if handler is not None:
                 if self._dedupe is None:
-                    return self._handle(kind, handler, event)
+                    return self._handle(kind, handler, event, asyncio_here)
                 return self._dispatch(kind, handler, event)
         return self._dispatch_all(events)
 
@@ -307,7 +314,9 @@ class WebhookReceiver:
             await self._settle(key, done=answered is _OK)
         return answered
 
-    def _handle(self, kind: str, handler: Handler, event: Event) -> Answer | Awaitable[Answer]:
+    def _handle(
+        self, kind: str, handler: Handler, event: Event, asyncio_here: bool | None = None
+    ) -> Answer | Awaitable[Answer]:
         """The handler's answer: 200, 500 (it raised) or 503 (it ran past
         ``handler_timeout``); at once when it finishes on its first step (the usual
         handler), else what to await for the rest. A cancellation propagates."""
@@ -315,9 +324,9 @@ class WebhookReceiver:
         try:
             result = handler(event)
             if type(result) is CoroutineType:  # an async handler: the usual one
-                rest = step_within(result, self._handler_timeout, started)
+                rest = step_within(result, self._handler_timeout, started, asyncio_here)
             elif inspect.isawaitable(result):
-                rest = step_within(_awaited(result), self._handler_timeout, started)
+                rest = step_within(_awaited(result), self._handler_timeout, started, asyncio_here)
             else:
                 return _OK  # a plain function's value: done
         except Exception as exc:
@@ -354,13 +363,15 @@ class WebhookReceiver:
             what = "complete" if done else "release"
             logger.error("the de-duplication store's %s failed: %s", what, type(exc).__name__)
 
-    def _body(self, receive: Receive, length: int, into: list[bytes]) -> Awaitable[Any] | None:
+    def _body(
+        self, receive: Receive, length: int, into: list[bytes], asyncio_here: bool | None
+    ) -> Awaitable[Any] | None:
         """The whole body, appended to ``into``, within ``body_timeout`` seconds in all (a
         body trickling in byte by byte would never trip a per-read timeout); ``length`` is
         its Content-Length. ``None`` when it was read at once (the usual callback: the
         server has it already), else what to await for the rest."""
         reading = read_body(receive, self._max_body, length, into)
-        rest = step_within(reading, self._body_timeout, time.perf_counter())
+        rest = step_within(reading, self._body_timeout, time.perf_counter(), asyncio_here)
         return None if rest is None else _finish_body(rest)
 
     def _address_allowed(self, scope: Scope) -> bool:
