@@ -201,7 +201,10 @@ class _Index:
         self.status_key = False
 
 
-_CONTAINERS = (dict, list)
+# What the walk enters, by exact type: it reads only what the JSON decoder built, whose
+# objects and arrays are exactly dict and list. A set look-up of the type instead of
+# ``isinstance`` with a tuple: 450 instructions a key, 3,000 a callback (callgrind).
+_CONTAINERS = frozenset((dict, list))
 _NOTED = frozenset(("messages", "statuses", "text"))
 
 
@@ -215,13 +218,14 @@ def _index(scope: dict[str, Any]) -> _Index:
     for _ in range(MAX_DEPTH + 1):
         deeper: list[Any] = []
         for node in level:
-            if isinstance(node, dict):
+            kind = type(node)
+            if kind is dict:
                 for key, value in node.items():
                     known = _KNOWN.get(key)
                     if known is None:
                         known = _know(key)
                     name, named = known
-                    if isinstance(value, _CONTAINERS):
+                    if type(value) in _CONTAINERS:
                         if name in _NOTED and _note_container(index, node, name, value):
                             continue
                         deeper.append(value)
@@ -239,7 +243,7 @@ def _index(scope: dict[str, Any]) -> _Index:
                     elif rank < ranks.get(field, _UNRANKED):
                         ranks[field] = rank
                         values[field] = value
-            elif isinstance(node, list):
+            elif kind is list:
                 deeper.extend(node[:50])
         if not deeper:
             break
