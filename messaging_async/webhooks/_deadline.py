@@ -108,8 +108,8 @@ async def _within_scope(
 def on_asyncio() -> bool:
     """Whether this is asyncio, where a coroutine's first step may run before its deadline
     is armed. sniffio's own tests, the cheap way: nothing but asyncio named in its
-    thread-local or context variable (anyio's ``run`` names asyncio there; trio, trio's
-    guest mode name trio; trio-asyncio would too), and an asyncio loop running. The
+    thread-local or context variable (anyio's ``run`` names asyncio there; trio and its
+    guest mode name trio there, as trio-asyncio would), and an asyncio loop running. The
     loop, not ``asyncio.current_task()``: on Python 3.11 that is a Python function, and
     this test ran once or twice per callback: 1,460 instructions against 270 (callgrind).
     The task is looked up only for a coroutine that waits (``_asyncio_task``)."""
