@@ -157,7 +157,7 @@ def test_the_receivers_whatsapp_reading_is_the_public_parsers(
     [
         b"response=" + base64.b64encode(b"\xff\xfe{}"),  # decodes to bytes that are not UTF-8
         b"response=\xff\xfe",  # the body itself is not UTF-8
-        b"response=" + base64.b64encode(b"[" * 5_000 + b"]" * 5_000),  # too deep to read
+        b"response=" + base64.b64encode(b"[" * 20_000 + b"]" * 20_000),  # too deep to read
     ],
 )
 def test_the_receivers_whatsapp_reading_refuses_what_breaks_the_parse_as_malformed(
