@@ -152,6 +152,25 @@ def test_the_receivers_whatsapp_reading_is_the_public_parsers(
     )
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"response=" + base64.b64encode(b"\xff\xfe{}"),  # decodes to bytes that are not UTF-8
+        b"response=\xff\xfe",  # the body itself is not UTF-8
+        b"response=" + base64.b64encode(b"[" * 20_000 + b"]" * 20_000),  # too deep to read
+    ],
+)
+def test_the_receivers_whatsapp_reading_refuses_what_breaks_the_parse_as_malformed(
+    body: bytes,
+) -> None:
+    """Whatever an input breaks in the parse (a decoder's error, the recursion limit), the
+    receiver's reading answers ``WebhookError`` (400), as the public parser does, and
+    nothing else (which the server would turn into a 500, and the gateway retry forever)."""
+    refused = _outcome(whatsapp_events, body, "", {}, webhooks.DEFAULT_MAX_BYTES)
+    assert refused == _outcome(_public_events, body, "")
+    assert str(refused).startswith("refused: malformed callback (")
+
+
 def _public_events(body: bytes, content_type: str) -> tuple[Any, ...]:
     callback = webhooks.parse_isms_whatsapp_callback(body, content_type=content_type)
     return (*callback.messages, *callback.receipts)

@@ -9,7 +9,10 @@ The one-pass query reading must decide 401 exactly as the lenient token reading 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
+import inspect
+import json
 import time
 import types
 from collections.abc import Awaitable, Generator
@@ -24,7 +27,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging_async import WebhookReceiver
+from messaging_async.webhooks import _deadline
+from messaging_async.webhooks import receiver as _receiver
 from messaging_async.webhooks._deadline import _Resumed, step_within
+from messaging_async.webhooks._deadline import on_asyncio as _deadline_on_asyncio
 from messaging_async.webhooks._token import query_if_token_matches
 
 SECRET = "a-long-shared-secret-0123456789"
@@ -382,3 +388,126 @@ def test_the_one_pass_reading_refuses_exactly_what_the_lenient_reading_refuses(
     assert (read is not None) == lenient_match(query), query
     if isinstance(read, dict):
         assert "token" not in read
+
+
+# ---------------------------------------------------------------- fourth pass (issue 17)
+WHATSAPP_FORM = b"response=" + base64.b64encode(
+    json.dumps({"from": "60123456789", "messageId": "wamid.1", "text": {"body": "hi"}}).encode()
+)
+
+
+async def whatsapp_post(app: Any, receive: Any) -> int:
+    """The status ``app`` answers a WhatsApp form POST whose body ``receive`` hands over."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/isms/whatsapp",
+        "root_path": "",
+        "query_string": f"token={SECRET}".encode(),
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    await app(scope, receive, send)
+    status: int = sent[0]["status"]
+    return status
+
+
+@pytest.mark.parametrize("body_waits", [False, True])
+async def test_a_post_whose_handler_hangs_is_cut_off_after_its_body_on_both_backends(
+    body_waits: bool,
+) -> None:
+    """The body read's ``on_asyncio`` answer is the handler's too: on trio both still run
+    inside their scopes, on asyncio both armed on suspension; a body that waits first (the
+    rest of the answer then comes from a coroutine) changes nothing."""
+    handled: list[object] = []
+
+    async def on_whatsapp(message: Any) -> None:
+        handled.append(message.message_id)
+        await anyio.sleep_forever()
+
+    async def receive() -> dict[str, Any]:
+        if body_waits:
+            await anyio.sleep(0.01)
+        return {"type": "http.request", "body": WHATSAPP_FORM, "more_body": False}
+
+    app = WebhookReceiver(secret=SECRET, on_whatsapp=on_whatsapp, handler_timeout=0.2)
+    with anyio.fail_after(20):
+        assert await whatsapp_post(app, receive) == 503
+    assert handled == ["wamid.1"]
+
+
+async def test_a_body_that_waits_past_its_deadline_is_408_on_both_backends() -> None:
+    async def on_whatsapp(message: Any) -> None:
+        raise AssertionError("handled a body that never came")
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    app = WebhookReceiver(secret=SECRET, on_whatsapp=on_whatsapp, body_timeout=0.2)
+    with anyio.fail_after(20):
+        assert await whatsapp_post(app, receive) == 408
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_post_asks_which_library_runs_once_for_its_body_and_handler(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+
+    def counted() -> bool:
+        asked.append(_deadline_on_asyncio())
+        return asked[-1]
+
+    monkeypatch.setattr(_deadline, "on_asyncio", counted)
+    monkeypatch.setattr(_receiver, "on_asyncio", counted)
+    handled: list[object] = []
+
+    async def on_whatsapp(message: Any) -> None:
+        handled.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": WHATSAPP_FORM, "more_body": False}
+
+    app = WebhookReceiver(secret=SECRET, on_whatsapp=on_whatsapp)
+    assert await whatsapp_post(app, receive) == 200
+    assert len(handled) == 1
+    assert asked == [True]
+
+
+def test_a_coroutine_that_waits_outside_any_task_is_refused_and_closed() -> None:
+    """An ASGI server runs each request in a task; from a bare loop callback a deadline has
+    no task to cancel: a coroutine that finishes at once is fine, one that waits is closed
+    and refused (anyio's scope refused both)."""
+    log: list[object] = []
+
+    async def waits() -> None:
+        await trap(log)
+
+    async def quick() -> None:
+        log.append("quick")
+
+    outcome: list[object] = []
+
+    def in_a_callback() -> None:
+        outcome.append(step_within(quick(), 5, time.perf_counter()))
+        coro = waits()
+        try:
+            step_within(coro, 5, time.perf_counter())
+        except RuntimeError as refused:
+            outcome.append(str(refused))
+        outcome.append(inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED)
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(in_a_callback)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert outcome[0] is None
+    assert "needs the request to run in a task" in str(outcome[1])
+    assert outcome[2] is True
+    assert log == ["quick", "closed"]

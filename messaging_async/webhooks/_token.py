@@ -28,7 +28,7 @@ def query_if_token_matches(
     is 401, not 400, for a caller without the token.
     """
     try:
-        found, params = _parsers.token_and_params(raw_query.decode("utf-8"), name)
+        found, params = _parsers.token_and_params(raw_query.decode(), name)  # UTF-8, strict
     except UnicodeDecodeError:
         query: dict[str, str] | WebhookError = WebhookError("the query string is not UTF-8")
         tokens = _lenient_tokens(raw_query, name.encode())
