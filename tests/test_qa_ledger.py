@@ -509,6 +509,38 @@ async def test_a_ref_too_long_to_index_is_that_recipient_rejected_on_every_store
     assert sorted(m.to for m in fake.sent) == numbers(2, 2)
 
 
+async def test_a_ref_the_ledger_cannot_key_is_counted_in_the_summary_once(
+    make_ledger: LedgerMaker,
+) -> None:
+    """A recipient refused for its ref (a float, a ref too long to index) is ``rejected``
+    in the report and counted in the job's summary, once however often the job is run:
+    its rejection is kept under a key of its own (its position), as a repeated ref's is."""
+    rows = [
+        Sms(to=numbers(1, 0)[0], text="a", ref=1.5),
+        Sms(to=numbers(1, 1)[0], text="b", ref="x" * 2_000),
+        Sms(to=numbers(1, 2)[0], text="c", ref="kept"),
+        Sms(to=numbers(1, 3)[0], text="d", ref=7),
+    ]
+    fake = FakeGateway()
+    async with make_ledger() as ledger, fake.isms_client(ledger=ledger) as isms:
+        for _ in range(3):
+            report = await isms.send_sms_bulk(rows, job="odd-refs")
+            assert [o.status.value for o in report.outcomes] == [
+                "rejected",
+                "rejected",
+                "accepted",
+                "accepted",
+            ]
+        summary = await ledger.summary("odd-refs")
+        records = [r async for r in ledger.records("odd-refs", outcome="rejected")]
+    assert summary.total == len(rows)
+    assert summary.outcomes["rejected"] == 2
+    assert summary.outcomes["accepted"] == 2
+    assert sorted(r.recipient for r in records) == numbers(2, 0)
+    assert {r.reason for r in records} == {report.outcomes[0].reason}
+    assert len(fake.sent) == 2
+
+
 async def test_a_postgresql_refusal_is_not_called_a_lost_connection(qa_pg_dsn: str) -> None:
     """PostgreSQL refusing a statement (here: a 6,000-character random job name, too long
     for its index) on a live connection is said as that, not as "lost the connection"

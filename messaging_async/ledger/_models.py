@@ -28,6 +28,7 @@ __all__ = [
     "Plan",
     "decode_key",
     "key_of",
+    "refused_key",
     "repeat_key",
 ]
 
@@ -79,6 +80,12 @@ def repeat_key(key: str, position: int) -> str:
     return f"r:{position}:{key}"
 
 
+def refused_key(position: int) -> str:
+    """Where the rejection of a ref the ledger cannot key (``REF_REFUSED``) at input
+    ``position`` is recorded: its own tag, so that no ``key_of`` ever meets it."""
+    return f"x:{position:010d}"
+
+
 def decode_key(key: str) -> tuple[str | int | None, int | None]:
     """``(ref, position)`` back from a key made by ``key_of`` (or ``repeat_key``); a
     single-send key has neither."""
@@ -90,7 +97,7 @@ def decode_key(key: str) -> tuple[str | int | None, int | None]:
         return rest, None
     if tag == "i":
         return int(rest), None
-    if tag == "p":
+    if tag in ("p", "x"):  # a position: no ref, or one the ledger could not keep
         return None, int(rest)
     return None, None
 

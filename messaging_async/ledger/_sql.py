@@ -11,7 +11,15 @@ from ..models import Outcome
 from ._db import Connection
 from ._models import key_of
 
-__all__ = ["CLAIM", "MARK_UNKNOWN", "RECORD_REPEAT", "ROW", "SETTLE", "insert_rows", "settle_rows"]
+__all__ = [
+    "CLAIM",
+    "MARK_UNKNOWN",
+    "RECORD_REJECTED",
+    "ROW",
+    "SETTLE",
+    "insert_rows",
+    "settle_rows",
+]
 
 ROW = "fingerprint, state, code, reason, message_id, request_id, seqno, run, position, began_at"
 """The columns the resume rules read (``_decide.Recorded``), in its order."""
@@ -44,9 +52,11 @@ SETTLE = (
     " AND sends.position IS excluded.position"
 )
 
-# A repeated ref's rejection is kept under a key of its own, so that a later run of the
-# same input rejects it again rather than taking it for the first occurrence moved.
-RECORD_REPEAT = (
+# A rejection the ledger itself decides, kept under a key of its own: a repeated ref's
+# (``repeat_key``), so that a later run of the same input rejects it again rather than
+# taking it for the first occurrence moved; a ref it cannot key (``refused_key``), so that
+# the job's summary counts every recipient of its input.
+RECORD_REJECTED = (
     "INSERT OR IGNORE INTO sends (job, key, gateway, recipient, position, state, reason, run,"
     " settled_at) VALUES (?, ?, ?, ?, ?, 'rejected', ?, ?, ?)"
 )

@@ -26,7 +26,16 @@ from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, has_waiting, join_settled, join_waiting
 from ._fingerprint import fingerprint, stored_text
 from ._keys import KeyedSends
-from ._models import IN_FLIGHT, NO_REPORT_EXPECTED, REF_REFUSED, Entry, Plan, key_of, repeat_key
+from ._models import (
+    IN_FLIGHT,
+    NO_REPORT_EXPECTED,
+    REF_REFUSED,
+    Entry,
+    Plan,
+    key_of,
+    refused_key,
+    repeat_key,
+)
 from ._owner import Owner, owner_alive
 from ._run import Run
 
@@ -233,13 +242,18 @@ class Store:
         send: list[Entry] = []
         outcomes: list[Outcome] = []
         unknown: list[tuple[str, float, int, str]] = []
-        repeats: list[tuple[int, str, str, str, int]] = []
+        # rejections the ledger decides (a repeated ref, a ref it cannot key): recorded
+        rejected: list[tuple[int, str, str, str, int, str]] = []
         seen: set[str] = set()
         repeated = len(set(known)) != len(known)  # rare: only then is ``seen`` kept
         run_id, salt, found = run.run_id, self.salt, rows.get
         for entry, key in keyed:
             if key is None:
                 outcomes.append(entry.outcome(OutcomeStatus.REJECTED, REF_REFUSED))
+                where = refused_key(entry.position)
+                rejected.append(
+                    (run.job_id, where, run.gateway, entry.to, entry.position, REF_REFUSED)
+                )
                 continue
             raw = found(key)
             if repeated:
@@ -270,13 +284,12 @@ class Store:
                 unknown.append((decision.outcome.reason or "", now, run.job_id, key))
             elif decision.outcome is not None and decision.outcome.reason == REF_REPEATED:
                 o = decision.outcome
-                repeats.append((run.job_id, repeat_key(key, o.index), run.gateway, o.to, o.index))
-        if unknown or repeats:
+                where = repeat_key(key, o.index)
+                rejected.append((run.job_id, where, run.gateway, o.to, o.index, REF_REPEATED))
+        if unknown or rejected:
             with self.write() as conn:
                 conn.executemany(sql.MARK_UNKNOWN, unknown)
-                conn.executemany(
-                    sql.RECORD_REPEAT, [(*r, REF_REPEATED, run.run_id, now) for r in repeats]
-                )
+                conn.executemany(sql.RECORD_REJECTED, [(*r, run.run_id, now) for r in rejected])
         return Plan(tuple(send), tuple(outcomes))
 
     def _repeat_of_an_earlier_run(
