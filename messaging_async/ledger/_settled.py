@@ -97,7 +97,8 @@ class Ahead:
     def take(self, position: int, to: Any, ref: Any, content: object) -> Outcome | None:
         """The recorded outcome of the item at ``position``, marked ``from_ledger``, if an
         earlier run settled it with this very input (``find``), else ``None``: built the
-        way a report builds it from its ``Decided`` run."""
+        way a report builds it from its ``Decided`` run. The runner keeps rows (``find``);
+        this is the one-outcome form the tests and ``benchmarks/ledger*.py`` compare."""
         row = self.find(position, to, ref, content)
         return None if row is None else expand(self.compact([to], [row]))[0]
 
