@@ -15,16 +15,27 @@ from typing import Any
 
 from ..models import Sms, WhatsAppFile, WhatsAppTemplate, WhatsAppText
 
-__all__ = ["fingerprint", "fingerprints", "stored_text"]
+__all__ = ["Canonical", "canonical", "fingerprint", "fingerprints", "stored_text"]
 
 _SEP = "\x1f"
-_SMS = _SEP + "t" + _SEP  # between the number and an Sms's text (see ``_canonical``)
+_SMS = _SEP + "t" + _SEP  # between the number and an Sms's text (see ``canonical``)
 
 
-def _canonical(content: object) -> str:
-    """A stable string for each kind of content, tagged so kinds never collide."""
+class Canonical(str):
+    """Content already in its canonical form (``canonical``): what the writer process
+    (``_writer``) is given in place of an ``Sms`` or a WhatsApp message, so that the
+    objects themselves need not be pickled to it; fingerprinted and stored the same."""
+
+    __slots__ = ()
+
+
+def canonical(content: object) -> str:
+    """A stable string for each kind of content, tagged so kinds never collide: what a
+    fingerprint covers after the number."""
     if type(content) is Sms:  # the common case first: this runs once per recipient
         return "t" + _SEP + content.text
+    if type(content) is Canonical:
+        return content
     if isinstance(content, str):
         return "t" + _SEP + content
     if isinstance(content, Sms):
@@ -67,9 +78,9 @@ def fingerprint(to: str, content: object, salt: bytes) -> bytes:
     BLAKE2b of the salt followed by the data: BLAKE2 has no length extension, so a prefix
     key is a sound keyed hash, and half the cost of its ``key=`` (a block of its own).
     """
-    # ``_canonical``'s first case inline: its call and checks cost as much as the hash
+    # ``canonical``'s first case inline: its call and checks cost as much as the hash
     # (1.3 -> 0.8 µs per recipient, claimed or resumed)
-    text = to + _SMS + content.text if type(content) is Sms else to + _SEP + _canonical(content)
+    text = to + _SMS + content.text if type(content) is Sms else to + _SEP + canonical(content)
     hashed = _keyed(salt).copy()
     hashed.update(text.encode("utf-8", "surrogatepass"))
     return hashed.digest()  # type: ignore[no-any-return]
@@ -84,7 +95,7 @@ def fingerprints(entries: Iterable[Any], salt: bytes) -> bytes:
     for entry in entries:
         content = entry.content
         to = entry.to
-        text = to + _SMS + content.text if type(content) is Sms else to + _SEP + _canonical(content)
+        text = to + _SMS + content.text if type(content) is Sms else to + _SEP + canonical(content)
         hashed = copy()
         hashed.update(text.encode("utf-8", "surrogatepass"))
         digests.append(hashed.digest())
@@ -94,5 +105,5 @@ def fingerprints(entries: Iterable[Any], salt: bytes) -> bytes:
 def stored_text(content: object) -> str:
     """What a ledger opened with ``store_text=True`` keeps: the text, or the template and
     its parameters, or the file, in the same canonical form the fingerprint covers."""
-    canonical = _canonical(content)
-    return canonical.split(_SEP, 1)[1] if canonical[0] in "tw" else canonical.replace(_SEP, " ")
+    form = canonical(content)
+    return form.split(_SEP, 1)[1] if form[0] in "tw" else form.replace(_SEP, " ")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from os import PathLike
+from typing import Literal
 
-from ..errors import LedgerError
+from ..errors import LedgerError, ValidationError
 from ._db import Connection
 from ._schema import connect, migrate
 from ._threaded import ThreadedLedger
+from ._writer_client import WriterProcess
 
 __all__ = ["SqliteLedger"]
+
+_log = logging.getLogger("messaging_async.ledger")
 
 
 class SqliteLedger(ThreadedLedger):
@@ -23,6 +30,15 @@ class SqliteLedger(ThreadedLedger):
     kept instead). ``lease_seconds``: how long a run on another machine is trusted to be
     alive without renewing (each unit it writes renews it). ``report_horizon``: after how
     long an accepted message without a delivery report counts as ``no_report``.
+
+    ``writer``: where a job's units are written. ``"process"`` (the default): in a writer
+    process of its own, started at the ledger's first job (``_writer.main`` run by this
+    interpreter, ended with the ledger): SQLite's work and its
+    bindings are off this process's GIL, so a journalled blast costs the event loop little
+    more than a plain one. ``"thread"``: in worker threads of this process (also what a
+    frozen application, an interpreter without ``sys.executable``, or an in-memory
+    database gets). Keyed single sends, delivery reports and queries are always answered
+    in this process.
     """
 
     def __init__(
@@ -33,7 +49,11 @@ class SqliteLedger(ThreadedLedger):
         lease_seconds: float = 120.0,
         report_horizon: timedelta = timedelta(hours=72),
         clock: Callable[[], float] = time.time,
+        writer: Literal["process", "thread"] = "process",
     ):
+        if writer not in ("process", "thread"):
+            message = f"writer must be 'process' or 'thread', not {writer!r}"
+            raise ValidationError(message, field="writer")
         super().__init__(
             store_text=store_text,
             lease_seconds=lease_seconds,
@@ -41,14 +61,31 @@ class SqliteLedger(ThreadedLedger):
             clock=clock,
         )
         self.path = str(path)
+        self.writer = writer
+        self._where = self.path  # the file as opened (``_connect``): the writer's too
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r}, store_text={self._store_text})"
+
+    def _start_writer(self) -> WriterProcess | None:
+        if self.writer == "thread" or self.path in ("", ":memory:") or _frozen():
+            return None
+        try:
+            return WriterProcess(
+                self._where,
+                store_text=self._store_text,
+                lease_seconds=self._lease,
+                clock=self._clock,
+            )
+        except OSError as error:  # no process can be started here: threads will do
+            _log.warning("ledger writer process not started (%s): writing in threads", error)
+            return None
 
     def _connect(self) -> Connection:
         """The migrated connection; a path SQLite cannot open as a database (a missing
         directory, a directory, a file that is something else) is a ``LedgerError`` that
         names it, so the command line says so in one line rather than a traceback."""
+        self._where = os.path.abspath(self.path) if self.path != ":memory:" else self.path
         try:
             conn = connect(self.path)
         except sqlite3.Error as error:
@@ -62,3 +99,9 @@ class SqliteLedger(ThreadedLedger):
             conn.close()
             raise
         return conn
+
+
+def _frozen() -> bool:
+    """Whether this interpreter cannot run ``_writer.main``: a frozen
+    application's ``sys.executable`` is the application itself."""
+    return not sys.executable or bool(getattr(sys, "frozen", False))

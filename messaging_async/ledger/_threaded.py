@@ -26,12 +26,13 @@ from anyio.lowlevel import RunVar
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
-from . import _delivery, _queries, _settled
+from . import _delivery, _queries, _settled, _writer_client
 from ._batch import Batcher
 from ._db import Connection
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._store import Store
+from ._writer_client import Encoded, WriterProcess
 
 __all__ = ["ThreadedLedger"]
 
@@ -39,9 +40,10 @@ T = TypeVar("T")
 
 _PAGE = 1000
 
-_BATCHERS: RunVar[dict[Store, Batcher]] = RunVar("messaging_async ledger batchers")
-"""Each event loop's batchers, one per open store: a batcher's events and limiter belong
-to the loop that made them, and one ledger may serve several loops (threads)."""
+_BATCHERS: RunVar[dict[Any, Batcher]] = RunVar("messaging_async ledger batchers")
+"""Each event loop's batchers, one per open store (and writer process): a batcher's
+events and limiter belong to the loop that made them, and one ledger may serve several
+loops (threads)."""
 
 
 class ThreadedLedger:
@@ -66,6 +68,8 @@ class ThreadedLedger:
         self._horizon = report_horizon.total_seconds()
         self._clock = clock
         self._store: Store | None = None
+        self._writer: WriterProcess | None = None
+        """Where its jobs' units are written, if not in ``_store`` (``_start_writer``)."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -102,11 +106,19 @@ class ThreadedLedger:
         name = type(self).__name__
         return LedgerError(f"the ledger is not open: use `async with {name}(...)`")
 
+    def _start_writer(self) -> WriterProcess | None:
+        """The process to write its jobs' units in, started at the first job (in a worker
+        thread); ``None``: they are written in ``_store``, in worker threads."""
+        return None
+
     async def aclose(self) -> None:
         """Let go of the jobs this ledger holds and close the file."""
         store, self._store = self._store, None
-        if store is not None:
-            with anyio.CancelScope(shield=True):
+        writer, self._writer = self._writer, None
+        with anyio.CancelScope(shield=True):
+            if writer is not None:  # its last trip lands before the jobs are let go
+                await anyio.to_thread.run_sync(writer.close)
+            if store is not None:
                 await anyio.to_thread.run_sync(_close, store)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
@@ -118,16 +130,30 @@ class ThreadedLedger:
     async def _batched(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
         runner's calls, many units at a time in one thread trip and one commit."""
-        store = self._open_store
+        return await self._batched_by(self._open_store, function, *args)  # type: ignore[no-any-return]
+
+    async def _batched_by(
+        self, target: Store | WriterProcess, function: Callable[..., Any], *args: Any
+    ) -> Any:
+        """``function(*args)`` in the next trip of ``target``'s ``run_trip``."""
         try:
             batchers = _BATCHERS.get()
         except LookupError:
             batchers = {}
             _BATCHERS.set(batchers)
-        batcher = batchers.get(store)
+        batcher = batchers.get(target)
         if batcher is None:
-            batcher = batchers[store] = Batcher(store.run_trip)
+            batcher = batchers[target] = Batcher(target.run_trip)
         return await batcher.call(function, *args)
+
+    async def _unit(self, local: Callable[..., T], remote: Callable[..., Encoded], *args: Any) -> T:
+        """A job's unit call: ``local`` in the store's trips, or, where the units are
+        written by a writer process, ``remote`` (its encoder) in the writer's trips."""
+        store = self._open_store
+        writer = self._writer
+        if writer is None:
+            return await self._batched_by(store, local, *args)  # type: ignore[no-any-return]
+        return await self._batched_by(writer, remote, *args)  # type: ignore[no-any-return]
 
     @property
     def _open_store(self) -> Store:
@@ -140,22 +166,42 @@ class ThreadedLedger:
     async def open_job(self, job: str, *, gateway: str, owner: Owner | None = None) -> None:
         store = self._open_store
         await self._run(store.open_job, job, gateway, owner or Owner.current())
+        if self._writer is None:
+            self._writer = await anyio.to_thread.run_sync(self._start_writer)
+        writer = self._writer
+        if writer is not None:
+            run = store.run_of(job)
+            try:
+                with anyio.CancelScope(shield=True):  # the child knows the run, or is told no
+                    await anyio.to_thread.run_sync(
+                        writer.adopt, job, run.job_id, run.run_id, run.gateway, run.fresh
+                    )
+            except BaseException:
+                await self._run(store.close_job, job)
+                raise
 
     async def renew_job(self, job: str) -> None:
         await self._run(self._open_store.renew_job, job)
 
     async def close_job(self, job: str) -> None:
+        writer = self._writer
+        if writer is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(writer.drop, job)
         await self._run(self._open_store.close_job, job)
 
     async def plan(
         self, job: str, entries: Sequence[Entry], *, resend_unknown: bool = False
     ) -> Plan:
-        return await self._batched(self._open_store.plan, job, entries, resend_unknown)
+        store = self._open_store
+        return await self._unit(store.plan, _writer_client.plan, job, entries, resend_unknown)
 
     async def begin_unit(
         self, job: str, entries: Sequence[Entry], *, expect_reports: bool = True
     ) -> None:
-        await self._batched(self._open_store.begin_unit, job, entries, expect_reports)
+        store = self._open_store
+        begin = _writer_client.begin_unit
+        await self._unit(store.begin_unit, begin, job, entries, expect_reports)
 
     async def plan_and_begin_unit(
         self,
@@ -168,9 +214,9 @@ class ThreadedLedger:
         """``plan``, then ``begin_unit(job, plan.send)`` if there is any, in one trip: the
         runner's unit waits for one commit before its request leaves, not two."""
         store = self._open_store
-        return await self._batched(
-            store.plan_and_begin, job, entries, resend_unknown, expect_reports
-        )
+        remote = _writer_client.plan_and_begin
+        args = (job, entries, resend_unknown, expect_reports)
+        return await self._unit(store.plan_and_begin, remote, *args)
 
     async def read_ahead(self, job: str, first: int, count: int) -> _settled.Ahead | None:
         """The rows an earlier run settled at input positions ``first`` … ``first + count
@@ -180,7 +226,8 @@ class ThreadedLedger:
         return await self._batched(_settled.read_ahead, self._open_store, job, first, count)
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
-        await self._batched(self._open_store.settle_unit, job, outcomes)
+        store = self._open_store
+        await self._unit(store.settle_unit, _writer_client.settle, job, outcomes)
 
     async def settle_accepted(
         self,
@@ -195,7 +242,8 @@ class ThreadedLedger:
         its columns (optional, see ``_protocol``): the runner makes no ``Outcome`` for it
         unless a hook or a stream wants one."""
         store = self._open_store
-        await self._batched(store.settle_accepted, job, indices, numbers, refs, message_ids, code)
+        columns = (indices, numbers, refs, message_ids, code)
+        await self._unit(store.settle_accepted, _writer_client.settle_accepted, job, *columns)
 
     async def claim_key(
         self,

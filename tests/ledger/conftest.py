@@ -51,10 +51,12 @@ def pg_ledger_dsn(pg_cluster: Cluster) -> str:
     return pg_cluster.create_database(icu_locale="en-US")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-thread", "postgres"])
 def make_ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> LedgerFactory:
     """Opens a ledger of each store the contract covers, on one database per test (for
-    PostgreSQL: a schema of its own in a database of the session's throwaway cluster).
+    PostgreSQL: a schema of its own in a database of the session's throwaway cluster);
+    SQLite both ways: its units written by its writer process (the default), and in
+    worker threads (``writer="thread"``).
 
     Every ledger made by one factory shares the database: a second one stands for another
     process (or a later run) over the same file.
@@ -70,8 +72,11 @@ def make_ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) ->
         return make_postgres
     path = tmp_path / "ledger.db"
 
+    writer = "thread" if request.param == "sqlite-thread" else "process"
+
     def make(**options: Any) -> Ledger:
         options.setdefault("clock", clock)
+        options.setdefault("writer", writer)
         return SqliteLedger(path, **options)
 
     return make

@@ -123,7 +123,7 @@ async def test_calls_run_off_the_event_loop_thread(
         original(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Store, "begin_unit", spy)
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="thread") as ledger:
         await ledger.open_job("j", gateway="isms")
         await ledger.begin_unit("j", sms_entries(3))
     assert threads
