@@ -15,7 +15,7 @@ from typing import Any
 
 from ..models import Sms, WhatsAppFile, WhatsAppTemplate, WhatsAppText
 
-__all__ = ["Canonical", "canonical", "fingerprint", "fingerprints", "stored_text"]
+__all__ = ["Canonical", "canonical", "fingerprint", "fingerprints", "stored_text", "text_form"]
 
 _SEP = "\x1f"
 _SMS = _SEP + "t" + _SEP  # between the number and an Sms's text (see ``canonical``)
@@ -27,6 +27,11 @@ class Canonical(str):
     objects themselves need not be pickled to it; fingerprinted and stored the same."""
 
     __slots__ = ()
+
+
+def text_form(text: str) -> str:
+    """The canonical form of an ``Sms`` whose text is ``text``."""
+    return "t" + _SEP + text
 
 
 def canonical(content: object) -> str:

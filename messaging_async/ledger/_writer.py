@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from ..errors import LedgerError
-from ._fingerprint import Canonical
+from ._fingerprint import Canonical, text_form
 from ._models import Entry, Plan
 from ._run import Run
 from ._schema import connect, migrate
@@ -66,8 +66,10 @@ def read_frame(stream: IO[bytes]) -> Any:
 
 # -- the calls, as sent (see ``_writer_client`` for the other side) ------------------------
 
-EntryColumns = tuple[list[int], list[str], list[Any], list[str], list[str | None]]
-"""A unit's entries as columns: positions, numbers, refs, canonical contents, seqnos."""
+EntryColumns = tuple[list[int], list[str], list[Any], list[str], list[str | None], bool]
+"""A unit's entries as columns: positions, numbers, refs, contents, seqnos; the contents
+are in canonical form (``_fingerprint.canonical``), or, where the last item is true (every
+one an ``Sms``: the usual unit), the texts alone."""
 
 
 class Settled:
@@ -91,7 +93,9 @@ class Settled:
 
 
 def _entries(columns: EntryColumns) -> list[Entry]:
-    positions, numbers, refs, contents, seqnos = columns
+    positions, numbers, refs, contents, seqnos, texts = columns
+    if texts:
+        contents = list(map(text_form, contents))
     return [
         Entry(position, to, ref, Canonical(content), seqno)
         for position, to, ref, content, seqno in zip(

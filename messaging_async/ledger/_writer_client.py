@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ from typing import Any
 from attrs import evolve
 
 from ..errors import LedgerError
-from ..models import Outcome
+from ..models import Outcome, Sms
 from ._batch import Call
 from ._fingerprint import canonical
 from ._models import Entry, Plan, key_of
@@ -40,6 +41,7 @@ Encoded = tuple[str, tuple[Any, ...], Callable[[Any], Any] | None]
 """A call as sent: its op, its arguments, and what reads its answer (``None``: as is)."""
 
 _POSITION, _TO, _REF, _CONTENT, _SEQNO = map(itemgetter, range(5))  # an Entry's
+_TEXT = attrgetter("text")
 _SETTLED = attrgetter(
     "index", "to", "status", "code", "reason", "message_id", "request_id", "seqno", "ref"
 )  # what ``_writer.Settled`` reads
@@ -64,15 +66,11 @@ def _plain_refs(refs: list[Any]) -> tuple[list[Any], bool]:
 
 def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
     refs, changed = _plain_refs(list(map(_REF, entries)))
-    contents = [canonical(content) for content in map(_CONTENT, entries)]
-    columns = (
-        list(map(_POSITION, entries)),
-        list(map(_TO, entries)),
-        refs,
-        contents,
-        list(map(_SEQNO, entries)),
-    )
-    return columns, changed
+    contents = list(map(_CONTENT, entries))
+    texts = set(map(type, contents)) == {Sms}  # the usual unit: its texts, read in C
+    forms = list(map(_TEXT, contents)) if texts else list(map(canonical, contents))
+    positions, numbers = list(map(_POSITION, entries)), list(map(_TO, entries))
+    return (positions, numbers, refs, forms, list(map(_SEQNO, entries)), texts), changed
 
 
 def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
@@ -155,6 +153,7 @@ class WriterProcess:
         self._lock = threading.Lock()
         self._broken: LedgerError | None = None
         self._opening = True  # the answer to "open" is read before the first trip's
+        self._parent = os.getpid()  # a forked copy of this process must not write its pipe
         package = str(Path(__file__).resolve().parents[1])
         self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
             [sys.executable, "-c", _BOOT, package],
@@ -181,6 +180,11 @@ class WriterProcess:
 
     def request(self, message: object) -> Any:
         """Send ``message``, return its answer (raise the error it answered with)."""
+        if os.getpid() != self._parent:
+            raise LedgerError(
+                "this ledger's writer process belongs to the process that opened the ledger,"
+                " not to a fork of it: open the ledger in this process"
+            )
         with self._lock:
             if self._broken is not None:
                 raise self._broken

@@ -244,3 +244,18 @@ def test_the_writer_option_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="writer") as refused:
         SqliteLedger(tmp_path / "l.db", writer="fork")  # type: ignore[arg-type]
     assert refused.value.field == "writer"
+
+
+async def test_a_fork_of_the_process_cannot_write_to_its_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """Two processes writing frames into one pipe would garble both: a fork that inherited
+    an open ledger (a pre-forking server) is told to open its own."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        parent = os.getpid()
+        monkeypatch.setattr(os, "getpid", lambda: parent + 1)
+        with pytest.raises(LedgerError, match="fork"):
+            await ledger.begin_unit("j", sms_entries(1))
+        monkeypatch.undo()
+        await ledger.begin_unit("j", sms_entries(1))  # the parent's own still works
