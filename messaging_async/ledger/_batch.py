@@ -28,62 +28,82 @@ T = TypeVar("T")
 
 
 class Call(Generic[T]):
-    """One call waiting for its trip; ``wake`` is set when it is done, or when its caller
-    is to run the next trip."""
+    """One call waiting for its trip (``function(*args)``: its result, or its error)."""
 
-    __slots__ = ("args", "error", "finished", "function", "result", "wake")
+    __slots__ = ("args", "error", "finished", "function", "result")
 
     def __init__(self, function: Callable[..., T], args: tuple[Any, ...]):
         self.function = function
         self.args = args
-        self.wake = anyio.Event()
         self.finished = False
         self.result: T | None = None
         self.error: BaseException | None = None
 
 
+class _Group:
+    """The calls of one trip: ``done`` is set when the trip is over, ``turn`` when the trip
+    before it is, for its first caller to run it. Two events a trip, not one a call: a
+    blast's trips hold a few dozen calls, and an event costs a call about a fifth of its
+    event-loop time (``benchmarks`` harness in the commit that made this, 50 callers)."""
+
+    __slots__ = ("calls", "done", "turn")
+
+    def __init__(self) -> None:
+        self.calls: list[Call[Any]] = []
+        self.done = anyio.Event()
+        self.turn: anyio.Event | None = None
+
+
 class Batcher:
     """Runs calls in trips of ``run_trip(calls)`` in a worker thread, one trip at a time.
 
-    Each trip is run by the caller of its oldest call, so no caller runs trips for others
-    for long: after its own trip it hands the next one to the oldest caller waiting. One
+    Each trip is run by the first caller of its calls, so no caller runs trips for others
+    for long: after its own trip it hands the next one to that trip's first caller. One
     per event loop: its events and its limiter belong to that loop.
     """
 
     def __init__(self, run_trip: Callable[[list[Call[Any]]], None]):
         self._run_trip = run_trip
-        self._waiting: list[Call[Any]] = []
+        self._next: _Group | None = None  # the calls waiting for the next trip
         self._flushing = False
         self._limiter = anyio.CapacityLimiter(1)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         call: Call[T] = Call(function, args)
-        self._waiting.append(call)
+        group = self._next
+        if group is None:
+            group = self._next = _Group()
+        group.calls.append(call)
         with anyio.CancelScope(shield=True):
-            if self._flushing:
-                await call.wake.wait()
-            if not call.finished:  # nobody was running trips, or the last one handed over
-                await self._trip()
+            if len(group.calls) > 1:
+                await group.done.wait()
+            else:  # its first caller runs its trip: now, or when the trip under way ends
+                if self._flushing:
+                    group.turn = anyio.Event()
+                    await group.turn.wait()
+                await self._trip(group)
         await anyio.lowlevel.checkpoint_if_cancelled()  # done: now a cancellation may land
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
 
-    async def _trip(self) -> None:
-        """Run every waiting call (this caller's among them) in one trip, then hand over."""
+    async def _trip(self, group: _Group) -> None:
+        """Run ``group``'s calls (this caller's among them) in one trip, then hand over."""
         self._flushing = True
-        trip, self._waiting = self._waiting, []
+        self._next = None  # calls from now on wait for the trip after this one
         try:
-            await anyio.to_thread.run_sync(self._run_trip, trip, limiter=self._limiter)
+            await anyio.to_thread.run_sync(self._run_trip, group.calls, limiter=self._limiter)
         except BaseException as exc:  # the trip itself failed (its commit): so did its calls
-            for call in trip:
+            for call in group.calls:
                 if call.error is None:
                     call.error = exc
         finally:
-            for call in trip:
+            for call in group.calls:
                 call.finished = True
-                call.wake.set()
-            if self._waiting:
-                self._waiting[0].wake.set()  # its caller runs the next trip
+            group.done.set()
+            waiting = self._next
+            if waiting is not None:
+                assert waiting.turn is not None  # its first caller waits for its turn
+                waiting.turn.set()
             else:
                 self._flushing = False
