@@ -126,6 +126,7 @@ class Journal:
         self.job = job
         self._gateway = plan.gateway
         self._same_text = plan.same_text
+        self._kept = plan.keeps_content  # the pendings carry their item (``wrap``)
         self._reseq = plan.reseq
         self._expect_reports = plan.expect_reports
         self._resend_unknown = resend_unknown
@@ -159,12 +160,12 @@ class Journal:
     def wrap(self, prepare: Callable[[int, object], Pending[Any]]) -> Callable[..., Any]:
         """``prepare``, also keeping what the ledger fingerprints: each item, by its
         position, until its unit is claimed (``_entries``); with one text for every item,
-        nothing per item.
+        or a plan whose pendings carry their item (``keeps_content``), nothing per item.
 
         Kept aside rather than in a copy of the pending: a dict entry instead of a tuple of
         six a recipient, one object fewer for the cyclic GC to count and walk (the event
         loop's side of a journalled blast, callgrind: see RESULTS.md, third pass (GIL))."""
-        if self._same_text is not None:
+        if self._same_text is not None or self._kept:
             return prepare
         contents = self._contents
 
@@ -279,9 +280,12 @@ class Journal:
         return send, _from_ledger(plan.outcomes)
 
     def _entries(self, unit: list[Pending[Any]]) -> list[Entry]:
-        """The ledger's ``Entry`` of each pending, its content the item ``wrap`` kept (and
-        let go of), all built in C (``itemgetter``, ``zip``, ``tuple.__new__``)."""
+        """The ledger's ``Entry`` of each pending, its content the item the pending carries
+        (``keeps_content``) or ``wrap`` kept (and let go of), all built in C
+        (``itemgetter``, ``zip``, ``tuple.__new__``)."""
         entry = _ENTRY[0] if _ENTRY else _entry_type()
+        if self._kept:  # one C call a recipient makes its row (iSMS SMS)
+            return list(map(partial(tuple.__new__, entry), map(_AS_ENTRY, unit)))
         positions = list(map(_POSITION, unit))
         same = self._same_text
         contents = [same] * len(unit) if same is not None else map(self._contents.pop, positions)
