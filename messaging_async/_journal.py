@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import evolve
 
+from ._accepted_settles import AcceptedSettles
 from ._outcomes_seq import Accepted, Decided, expand
 from ._plan import BulkPlan, Pending
 from .errors import OutcomeUnknownError, ValidationError
@@ -132,11 +133,11 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
-        # Optional too: a unit accepted whole settled from its columns, no outcome made.
-        self._settle_accepted: Callable[..., Awaitable[None]] | None = getattr(
-            ledger, "settle_accepted", None
-        )
-        self.settles_compact = self._settle_accepted is not None
+        # Optional too: a unit accepted whole settled from its columns, no outcome made;
+        # units whose answers came together, together (``_accepted_settles``).
+        settle_accepted = getattr(ledger, "settle_accepted", None)
+        self._accepted = None if settle_accepted is None else AcceptedSettles(settle_accepted, job)
+        self.settles_compact = settle_accepted is not None
         """Whether ``settle_accepted`` needs no ``Outcome`` built (read by the runner)."""
         # Optional too: a resumed job's settled rows, read ahead of its input.
         self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
@@ -313,18 +314,21 @@ class Journal:
             await self._flush()
 
     async def settle_accepted(self, unit: Accepted) -> None:
-        """Commit a unit the gateway accepted whole, from its compact form where the store
-        takes it so (``settles_compact``; else as its outcomes), and any loose outcomes;
-        shielded from cancellation."""
+        """Have a unit the gateway accepted whole committed, from its compact form where
+        the store takes it so (``settles_compact``: with the other units that wait for
+        theirs, and this returns at once if another task is writing them; ``close``
+        writes what is left), else as its outcomes; and any loose outcomes; shielded
+        from cancellation."""
         with anyio.CancelScope(shield=True):
-            if self._settle_accepted is not None:
-                _, indices, numbers, refs, message_ids, code, _ = unit
-                await self._settle_accepted(self.job, indices, numbers, refs, message_ids, code)
+            if self._accepted is not None:
+                await self._accepted.add(unit)
             else:
                 await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
             await self._flush()
 
     async def _flush(self) -> None:
+        if self._accepted is not None:
+            await self._accepted.flush()
         if self._loose:
             loose, self._loose = self._loose, []
             await self.ledger.settle_unit(self.job, self._journalled(loose))
