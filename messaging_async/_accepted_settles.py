@@ -23,6 +23,8 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
+import anyio
+
 from ._outcomes_seq import Accepted
 
 __all__ = ["AcceptedSettles"]
@@ -48,21 +50,24 @@ class AcceptedSettles:
 
     async def add(self, unit: Accepted) -> None:
         """Have ``unit`` committed: by this task if no other is writing, else by the one
-        that is (with its next call). The caller shields it from cancellation."""
+        that is (with its next call)."""
         self._waiting.append(unit)
         await self.flush()
 
     async def flush(self) -> None:
         """Commit every unit waiting, and those that come meanwhile, until none waits;
-        nothing if another task is writing them (it writes them too)."""
-        if self._writing:
+        nothing if another task is writing them (it writes them too). Shielded from
+        cancellation: a Ctrl-C cannot lose an answer that came back (only a task that
+        writes enters the shielded scope: most units' tasks only hand theirs over)."""
+        if self._writing or not self._waiting:
             return
         self._writing = True
         try:
-            while self._waiting:
-                units, self._waiting = self._waiting, []
-                for code, group in groupby(units, _CODE):
-                    await self._write(list(group), code)
+            with anyio.CancelScope(shield=True):
+                while self._waiting:
+                    units, self._waiting = self._waiting, []
+                    for code, group in groupby(units, _CODE):
+                        await self._write(list(group), code)
         finally:
             self._writing = False
 

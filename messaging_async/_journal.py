@@ -296,8 +296,10 @@ class Journal:
 
     def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
         """The unit's pendings the plan says to send, each with the seqno it must carry."""
-        if len(send) == len(unit) and list(map(_SEQNO, send)) == list(map(_SEQNO, unit)):
-            return unit  # the usual case: all of it, as it is (compared in C)
+        if len(send) == len(unit) and (
+            self._reseq is None or list(map(_SEQNO, send)) == list(map(_SEQNO, unit))
+        ):  # the usual case: all of it, as it is (a recorded seqno matters only with reseq)
+            return unit
         by_position = {p.position: p for p in unit}
         pendings = []
         for entry in send:
@@ -319,11 +321,14 @@ class Journal:
         theirs, and this returns at once if another task is writing them; ``close``
         writes what is left), else as its outcomes; and any loose outcomes; shielded
         from cancellation."""
+        if self._accepted is not None:
+            await self._accepted.add(unit)  # shielded where it writes
+            if self._loose:
+                with anyio.CancelScope(shield=True):
+                    await self._flush()
+            return
         with anyio.CancelScope(shield=True):
-            if self._accepted is not None:
-                await self._accepted.add(unit)
-            else:
-                await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
+            await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
             await self._flush()
 
     async def _flush(self) -> None:
