@@ -111,3 +111,35 @@ async def test_a_failing_call_is_tried_a_unit_at_a_time(
     assert [r.getMessage() for r in caplog.records] == [
         "the ledger could not record a unit's outcomes"
     ]
+
+
+async def test_a_cancelled_blast_still_commits_every_answer_that_came_back(tmp_path: Path) -> None:
+    """Cancelled while a unit's columns are being written (by a store whose call does not
+    shield itself): that call, and every unit handed over, is committed all the same."""
+    path = tmp_path / "l.db"
+    ledger = _ledger(path, Clock(), _Slow)
+    assert isinstance(ledger, _Slow)
+    ledger.calls = []
+    accepted: list[int] = []
+    fake = FakeGateway()
+    with anyio.CancelScope() as scope:
+
+        class _Cancelling(_Slow):
+            async def settle_accepted(self, job: str, indices: Sequence[int], *c: Any) -> None:
+                if len(self.calls) == 1:  # the second call: cancelled while it sleeps
+                    scope.cancel()
+                await super().settle_accepted(job, indices, *c)
+
+        ledger.__class__ = _Cancelling
+        async with ledger, fake.isms_client(ledger=ledger, max_concurrency=8) as isms:
+            await isms.send_sms_bulk(
+                _batch(),
+                job="a",
+                on_outcome=lambda o: accepted.append(o.index) if o.status == "accepted" else None,
+            )
+    assert scope.cancel_called
+    assert len(ledger.calls) >= 2
+    assert len(accepted) >= 100  # the answers of the units of both calls, at least
+    with closing(sqlite3.connect(path)) as conn:
+        states = dict(conn.execute("SELECT position, state FROM sends"))
+    assert {states[p] for p in accepted} == {"accepted"}
