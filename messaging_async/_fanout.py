@@ -319,7 +319,8 @@ class BulkRunner(Generic[M]):
             if self._journal is not None:
                 unit, decided = await self._journal.claim(unit)
                 claimed = True
-                self._sink.record(decided)
+                if decided:
+                    self._sink.record(decided)
                 if not unit:
                     return
             size = progress.recipients = len(unit)  # what the request carries (rate limit)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import evolve
 
+from ._accepted_settles import AcceptedSettles
 from ._outcomes_seq import Accepted, Decided, expand
 from ._plan import BulkPlan, Pending
 from .errors import OutcomeUnknownError, ValidationError
@@ -126,16 +127,17 @@ class Journal:
         self.job = job
         self._gateway = plan.gateway
         self._same_text = plan.same_text
+        self._kept = plan.keeps_content  # the pendings carry their item (``wrap``)
         self._reseq = plan.reseq
         self._expect_reports = plan.expect_reports
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
-        # Optional too: a unit accepted whole settled from its columns, no outcome made.
-        self._settle_accepted: Callable[..., Awaitable[None]] | None = getattr(
-            ledger, "settle_accepted", None
-        )
-        self.settles_compact = self._settle_accepted is not None
+        # Optional too: a unit accepted whole settled from its columns, no outcome made;
+        # units whose answers came together, together (``_accepted_settles``).
+        settle_accepted = getattr(ledger, "settle_accepted", None)
+        self._accepted = None if settle_accepted is None else AcceptedSettles(settle_accepted, job)
+        self.settles_compact = settle_accepted is not None
         """Whether ``settle_accepted`` needs no ``Outcome`` built (read by the runner)."""
         # Optional too: a resumed job's settled rows, read ahead of its input.
         self._read_ahead: Callable[[str, int, int], Awaitable[Ahead | None]] | None = getattr(
@@ -159,12 +161,12 @@ class Journal:
     def wrap(self, prepare: Callable[[int, object], Pending[Any]]) -> Callable[..., Any]:
         """``prepare``, also keeping what the ledger fingerprints: each item, by its
         position, until its unit is claimed (``_entries``); with one text for every item,
-        nothing per item.
+        or a plan whose pendings carry their item (``keeps_content``), nothing per item.
 
         Kept aside rather than in a copy of the pending: a dict entry instead of a tuple of
         six a recipient, one object fewer for the cyclic GC to count and walk (the event
         loop's side of a journalled blast, callgrind: see RESULTS.md, third pass (GIL))."""
-        if self._same_text is not None:
+        if self._same_text is not None or self._kept:
             return prepare
         contents = self._contents
 
@@ -279,9 +281,12 @@ class Journal:
         return send, _from_ledger(plan.outcomes)
 
     def _entries(self, unit: list[Pending[Any]]) -> list[Entry]:
-        """The ledger's ``Entry`` of each pending, its content the item ``wrap`` kept (and
-        let go of), all built in C (``itemgetter``, ``zip``, ``tuple.__new__``)."""
+        """The ledger's ``Entry`` of each pending, its content the item the pending carries
+        (``keeps_content``) or ``wrap`` kept (and let go of), all built in C
+        (``itemgetter``, ``zip``, ``tuple.__new__``)."""
         entry = _ENTRY[0] if _ENTRY else _entry_type()
+        if self._kept:  # one C call a recipient makes its row (iSMS SMS)
+            return list(map(partial(tuple.__new__, entry), map(_AS_ENTRY, unit)))
         positions = list(map(_POSITION, unit))
         same = self._same_text
         contents = [same] * len(unit) if same is not None else map(self._contents.pop, positions)
@@ -291,8 +296,10 @@ class Journal:
 
     def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
         """The unit's pendings the plan says to send, each with the seqno it must carry."""
-        if len(send) == len(unit) and list(map(_SEQNO, send)) == list(map(_SEQNO, unit)):
-            return unit  # the usual case: all of it, as it is (compared in C)
+        if len(send) == len(unit) and (
+            self._reseq is None or list(map(_SEQNO, send)) == list(map(_SEQNO, unit))
+        ):  # the usual case: all of it, as it is (a recorded seqno matters only with reseq)
+            return unit
         by_position = {p.position: p for p in unit}
         pendings = []
         for entry in send:
@@ -309,18 +316,24 @@ class Journal:
             await self._flush()
 
     async def settle_accepted(self, unit: Accepted) -> None:
-        """Commit a unit the gateway accepted whole, from its compact form where the store
-        takes it so (``settles_compact``; else as its outcomes), and any loose outcomes;
-        shielded from cancellation."""
+        """Have a unit the gateway accepted whole committed, from its compact form where
+        the store takes it so (``settles_compact``: with the other units that wait for
+        theirs, and this returns at once if another task is writing them; ``close``
+        writes what is left), else as its outcomes; and any loose outcomes; shielded
+        from cancellation."""
+        if self._accepted is not None:
+            await self._accepted.add(unit)  # shielded where it writes
+            if self._loose:
+                with anyio.CancelScope(shield=True):
+                    await self._flush()
+            return
         with anyio.CancelScope(shield=True):
-            if self._settle_accepted is not None:
-                _, indices, numbers, refs, message_ids, code, _ = unit
-                await self._settle_accepted(self.job, indices, numbers, refs, message_ids, code)
-            else:
-                await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
+            await self.ledger.settle_unit(self.job, self._journalled(expand(unit)))
             await self._flush()
 
     async def _flush(self) -> None:
+        if self._accepted is not None:
+            await self._accepted.flush()
         if self._loose:
             loose, self._loose = self._loose, []
             await self.ledger.settle_unit(self.job, self._journalled(loose))

@@ -64,11 +64,12 @@ class Pending(NamedTuple, Generic[M]):
         return recipient_outcome(self, status, reason)
 
 
-def new_pending(position: int, to: str, ref: Any, message: M) -> Pending[M]:
-    """``Pending(position, to, ref, message)`` without its generated ``__new__`` (a Python
-    function): the hot paths build one per recipient, and ``tuple.__new__`` costs 126 ns
-    against its 267 (measured, Python 3.11). The fields' order is checked at import below."""
-    return _new_tuple(Pending, (position, to, ref, message, None, None))
+def new_pending(position: int, to: str, ref: Any, message: M, content: Any = None) -> Pending[M]:
+    """``Pending(position, to, ref, message, content=content)`` without its generated
+    ``__new__`` (a Python function): the hot paths build one per recipient, and
+    ``tuple.__new__`` costs 126 ns against its 267 (measured, Python 3.11). The fields'
+    order is checked at import below."""
+    return _new_tuple(Pending, (position, to, ref, message, None, content))
 
 
 _new_tuple = tuple.__new__
@@ -132,7 +133,9 @@ class BulkPlan(Generic[M]):
     is the one text of a call that sends it to many numbers (else each item is its own
     content); ``reseq(pending, seqno)`` rebuilds a pending to go with a recorded seqno
     (``None``: the gateway has no idempotency key a resend could reuse);
-    ``expect_reports`` is false where the endpoint sends no delivery report.
+    ``expect_reports`` is false where the endpoint sends no delivery report;
+    ``keeps_content``: ``prepare`` puts each item in its pending's ``content`` already,
+    so a journalled run keeps nothing aside for the ledger's fingerprint.
     """
 
     prepare: Callable[[int, object], Pending[M]]
@@ -146,6 +149,7 @@ class BulkPlan(Generic[M]):
     same_text: str | None = None
     reseq: Callable[[Pending[M], str], Pending[M]] | None = None
     expect_reports: bool = True
+    keeps_content: bool = False
 
 
 class OutcomeSink(Protocol):

@@ -38,9 +38,12 @@ def test_new_pending_is_the_named_tuple_its_constructor_builds() -> None:
 
 def test_the_client_prepares_messages_as_named_tuples_field_for_field() -> None:
     isms = IsmsClient(username="u", password="p", sms_base_urls=["http://127.0.0.1:9"])
-    pending = isms._prepare_sms(None, 3, Sms(to="+60 12-345 6789", text="Hi", ref="x"))
+    sms = Sms(to="+60 12-345 6789", text="Hi", ref="x")
+    pending = isms._prepare_sms(None, 3, sms)
     assert type(pending) is Pending
-    assert pending == Pending(3, "60123456789", "x", ("Hi", Encoding.GSM), None, None)
+    # the item rides along as the content a journalled run's ledger fingerprints
+    assert pending == Pending(3, "60123456789", "x", ("Hi", Encoding.GSM), None, sms)
+    assert pending.content is sms
     numbered = isms._prepare_number(("Hi", Encoding.GSM), 2, "60123456789")
     assert numbered == Pending(2, "60123456789", None, ("Hi", Encoding.GSM), None, None)
 

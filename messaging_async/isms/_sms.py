@@ -46,6 +46,7 @@ class SmsMethods(BaseClient):
             concurrency=self._max_concurrency,
             unit_key=_encoding_of,
             gateway="isms",
+            keeps_content=True,
         )
 
     def _prepare_sms(
@@ -67,7 +68,10 @@ class SmsMethods(BaseClient):
         payload = checked_payload(
             item.text, item.encoding or forced, max_length=_wire.MAX_JSON_TEXT, index=index
         )
-        return new_pending(index, to, item.ref, payload)
+        # The item rides along as the pending's ``content`` (what a journalled run's ledger
+        # fingerprints): one pointer in a slot every pending has, instead of a wrapper
+        # keeping it aside per recipient (see ``Journal.wrap``).
+        return new_pending(index, to, item.ref, payload, item)
 
     def _prepare_number(
         self, payload: _SmsPayload, index: int, number: object

@@ -1,0 +1,70 @@
+"""The journalled blast's event-loop side, second pass (issues 14/17): each quicker road
+of the journal is held equal to the general one it stands in for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messaging_async import IsmsClient, Sms
+from messaging_async._journal import Journal
+from messaging_async._plan import BulkPlan, Pending
+from messaging_async.ledger import Entry
+
+MESSAGES = [
+    Sms(to="+60 12-345 6789", text="Hi", ref="x"),
+    Sms(to="60123456790", text="Helló ünï", ref=7),
+    Sms(to="60123456791", text="Hi", ref=None),
+]
+
+
+def _client() -> IsmsClient:
+    return IsmsClient(username="u", password="p", sms_base_urls=["http://127.0.0.1:9"])
+
+
+def _journal(plan: BulkPlan[Any]) -> Journal:
+    return Journal(object(), "job", plan, resend_unknown=False)  # type: ignore[arg-type]
+
+
+def _entries_by_the_general_road(isms: IsmsClient) -> list[Entry]:
+    """What the journal built before pendings carried their item: a plan whose prepare
+    keeps nothing, each item kept aside by ``wrap``."""
+    plan = isms._sms_plan(None)
+    general = BulkPlan(
+        prepare=plan.prepare,
+        send_unit=plan.send_unit,
+        unit_size=plan.unit_size,
+        concurrency=plan.concurrency,
+        gateway=plan.gateway,
+        keeps_content=False,
+    )
+    journal = _journal(general)
+    prepare = journal.wrap(general.prepare)
+    assert prepare is not general.prepare  # the general road keeps each item aside
+    unit = [prepare(index, sms)._replace(content=None) for index, sms in enumerate(MESSAGES)]
+    entries = journal._entries(unit)
+    assert journal._contents == {}  # let go of once claimed
+    return entries
+
+
+def test_an_sms_plan_s_pendings_carry_their_item_and_the_journal_keeps_nothing_aside() -> None:
+    isms = _client()
+    plan = isms._sms_plan(None)
+    assert plan.keeps_content
+    journal = _journal(plan)
+    prepare = journal.wrap(plan.prepare)
+    assert prepare is plan.prepare  # no wrapper a recipient
+    unit: list[Pending[Any]] = [prepare(i, sms) for i, sms in enumerate(MESSAGES)]
+    assert [p.content for p in unit] == MESSAGES
+    assert journal._contents == {}
+    entries = journal._entries(unit)
+    assert all(type(entry) is Entry for entry in entries)
+    assert entries == _entries_by_the_general_road(isms)
+    for entry, sms, pending in zip(entries, MESSAGES, unit, strict=True):
+        assert entry._asdict() == {
+            "position": pending.position,
+            "to": pending.to,
+            "ref": sms.ref,
+            "content": sms,
+            "seqno": None,
+        }
+        assert entry.content is sms
