@@ -35,9 +35,11 @@ Optional too: ``settle_accepted(job, indices, numbers, refs, message_ids, code)`
 same as ``settle_unit`` of the outcomes of a unit every recipient of which the gateway
 accepted with one ``code`` (``accepted``, no reason, request id or seqno, not
 ``from_ledger``), given as columns in unit order, so that no ``Outcome`` need be made for
-it; the runner uses it for such a unit (an iSMS chunk accepted whole) where it exists
-(``SqliteLedger`` writes the rows from the columns; ``PostgresLedger`` makes the outcomes
-in its worker thread and settles them).
+it; one call may carry several such units, one after the other, when they share the code
+(the runner gathers the units whose answers came while the last call was under way); the
+runner uses it for such a unit (an iSMS chunk accepted whole) where it exists
+(``SqliteLedger`` writes the rows from the columns, in its writer process by default;
+``PostgresLedger`` makes the outcomes in its worker thread and settles them).
 
 Optional too: ``read_ahead(job, first, count)``, for a resumed job: the rows an earlier
 run settled at those input positions, as an object like ``_settled.Ahead``, or ``None``
