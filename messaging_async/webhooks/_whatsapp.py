@@ -10,6 +10,7 @@ always the whole decoded object) and status receipts of messages you sent
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import WebhookError
@@ -154,6 +155,7 @@ def _whatsapp_event(
         if own.text is not None:
             text = own.text
     get = found.get  # the values as found (scalars), each field's as a string
+    when = get("timestamp")
     return new_inbound(
         None if (sender := get("sender")) is None else str(sender),
         None if (recipient := get("recipient")) is None else str(recipient),
@@ -161,7 +163,11 @@ def _whatsapp_event(
         None if (kind := get("type")) is None else str(kind),  # type
         text,
         None if (media_url := get("media_url")) is None else str(media_url),
-        _timestamp(get("timestamp")),
+        # Epoch seconds as a string, the usual form, read here as ``_timestamp`` reads
+        # it: a call and its two checks less (a property test holds the two equal).
+        datetime.fromtimestamp(int(when), UTC)
+        if type(when) is str and when.isdecimal() and 9 <= len(when) <= 10
+        else _timestamp(when),
         data,  # raw
     )
 
