@@ -39,9 +39,9 @@ def decoded_payload(
         # ``_response_parameter`` reads it: a frame and its type tests less.
         text = str(body, "utf-8")
         if text.startswith("response=") and "&" not in text:
-            encoded = _unquoted_base64(text[9:]).strip()
-            if encoded:
-                return _decode_response(encoded)
+            value = _unquoted_base64(text[9:]).strip()
+            if value:
+                return _decode_response(value)
     encoded = _response_parameter(body, content_type, max_bytes)
     if encoded is None and query is not None:
         encoded = _get(_lowered(params_of(query, max_bytes)), "response")
