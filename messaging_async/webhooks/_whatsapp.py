@@ -232,8 +232,15 @@ def _index(scope: dict[str, Any]) -> _Index:
                         known = _know(key)
                     name, named = known
                     if type(value) in _CONTAINERS:
-                        if name in _NOTED and _note_container(index, node, name, value):
-                            continue
+                        if name in _NOTED:
+                            if type(value) is dict:  # a ``text`` object (Meta's), here:
+                                # _note_container's frame, 1,000 instructions, less
+                                if name == "text" and index.text is None:
+                                    body = value.get("body")
+                                    if isinstance(body, str):
+                                        index.text = body
+                            elif _note_container(index, node, name, value):
+                                continue
                         deeper.append(value)
                         continue
                     if named is None:
@@ -275,17 +282,10 @@ def _know(key: Any) -> _Known:
     return known
 
 
-def _note_container(
-    index: _Index, node: dict[str, Any], name: str, value: dict[str, Any] | list[Any]
-) -> bool:
-    """Note a Meta-style ``messages`` list (of objects), a ``statuses`` list, or a ``text``
-    object holding the message's ``body``; whether the walk must stay out of ``value``."""
-    if not isinstance(value, list):
-        if name == "text" and index.text is None:
-            body = value.get("body")
-            if isinstance(body, str):
-                index.text = body
-        return False
+def _note_container(index: _Index, node: dict[str, Any], name: str, value: list[Any]) -> bool:
+    """Note a Meta-style ``messages`` list (of objects) or a ``statuses`` list; whether the
+    walk must stay out of ``value``. (A ``text`` object holding the message's ``body`` is
+    noted by ``_index`` itself.)"""
     if name == "statuses":
         index.statuses.append((node, value))
         return True
