@@ -223,3 +223,19 @@ def test_the_form_body_as_bytes_reads_as_the_general_reading(
             return f"WebhookError: {exc}"
 
     assert read(body.encode()) == read(body)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_form_body_as_bytes_is_held_to_the_size_limit_as_the_text_is(over: int) -> None:
+    """At the limit both readings accept the body; one byte over, both refuse it (413)."""
+    body = "response=" + _form_value(json.dumps({"from": "60123456789"}).encode(), ["escaped"])
+    limit = len(body) - over
+
+    def read(given: bytes | str) -> object:
+        try:
+            return _guarded(decoded_payload, given, None, None, limit)
+        except WebhookError as exc:
+            return f"WebhookError: {exc} {exc.too_large}"
+
+    assert read(body.encode()) == read(body)
+    assert (read(body) == {"from": "60123456789"}) is (over == 0)
