@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import WebhookError
-from messaging_async.webhooks import _parsers
+from messaging_async.webhooks import _parsers, parse_isms_whatsapp_callback
 from messaging_async.webhooks._parsers import (
     MAX_FIELDS,
     _get,
@@ -239,3 +239,19 @@ def test_the_form_body_as_bytes_is_held_to_the_size_limit_as_the_text_is(over: i
 
     assert read(body.encode()) == read(body)
     assert (read(body) == {"from": "60123456789"}) is (over == 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"body": "first", "text": {"body": "second"}}, "first"),
+        ({"text": {"body": "first"}, "caption": "second"}, "first"),
+        ({"text": {"body": "first"}, "x": {"text": {"body": "second"}}}, "first"),
+        ({"text": {"body": 5}, "x": {"text": {"body": "found"}}}, "found"),
+    ],
+)
+def test_the_first_text_found_is_the_message_text(payload: dict[str, Any], text: str) -> None:
+    """A ``text`` object's body, noted by the walk itself, counts only while no text has
+    been found, as any other text name does."""
+    body = "response=" + base64.b64encode(json.dumps(payload).encode()).decode()
+    assert parse_isms_whatsapp_callback(body).messages[0].text == text
