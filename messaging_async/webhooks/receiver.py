@@ -215,11 +215,15 @@ class WebhookReceiver:
                 length, content_type = body_headers(scope)
                 # Asked once for the body read and the handler (``step_within``).
                 asyncio_here = None if self._body_timeout is None else on_asyncio()
+                # The whole body, appended to ``got``, within ``body_timeout`` seconds in
+                # all (a body trickling in byte by byte would never trip a per-read
+                # timeout); here rather than in a helper: a frame less per POST.
                 got: list[bytes] = []
-                rest = self._body(receive, length, got, asyncio_here)
+                reading = read_body(receive, self._max_body, length, got)
+                rest = step_within(reading, self._body_timeout, time.perf_counter(), asyncio_here)
                 if rest is not None:  # the body is still arriving
                     return self._answer_after_body(
-                        rest, got, route, content_type, query, path, asyncio_here
+                        _finish_body(rest), got, route, content_type, query, path, asyncio_here
                     )
                 body = got[0]
             else:
@@ -362,17 +366,6 @@ class WebhookReceiver:
         except Exception as exc:
             what = "complete" if done else "release"
             logger.error("the de-duplication store's %s failed: %s", what, type(exc).__name__)
-
-    def _body(
-        self, receive: Receive, length: int, into: list[bytes], asyncio_here: bool | None
-    ) -> Awaitable[Any] | None:
-        """The whole body, appended to ``into``, within ``body_timeout`` seconds in all (a
-        body trickling in byte by byte would never trip a per-read timeout); ``length`` is
-        its Content-Length. ``None`` when it was read at once (the usual callback: the
-        server has it already), else what to await for the rest."""
-        reading = read_body(receive, self._max_body, length, into)
-        rest = step_within(reading, self._body_timeout, time.perf_counter(), asyncio_here)
-        return None if rest is None else _finish_body(rest)
 
     def _address_allowed(self, scope: Scope) -> bool:
         if self._networks is None:
