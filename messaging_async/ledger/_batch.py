@@ -62,10 +62,23 @@ class Batcher:
     per event loop: its events and its limiter belong to that loop.
     """
 
-    def __init__(self, run_trip: Callable[[list[Call[Any]]], None]):
+    def __init__(
+        self,
+        run_trip: Callable[[list[Call[Any]]], Any],
+        *,
+        in_thread: bool = True,
+        under_way: int = 1,
+    ):
+        """``run_trip``: a function run in a worker thread, or, ``in_thread=False``, a
+        coroutine function awaited on the loop (the writer process's pipes).
+        ``under_way``: how many trips may be under way at once; the writer process takes
+        2 (it runs them one after the other, in the order sent: the next is at hand when
+        one ends, rather than a reply's read and the next trip's making later)."""
         self._run_trip = run_trip
+        self._in_thread = in_thread
         self._next: _Group | None = None  # the calls waiting for the next trip
-        self._flushing = False
+        self._running = 0  # trips under way
+        self._under_way = under_way
         self._limiter = anyio.CapacityLimiter(1)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
@@ -77,8 +90,8 @@ class Batcher:
         with anyio.CancelScope(shield=True):
             if len(group.calls) > 1:
                 await group.done.wait()
-            else:  # its first caller runs its trip: now, or when the trip under way ends
-                if self._flushing:
+            else:  # its first caller runs its trip: now, or when a trip under way ends
+                if self._running >= self._under_way:
                     group.turn = anyio.Event()
                     await group.turn.wait()
                 await self._trip(group)
@@ -89,10 +102,13 @@ class Batcher:
 
     async def _trip(self, group: _Group) -> None:
         """Run ``group``'s calls (this caller's among them) in one trip, then hand over."""
-        self._flushing = True
+        self._running += 1
         self._next = None  # calls from now on wait for the trip after this one
         try:
-            await anyio.to_thread.run_sync(self._run_trip, group.calls, limiter=self._limiter)
+            if self._in_thread:
+                await anyio.to_thread.run_sync(self._run_trip, group.calls, limiter=self._limiter)
+            else:
+                await self._run_trip(group.calls)
         except BaseException as exc:  # the trip itself failed (its commit): so did its calls
             for call in group.calls:
                 if call.error is None:
@@ -101,9 +117,7 @@ class Batcher:
             for call in group.calls:
                 call.finished = True
             group.done.set()
+            self._running -= 1
             waiting = self._next
-            if waiting is not None:
-                assert waiting.turn is not None  # its first caller waits for its turn
+            if waiting is not None and waiting.turn is not None:  # its first caller's turn
                 waiting.turn.set()
-            else:
-                self._flushing = False

@@ -31,13 +31,15 @@ class SqliteLedger(ThreadedLedger):
     alive without renewing (each unit it writes renews it). ``report_horizon``: after how
     long an accepted message without a delivery report counts as ``no_report``.
 
-    ``writer``: where a job's units are written. ``"process"`` (the default): in a writer
-    process of its own, started at the ledger's first job (``_writer.main`` run by this
-    interpreter, ended with the ledger): SQLite's work and its
-    bindings are off this process's GIL, so a journalled blast costs the event loop little
-    more than a plain one. ``"thread"``: in worker threads of this process (also what a
-    frozen application, an interpreter without ``sys.executable``, or an in-memory
-    database gets). Keyed single sends, delivery reports and queries are always answered
+    ``writer``: where a job's units are written. ``"process"``: in a writer process of its
+    own, started at the ledger's first job (``_writer.main`` run by this interpreter, ended
+    with the ledger): SQLite's work and its bindings are off this process's GIL and on
+    another CPU, so a journalled blast costs your process about a third less CPU and goes
+    faster. ``"thread"``: in worker threads of this process (also what a frozen
+    application, an interpreter without ``sys.executable`` or an in-memory database
+    gets). ``"auto"`` (the default): a process where this process may run on two CPUs or
+    more, else threads (on one CPU the two would only take turns). Keyed single sends,
+    delivery reports and queries are always answered
     in this process.
     """
 
@@ -49,10 +51,10 @@ class SqliteLedger(ThreadedLedger):
         lease_seconds: float = 120.0,
         report_horizon: timedelta = timedelta(hours=72),
         clock: Callable[[], float] = time.time,
-        writer: Literal["process", "thread"] = "process",
+        writer: Literal["auto", "process", "thread"] = "auto",
     ):
-        if writer not in ("process", "thread"):
-            message = f"writer must be 'process' or 'thread', not {writer!r}"
+        if writer not in ("auto", "process", "thread"):
+            message = f"writer must be 'auto', 'process' or 'thread', not {writer!r}"
             raise ValidationError(message, field="writer")
         super().__init__(
             store_text=store_text,
@@ -69,6 +71,8 @@ class SqliteLedger(ThreadedLedger):
 
     def _start_writer(self) -> WriterProcess | None:
         if self.writer == "thread" or self.path in ("", ":memory:") or _frozen():
+            return None
+        if self.writer == "auto" and _cpus() < 2:  # it would take turns with the loop anyway
             return None
         try:
             return WriterProcess(
@@ -105,3 +109,11 @@ def _frozen() -> bool:
     """Whether this interpreter cannot run ``_writer.main``: a frozen
     application's ``sys.executable`` is the application itself."""
     return not sys.executable or bool(getattr(sys, "frozen", False))
+
+
+def _cpus() -> int:
+    """How many CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

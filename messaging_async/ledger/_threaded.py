@@ -32,7 +32,7 @@ from ._db import Connection
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._store import Store
-from ._writer_client import Encoded, WriterProcess
+from ._writer_client import Encoded, Lane, WriterProcess
 
 __all__ = ["ThreadedLedger"]
 
@@ -133,7 +133,7 @@ class ThreadedLedger:
         return await self._batched_by(self._open_store, function, *args)  # type: ignore[no-any-return]
 
     async def _batched_by(
-        self, target: Store | WriterProcess, function: Callable[..., Any], *args: Any
+        self, target: Store | Lane, function: Callable[..., Any], *args: Any
     ) -> Any:
         """``function(*args)`` in the next trip of ``target``'s ``run_trip``."""
         try:
@@ -143,7 +143,11 @@ class ThreadedLedger:
             _BATCHERS.set(batchers)
         batcher = batchers.get(target)
         if batcher is None:
-            batcher = batchers[target] = Batcher(target.run_trip)
+            batcher = batchers[target] = (
+                Batcher(target.run_trip)
+                if isinstance(target, Store)
+                else Batcher(target.run_trip, in_thread=False, under_way=2)
+            )
         return await batcher.call(function, *args)
 
     async def _unit(self, local: Callable[..., T], remote: Callable[..., Encoded], *args: Any) -> T:
@@ -153,7 +157,7 @@ class ThreadedLedger:
         writer = self._writer
         if writer is None:
             return await self._batched_by(store, local, *args)  # type: ignore[no-any-return]
-        return await self._batched_by(writer, remote, *args)  # type: ignore[no-any-return]
+        return await self._batched_by(writer.lane(remote), remote, *args)  # type: ignore[no-any-return]
 
     @property
     def _open_store(self) -> Store:
@@ -173,9 +177,7 @@ class ThreadedLedger:
             run = store.run_of(job)
             try:
                 with anyio.CancelScope(shield=True):  # the child knows the run, or is told no
-                    await anyio.to_thread.run_sync(
-                        writer.adopt, job, run.job_id, run.run_id, run.gateway, run.fresh
-                    )
+                    await writer.adopt(job, run.job_id, run.run_id, run.gateway, run.fresh)
             except BaseException:
                 await self._run(store.close_job, job)
                 raise
@@ -187,7 +189,7 @@ class ThreadedLedger:
         writer = self._writer
         if writer is not None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(writer.drop, job)
+                await writer.drop(job)
         await self._run(self._open_store.close_job, job)
 
     async def plan(

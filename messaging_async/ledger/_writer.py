@@ -40,24 +40,29 @@ from ._run import Run
 from ._schema import connect, migrate
 from ._store import Store
 
-__all__ = ["OPS", "Settled", "main", "read_frame", "write_frame"]
+__all__ = ["LENGTH", "OPS", "Settled", "frame", "main", "read_frame", "write_frame"]
 
-_LENGTH = struct.Struct("<I")
+LENGTH = struct.Struct("<I")
+"""A frame's length, before it."""
+
+
+def frame(message: object) -> bytes:
+    """``message`` as a frame: its length, then its pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return LENGTH.pack(len(data)) + data
 
 
 def write_frame(stream: IO[bytes], message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)))
-    stream.write(data)
+    stream.write(frame(message))
     stream.flush()
 
 
 def read_frame(stream: IO[bytes]) -> Any:
     """The next frame's message; ``EOFError`` when the other side has gone."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
+    head = stream.read(LENGTH.size)
+    if len(head) < LENGTH.size:
         raise EOFError
-    (length,) = _LENGTH.unpack(head)
+    (length,) = LENGTH.unpack(head)
     data = stream.read(length)
     if len(data) < length:
         raise EOFError

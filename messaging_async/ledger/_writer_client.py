@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+import anyio
 from attrs import evolve
 
 from ..errors import LedgerError
@@ -33,7 +36,7 @@ from ..models import Outcome, Sms
 from ._batch import Call
 from ._fingerprint import canonical
 from ._models import Entry, Plan, key_of
-from ._writer import EntryColumns, read_frame, write_frame
+from ._writer import LENGTH, EntryColumns, frame
 
 __all__ = ["WriterProcess", "begin_unit", "plan", "plan_and_begin", "settle", "settle_accepted"]
 
@@ -143,17 +146,27 @@ starts in 0.06 s instead of 0.32 (``-X importtime``)."""
 class WriterProcess:
     """The writer process of one ``SqliteLedger``, started at its first job.
 
-    Calls from several threads (event loops) are taken one at a time. If the child ends
-    (killed, out of memory), every call from then on is a ``LedgerError`` saying so: what
-    was committed stays committed, and a unit whose claim was not answered is not sent.
+    Its pipes are read and written by the event loop that calls, without blocking: a
+    reply is read as soon as the loop hears it has come. (In a worker thread, the reply
+    waited for the GIL while the loop ran, up to its 5 ms switch interval a trip: a blast's
+    trips, and the units waiting on them, went at that pace: 0.35 of the plain blast,
+    ``benchmarks/ledger_blast.py``.) Loops in several threads take turns (``_lock``).
+
+    If the child ends (killed, out of memory), every call from then on is a
+    ``LedgerError`` saying so: what was committed stays committed, and a unit whose claim
+    was not answered is not sent.
     """
 
     def __init__(self, path: str, *, store_text: bool, lease_seconds: float, clock: Any):
         self._clock = clock
-        self._lock = threading.Lock()
         self._broken: LedgerError | None = None
         self._opening = True  # the answer to "open" is read before the first trip's
         self._parent = os.getpid()  # a forked copy of this process must not write its pipe
+        self._lock = threading.Lock()  # held by the loop with requests under way
+        self._owner: int | None = None  # its thread
+        self._under_way = 0
+        self._sending: anyio.Lock | None = None  # one frame written at a time
+        self._answers: deque[anyio.Event] = deque()  # set for the request answered next
         package = str(Path(__file__).resolve().parents[1])
         self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
             [sys.executable, "-c", _BOOT, package],
@@ -161,62 +174,132 @@ class WriterProcess:
             stdout=subprocess.PIPE,
             close_fds=True,
         )
-        self._send(("open", path, store_text, lease_seconds))
+        assert self._child.stdin is not None
+        assert self._child.stdout is not None
+        self._out, self._in = self._child.stdin.fileno(), self._child.stdout.fileno()
+        os.set_blocking(self._out, False)
+        os.set_blocking(self._in, False)
+        self._pending = frame(("open", path, store_text, lease_seconds))
+        self._claims, self._settles = Lane(self), Lane(self)
 
     @property
     def pid(self) -> int:
         return self._child.pid
 
-    def _send(self, message: object) -> None:
-        assert self._child.stdin is not None
-        write_frame(self._child.stdin, message)
+    def lane(self, encoder: Callable[..., Encoded]) -> Lane:
+        """The trips ``encoder``'s calls go in: claims in trips of their own, apart from
+        settles (a unit waits for its claim before its request can leave; for its settle,
+        nobody waits but the end of the blast), so a claim's trip is not one of settles too."""
+        return self._settles if encoder in (settle, settle_accepted) else self._claims
 
-    def _receive(self) -> Any:
-        assert self._child.stdout is not None
-        ok, value = read_frame(self._child.stdout)
-        if not ok:
-            raise value
-        return value
+    async def request(self, message: object) -> Any:
+        """Send ``message``, return its answer (raise the error it answered with).
 
-    def request(self, message: object) -> Any:
-        """Send ``message``, return its answer (raise the error it answered with)."""
+        Requests of one event loop may be under way together (the child answers them in
+        the order sent); a loop in another thread waits until this loop has none.
+        """
         if os.getpid() != self._parent:
             raise LedgerError(
                 "this ledger's writer process belongs to the process that opened the ledger,"
                 " not to a fork of it: open the ledger in this process"
             )
-        with self._lock:
+        with anyio.CancelScope(shield=True):  # a frame half written would garble the next
+            await self._take_turn()
+            try:
+                turn = await self._send(message)
+                await turn.wait()
+                try:
+                    return await self._answer()
+                finally:
+                    self._answers.popleft()
+                    if self._answers:
+                        self._answers[0].set()
+            finally:
+                self._under_way -= 1
+                if not self._under_way:
+                    self._owner = None
+                    self._lock.release()
+
+    async def _take_turn(self) -> None:
+        """This loop's turn at the pipes: at once if it has requests under way or nobody
+        has (the usual case: one loop), else waited for in a worker thread until the loop
+        in another thread that has requests under way has none."""
+        me = threading.get_ident()  # one loop runs in a thread at a time
+        if self._owner != me:
+            if not self._lock.acquire(blocking=False):
+                await _acquire_in_a_thread(self._lock)
+            self._owner = me
+            self._sending = anyio.Lock()  # this loop's
+        self._under_way += 1
+
+    async def _send(self, message: object) -> anyio.Event:
+        """Write ``message``'s frame whole; the event set when its answer is next."""
+        assert self._sending is not None
+        async with self._sending:
             if self._broken is not None:
                 raise self._broken
             try:
-                if self._opening:
+                if self._opening:  # "open" goes first; its answer is read before any other
                     self._opening = False
-                    try:
-                        self._receive()
-                    except Exception as error:
-                        self._broken = LedgerError(f"the ledger's writer process: {error}")
-                        self._child.kill()
-                        raise self._broken from error
-                self._send(message)
-                return self._receive()
+                    await _write_all(self._out, self._pending)
+                    await self._open_answer()
+                await _write_all(self._out, frame(message))
             except (EOFError, OSError) as error:
-                code = self._child.poll()
-                self._broken = LedgerError(
-                    f"the ledger's writer process (pid {self._child.pid}) ended"
-                    f" (exit code {code}): what it committed is kept; run the job again"
-                )
-                raise self._broken from error
+                raise self._ended(error) from error
+            turn = anyio.Event()
+            self._answers.append(turn)
+            if len(self._answers) == 1:
+                turn.set()
+            return turn
 
-    def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
+    async def _answer(self) -> Any:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            return await self._receive()
+        except (EOFError, OSError) as error:
+            raise self._ended(error) from error
+
+    def _ended(self, error: BaseException) -> LedgerError:
+        """The child is gone: this and every later call fail so."""
+        code = self._child.poll()
+        self._broken = LedgerError(
+            f"the ledger's writer process (pid {self._child.pid}) ended"
+            f" (exit code {code}): what it committed is kept; run the job again"
+        )
+        return self._broken
+
+    async def _open_answer(self) -> None:
+        """The child's answer to "open": a refusal (a file it cannot open) ends it."""
+        try:
+            await self._receive()
+        except (EOFError, OSError):
+            raise
+        except Exception as error:
+            self._broken = LedgerError(f"the ledger's writer process: {error}")
+            self._child.kill()
+            raise self._broken from error
+
+    async def _receive(self) -> Any:
+        head = await _read_exact(self._in, LENGTH.size)
+        ok, value = pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0]))  # noqa: S301 (our child's)
+        if not ok:
+            raise value
+        return value
+
+    async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
-        self.request(("adopt", job, job_id, run_id, gateway, fresh))
+        await self.request(("adopt", job, job_id, run_id, gateway, fresh))
 
-    def drop(self, job: str) -> None:
+    async def drop(self, job: str) -> None:
         """Tell the child the run let go of ``job``: no unit of it is written any more."""
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
-            self.request(("drop", job))
+            await self.request(("drop", job))
 
-    def run_trip(self, calls: list[Call[Any]]) -> None:
+    async def run_trip(self, calls: list[Call[Any]]) -> None:
+        await self.trip(calls)
+
+    async def trip(self, calls: list[Call[Any]]) -> None:
         """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each."""
         sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
         ops = []
@@ -230,7 +313,7 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
-        answers = self.request(("trip", self._clock(), ops))
+        answers = await self.request(("trip", self._clock(), ops))
         for (call, read), (result, error) in zip(sent, answers, strict=True):
             if error is not None:
                 call.error = error
@@ -238,15 +321,69 @@ class WriterProcess:
                 call.result = result if read is None else read(result)
 
     def close(self) -> None:
-        """End the child: its stdin closed, it finishes and exits (killed if it hangs)."""
-        with self._lock:
-            if self._child.stdin is not None:
-                with contextlib.suppress(OSError):  # a child already gone
-                    self._child.stdin.close()
-            try:
-                self._child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-            if self._child.stdout is not None:
-                self._child.stdout.close()
+        """End the child (in a worker thread): its stdin closed, it finishes what it was
+        given and exits (killed if it hangs)."""
+        if self._child.stdin is not None:
+            with contextlib.suppress(OSError):  # a child already gone
+                self._child.stdin.close()
+        try:
+            self._child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+        if self._child.stdout is not None:
+            self._child.stdout.close()
+
+
+async def _acquire_in_a_thread(lock: threading.Lock) -> None:
+    taken: list[bool] = []
+
+    def take() -> None:
+        lock.acquire()
+        taken.append(True)
+
+    try:
+        await anyio.to_thread.run_sync(take)
+    except BaseException:
+        if taken:  # cancelled once it had the lock: it is let go
+            lock.release()
+        raise
+
+
+async def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            await anyio.wait_writable(fd)
+            continue
+        view = view[written:]
+
+
+async def _read_exact(fd: int, count: int) -> bytes:
+    """``count`` bytes from ``fd``, read as they come; ``EOFError`` if it ends first."""
+    chunks: list[bytes] = []
+    while count:
+        try:
+            chunk = os.read(fd, count)
+        except BlockingIOError:
+            await anyio.wait_readable(fd)
+            continue
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        count -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Lane:
+    """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop)."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: WriterProcess):
+        self._writer = writer
+
+    async def run_trip(self, calls: list[Call[Any]]) -> None:
+        await self._writer.trip(calls)

@@ -72,7 +72,7 @@ async def test_a_jobs_units_are_written_by_a_child_not_by_this_process(
 
         monkeypatch.setattr(Store, name, spy)
     entries = sms_entries(5)
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
         plan = await ledger.plan_and_begin_unit("j", entries)
         await ledger.settle_unit("j", accepted(list(plan.send)))
@@ -86,7 +86,7 @@ async def test_a_jobs_units_are_written_by_a_child_not_by_this_process(
 
 
 async def test_a_ledger_that_runs_no_job_starts_no_writer(tmp_path: Path, clock: Clock) -> None:
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.summary("nothing")
         assert ledger._writer is None
 
@@ -153,7 +153,7 @@ async def test_both_writers_decide_and_write_the_same(tmp_path: Path) -> None:
 
 
 async def test_the_childs_errors_arrive_as_the_same_errors(tmp_path: Path, clock: Clock) -> None:
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         with pytest.raises(LedgerError, match="not open"):
             await ledger.begin_unit("j", sms_entries(1))
         await ledger.open_job("j", gateway="isms")
@@ -171,7 +171,7 @@ async def test_a_writer_that_dies_fails_the_job_and_nothing_is_sent(
     tmp_path: Path, clock: Clock
 ) -> None:
     fake = FakeGateway()
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("warm-up", gateway="isms")
         await ledger.close_job("warm-up")
         child = _writer_of(ledger).pid
@@ -182,13 +182,13 @@ async def test_a_writer_that_dies_fails_the_job_and_nothing_is_sent(
                 await isms.send_sms_bulk([Sms(to="60123456789", text="hi")], job="j")
         assert fake.sent == []
         with pytest.raises(LedgerError, match="writer process"):  # and stays failed
-            await ledger.begin_unit("warm-up", sms_entries(1))
+            await ledger.open_job("k", gateway="isms")
 
 
 async def test_ctrl_c_reaches_the_parent_not_the_writer(tmp_path: Path, clock: Clock) -> None:
     """The terminal sends Ctrl-C to the whole process group; the parent's shielded settles
     must still find its writer alive."""
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
         entries = sms_entries(3)
         await ledger.begin_unit("j", entries)
@@ -203,7 +203,7 @@ _ORPHAN = textwrap.dedent(
     from messaging_async import SqliteLedger
 
     async def main():
-        async with SqliteLedger(sys.argv[1]) as ledger:
+        async with SqliteLedger(sys.argv[1], writer="process") as ledger:
             await ledger.open_job("j", gateway="isms")
             print(ledger._writer.pid, flush=True)
             time.sleep(600)
@@ -233,7 +233,7 @@ async def test_where_no_process_can_be_run_units_are_written_in_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
     monkeypatch.setattr(sys, "frozen", True, raising=False)  # a frozen application
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
         await ledger.begin_unit("j", sms_entries(2))
         assert ledger._writer is None
@@ -251,7 +251,7 @@ async def test_a_fork_of_the_process_cannot_write_to_its_writer(
 ) -> None:
     """Two processes writing frames into one pipe would garble both: a fork that inherited
     an open ledger (a pre-forking server) is told to open its own."""
-    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
         parent = os.getpid()
         monkeypatch.setattr(os, "getpid", lambda: parent + 1)
@@ -259,3 +259,16 @@ async def test_a_fork_of_the_process_cannot_write_to_its_writer(
             await ledger.begin_unit("j", sms_entries(1))
         monkeypatch.undo()
         await ledger.begin_unit("j", sms_entries(1))  # the parent's own still works
+
+
+@pytest.mark.parametrize(("cpus", "started"), [(1, False), (2, True)])
+async def test_auto_writes_in_a_process_only_with_a_second_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock, cpus: int, started: bool
+) -> None:
+    """On one CPU a writer process would only take turns with the event loop."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    async with SqliteLedger(tmp_path / "l.db", clock=clock) as ledger:
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", sms_entries(2))
+        assert (ledger._writer is not None) is started
+        assert (await ledger.summary("j")).total == 2
