@@ -1,4 +1,5 @@
-"""Coalescing ledger calls: many tasks' calls, one trip to a worker thread, one commit.
+"""Coalescing ledger calls: many tasks' calls, one trip (to a worker thread, or down the
+writer process's pipe), one commit.
 
 A blast has dozens of units in flight, each calling the ledger two or three times. A
 trip to a worker thread costs far more than most calls' own work, and so does a commit;
@@ -7,8 +8,8 @@ its calls in one transaction (a savepoint per call: a call that fails leaves no 
 does not undo the others). A caller resumes only after the trip's commit: a unit's claim
 is on disk before its request can leave.
 
-Pure anyio: the first caller of a quiet ledger drives the trips (``flush``) until no call
-is waiting; nothing is started in the background, so it runs alike on asyncio and trio.
+Pure anyio: each trip is run by its first caller, who hands the next one over; nothing
+is started in the background, so it runs alike on asyncio and trio.
 A call is never abandoned by its caller's cancellation: the caller waits for it to be
 committed (or to fail), and is cancelled then.
 """

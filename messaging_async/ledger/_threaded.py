@@ -8,7 +8,10 @@ committed whole, or not at all. ``clock`` is for tests (leases, seqno memory and
 without waiting).
 
 ``SqliteLedger`` and ``PostgresLedger`` differ only in how they connect and migrate
-(``_connect``); the statements and the rules are the same code (``_store``).
+(``_connect``); the statements and the rules are the same code (``_store``). A store may
+also have its jobs' units written by a writer process (``_start_writer``: SQLite's), the
+same ``Store`` code in a child, sent trips down a pipe (``_writer_client``); everything
+else stays in this process's threads.
 """
 
 from __future__ import annotations
