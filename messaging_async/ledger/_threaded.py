@@ -29,13 +29,14 @@ from anyio.lowlevel import RunVar
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
-from . import _delivery, _queries, _settled, _writer_client
+from . import _delivery, _queries, _settled, _writer_calls
 from ._batch import Batcher
 from ._db import Connection
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._store import Store
-from ._writer_client import Encoded, Lane, WriterProcess
+from ._writer_calls import Encoded
+from ._writer_client import Lane, WriterProcess
 
 __all__ = ["ThreadedLedger"]
 
@@ -199,13 +200,13 @@ class ThreadedLedger:
         self, job: str, entries: Sequence[Entry], *, resend_unknown: bool = False
     ) -> Plan:
         store = self._open_store
-        return await self._unit(store.plan, _writer_client.plan, job, entries, resend_unknown)
+        return await self._unit(store.plan, _writer_calls.plan, job, entries, resend_unknown)
 
     async def begin_unit(
         self, job: str, entries: Sequence[Entry], *, expect_reports: bool = True
     ) -> None:
         store = self._open_store
-        begin = _writer_client.begin_unit
+        begin = _writer_calls.begin_unit
         await self._unit(store.begin_unit, begin, job, entries, expect_reports)
 
     async def plan_and_begin_unit(
@@ -219,7 +220,7 @@ class ThreadedLedger:
         """``plan``, then ``begin_unit(job, plan.send)`` if there is any, in one trip: the
         runner's unit waits for one commit before its request leaves, not two."""
         store = self._open_store
-        remote = _writer_client.plan_and_begin
+        remote = _writer_calls.plan_and_begin
         args = (job, entries, resend_unknown, expect_reports)
         return await self._unit(store.plan_and_begin, remote, *args)
 
@@ -232,7 +233,7 @@ class ThreadedLedger:
 
     async def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         store = self._open_store
-        await self._unit(store.settle_unit, _writer_client.settle, job, outcomes)
+        await self._unit(store.settle_unit, _writer_calls.settle, job, outcomes)
 
     async def settle_accepted(
         self,
@@ -248,7 +249,7 @@ class ThreadedLedger:
         unless a hook or a stream wants one."""
         store = self._open_store
         columns = (indices, numbers, refs, message_ids, code)
-        await self._unit(store.settle_accepted, _writer_client.settle_accepted, job, *columns)
+        await self._unit(store.settle_accepted, _writer_calls.settle_accepted, job, *columns)
 
     async def claim_key(
         self,

@@ -1,0 +1,115 @@
+"""The calls a ``WriterProcess`` is sent (``_writer_client``), as plain columns.
+
+Each encoder turns a ``Ledger`` call into ``(op, args, read)``: what ``_writer.OPS`` runs
+in the child, and what reads its answer back into the caller's objects.
+
+Refs are sent as plain values: a ``str`` or ``int`` subclass (an enum, say) as the plain
+value that keys the same, anything the ledger cannot key as ``nan`` (refused the same;
+the outcome the child decides for it gets the caller's ref back here), so no class of the
+caller's need be importable in the child.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from attrs import evolve
+
+from ..models import Outcome, Sms
+from ._fingerprint import canonical
+from ._models import Entry, Plan, key_of
+from ._writer import EntryColumns
+
+__all__ = ["Encoded", "begin_unit", "plan", "plan_and_begin", "settle", "settle_accepted"]
+
+Encoded = tuple[str, tuple[Any, ...], Callable[[Any], Any] | None]
+"""A call as sent: its op, its arguments, and what reads its answer (``None``: as is)."""
+
+_POSITION, _TO, _REF, _CONTENT, _SEQNO = map(itemgetter, range(5))  # an Entry's
+_TEXT = attrgetter("text")
+_SETTLED = attrgetter(
+    "index", "to", "status", "code", "reason", "message_id", "request_id", "seqno", "ref"
+)  # what ``_writer.Settled`` reads
+_PLAIN = (type(None), str, int)
+_REFUSED = math.nan  # a ref ``key_of`` refuses, as it refuses the caller's
+
+
+def _plain_ref(ref: Any) -> Any:
+    """A value of a plain type that ``key_of`` keys as it keys ``ref`` (see above)."""
+    key = key_of(ref, 0)
+    if key is None:
+        return _REFUSED
+    return key[2:] if key[0] == "s" else int(key[2:])
+
+
+def _plain_refs(refs: list[Any]) -> tuple[list[Any], bool]:
+    """``refs`` as sent, and whether any was changed (rare: their types checked in C)."""
+    if set(map(type, refs)).issubset(_PLAIN):
+        return refs, False
+    return [ref if type(ref) in _PLAIN else _plain_ref(ref) for ref in refs], True
+
+
+def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
+    refs, changed = _plain_refs(list(map(_REF, entries)))
+    contents = list(map(_CONTENT, entries))
+    texts = set(map(type, contents)) == {Sms}  # the usual unit: its texts, read in C
+    forms = list(map(_TEXT, contents)) if texts else list(map(canonical, contents))
+    positions, numbers = list(map(_POSITION, entries)), list(map(_TO, entries))
+    return (positions, numbers, refs, forms, list(map(_SEQNO, entries)), texts), changed
+
+
+def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
+    """The child's plan, in the caller's entries (``_writer._plan_reply``)."""
+    if answer is None:
+        return Plan(tuple(entries), ())
+    send, outcomes = answer
+    at = {entry.position: entry for entry in entries}
+    chosen = []
+    for position, seqno in send:
+        entry = at[position]
+        chosen.append(entry if entry.seqno == seqno else entry._replace(seqno=seqno))
+    if refs_changed:  # the caller's refs back on the outcomes decided
+        outcomes = [o if o.index not in at else evolve(o, ref=at[o.index].ref) for o in outcomes]
+    return Plan(tuple(chosen), tuple(outcomes))
+
+
+def plan(job: str, entries: Sequence[Entry], resend_unknown: bool) -> Encoded:
+    columns, changed = _columns(entries)
+    return "plan", (job, columns, resend_unknown), partial(_plan_of, entries, changed)
+
+
+def plan_and_begin(
+    job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
+) -> Encoded:
+    columns, changed = _columns(entries)
+    args = (job, columns, resend_unknown, expect_reports)
+    return "plan_and_begin", args, partial(_plan_of, entries, changed)
+
+
+def begin_unit(job: str, entries: Sequence[Entry], expect_reports: bool) -> Encoded:
+    return "begin", (job, _columns(entries)[0], expect_reports), None
+
+
+def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
+    rows = list(map(_SETTLED, outcomes))
+    refs, changed = _plain_refs([row[-1] for row in rows])
+    if changed:
+        rows = [(*row[:-1], ref) for row, ref in zip(rows, refs, strict=True)]
+    return "settle", (job, rows), None
+
+
+def settle_accepted(
+    job: str,
+    indices: Sequence[int],
+    numbers: Sequence[str],
+    refs: Sequence[Any],
+    message_ids: Sequence[str | None],
+    code: int | None,
+) -> Encoded:
+    sent_refs, _ = _plain_refs(list(refs))
+    args = (job, list(indices), list(numbers), sent_refs, list(message_ids), code)
+    return "settle_accepted", args, None
