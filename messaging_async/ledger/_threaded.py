@@ -16,6 +16,7 @@ else stays in this process's threads.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
@@ -74,6 +75,7 @@ class ThreadedLedger:
         self._store: Store | None = None
         self._writer: WriterProcess | None = None
         """Where its jobs' units are written, if not in ``_store`` (``_start_writer``)."""
+        self._starting = threading.Lock()  # one writer, however many jobs open at once
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -114,6 +116,14 @@ class ThreadedLedger:
         """The process to write its jobs' units in, started at the first job (in a worker
         thread); ``None``: they are written in ``_store``, in worker threads."""
         return None
+
+    def _writer_started(self) -> None:
+        """``_writer`` started if it is not yet (in a worker thread). Under a lock: jobs
+        opened at once (two blasts started together) would each start a child, and the
+        first job's run be told to a child the ledger then forgot."""
+        with self._starting:
+            if self._writer is None:
+                self._writer = self._start_writer()
 
     async def aclose(self) -> None:
         """Let go of the jobs this ledger holds and close the file."""
@@ -175,7 +185,7 @@ class ThreadedLedger:
         store = self._open_store
         await self._run(store.open_job, job, gateway, owner or Owner.current())
         if self._writer is None:
-            self._writer = await anyio.to_thread.run_sync(self._start_writer)
+            await anyio.to_thread.run_sync(self._writer_started)
         writer = self._writer
         if writer is not None:
             run = store.run_of(job)
