@@ -6,7 +6,10 @@ in the child, and what reads its answer back into the caller's objects.
 Refs are sent as plain values: a ``str`` or ``int`` subclass (an enum, say) as the plain
 value that keys the same, anything the ledger cannot key as ``nan`` (refused the same;
 the outcome the child decides for it gets the caller's ref back here), so no class of the
-caller's need be importable in the child.
+caller's need be importable in the child. Numbers, texts, seqnos, reasons and ids go as
+``str`` too, and codes as ``int``, whatever subclass the caller gave (a phone-number class
+of its ``__main__``, say): SQLite binds a subclass as the plain value, and the child,
+which cannot import the class, would fail to read the frame.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any
 
 from attrs import evolve
 
-from ..models import Outcome, Sms
+from ..models import Outcome, OutcomeStatus, Sms
 from ._fingerprint import canonical
 from ._models import Entry, Plan, key_of
 from ._writer import EntryColumns
@@ -35,6 +39,7 @@ _SETTLED = attrgetter(
     "index", "to", "status", "code", "reason", "message_id", "request_id", "seqno", "ref"
 )  # what ``_writer.Settled`` reads
 _PLAIN = (type(None), str, int)
+_SENT = frozenset((type(None), str, int, bool, float, bytes))  # read by the child as is
 _REFUSED = math.nan  # a ref ``key_of`` refuses, as it refuses the caller's
 
 
@@ -44,6 +49,24 @@ def _plain_ref(ref: Any) -> Any:
     if key is None:
         return _REFUSED
     return key[2:] if key[0] == "s" else int(key[2:])
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """``values`` as sent: a ``str`` or ``int`` of a subclass as the plain value SQLite
+    binds it as (see above); other values as they are (their types checked in C)."""
+    if set(map(type, values)).issubset(_SENT):
+        return values
+    return [_plain_value(value) for value in values]
+
+
+def _plain_value(value: Any) -> Any:
+    if type(value) in _SENT:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)  # the characters, not what an overridden __str__ says
+    if isinstance(value, int):
+        return int.__index__(value)
+    return value
 
 
 def _plain_refs(refs: list[Any]) -> tuple[list[Any], bool]:
@@ -57,9 +80,9 @@ def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
     refs, changed = _plain_refs(list(map(_REF, entries)))
     contents = list(map(_CONTENT, entries))
     texts = set(map(type, contents)) == {Sms}  # the usual unit: its texts, read in C
-    forms = list(map(_TEXT, contents)) if texts else list(map(canonical, contents))
-    positions, numbers = list(map(_POSITION, entries)), list(map(_TO, entries))
-    return (positions, numbers, refs, forms, list(map(_SEQNO, entries)), texts), changed
+    forms = _plain(list(map(_TEXT, contents))) if texts else list(map(canonical, contents))
+    positions, numbers = list(map(_POSITION, entries)), _plain(list(map(_TO, entries)))
+    return (positions, numbers, refs, forms, _plain(list(map(_SEQNO, entries))), texts), changed
 
 
 def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
@@ -94,11 +117,21 @@ def begin_unit(job: str, entries: Sequence[Entry], expect_reports: bool) -> Enco
     return "begin", (job, _columns(entries)[0], expect_reports), None
 
 
+_KEPT = (2, 8)  # in a settled row: its status (an ``OutcomeStatus``, ours) and its ref
+_SETTLED_TYPES = _SENT | {OutcomeStatus}
+
+
+def _plain_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v if i in _KEPT else _plain_value(v) for i, v in enumerate(row))
+
+
 def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
     rows = list(map(_SETTLED, outcomes))
     refs, changed = _plain_refs([row[-1] for row in rows])
     if changed:
         rows = [(*row[:-1], ref) for row, ref in zip(rows, refs, strict=True)]
+    if not set(map(type, chain.from_iterable(rows))).issubset(_SETTLED_TYPES):  # a caller's class
+        rows = [_plain_row(row) for row in rows]
     return "settle", (job, rows), None
 
 
@@ -111,5 +144,6 @@ def settle_accepted(
     code: int | None,
 ) -> Encoded:
     sent_refs, _ = _plain_refs(list(refs))
-    args = (job, list(indices), list(numbers), sent_refs, list(message_ids), code)
+    numbers, ids = _plain(list(numbers)), _plain(list(message_ids))
+    args = (job, list(indices), numbers, sent_refs, ids, _plain_value(code))
     return "settle_accepted", args, None

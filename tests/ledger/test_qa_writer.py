@@ -3,17 +3,23 @@ children killed, loops in threads; each test here failed before the fix it came 
 
 from __future__ import annotations
 
+import enum
+import sys
+import types
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from attrs import evolve
 
-from messaging_async import SqliteLedger
+from messaging_async import OutcomeStatus, SqliteLedger
+from messaging_async.ledger import Entry
 from messaging_async.ledger._writer_client import WriterProcess
 
 from .conftest import Clock, accepted, sms_entries
-from .test_writer_process import _gone
+from .test_writer_process import _gone, _sends
 
 pytestmark = pytest.mark.anyio
 
@@ -45,3 +51,64 @@ async def test_jobs_opened_at_once_share_one_writer(tmp_path: Path, clock: Clock
         for job in ("a", "b", "c"):
             assert (await ledger.summary(job)).total == 2
     assert all(_gone(writer.pid) for writer in started)
+
+
+def _callers_classes(monkeypatch: pytest.MonkeyPatch) -> tuple[type[str], type[int]]:
+    """A ``str`` and an ``int`` class of a module this process has and the writer process
+    cannot import (as a script's ``__main__`` is, to a child started with ``-c``)."""
+    module = types.ModuleType("qa_callers_own_module")
+
+    class Text(str):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            return "not the characters"
+
+    class Code(enum.IntEnum):
+        OK = 2000
+
+    for cls in (Text, Code):
+        cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
+        setattr(module, cls.__name__, cls)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return Text, Code
+
+
+async def _journal_subclasses(path: Path, writer: str, text: type[str], code: Any) -> Any:
+    clock = Clock()
+    entries = [evolve_entry(e, text) for e in sms_entries(6, refs=True, seqnos=True, text="Hi {n}")]
+    async with SqliteLedger(path, clock=clock, writer=writer, store_text=True) as ledger:  # type: ignore[arg-type]
+        await ledger.open_job("j", gateway="smscom")
+        plan = await ledger.plan_and_begin_unit("j", entries[:3])
+        outcomes = [
+            evolve(o, to=text(o.to), reason=text("fine"), message_id=text("m"), code=code.OK)
+            for o in accepted(list(plan.send))
+        ]
+        await ledger.settle_unit("j", outcomes)
+        await ledger.begin_unit("j", entries[3:])
+        rest = entries[3:]
+        columns = [e.position for e in rest], [e.to for e in rest], [e.ref for e in rest]
+        await ledger.settle_accepted("j", *columns, [text(f"m{e.position}") for e in rest], code.OK)
+        await ledger.close_job("j")
+    return plan, _sends(path, {e.position: e.content for e in entries})
+
+
+def evolve_entry(entry: Entry, text: type[str]) -> Entry:
+    """``entry`` with its number, text and seqno of the caller's ``str`` class."""
+    to, seqno = text(entry.to), text(entry.seqno)
+    content = evolve(entry.content, to=to, text=text(entry.content.text))  # type: ignore[misc, attr-defined]
+    return Entry(entry.position, to, entry.ref, content, seqno)
+
+
+async def test_a_callers_own_str_and_int_classes_are_written_as_by_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers, texts, seqnos, reasons, ids and codes of the caller's own classes: the
+    child cannot unpickle them (it died, and the ledger with it); threads bind them as
+    the plain values, and so must the process."""
+    text, code = _callers_classes(monkeypatch)
+    by_thread = await _journal_subclasses(tmp_path / "t.db", "thread", text, code)
+    by_process = await _journal_subclasses(tmp_path / "p.db", "process", text, code)
+    assert by_process == by_thread
+    assert [row[3] for row in by_process[1]] == [f"6012{n:07d}" for n in range(6)]
+    assert {row[7] for row in by_process[1]} == {OutcomeStatus.ACCEPTED}
