@@ -28,7 +28,15 @@ from ._fingerprint import canonical
 from ._models import Entry, Plan, key_of
 from ._writer import EntryColumns
 
-__all__ = ["Encoded", "begin_unit", "plan", "plan_and_begin", "settle", "settle_accepted"]
+__all__ = [
+    "Encoded",
+    "begin_unit",
+    "plain_value",
+    "plan",
+    "plan_and_begin",
+    "settle",
+    "settle_accepted",
+]
 
 Encoded = tuple[str, tuple[Any, ...], Callable[[Any], Any] | None]
 """A call as sent: its op, its arguments, and what reads its answer (``None``: as is)."""
@@ -56,10 +64,11 @@ def _plain(values: list[Any]) -> list[Any]:
     binds it as (see above); other values as they are (their types checked in C)."""
     if set(map(type, values)).issubset(_SENT):
         return values
-    return [_plain_value(value) for value in values]
+    return [plain_value(value) for value in values]
 
 
-def _plain_value(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """``value`` as sent (``_plain``): a job's name too, in every frame."""
     if type(value) in _SENT:
         return value
     if isinstance(value, str):
@@ -102,19 +111,19 @@ def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
 
 def plan(job: str, entries: Sequence[Entry], resend_unknown: bool) -> Encoded:
     columns, changed = _columns(entries)
-    return "plan", (job, columns, resend_unknown), partial(_plan_of, entries, changed)
+    return "plan", (plain_value(job), columns, resend_unknown), partial(_plan_of, entries, changed)
 
 
 def plan_and_begin(
     job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
 ) -> Encoded:
     columns, changed = _columns(entries)
-    args = (job, columns, resend_unknown, expect_reports)
+    args = (plain_value(job), columns, resend_unknown, expect_reports)
     return "plan_and_begin", args, partial(_plan_of, entries, changed)
 
 
 def begin_unit(job: str, entries: Sequence[Entry], expect_reports: bool) -> Encoded:
-    return "begin", (job, _columns(entries)[0], expect_reports), None
+    return "begin", (plain_value(job), _columns(entries)[0], expect_reports), None
 
 
 _KEPT = (2, 8)  # in a settled row: its status (an ``OutcomeStatus``, ours) and its ref
@@ -122,7 +131,7 @@ _SETTLED_TYPES = _SENT | {OutcomeStatus}
 
 
 def _plain_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(v if i in _KEPT else _plain_value(v) for i, v in enumerate(row))
+    return tuple(v if i in _KEPT else plain_value(v) for i, v in enumerate(row))
 
 
 def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
@@ -132,7 +141,7 @@ def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
         rows = [(*row[:-1], ref) for row, ref in zip(rows, refs, strict=True)]
     if not set(map(type, chain.from_iterable(rows))).issubset(_SETTLED_TYPES):  # a caller's class
         rows = [_plain_row(row) for row in rows]
-    return "settle", (job, rows), None
+    return "settle", (plain_value(job), rows), None
 
 
 def settle_accepted(
@@ -145,5 +154,5 @@ def settle_accepted(
 ) -> Encoded:
     sent_refs, _ = _plain_refs(list(refs))
     numbers, ids = _plain(list(numbers)), _plain(list(message_ids))
-    args = (job, list(indices), numbers, sent_refs, ids, _plain_value(code))
+    args = (plain_value(job), list(indices), numbers, sent_refs, ids, plain_value(code))
     return "settle_accepted", args, None

@@ -25,7 +25,7 @@ import anyio
 from ..errors import LedgerError
 from ._batch import Call
 from ._writer import LENGTH, frame
-from ._writer_calls import Encoded, settle, settle_accepted
+from ._writer_calls import Encoded, plain_value, settle, settle_accepted
 
 __all__ = ["Lane", "WriterProcess"]
 
@@ -189,12 +189,12 @@ class WriterProcess:
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
-        await self.request(("adopt", job, job_id, run_id, gateway, fresh))
+        await self.request(("adopt", plain_value(job), job_id, run_id, gateway, fresh))
 
     async def drop(self, job: str) -> None:
         """Tell the child the run let go of ``job``: no unit of it is written any more."""
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
-            await self.request(("drop", job))
+            await self.request(("drop", plain_value(job)))
 
     async def run_trip(self, calls: list[Call[Any]]) -> None:
         await self.trip(calls)

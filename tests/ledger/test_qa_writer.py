@@ -112,3 +112,18 @@ async def test_a_callers_own_str_and_int_classes_are_written_as_by_threads(
     assert by_process == by_thread
     assert [row[3] for row in by_process[1]] == [f"6012{n:07d}" for n in range(6)]
     assert {row[7] for row in by_process[1]} == {OutcomeStatus.ACCEPTED}
+
+
+async def test_a_job_named_by_a_callers_own_str_class_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """The job's name goes in every frame (adopt, drop, each call): as a plain ``str``."""
+    text, _ = _callers_classes(monkeypatch)
+    job = text("campaign-7")
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job(job, gateway="isms")
+        entries = sms_entries(3)
+        plan = await ledger.plan_and_begin_unit(job, entries)
+        await ledger.settle_unit(job, accepted(list(plan.send)))
+        await ledger.close_job(job)
+        assert (await ledger.summary("campaign-7")).outcomes[OutcomeStatus.ACCEPTED] == 3
