@@ -40,7 +40,7 @@ from ._run import Run
 from ._schema import connect, migrate
 from ._store import Store
 
-__all__ = ["LENGTH", "OPS", "Settled", "frame", "main", "read_frame", "write_frame"]
+__all__ = ["LENGTH", "OPS", "Settled", "frame", "load", "main", "read_frame", "write_frame"]
 
 LENGTH = struct.Struct("<I")
 """A frame's length, before it."""
@@ -57,8 +57,8 @@ def write_frame(stream: IO[bytes], message: object) -> None:
     stream.flush()
 
 
-def read_frame(stream: IO[bytes]) -> Any:
-    """The next frame's message; ``EOFError`` when the other side has gone."""
+def read_frame(stream: IO[bytes]) -> bytes:
+    """The next frame's pickle; ``EOFError`` when the other side has gone."""
     head = stream.read(LENGTH.size)
     if len(head) < LENGTH.size:
         raise EOFError
@@ -66,7 +66,19 @@ def read_frame(stream: IO[bytes]) -> Any:
     data = stream.read(length)
     if len(data) < length:
         raise EOFError
-    return pickle.loads(data)  # noqa: S301 (our own parent's frames, on a private pipe)
+    return data
+
+
+def load(data: bytes) -> Any:
+    """A frame's message. One that cannot be unpickled here (a class of the caller's
+    that this process cannot import) is a ``LedgerError`` for its request alone: the frame
+    was read whole, so the next one is read as usual (the child used to die of it, and
+    the ledger with it). The error says what kind of failure, never the value."""
+    try:
+        return pickle.loads(data)  # noqa: S301 (our own parent's frames, on a private pipe)
+    except Exception as error:
+        message = f"the ledger's writer process could not read a call: {type(error).__name__}"
+        raise LedgerError(message) from None
 
 
 # -- the calls, as sent (see ``_writer_client`` for the other side) ------------------------
@@ -226,11 +238,11 @@ def main() -> None:
     try:
         while True:
             try:
-                message = read_frame(frames_in)
+                data = read_frame(frames_in)
             except EOFError:
                 return
             try:
-                reply: tuple[bool, Any] = (True, writer.answer(message))
+                reply: tuple[bool, Any] = (True, writer.answer(load(data)))
             except Exception as error:
                 reply = (False, _portable(error))
             try:

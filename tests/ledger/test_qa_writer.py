@@ -14,12 +14,12 @@ import anyio
 import pytest
 from attrs import evolve
 
-from messaging_async import OutcomeStatus, SqliteLedger
+from messaging_async import LedgerError, OutcomeStatus, SqliteLedger
 from messaging_async.ledger import Entry
 from messaging_async.ledger._writer_client import WriterProcess
 
 from .conftest import Clock, accepted, sms_entries
-from .test_writer_process import _gone, _sends
+from .test_writer_process import _gone, _sends, _writer_of
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +127,22 @@ async def test_a_job_named_by_a_callers_own_str_class_is_written(
         await ledger.settle_unit(job, accepted(list(plan.send)))
         await ledger.close_job(job)
         assert (await ledger.summary("campaign-7")).outcomes[OutcomeStatus.ACCEPTED] == 3
+
+
+async def test_a_frame_the_child_cannot_read_fails_its_request_not_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """Whatever else of the caller's reaches a frame (a clock's own number class, say):
+    the child read the whole frame, so it answers that request with an error and goes
+    on, rather than dying and failing the ledger for good."""
+    text, _ = _callers_classes(monkeypatch)
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        writer = _writer_of(ledger)
+        with pytest.raises(LedgerError, match="could not read") as refused:
+            await writer.request(("drop", text("secret text")))
+        assert "secret text" not in str(refused.value)
+        entries = sms_entries(2)
+        await ledger.begin_unit("j", entries)
+        await ledger.settle_unit("j", accepted(entries))
+        assert (await ledger.summary("j")).outcomes[OutcomeStatus.ACCEPTED] == 2
