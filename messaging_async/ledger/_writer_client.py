@@ -107,9 +107,12 @@ class WriterProcess:
             await self._take_turn()
             try:
                 turn = await self._send(message)
-                await turn.wait()
                 try:
-                    return await self._answer()
+                    await turn.wait()
+                    ok, value = await self._answer()
+                except BaseException:
+                    self._out_of_step()
+                    raise
                 finally:
                     self._answers.popleft()
                     if self._answers:
@@ -119,6 +122,9 @@ class WriterProcess:
                 if not self._under_way:
                     self._owner = None
                     self._lock.release()
+        if not ok:
+            raise value
+        return value
 
     async def _take_turn(self) -> None:
         """This loop's turn at the pipes: at once if it has requests under way or nobody
@@ -146,19 +152,35 @@ class WriterProcess:
                 await _write_all(self._out, frame(message))
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
+            except BaseException:  # a frame half written, or an answer to "open" unread
+                self._out_of_step()
+                raise
             turn = anyio.Event()
             self._answers.append(turn)
             if len(self._answers) == 1:
                 turn.set()
             return turn
 
-    async def _answer(self) -> Any:
+    async def _answer(self) -> tuple[bool, Any]:
+        """The next answer, read whole: ``(True, result)`` or ``(False, error)``."""
         if self._broken is not None:
             raise self._broken
         try:
             return await self._receive()
         except (EOFError, OSError) as error:
             raise self._ended(error) from error
+
+    def _out_of_step(self) -> None:
+        """A request interrupted between its frame and its answer (``KeyboardInterrupt``,
+        which trio raises at any checkpoint, or its loop's end): its answer, or the rest
+        of a frame, is left in a pipe, and would be read as the next request's (a unit's
+        plan given to another). Every call from then on fails so; the child finishes what
+        it was sent, and ends with the ledger."""
+        if self._broken is None:
+            self._broken = LedgerError(
+                f"the ledger's writer process (pid {self._child.pid}) was interrupted"
+                " mid-request: what it committed is kept; open the ledger again to go on"
+            )
 
     def _ended(self, error: BaseException) -> LedgerError:
         """The child is gone: this and every later call fail so."""
@@ -171,21 +193,15 @@ class WriterProcess:
 
     async def _open_answer(self) -> None:
         """The child's answer to "open": a refusal (a file it cannot open) ends it."""
-        try:
-            await self._receive()
-        except (EOFError, OSError):
-            raise
-        except Exception as error:
+        ok, error = await self._receive()
+        if not ok:
             self._broken = LedgerError(f"the ledger's writer process: {error}")
             self._child.kill()
             raise self._broken from error
 
-    async def _receive(self) -> Any:
+    async def _receive(self) -> tuple[bool, Any]:
         head = await _read_exact(self._in, LENGTH.size)
-        ok, value = pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0]))  # noqa: S301 (our child's)
-        if not ok:
-            raise value
-        return value
+        return pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0]))  # type: ignore[no-any-return]  # noqa: S301 (our child's)
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""

@@ -15,7 +15,7 @@ import pytest
 from attrs import evolve
 
 from messaging_async import LedgerError, OutcomeStatus, SqliteLedger
-from messaging_async.ledger import Entry
+from messaging_async.ledger import Entry, _writer_client
 from messaging_async.ledger._writer_client import WriterProcess
 
 from .conftest import Clock, accepted, sms_entries
@@ -146,3 +146,28 @@ async def test_a_frame_the_child_cannot_read_fails_its_request_not_the_writer(
         await ledger.begin_unit("j", entries)
         await ledger.settle_unit("j", accepted(entries))
         assert (await ledger.summary("j")).outcomes[OutcomeStatus.ACCEPTED] == 2
+
+
+async def test_a_request_interrupted_before_its_answer_leaves_no_answer_to_misread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """Ctrl-C lands mid-request (trio raises ``KeyboardInterrupt`` at any checkpoint;
+    ``anyio.run`` then returns, and the ledger may be used by the next one): its answer,
+    left in the pipe, was read as the answer to the next request, a unit's plan given to
+    another. The writer refuses every call from then on instead."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        real = _writer_client._read_exact
+        interrupted: list[bool] = []
+
+        async def interrupting(fd: int, count: int) -> bytes:
+            if not interrupted:
+                interrupted.append(True)
+                raise KeyboardInterrupt
+            return await real(fd, count)
+
+        monkeypatch.setattr(_writer_client, "_read_exact", interrupting)
+        with pytest.raises(KeyboardInterrupt):
+            await ledger.plan("j", sms_entries(2))
+        with pytest.raises(LedgerError, match="interrupted"):
+            await ledger.plan_and_begin_unit("j", sms_entries(2, start=5))
