@@ -18,8 +18,9 @@ pickles are the parent's own. A frame is one of ``("open", path, store_text, lea
 ``("drop", job)`` (the run let go of it),
 ``("trip", now, [(op, payload), …])`` (the calls of one ``Batcher`` trip, in one
 transaction, each answered ``(result, error)``); every frame gets one answer frame. The
-child writes nothing else to stdout, ignores Ctrl-C (the terminal sends it to the whole
-process group, and the parent's shielded settles must still land), and exits when its
+child writes nothing else to stdout, ignores Ctrl-C and SIGTERM (the terminal sends Ctrl-C
+to the whole process group, systemd its SIGTERM to the whole service, and the parent,
+which takes both as "stop", must still land its shielded settles), and exits when its
 stdin ends: the parent closed it, or died (a SIGKILLed blast leaves no writer behind; the
 trip under way, if any, commits or rolls back whole first).
 """
@@ -231,7 +232,8 @@ class _Writer:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in (signal.SIGINT, signal.SIGTERM):  # to the group: the parent's to take
+        signal.signal(number, signal.SIG_IGN)
     frames_in, frames_out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the parent's pipe
     writer = _Writer()

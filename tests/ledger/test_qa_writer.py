@@ -4,6 +4,8 @@ children killed, loops in threads; each test here failed before the fix it came 
 from __future__ import annotations
 
 import enum
+import os
+import signal
 import sys
 import types
 from functools import partial
@@ -171,3 +173,21 @@ async def test_a_request_interrupted_before_its_answer_leaves_no_answer_to_misre
             await ledger.plan("j", sms_entries(2))
         with pytest.raises(LedgerError, match="interrupted"):
             await ledger.plan_and_begin_unit("j", sms_entries(2, start=5))
+
+
+async def test_sigterm_to_the_whole_group_leaves_the_writer_to_the_parent(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """systemd (``KillMode=control-group``) and ``kill -TERM -PGID`` send SIGTERM to every
+    process of the service; the CLI takes it as Ctrl-C and settles what is in flight, so
+    its writer must still be there (it ends when the parent does: its stdin ends)."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        entries = sms_entries(3)
+        await ledger.begin_unit("j", entries)
+        child = _writer_of(ledger).pid
+        os.kill(child, signal.SIGTERM)
+        assert not _gone(child, within=1)
+        await ledger.settle_unit("j", accepted(entries))
+        assert (await ledger.summary("j")).outcomes[OutcomeStatus.ACCEPTED] == 3
+    assert _gone(child)
