@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,7 @@ class WriterProcess:
         os.set_blocking(self._in, False)
         self._pending = frame(("open", path, store_text, lease_seconds))
         self._claims, self._settles = Lane(self), Lane(self)
+        _LIVE.add(self)
 
     @property
     def pid(self) -> int:
@@ -249,6 +251,27 @@ class WriterProcess:
             self._child.wait()
         if self._child.stdout is not None:
             self._child.stdout.close()
+
+
+_LIVE: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
+"""This process's writers, for a fork of it to let go of their pipes."""
+
+
+def _let_go_in_a_fork() -> None:
+    """In a forked copy of this process: close its copies of every writer's pipes. The
+    writer ends when its stdin does; a fork holding a copy (a pre-forking server's worker,
+    a ``multiprocessing`` fork) kept it from ending: ``aclose`` waited 30 s and killed it,
+    and a parent that died left it running as long as the fork lived. The fork cannot use
+    them anyway (``request``)."""
+    for writer in list(_LIVE):
+        for pipe in (writer._child.stdin, writer._child.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_let_go_in_a_fork)
 
 
 async def _acquire_in_a_thread(lock: threading.Lock) -> None:

@@ -7,12 +7,15 @@ import enum
 import os
 import signal
 import sys
+import time
 import types
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from attrs import evolve
 
@@ -191,3 +194,37 @@ async def test_sigterm_to_the_whole_group_leaves_the_writer_to_the_parent(
         await ledger.settle_unit("j", accepted(entries))
         assert (await ledger.summary("j")).outcomes[OutcomeStatus.ACCEPTED] == 3
     assert _gone(child)
+
+
+def _fork_sleeping(seconds: float) -> int:
+    """A forked copy of this process that sleeps (as a pre-forking server's worker or a
+    ``multiprocessing`` fork would live on), holding whatever descriptors it inherited."""
+    with warnings.catch_warnings():  # 3.12+: fork() of a process with threads warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover (the copy)
+        time.sleep(seconds)
+        os._exit(0)
+    return pid
+
+
+async def test_a_fork_after_the_writer_started_does_not_hold_its_pipe(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A fork inherited the writer's stdin: the writer never saw it end, so ``aclose``
+    waited its 30 s and killed it, and a parent killed left it running while the fork
+    lived. The fork lets go of the pipes (it cannot use them anyway)."""
+    ledger = SqliteLedger(tmp_path / "l.db", clock=clock, writer="process")
+    async with ledger:
+        await ledger.open_job("j", gateway="isms")
+        child = _writer_of(ledger).pid
+        fork = _fork_sleeping(120)
+        try:
+            await ledger.begin_unit("j", sms_entries(2))
+            started = time.monotonic()
+            await ledger.aclose()
+            assert time.monotonic() - started < 20  # not the 30 s of a writer killed
+            assert _gone(child, within=1)
+        finally:
+            os.kill(fork, signal.SIGKILL)
+            await anyio.to_thread.run_sync(os.waitpid, fork, 0)
