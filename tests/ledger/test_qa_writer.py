@@ -228,3 +228,21 @@ async def test_a_fork_after_the_writer_started_does_not_hold_its_pipe(
         finally:
             os.kill(fork, signal.SIGKILL)
             await anyio.to_thread.run_sync(os.waitpid, fork, 0)
+
+
+async def test_the_writer_imports_nothing_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """``python -c`` puts the working directory first on ``sys.path``: a ``types.py`` or
+    ``signal.py`` of the user's project there (where the parent, run as a script or an
+    installed command, never looks) was imported by the writer in place of the standard
+    library's, and killed it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("types", "signal", "pickle"):
+        (project / f"{name}.py").write_text('raise SystemExit("not the standard library")\n')
+    monkeypatch.chdir(project)
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        await ledger.begin_unit("j", sms_entries(2))
+        assert (await ledger.summary("j")).total == 2
