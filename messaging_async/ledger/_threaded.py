@@ -129,6 +129,7 @@ class ThreadedLedger:
         """Let go of the jobs this ledger holds and close the file."""
         store, self._store = self._store, None
         writer, self._writer = self._writer, None
+        _forget_batchers(store, *(writer.lanes if writer is not None else ()))
         with anyio.CancelScope(shield=True):
             if writer is not None:  # its last trip lands before the jobs are let go
                 await anyio.to_thread.run_sync(writer.close)
@@ -334,6 +335,19 @@ class ThreadedLedger:
 
     async def find(self, *, message_id: str, gateway: str) -> tuple[LedgerRecord, ...]:
         return tuple(await self._run(self._read, _find, message_id, gateway))
+
+
+def _forget_batchers(*targets: Any) -> None:
+    """This loop's batchers of a ledger closed let go: each holds its store or lane, and
+    with them the store's connection and the writer's pipes, closed but kept for as long
+    as the loop runs (a long-lived loop that opens a ledger a tenant or a day). Another
+    loop's are let go with that loop."""
+    try:
+        batchers = _BATCHERS.get()
+    except LookupError:
+        return
+    for target in targets:
+        batchers.pop(target, None)
 
 
 def _close(store: Store) -> None:

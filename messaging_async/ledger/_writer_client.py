@@ -90,6 +90,10 @@ class WriterProcess:
     def pid(self) -> int:
         return self._child.pid
 
+    @property
+    def lanes(self) -> tuple[Lane, Lane]:
+        return self._claims, self._settles
+
     def lane(self, encoder: Callable[..., Encoded]) -> Lane:
         """The trips ``encoder``'s calls go in: claims in trips of their own, apart from
         settles (a unit waits for its claim before its request can leave; for its settle,

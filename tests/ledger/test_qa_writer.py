@@ -246,3 +246,27 @@ async def test_the_writer_imports_nothing_from_the_working_directory(
         await ledger.open_job("j", gateway="isms")
         await ledger.begin_unit("j", sms_entries(2))
         assert (await ledger.summary("j")).total == 2
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_ledgers_closed_are_not_kept_by_the_event_loop(
+    tmp_path: Path, clock: Clock, writer: str
+) -> None:
+    """A long-lived loop that opens and closes ledgers (one a tenant, one a day): each
+    one's batchers, kept per loop, held its store and writer (and their closed
+    connection and pipes) for as long as the loop ran."""
+    import gc
+    import weakref
+
+    kept: list[weakref.ref[Any]] = []
+    for n in range(3):
+        ledger = SqliteLedger(tmp_path / f"l{n}.db", clock=clock, writer=writer)  # type: ignore[arg-type]
+        async with ledger:
+            await ledger.open_job("j", gateway="isms")
+            entries = sms_entries(2)
+            await ledger.begin_unit("j", entries)
+            await ledger.settle_unit("j", accepted(entries))
+            kept.append(weakref.ref(ledger._writer or ledger._store))
+        del ledger
+    gc.collect()
+    assert [ref() for ref in kept] == [None, None, None]
