@@ -259,7 +259,7 @@ async def test_ledgers_closed_are_not_kept_by_the_event_loop(
     import weakref
 
     kept: list[weakref.ref[Any]] = []
-    for n in range(3):
+    for n in range(4):
         ledger = SqliteLedger(tmp_path / f"l{n}.db", clock=clock, writer=writer)  # type: ignore[arg-type]
         async with ledger:
             await ledger.open_job("j", gateway="isms")
@@ -269,4 +269,6 @@ async def test_ledgers_closed_are_not_kept_by_the_event_loop(
             kept.append(weakref.ref(ledger._writer or ledger._store))
         del ledger
     gc.collect()
-    assert [ref() for ref in kept] == [None, None, None]
+    # an idle worker thread may still hold its last call's arguments (the last store
+    # closed) until its next call: one at most
+    assert sum(ref() is not None for ref in kept) <= 1
