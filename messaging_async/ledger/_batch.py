@@ -16,16 +16,42 @@ committed (or to fail), and is cancelled then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["Batcher", "Call"]
+__all__ = ["Batcher", "Call", "redeliver", "steady"]
 
 T = TypeVar("T")
+
+
+async def steady(owed: list[BaseException], function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await function(*args)`` to its end (a wait that can be waited again), though
+    asyncio cancel the task meanwhile. anyio's shield holds off anyio's cancellation, not
+    asyncio's own (``task.cancel()``: ``asyncio.timeout``, ``wait_for``, a ``TaskGroup``),
+    which left a trip unrun (its other callers waiting for ever) or a writer's answer
+    half read; that one is taken here, into ``owed``, and given back by ``redeliver``."""
+    while True:
+        try:
+            return await function(*args)
+        except asyncio.CancelledError as cancelled:  # asyncio's own: anyio's is held off
+            owed.append(cancelled)
+
+
+def redeliver(owed: list[BaseException]) -> None:
+    """The asyncio cancellations ``steady`` took, delivered again at the task's next
+    await, each counted once (so ``asyncio.timeout`` still turns its own into
+    ``TimeoutError``)."""
+    if owed:
+        task = asyncio.current_task()
+        assert task is not None
+        for _ in owed:
+            task.uncancel()
+            task.cancel()
 
 
 class Call(Generic[T]):
@@ -88,14 +114,16 @@ class Batcher:
         if group is None:
             group = self._next = _Group()
         group.calls.append(call)
+        owed: list[BaseException] = []
         with anyio.CancelScope(shield=True):
             if len(group.calls) > 1:
-                await group.done.wait()
+                await steady(owed, group.done.wait)
             else:  # its first caller runs its trip: now, or when a trip under way ends
                 if self._running >= self._under_way:
                     group.turn = anyio.Event()
-                    await group.turn.wait()
+                    await steady(owed, group.turn.wait)
                 await self._trip(group)
+        redeliver(owed)
         await anyio.lowlevel.checkpoint_if_cancelled()  # done: now a cancellation may land
         if call.error is not None:
             raise call.error

@@ -24,11 +24,17 @@ from typing import Any
 import anyio
 
 from ..errors import LedgerError
-from ._batch import Call
+from ._batch import Call, redeliver, steady
 from ._writer import LENGTH, frame
 from ._writer_calls import Encoded, plain_value, settle, settle_accepted
 
 __all__ = ["Lane", "WriterProcess"]
+
+_POLL = 0.002
+"""How often a loop waiting for another thread's loop to finish its requests looks
+(rare: one ledger used by loops in two threads at once). A poll rather than a blocking
+acquire in a worker thread: that thread, abandoned by asyncio's own cancellation, took
+the lock later and held it for ever."""
 
 _BOOT = """
 import sys, types
@@ -111,13 +117,14 @@ class WriterProcess:
                 "this ledger's writer process belongs to the process that opened the ledger,"
                 " not to a fork of it: open the ledger in this process"
             )
+        owed: list[BaseException] = []  # asyncio's own cancellations, given back at the end
         with anyio.CancelScope(shield=True):  # a frame half written would garble the next
-            await self._take_turn()
+            await self._take_turn(owed)
             try:
-                turn = await self._send(message)
+                turn = await self._send(message, owed)
                 try:
-                    await turn.wait()
-                    ok, value = await self._answer()
+                    await steady(owed, turn.wait)
+                    ok, value = await self._answer(owed)
                 except BaseException:
                     self._out_of_step()
                     raise
@@ -130,34 +137,37 @@ class WriterProcess:
                 if not self._under_way:
                     self._owner = None
                     self._lock.release()
+                redeliver(owed)
         if not ok:
             raise value
         return value
 
-    async def _take_turn(self) -> None:
+    async def _take_turn(self, owed: list[BaseException]) -> None:
         """This loop's turn at the pipes: at once if it has requests under way or nobody
-        has (the usual case: one loop), else waited for in a worker thread until the loop
+        has (the usual case: one loop), else polled for (``_POLL``) until the loop
         in another thread that has requests under way has none."""
         me = threading.get_ident()  # one loop runs in a thread at a time
         if self._owner != me:
-            if not self._lock.acquire(blocking=False):
-                await _acquire_in_a_thread(self._lock)
+            while not self._lock.acquire(blocking=False):
+                await steady(owed, anyio.sleep, _POLL)
             self._owner = me
             self._sending = anyio.Lock()  # this loop's
         self._under_way += 1
 
-    async def _send(self, message: object) -> anyio.Event:
+    async def _send(self, message: object, owed: list[BaseException]) -> anyio.Event:
         """Write ``message``'s frame whole; the event set when its answer is next."""
-        assert self._sending is not None
-        async with self._sending:
+        sending = self._sending
+        assert sending is not None
+        await steady(owed, sending.acquire)
+        try:
             if self._broken is not None:
                 raise self._broken
             try:
                 if self._opening:  # "open" goes first; its answer is read before any other
                     self._opening = False
-                    await _write_all(self._out, self._pending)
-                    await self._open_answer()
-                await _write_all(self._out, frame(message))
+                    await _write_all(self._out, self._pending, owed)
+                    await self._open_answer(owed)
+                await _write_all(self._out, frame(message), owed)
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
             except BaseException:  # a frame half written, or an answer to "open" unread
@@ -168,13 +178,15 @@ class WriterProcess:
             if len(self._answers) == 1:
                 turn.set()
             return turn
+        finally:
+            sending.release()
 
-    async def _answer(self) -> tuple[bool, Any]:
+    async def _answer(self, owed: list[BaseException]) -> tuple[bool, Any]:
         """The next answer, read whole: ``(True, result)`` or ``(False, error)``."""
         if self._broken is not None:
             raise self._broken
         try:
-            return await self._receive()
+            return await self._receive(owed)
         except (EOFError, OSError) as error:
             raise self._ended(error) from error
 
@@ -199,17 +211,17 @@ class WriterProcess:
         )
         return self._broken
 
-    async def _open_answer(self) -> None:
+    async def _open_answer(self, owed: list[BaseException]) -> None:
         """The child's answer to "open": a refusal (a file it cannot open) ends it."""
-        ok, error = await self._receive()
+        ok, error = await self._receive(owed)
         if not ok:
             self._broken = LedgerError(f"the ledger's writer process: {error}")
             self._child.kill()
             raise self._broken from error
 
-    async def _receive(self) -> tuple[bool, Any]:
-        head = await _read_exact(self._in, LENGTH.size)
-        return pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0]))  # type: ignore[no-any-return]  # noqa: S301 (our child's)
+    async def _receive(self, owed: list[BaseException]) -> tuple[bool, Any]:
+        head = await _read_exact(self._in, LENGTH.size, owed)
+        return pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0], owed))  # type: ignore[no-any-return]  # noqa: S301 (our child's)
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
@@ -280,40 +292,25 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_let_go_in_a_fork)
 
 
-async def _acquire_in_a_thread(lock: threading.Lock) -> None:
-    taken: list[bool] = []
-
-    def take() -> None:
-        lock.acquire()
-        taken.append(True)
-
-    try:
-        await anyio.to_thread.run_sync(take)
-    except BaseException:
-        if taken:  # cancelled once it had the lock: it is let go
-            lock.release()
-        raise
-
-
-async def _write_all(fd: int, data: bytes) -> None:
+async def _write_all(fd: int, data: bytes, owed: list[BaseException]) -> None:
     view = memoryview(data)
     while view:
         try:
             written = os.write(fd, view)
         except BlockingIOError:
-            await anyio.wait_writable(fd)
+            await steady(owed, anyio.wait_writable, fd)
             continue
         view = view[written:]
 
 
-async def _read_exact(fd: int, count: int) -> bytes:
+async def _read_exact(fd: int, count: int, owed: list[BaseException]) -> bytes:
     """``count`` bytes from ``fd``, read as they come; ``EOFError`` if it ends first."""
     chunks: list[bytes] = []
     while count:
         try:
             chunk = os.read(fd, count)
         except BlockingIOError:
-            await anyio.wait_readable(fd)
+            await steady(owed, anyio.wait_readable, fd)
             continue
         if not chunk:
             raise EOFError

@@ -3,6 +3,7 @@ children killed, loops in threads; each test here failed before the fix it came 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import signal
@@ -19,9 +20,10 @@ import anyio.to_thread
 import pytest
 from attrs import evolve
 
-from messaging_async import LedgerError, OutcomeStatus, SqliteLedger
+from messaging_async import LedgerError, OutcomeStatus, Sms, SqliteLedger
 from messaging_async.ledger import Entry, _writer_client
 from messaging_async.ledger._writer_client import WriterProcess
+from messaging_async.testing import FakeGateway
 
 from .conftest import Clock, accepted, sms_entries
 from .test_writer_process import _gone, _sends, _writer_of
@@ -165,11 +167,11 @@ async def test_a_request_interrupted_before_its_answer_leaves_no_answer_to_misre
         real = _writer_client._read_exact
         interrupted: list[bool] = []
 
-        async def interrupting(fd: int, count: int) -> bytes:
+        async def interrupting(fd: int, count: int, owed: Any) -> bytes:
             if not interrupted:
                 interrupted.append(True)
                 raise KeyboardInterrupt
-            return await real(fd, count)
+            return await real(fd, count, owed)
 
         monkeypatch.setattr(_writer_client, "_read_exact", interrupting)
         with pytest.raises(KeyboardInterrupt):
@@ -272,3 +274,29 @@ async def test_ledgers_closed_are_not_kept_by_the_event_loop(
     # an idle worker thread may still hold its last call's arguments (the last store
     # closed) until its next call: one at most
     assert sum(ref() is not None for ref in kept) <= 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncios_own_cancellation_neither_garbles_nor_stops_the_writer(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """``asyncio.timeout`` around a blast cancels with ``task.cancel()``, which anyio's
+    shield does not hold off: a request was cut between its frame and its answer (the
+    writer then out of step, every later call refused). Now the request ends first and
+    the cancellation lands at the caller's next await, still a ``TimeoutError``."""
+    import asyncio
+
+    fake = FakeGateway()
+    messages = [Sms(to=f"6012{n:07d}", text=f"hi {n}") for n in range(3000)]
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        async with fake.isms_client(ledger=ledger) as isms:
+            for n, seconds in enumerate((0.005, 0.02, 0.05, 0.1)):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        await isms.send_sms_bulk(messages, job=f"cut-{n}")
+            await isms.send_sms_bulk(messages[:120], job="after")
+        assert (await ledger.summary("after")).outcomes[OutcomeStatus.ACCEPTED] == 120
+        claimed = 120
+        for n in range(4):
+            claimed += (await ledger.summary(f"cut-{n}")).total
+    assert len(fake.sent) <= claimed  # nothing sent that was not claimed first
