@@ -300,3 +300,51 @@ async def test_asyncios_own_cancellation_neither_garbles_nor_stops_the_writer(
         for n in range(4):
             claimed += (await ledger.summary(f"cut-{n}")).total
     assert len(fake.sent) <= claimed  # nothing sent that was not claimed first
+
+
+def test_loops_in_two_threads_write_through_one_writer_at_once(tmp_path: Path) -> None:
+    """One ledger, an asyncio loop and a trio loop in threads of their own, blasting at
+    once: they take turns at the pipes (a loop waits for the other's requests to be
+    answered) and every unit lands once."""
+    import threading
+
+    ledger = SqliteLedger(tmp_path / "l.db", writer="process")
+    anyio.run(ledger.open)
+    failures: list[BaseException] = []
+
+    async def blast(job: str, first: int) -> None:
+        await ledger.open_job(job, gateway="isms")
+        async with anyio.create_task_group() as tasks:
+            for unit in range(20):
+                entries = sms_entries(25, start=first + 25 * unit)
+                tasks.start_soon(_unit, ledger, job, entries)
+        await ledger.close_job(job)
+
+    def run(job: str, first: int, backend: str) -> None:
+        try:
+            anyio.run(blast, job, first, backend=backend)
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    threads = [
+        threading.Thread(target=run, args=(f"j{n}", 10_000 * n, backend))
+        for n, backend in enumerate(("asyncio", "trio", "asyncio"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+
+    async def check() -> list[int]:
+        try:
+            return [(await ledger.summary(f"j{n}")).total for n in range(3)]
+        finally:
+            await ledger.aclose()
+
+    assert anyio.run(check) == [500, 500, 500]
+
+
+async def _unit(ledger: SqliteLedger, job: str, entries: list[Entry]) -> None:
+    plan = await ledger.plan_and_begin_unit(job, entries)
+    await ledger.settle_unit(job, accepted(list(plan.send)))
