@@ -82,7 +82,8 @@ class _Group:
 
 
 class Batcher:
-    """Runs calls in trips of ``run_trip(calls)`` in a worker thread, one trip at a time.
+    """Runs calls in trips of ``run_trip(calls)`` (in a worker thread, or on the loop),
+    ``under_way`` trips at a time (one by default).
 
     Each trip is run by the first caller of its calls, so no caller runs trips for others
     for long: after its own trip it hands the next one to that trip's first caller. One
