@@ -18,9 +18,9 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Protocol, TextIO, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -30,7 +30,7 @@ from .._stream import BulkStream
 from ..errors import ValidationError
 from ..isms import IsmsClient
 from ..models import Outcome, Sms, WhatsAppTemplate
-from ..phone import normalize_number
+from ..phone import calling_code, normalize_number
 from ..smscommy import SmsComMyClient
 from ..text import Encoding, choose_encoding, estimate_credits
 from ._csvfiles import PHONE_COLUMNS, RESEND_COLUMNS, CsvSource, ResendFiles, WhatsAppCsvSource
@@ -200,19 +200,15 @@ def dry_run(
 ) -> int:
     """What a blast would send, without sending: recipients, requests, encodings, credits."""
     counts: Counter[Encoding] = Counter()
-    credits, invalid = 0, 0
-    code = None if default_country is None else _calling(default_country)
+    credits = 0
     unfilled: list[Outcome] = []  # rows the template cannot be filled from
-    for message in source.messages(unfilled.append):
-        try:
-            normalize_number(message.to, default_calling_code=code)
-        except ValidationError:
-            invalid += 1
-            continue
+    numbers = NumberCheck(default_country)
+    for message in numbers.valid(source.messages(unfilled.append)):
         encoding = choose_encoding(message.text)
         counts[encoding] += 1
         credits += estimate_credits(message.text, encoding)
     requests = sum(math.ceil(n / per_request) for n in counts.values())
+    invalid = numbers.invalid
     recipients = sum(counts.values()) + invalid + len(unfilled)
     unusable = f", {len(unfilled):,} missing a template column" if unfilled else ""
     print(
@@ -231,10 +227,30 @@ def dry_run(
     return 0
 
 
-def _calling(country: str) -> str:
-    from ..phone import calling_code
+class _Addressed(Protocol):
+    @property
+    def to(self) -> str: ...
 
-    return calling_code(country)
+
+M = TypeVar("M", bound=_Addressed)
+
+
+class NumberCheck:
+    """A dry run's number check, as the send makes it: the messages whose number
+    normalises (with the default country's calling code), the others counted."""
+
+    def __init__(self, default_country: str | None):
+        self.code = None if default_country is None else calling_code(default_country)
+        self.invalid = 0
+
+    def valid(self, messages: Iterable[M]) -> Iterator[M]:
+        for message in messages:
+            try:
+                normalize_number(message.to, default_calling_code=self.code)
+            except ValidationError:
+                self.invalid += 1
+                continue
+            yield message
 
 
 async def run_blast(

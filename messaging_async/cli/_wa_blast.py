@@ -19,8 +19,7 @@ from typing import TextIO
 from ..errors import ValidationError
 from ..isms._waba import template
 from ..models import Outcome
-from ..phone import calling_code, normalize_number
-from ._blast import Sender, add_row_arguments, send_rows
+from ._blast import NumberCheck, Sender, add_row_arguments, send_rows
 from ._csvfiles import WhatsAppCsvSource
 
 __all__ = ["WHATSAPP_BLAST_HELP", "add_whatsapp_blast_arguments", "whatsapp_blast_command"]
@@ -78,27 +77,22 @@ def whatsapp_dry_run(source: WhatsAppCsvSource, *, default_country: str | None, 
     """What a WhatsApp blast would send, without sending: recipients and requests. A row
     the send would refuse (a number, or a parameter empty or unusable: the same check the
     send makes) is not counted as a request."""
-    code = None if default_country is None else calling_code(default_country)
     unfilled: list[Outcome] = []  # rows lacking a parameter's column
-    valid = invalid = unusable = 0
-    for message in source.messages(unfilled.append):
-        try:
-            normalize_number(message.to, default_calling_code=code)
-        except ValidationError:
-            invalid += 1
-            continue
+    valid = unusable = 0
+    numbers = NumberCheck(default_country)
+    for message in numbers.valid(source.messages(unfilled.append)):
         try:
             template(message.template_code, message.language, message.params, None)
         except ValidationError:
             unusable += 1
             continue
         valid += 1
-    problems = f"{invalid:,} with invalid numbers"
+    problems = f"{numbers.invalid:,} with invalid numbers"
     if unusable:
         problems += f", {unusable:,} with an empty or unusable parameter"
     if unfilled:
         problems += f", {len(unfilled):,} missing a parameter's column"
-    recipients = valid + invalid + unusable + len(unfilled)
+    recipients = valid + numbers.invalid + unusable + len(unfilled)
     print(f"recipients:        {recipients:,} ({problems})", file=out)
     print(
         f"template:          {source.template_code} ({source.language}), "
