@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from .models import Outcome, OutcomeStatus
 if TYPE_CHECKING:
     from ._codes import CodeTable
     from .ledger import Entry, Ledger
+    from .ledger._models import UnitEntries
     from .ledger._settled import Ahead
 
 __all__ = ["Journal", "check_job", "check_key", "check_ledger", "send_keyed"]
@@ -98,8 +98,20 @@ def _entry_type() -> type[Entry]:
 
 _AS_ENTRY = itemgetter(0, 1, 2, 5, 4)  # a Pending's position, to, ref, content, seqno
 _POSITION, _TO, _REF = itemgetter(0), itemgetter(1), itemgetter(2)  # a Pending's
+_CONTENT = itemgetter(5)  # a Pending's item, where the plan keeps it (``keeps_content``)
 _SEQNO = itemgetter(4)  # where both a Pending and an Entry keep it
 _OUTCOME_SEQNO = attrgetter("seqno")
+
+
+_UNIT_ENTRIES: list[type[UnitEntries]] = []  # imported on first use too
+
+
+def _unit_entries_type() -> type[UnitEntries]:
+    if not _UNIT_ENTRIES:
+        from .ledger._models import UnitEntries
+
+        _UNIT_ENTRIES.append(UnitEntries)
+    return _UNIT_ENTRIES[0]
 
 
 def _entry(pending: Pending[Any]) -> Entry:
@@ -280,19 +292,21 @@ class Journal:
                 await self.ledger.begin_unit(self.job, plan.send, expect_reports=reports)
         return send, _from_ledger(plan.outcomes)
 
-    def _entries(self, unit: list[Pending[Any]]) -> list[Entry]:
-        """The ledger's ``Entry`` of each pending, its content the item the pending carries
-        (``keeps_content``) or ``wrap`` kept (and let go of), all built in C
-        (``itemgetter``, ``zip``, ``tuple.__new__``)."""
-        entry = _ENTRY[0] if _ENTRY else _entry_type()
-        if self._kept:  # one C call a recipient makes its row (iSMS SMS)
-            return list(map(partial(tuple.__new__, entry), map(_AS_ENTRY, unit)))
+    def _entries(self, unit: list[Pending[Any]]) -> UnitEntries:
+        """The unit's entries, as columns read from its pendings in C (``UnitEntries``:
+        no ``Entry`` a recipient unless the store reads them one by one), their content the
+        item each pending carries (``keeps_content``), the one text of them all, or what
+        ``wrap`` kept (and lets go of here)."""
+        unit_entries = _UNIT_ENTRIES[0] if _UNIT_ENTRIES else _unit_entries_type()
         positions = list(map(_POSITION, unit))
-        same = self._same_text
-        contents = [same] * len(unit) if same is not None else map(self._contents.pop, positions)
-        tos, refs, seqnos = map(_TO, unit), map(_REF, unit), map(_SEQNO, unit)
-        rows = zip(positions, tos, refs, contents, seqnos, strict=True)
-        return list(map(partial(tuple.__new__, entry), rows))
+        if self._kept:
+            contents = list(map(_CONTENT, unit))
+        elif self._same_text is not None:
+            contents = [self._same_text] * len(unit)
+        else:
+            contents = list(map(self._contents.pop, positions))
+        tos, refs, seqnos = list(map(_TO, unit)), list(map(_REF, unit)), list(map(_SEQNO, unit))
+        return unit_entries(positions, tos, refs, contents, seqnos)
 
     def _pendings(self, unit: list[Pending[Any]], send: Sequence[Entry]) -> list[Pending[Any]]:
         """The unit's pendings the plan says to send, each with the seqno it must carry."""

@@ -3,6 +3,7 @@ of the journal is held equal to the general one it stands in for."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from messaging_async import IsmsClient, Sms
@@ -25,7 +26,7 @@ def _journal(plan: BulkPlan[Any]) -> Journal:
     return Journal(object(), "job", plan, resend_unknown=False)  # type: ignore[arg-type]
 
 
-def _entries_by_the_general_road(isms: IsmsClient) -> list[Entry]:
+def _entries_by_the_general_road(isms: IsmsClient) -> Sequence[Entry]:
     """What the journal built before pendings carried their item: a plan whose prepare
     keeps nothing, each item kept aside by ``wrap``."""
     plan = isms._sms_plan(None)
@@ -58,7 +59,7 @@ def test_an_sms_plan_s_pendings_carry_their_item_and_the_journal_keeps_nothing_a
     assert journal._contents == {}
     entries = journal._entries(unit)
     assert all(type(entry) is Entry for entry in entries)
-    assert entries == _entries_by_the_general_road(isms)
+    assert list(entries) == list(_entries_by_the_general_road(isms))
     for entry, sms, pending in zip(entries, MESSAGES, unit, strict=True):
         assert entry._asdict() == {
             "position": pending.position,
@@ -68,3 +69,33 @@ def test_an_sms_plan_s_pendings_carry_their_item_and_the_journal_keeps_nothing_a
             "seqno": None,
         }
         assert entry.content is sms
+
+
+def test_a_unit_goes_to_the_writer_process_as_columns_and_no_entry_is_made() -> None:
+    """The writer process's encoder reads the runner's ``UnitEntries`` as the columns they
+    are (no ``Entry`` a recipient, issue 17: what the young collections found alive), the
+    same columns as a list of the same entries gives; the usual answer (all of them, as
+    given) hands the runner's object back, still unmade, and the unit goes as it is."""
+    from messaging_async.ledger import _writer_calls
+    from messaging_async.ledger._models import UnitEntries
+
+    isms = _client()
+    plan = isms._sms_plan(None)
+    journal = _journal(plan)
+    unit: list[Pending[Any]] = [plan.prepare(i, sms) for i, sms in enumerate(MESSAGES)]
+    entries = journal._entries(unit)
+    assert isinstance(entries, UnitEntries)
+    op, args, read = _writer_calls.plan_and_begin("job", entries, False, True)
+    assert entries._entries is None  # read as columns: none made
+    assert read is not None
+    answered = read(None)
+    assert answered.send is entries
+    assert entries._entries is None
+    assert journal._pendings(unit, answered.send) is unit
+    assert entries._entries is None
+    # the same frame as the general road's, from entries made one by one
+    assert (op, args) == _writer_calls.plan_and_begin("job", list(entries), False, True)[:2]
+    assert [type(e) for e in entries] == [Entry] * len(MESSAGES)
+    assert entries[1] == Entry(1, unit[1].to, 7, MESSAGES[1], None)
+    assert entries[-2:] == list(entries)[-2:]
+    assert len(entries) == 3

@@ -25,7 +25,7 @@ from attrs import evolve
 
 from ..models import Outcome, OutcomeStatus, Sms
 from ._fingerprint import canonical
-from ._models import Entry, Plan, key_of
+from ._models import Entry, Plan, UnitEntries, key_of
 from ._writer import EntryColumns
 
 __all__ = [
@@ -86,18 +86,22 @@ def _plain_refs(refs: list[Any]) -> tuple[list[Any], bool]:
 
 
 def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
-    refs, changed = _plain_refs(list(map(_REF, entries)))
-    contents = list(map(_CONTENT, entries))
+    if isinstance(entries, UnitEntries):  # the runner's: columns already, no Entry made
+        positions, numbers, refs, contents, seqnos = entries.columns
+    else:
+        positions, numbers = list(map(_POSITION, entries)), list(map(_TO, entries))
+        refs, contents = list(map(_REF, entries)), list(map(_CONTENT, entries))
+        seqnos = list(map(_SEQNO, entries))
+    sent_refs, changed = _plain_refs(refs)
     texts = set(map(type, contents)) == {Sms}  # the usual unit: its texts, read in C
     forms = _plain(list(map(_TEXT, contents))) if texts else list(map(canonical, contents))
-    positions, numbers = list(map(_POSITION, entries)), _plain(list(map(_TO, entries)))
-    return (positions, numbers, refs, forms, _plain(list(map(_SEQNO, entries))), texts), changed
+    return (positions, _plain(numbers), sent_refs, forms, _plain(seqnos), texts), changed
 
 
 def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
     """The child's plan, in the caller's entries (``_writer._plan_reply``)."""
-    if answer is None:
-        return Plan(tuple(entries), ())
+    if answer is None:  # all of them, as given (the runner's ``UnitEntries`` left as it is)
+        return Plan(entries if isinstance(entries, UnitEntries) else tuple(entries), ())
     send, outcomes = answer
     at = {entry.position: entry for entry in entries}
     chosen = []
