@@ -29,19 +29,18 @@ from collections.abc import Sequence
 from functools import lru_cache, partial
 from itertools import compress
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ValidationError
 from ..models import Outcome, OutcomeStatus
 from . import _sql as sql
 from ._db import Connection
-from ._fingerprint import fingerprints, stored_text
+from ._fingerprint import content_forms, fingerprint_columns, stored_form
 from ._models import Entry, key_of
 
-__all__ = ["claim", "settle", "settle_accepted", "supported"]
+__all__ = ["Claims", "claim", "claim_columns", "settle", "settle_accepted", "supported"]
 
 _MAX_VARIABLES = 999  # SQLite's smallest compiled-in limit on parameters (before 3.32)
-_FP = 16  # a fingerprint's bytes
 _POSITIONAL = "printf('p:%010d', {})"  # ``key_of(None, position)``, made by SQLite
 
 _OUTCOME = attrgetter(
@@ -102,30 +101,64 @@ def claim(
 
     A unit that repeats a key is written like any other: SQLite applies a multi-row
     upsert row by row, as one statement a row does (PostgreSQL refuses it: ``_sql``)."""
-    job, gateway, run, now, delivery = head
     refs = list(map(itemgetter(2), entries))
-    keyed = refs.count(None) != len(refs)
     positions = list(map(itemgetter(0), entries))
-    keys = [key_of(e.ref, e.position) for e in entries] if keyed else positions
-    if None in keys:
-        raise ValidationError("a journalled ref must be a str or an int", field="ref")
-    fps = fingerprints(entries, salt)
-    # a bytearray binds as the same BLOB without the adaptation a bytes costs
-    blobs = [bytearray(fps[i : i + _FP]) for i in range(0, len(fps), _FP)]
-    count = len(entries)
-    columns: list[Sequence[Any]] = [[job] * count, keys, [gateway] * count]
-    columns += [list(map(itemgetter(1), entries)), positions, blobs]
+    keys: list[str | None] | None = None
+    if refs.count(None) != len(refs):
+        keys = [key_of(e.ref, e.position) for e in entries]
+        if None in keys:
+            raise ValidationError("a journalled ref must be a str or an int", field="ref")
+    forms, texts = content_forms(list(map(itemgetter(3), entries)))
+    numbers, seqnos = list(map(itemgetter(1), entries)), list(map(itemgetter(4), entries))
+    unit = Claims(keys, positions, numbers, forms, texts, seqnos)
+    claim_columns(conn, head, unit, salt, keep_text)
+
+
+class Claims(NamedTuple):
+    """A unit's claims as columns: ``keys`` (``None``: each keyed by its position),
+    positions, numbers, contents as ``_fingerprint.content_forms`` gives them (``texts``:
+    ``Sms`` texts, else canonical forms) and seqnos."""
+
+    keys: Sequence[str | None] | None  # never a None: ``claim`` refuses those
+    positions: Sequence[int]
+    numbers: Sequence[str]
+    forms: Sequence[str]
+    texts: bool
+    seqnos: Sequence[str | None]
+
+
+def claim_columns(
+    conn: Connection,
+    head: tuple[int, str, int, float, str | None],
+    unit: Claims,
+    salt: bytes,
+    keep_text: bool,
+) -> None:
+    """Write the claims of ``unit`` (``head`` as for ``claim``): what ``claim`` writes for
+    the entries they are the columns of. The writer process claims a fresh job's unit
+    straight from the columns it was sent, no ``Entry`` a recipient (``_writer``)."""
+    job, gateway, run, now, delivery = head
+    keys, positions, numbers, forms, texts, seqnos = unit
+    count = len(positions)
+    columns: list[Sequence[Any]] = [[job] * count, positions if keys is None else keys]
+    columns += [[gateway] * count, numbers, positions]
+    columns.append(fingerprint_columns(numbers, forms, texts, salt))
     if keep_text:
-        columns.append([stored_text(e.content) for e in entries])
-    seqnos = list(map(itemgetter(4), entries))
-    has_seqno = seqnos.count(None) != len(seqnos)
+        columns.append(forms if texts else list(map(stored_form, forms)))
+    has_seqno = seqnos.count(None) != count
     if has_seqno:
         columns.append(seqnos)
     columns += [[run] * count, [now] * count]
     _write(
         conn,
         columns,
-        partial(_claim_statement, keyed=keyed, text=keep_text, seqno=has_seqno, delivery=delivery),
+        partial(
+            _claim_statement,
+            keyed=keys is not None,
+            text=keep_text,
+            seqno=has_seqno,
+            delivery=delivery,
+        ),
     )
 
 

@@ -332,10 +332,7 @@ class Store:
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
         if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
-            delivery = None if expect_reports else NO_REPORT_EXPECTED
-            with self.write() as conn:
-                self._renew(conn, run, job)
-                head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+            with self._claiming(job, run, expect_reports) as (conn, head):
                 _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
             return
         # the rows (their fingerprints) made before the transaction, not while it holds
@@ -343,6 +340,33 @@ class Store:
         with self.write() as conn:
             self._renew(conn, run, job)
             sql.insert_rows(conn, sql.CLAIM, claims)
+
+    @contextmanager
+    def _claiming(
+        self, job: str, run: Run, expect_reports: bool
+    ) -> Iterator[tuple[Connection, tuple[int, str, int, float, str | None]]]:
+        """The transaction of a unit's claims on the lean road, its lease renewed, and
+        their ``_lean_rows.claim`` head (job, gateway, run, now, delivery)."""
+        delivery = None if expect_reports else NO_REPORT_EXPECTED
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            yield conn, (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+
+    def plan_and_begin_columns(
+        self, job: str, unit: _lean_rows.Claims, refs: Sequence[Any], expect_reports: bool
+    ) -> bool:
+        """``plan_and_begin`` of a unit given as columns (the writer process's), where
+        ``plan`` would send it all as given without reading a row (``Run.unheard_of``: a
+        fresh job's unit keyed by position, the usual unit of a blast): its claims written
+        straight from the columns (``_lean_rows.claim_columns``), no ``Entry`` made, and
+        ``True``. Else nothing is written and ``False``: the caller plans it the usual way."""
+        run = self.run_of(job)
+        if not self.lean_rows or not run.unheard_of_columns(unit.positions, refs):
+            return False
+        if unit.positions:  # as ``plan_and_begin``: an empty plan claims nothing
+            with self._claiming(job, run, expect_reports) as (conn, head):
+                _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+        return True
 
     def plan_and_begin(
         self, job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from ..errors import LedgerError
 from ._fingerprint import Canonical, text_form
+from ._lean_rows import Claims
 from ._models import Entry, Plan
 from ._run import Run
 from ._schema import connect, migrate
@@ -139,6 +140,13 @@ def _plan(store: Store, job: str, columns: EntryColumns, resend_unknown: bool) -
 def _plan_and_begin(
     store: Store, job: str, columns: EntryColumns, resend_unknown: bool, reports: bool
 ) -> Any:
+    """A fresh job's unit keyed by position (a blast's usual unit) is claimed straight
+    from its columns (``Store.plan_and_begin_columns``), its plan "send them all, as
+    given"; any other is made into entries and planned the usual way."""
+    positions, numbers, refs, contents, seqnos, texts = columns
+    unit = Claims(None, positions, numbers, contents, texts, seqnos)
+    if store.plan_and_begin_columns(job, unit, refs, reports):
+        return None
     entries = _entries(columns)
     return _plan_reply(entries, store.plan_and_begin(job, entries, resend_unknown, reports))
 
