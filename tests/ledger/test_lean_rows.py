@@ -229,3 +229,22 @@ async def test_units_longer_than_a_statement_are_split(tmp_path: Path, count: in
         summary = await ledger.summary("a")
     assert summary.outcomes["accepted"] == count - 1
     assert summary.outcomes["rejected"] == 1
+
+
+def test_a_long_write_takes_statements_of_few_sizes() -> None:
+    """A unit that fits takes one statement of its size; a longer write (units settled
+    together) takes full statements and its remainder in powers of two: every row
+    written once, in order, and only ``per`` or a power of two as a statement's size (each
+    new size is one more statement for SQLite to prepare)."""
+    per = 111
+    sizes_seen: set[int] = set()
+    for count in range(1, 2_000):
+        sizes = _lean_rows.statement_sizes(count, per)
+        assert sum(sizes) == count
+        assert all(0 < size <= per for size in sizes)
+        if count <= per:
+            assert sizes == [count]
+        else:
+            sizes_seen.update(sizes)
+            assert len(sizes) <= count // per + 7
+    assert sizes_seen == {per, 1, 2, 4, 8, 16, 32, 64}
