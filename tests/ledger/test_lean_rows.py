@@ -248,3 +248,29 @@ def test_a_long_write_takes_statements_of_few_sizes() -> None:
             sizes_seen.update(sizes)
             assert len(sizes) <= count // per + 7
     assert sizes_seen == {per, 1, 2, 4, 8, 16, 32, 64}
+
+
+async def _odd_gateway(path: Path, gateway: str) -> None:
+    """A unit claimed, settled from outcomes and from columns, under ``gateway``."""
+    async with _ledger(path, Clock()) as ledger:
+        await ledger.open_job("a", gateway=gateway)
+        entries = sms_entries(4, refs=True)
+        await ledger.plan_and_begin_unit("a", entries)
+        await ledger.settle_unit("a", accepted(entries[:2]))
+        rest = entries[2:]
+        numbers, refs = [e.to for e in rest], [e.ref for e in rest]
+        await ledger.settle_accepted("a", [2, 3], numbers, refs, ["x", "y"], 2000)
+
+
+@pytest.mark.parametrize("gateway", ["it's", "nul \x00 in it", "ü \\ ' \" ;--"])
+async def test_the_gateway_written_into_a_statement_is_the_one_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: str
+) -> None:
+    """The lean road writes a unit's job, gateway and run into its statements (``_fixed``):
+    whatever the gateway's name holds, the rows are the ones binding it writes."""
+    await _odd_gateway(tmp_path / "lean.db", gateway)
+    monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
+    await _odd_gateway(tmp_path / "values.db", gateway)
+    rows = _dump(tmp_path / "lean.db")
+    assert [(row[4], row[5]) for row in rows] == [(gateway, "text")] * 4
+    assert rows == _dump(tmp_path / "values.db")
