@@ -85,7 +85,9 @@ def load(data: bytes) -> Any:
 
 # -- the calls, as sent (see ``_writer_client`` for the other side) ------------------------
 
-EntryColumns = tuple[list[int], list[str], list[Any], list[str], list[str | None], bool]
+EntryColumns = tuple[
+    Sequence[int], Sequence[str], Sequence[Any], Sequence[str], Sequence[str | None], bool
+]
 """A unit's entries as columns: positions, numbers, refs, contents, seqnos; the contents
 are in canonical form (``_fingerprint.canonical``), or, where the last item is true (every
 one an ``Sms``: the usual unit), the texts alone."""
