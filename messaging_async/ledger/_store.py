@@ -24,7 +24,7 @@ from ._batch import Call
 from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, has_waiting, join_settled, join_waiting
-from ._fingerprint import fingerprint, stored_text
+from ._fingerprint import fingerprint
 from ._keys import KeyedSends
 from ._models import (
     IN_FLIGHT,
@@ -336,7 +336,9 @@ class Store:
                 _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
             return
         # the rows (their fingerprints) made before the transaction, not while it holds
-        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+        delivery = None if expect_reports else NO_REPORT_EXPECTED
+        head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+        claims = sql.claim_rows(head, entries, self.salt, self.store_text)
         with self.write() as conn:
             self._renew(conn, run, job)
             sql.insert_rows(conn, sql.CLAIM, claims)
@@ -376,24 +378,6 @@ class Store:
         if plan.send:
             self.begin_unit(job, plan.send, expect_reports)
         return plan
-
-    def _claims(
-        self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
-    ) -> list[tuple[object, ...]]:
-        now, salt, keep = self.clock(), self.salt, self.store_text
-        delivery = None if reports else NO_REPORT_EXPECTED
-        claims: list[tuple[object, ...]] = []
-        for entry in entries:
-            key = key_of(entry.ref, entry.position)
-            if key is None:
-                raise ValidationError("a journalled ref must be a str or an int", field="ref")
-            fp = fingerprint(entry.to, entry.content, salt)
-            text = stored_text(entry.content) if keep else None
-            to, position, seqno = entry.to, entry.position, entry.seqno
-            claims.append(
-                (job_id, key, gateway, to, position, fp, text, seqno, run_id, now, delivery)
-            )
-        return claims
 
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)
