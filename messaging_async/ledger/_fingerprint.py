@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from ..models import Sms, WhatsAppFile, WhatsAppTemplate, WhatsAppText
 
-__all__ = ["Canonical", "canonical", "fingerprint", "fingerprints", "stored_text", "text_form"]
+__all__ = [
+    "Canonical",
+    "canonical",
+    "content_forms",
+    "fingerprint",
+    "fingerprint_columns",
+    "fingerprints",
+    "stored_form",
+    "stored_text",
+    "text_form",
+]
 
 _SEP = "\x1f"
 _SMS = _SEP + "t" + _SEP  # between the number and an Sms's text (see ``canonical``)
+_TEXT = attrgetter("text")
 
 
 class Canonical(str):
@@ -91,24 +103,50 @@ def fingerprint(to: str, content: object, salt: bytes) -> bytes:
     return hashed.digest()  # type: ignore[no-any-return]
 
 
-def fingerprints(entries: Iterable[Any], salt: bytes) -> bytes:
-    """The fingerprints of ``entries`` (anything with ``to`` and ``content``), 16 bytes
-    each, one after the other: ``fingerprint`` of each, in one call a unit instead of one
-    a recipient (0.48 -> 0.42 µs a recipient, timeit, units of 50 SMS)."""
+def content_forms(contents: Sequence[object]) -> tuple[list[str], bool]:
+    """A unit's contents as ``fingerprint_columns`` takes them: where every one is an
+    ``Sms`` (the usual unit), their texts and ``True`` (read in C, no call a recipient);
+    else their canonical forms and ``False``."""
+    if contents and set(map(type, contents)) == {Sms}:
+        return list(map(_TEXT, contents)), True
+    return list(map(canonical, contents)), False
+
+
+def fingerprint_columns(
+    numbers: Sequence[str], forms: Sequence[str], texts: bool, salt: bytes
+) -> list[bytearray]:
+    """The fingerprints of a unit given as columns (``content_forms``: ``forms`` are
+    ``Sms`` texts where ``texts``, else canonical forms), each a ``bytearray``: it binds as
+    the same BLOB as ``bytes``, without the adapter look-up ``sqlite3`` makes for a
+    ``bytes`` (``_lean_rows``). The same bytes as ``fingerprint`` of each: an ``Sms``'s
+    canonical form is ``"t" + _SEP + text``.
+
+    One loop for the writer process's columns and for a unit of entries (``fingerprints``),
+    a concatenation and a copy of the salted hash each (0.59 -> 0.46 µs a recipient from
+    the entries' loop and its slices of one joined ``bytes``, timeit, units of 50 SMS)."""
     copy = _keyed(salt).copy
-    digests = []
-    for entry in entries:
-        content = entry.content
-        to = entry.to
-        text = to + _SMS + content.text if type(content) is Sms else to + _SEP + canonical(content)
+    between = _SMS if texts else _SEP
+    found = []
+    for to, form in zip(numbers, forms, strict=True):
         hashed = copy()
-        hashed.update(text.encode("utf-8", "surrogatepass"))
-        digests.append(hashed.digest())
-    return b"".join(digests)
+        hashed.update((to + between + form).encode("utf-8", "surrogatepass"))
+        found.append(bytearray(hashed.digest()))
+    return found
+
+
+def fingerprints(entries: Sequence[Any], salt: bytes) -> list[bytearray]:
+    """The fingerprints of ``entries`` (anything with ``to`` and ``content``), in order:
+    ``fingerprint_columns`` of their columns."""
+    forms, texts = content_forms([entry.content for entry in entries])
+    return fingerprint_columns([entry.to for entry in entries], forms, texts, salt)
 
 
 def stored_text(content: object) -> str:
     """What a ledger opened with ``store_text=True`` keeps: the text, or the template and
     its parameters, or the file, in the same canonical form the fingerprint covers."""
-    form = canonical(content)
+    return stored_form(canonical(content))
+
+
+def stored_form(form: str) -> str:
+    """``stored_text`` of the content whose canonical form is ``form``."""
     return form.split(_SEP, 1)[1] if form[0] in "tw" else form.replace(_SEP, " ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
+from typing import Any
 
 from ._models import Entry
 
@@ -30,10 +31,16 @@ class Run:
         its units in input order: a fresh job's units all are)."""
         if self.unplanned < 0:
             return False
-        if not entries:
+        # read in C: this runs for every unit
+        return self.unheard_of_columns(list(map(_POSITION, entries)), list(map(_REF, entries)))
+
+    def unheard_of_columns(self, positions: Sequence[int], refs: Sequence[Any]) -> bool:
+        """``unheard_of`` of the entries whose positions and refs these are (the writer
+        process is sent a unit as columns). Either way, the positions count as planned."""
+        if self.unplanned < 0:
+            return False
+        if not positions:
             return True
         floor = self.unplanned
-        positions = list(map(_POSITION, entries))  # read in C: this runs for every unit
-        refs = list(map(_REF, entries))
         self.unplanned = max(floor, max(positions) + 1)
         return min(positions) >= floor and refs.count(None) == len(refs)

@@ -24,7 +24,7 @@ from ._batch import Call
 from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, has_waiting, join_settled, join_waiting
-from ._fingerprint import fingerprint, stored_text
+from ._fingerprint import fingerprint
 from ._keys import KeyedSends
 from ._models import (
     IN_FLIGHT,
@@ -332,17 +332,43 @@ class Store:
     def begin_unit(self, job: str, entries: Sequence[Entry], expect_reports: bool) -> None:
         run = self.run_of(job)
         if self.lean_rows:  # only what differs per row is bound (``_lean_rows``)
-            delivery = None if expect_reports else NO_REPORT_EXPECTED
-            with self.write() as conn:
-                self._renew(conn, run, job)
-                head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+            with self._claiming(job, run, expect_reports) as (conn, head):
                 _lean_rows.claim(conn, head, entries, self.salt, self.store_text)
             return
         # the rows (their fingerprints) made before the transaction, not while it holds
-        claims = self._claims(run.job_id, run.run_id, run.gateway, entries, expect_reports)
+        delivery = None if expect_reports else NO_REPORT_EXPECTED
+        head = (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+        claims = sql.claim_rows(head, entries, self.salt, self.store_text)
         with self.write() as conn:
             self._renew(conn, run, job)
             sql.insert_rows(conn, sql.CLAIM, claims)
+
+    @contextmanager
+    def _claiming(
+        self, job: str, run: Run, expect_reports: bool
+    ) -> Iterator[tuple[Connection, tuple[int, str, int, float, str | None]]]:
+        """The transaction of a unit's claims on the lean road, its lease renewed, and
+        their ``_lean_rows.claim`` head (job, gateway, run, now, delivery)."""
+        delivery = None if expect_reports else NO_REPORT_EXPECTED
+        with self.write() as conn:
+            self._renew(conn, run, job)
+            yield conn, (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
+
+    def plan_and_begin_columns(
+        self, job: str, unit: _lean_rows.Claims, refs: Sequence[Any], expect_reports: bool
+    ) -> bool:
+        """``plan_and_begin`` of a unit given as columns (the writer process's), where
+        ``plan`` would send it all as given without reading a row (``Run.unheard_of``: a
+        fresh job's unit keyed by position, the usual unit of a blast): its claims written
+        straight from the columns (``_lean_rows.claim_columns``), no ``Entry`` made, and
+        ``True``. Else nothing is written and ``False``: the caller plans it the usual way."""
+        run = self.run_of(job)
+        if not self.lean_rows or not run.unheard_of_columns(unit.positions, refs):
+            return False
+        if unit.positions:  # as ``plan_and_begin``: an empty plan claims nothing
+            with self._claiming(job, run, expect_reports) as (conn, head):
+                _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+        return True
 
     def plan_and_begin(
         self, job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
@@ -352,24 +378,6 @@ class Store:
         if plan.send:
             self.begin_unit(job, plan.send, expect_reports)
         return plan
-
-    def _claims(
-        self, job_id: int, run_id: int, gateway: str, entries: Sequence[Entry], reports: bool
-    ) -> list[tuple[object, ...]]:
-        now, salt, keep = self.clock(), self.salt, self.store_text
-        delivery = None if reports else NO_REPORT_EXPECTED
-        claims: list[tuple[object, ...]] = []
-        for entry in entries:
-            key = key_of(entry.ref, entry.position)
-            if key is None:
-                raise ValidationError("a journalled ref must be a str or an int", field="ref")
-            fp = fingerprint(entry.to, entry.content, salt)
-            text = stored_text(entry.content) if keep else None
-            to, position, seqno = entry.to, entry.position, entry.seqno
-            claims.append(
-                (job_id, key, gateway, to, position, fp, text, seqno, run_id, now, delivery)
-            )
-        return claims
 
     def settle_unit(self, job: str, outcomes: Sequence[Outcome]) -> None:
         run = self.run_of(job)

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from ..errors import LedgerError
 from ._fingerprint import Canonical, text_form
+from ._lean_rows import Claims
 from ._models import Entry, Plan
 from ._run import Run
 from ._schema import connect, migrate
@@ -84,7 +85,9 @@ def load(data: bytes) -> Any:
 
 # -- the calls, as sent (see ``_writer_client`` for the other side) ------------------------
 
-EntryColumns = tuple[list[int], list[str], list[Any], list[str], list[str | None], bool]
+EntryColumns = tuple[
+    Sequence[int], Sequence[str], Sequence[Any], Sequence[str], Sequence[str | None], bool
+]
 """A unit's entries as columns: positions, numbers, refs, contents, seqnos; the contents
 are in canonical form (``_fingerprint.canonical``), or, where the last item is true (every
 one an ``Sms``: the usual unit), the texts alone."""
@@ -139,6 +142,13 @@ def _plan(store: Store, job: str, columns: EntryColumns, resend_unknown: bool) -
 def _plan_and_begin(
     store: Store, job: str, columns: EntryColumns, resend_unknown: bool, reports: bool
 ) -> Any:
+    """A fresh job's unit keyed by position (a blast's usual unit) is claimed straight
+    from its columns (``Store.plan_and_begin_columns``), its plan "send them all, as
+    given"; any other is made into entries and planned the usual way."""
+    positions, numbers, refs, contents, seqnos, texts = columns
+    unit = Claims(None, positions, numbers, contents, texts, seqnos)
+    if store.plan_and_begin_columns(job, unit, refs, reports):
+        return None
     entries = _entries(columns)
     return _plan_reply(entries, store.plan_and_begin(job, entries, resend_unknown, reports))
 

@@ -6,7 +6,13 @@ import hashlib
 
 from messaging_async import Sms, WhatsAppTemplate, WhatsAppText
 from messaging_async.ledger import Entry
-from messaging_async.ledger._fingerprint import fingerprint, fingerprints
+from messaging_async.ledger._fingerprint import (
+    canonical,
+    content_forms,
+    fingerprint,
+    fingerprint_columns,
+    fingerprints,
+)
 
 
 def test_an_sms_is_fingerprinted_as_its_text_whatever_the_path() -> None:
@@ -35,14 +41,24 @@ def test_each_salt_keys_its_own_fingerprints_and_a_surrogate_text_is_hashed_as_b
 
 
 def test_a_units_fingerprints_are_each_entrys_in_order() -> None:
+    """Mixed contents (canonical forms) and a unit of ``Sms`` only (their texts): each
+    fingerprint the one ``fingerprint`` gives, whichever columns the unit came as."""
     salt = bytes(range(16))
     contents: list[object] = [
         Sms(to="60123456789", text="Hi"),
         "plain text",
         WhatsAppTemplate(to="60123456780", template_code="otp", params=["1", "2"]),
-        Sms(to="60123456781", text="\ud800 surrogate"),
+        Sms(to="60123456781", text="\ud800 surrogate, \x1f t\x1f"),
     ]
-    entries = [Entry(i, f"6012345678{i}", None, c) for i, c in enumerate(contents)]
-    joined = b"".join(fingerprint(e.to, e.content, salt) for e in entries)
-    assert fingerprints(entries, salt) == joined
-    assert fingerprints([], salt) == b""
+    for unit in (contents, [c for c in contents if isinstance(c, Sms)]):
+        entries = [Entry(i, f"6012345678{i}", None, c) for i, c in enumerate(unit)]
+        expected = [fingerprint(e.to, e.content, salt) for e in entries]
+        assert fingerprints(entries, salt) == expected
+        forms, texts = content_forms(unit)
+        assert texts is (len(unit) == 2)
+        numbers = [e.to for e in entries]
+        assert fingerprint_columns(numbers, forms, texts, salt) == expected
+        found = fingerprint_columns(numbers, list(map(canonical, unit)), False, salt)
+        assert found == expected
+        assert all(type(each) is bytearray for each in found)  # bound with no adaptation
+    assert fingerprints([], salt) == []

@@ -229,3 +229,48 @@ async def test_units_longer_than_a_statement_are_split(tmp_path: Path, count: in
         summary = await ledger.summary("a")
     assert summary.outcomes["accepted"] == count - 1
     assert summary.outcomes["rejected"] == 1
+
+
+def test_a_long_write_takes_statements_of_few_sizes() -> None:
+    """A unit that fits takes one statement of its size; a longer write (units settled
+    together) takes full statements and its remainder in powers of two: every row
+    written once, in order, and only ``per`` or a power of two as a statement's size (each
+    new size is one more statement for SQLite to prepare)."""
+    per = 111
+    sizes_seen: set[int] = set()
+    for count in range(1, 2_000):
+        sizes = _lean_rows.statement_sizes(count, per)
+        assert sum(sizes) == count
+        assert all(0 < size <= per for size in sizes)
+        if count <= per:
+            assert sizes == [count]
+        else:
+            sizes_seen.update(sizes)
+            assert len(sizes) <= count // per + 7
+    assert sizes_seen == {per, 1, 2, 4, 8, 16, 32, 64}
+
+
+async def _odd_gateway(path: Path, gateway: str) -> None:
+    """A unit claimed, settled from outcomes and from columns, under ``gateway``."""
+    async with _ledger(path, Clock()) as ledger:
+        await ledger.open_job("a", gateway=gateway)
+        entries = sms_entries(4, refs=True)
+        await ledger.plan_and_begin_unit("a", entries)
+        await ledger.settle_unit("a", accepted(entries[:2]))
+        rest = entries[2:]
+        numbers, refs = [e.to for e in rest], [e.ref for e in rest]
+        await ledger.settle_accepted("a", [2, 3], numbers, refs, ["x", "y"], 2000)
+
+
+@pytest.mark.parametrize("gateway", ["it's", "nul \x00 in it", "ü \\ ' \" ;--"])
+async def test_the_gateway_written_into_a_statement_is_the_one_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: str
+) -> None:
+    """The lean road writes a unit's job, gateway and run into its statements (``_fixed``):
+    whatever the gateway's name holds, the rows are the ones binding it writes."""
+    await _odd_gateway(tmp_path / "lean.db", gateway)
+    monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
+    await _odd_gateway(tmp_path / "values.db", gateway)
+    rows = _dump(tmp_path / "lean.db")
+    assert [(row[4], row[5]) for row in rows] == [(gateway, "text")] * 4
+    assert rows == _dump(tmp_path / "values.db")

@@ -1,0 +1,151 @@
+"""The writer process's fast roads (``_writer``'s op decoders) write exactly what the
+general road writes: a fresh job's unit claimed straight from the columns the parent sent
+(no ``Entry`` made in the child) against ``Store.plan_and_begin`` of the entries, the way
+a worker thread writes them; the whole ``sends`` table compared, values and SQL types, and
+the plans read back by the parent's own decoder."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messaging_async import Sms, WhatsAppFile, WhatsAppTemplate, WhatsAppText
+from messaging_async.ledger import Entry, Plan, _writer, _writer_calls
+from messaging_async.ledger._batch import Call
+from messaging_async.ledger._owner import Owner
+from messaging_async.ledger._schema import connect, migrate
+from messaging_async.ledger._store import Store
+
+from .conftest import sms_entries
+
+_SALT = bytes(range(16))
+_OWNER = Owner("host", 4_194_000, 1.0)
+_NOW = 1_800_000_000.0
+
+TRICKY = [
+    "plain",
+    "unit separator \x1f inside, and t\x1f",
+    "unicode: é ß 中文 😀 \u2028",
+    "a lone surrogate \ud800",
+    "",
+    "a NUL \x00 inside",
+]
+
+
+def _prepared(path: Path) -> Path:
+    conn = connect(str(path))
+    migrate(conn)
+    conn.execute("INSERT INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
+    conn.close()
+    return path
+
+
+def _dump(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
+    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+    rows = conn.execute(f"SELECT {typed} FROM sends ORDER BY job, key").fetchall()  # noqa: S608
+    conn.close()
+    return rows
+
+
+def _units() -> list[tuple[list[Entry], bool]]:
+    """A fresh job's units, each with whether it asks for delivery reports: texts of
+    every kind, seqnos and no reports (sms.com.my NoDR), WhatsApp and plain-text contents
+    (canonical forms), a unit longer than one statement; then ones the general road
+    plans: refs, and positions planned already."""
+    texts = [
+        Entry(n, f"6012{n:07d}", None, Sms(to=f"6012{n:07d}", text=text), None)
+        for n, text in enumerate(TRICKY)
+    ]
+    seqnos = sms_entries(5, start=10, seqnos=True)
+    seqnos[2] = seqnos[2]._replace(seqno=None)
+    kinds: list[object] = [
+        WhatsAppText(to="60130000020", text="hello \x1f there"),
+        WhatsAppTemplate(to="60130000021", template_code="otp", params={"code": 1234}),
+        WhatsAppTemplate(to="60130000022", template_code="otp", language="ms", params=[1, "x"]),
+        WhatsAppFile(to="60130000023", url="https://example.invalid/a.pdf", file_name="a.pdf"),
+        "a plain text",
+        Sms(to="60130000025", text="an Sms among others"),
+    ]
+    mixed = [Entry(20 + i, f"601300000{20 + i}", None, c, None) for i, c in enumerate(kinds)]
+    return [
+        (texts, True),
+        (seqnos, False),
+        (mixed, True),
+        (sms_entries(150, start=100, text="long unit {n}"), True),
+        (sms_entries(3, start=300, refs=True), True),
+        (sms_entries(2, start=10, text="planned again {n}"), True),
+    ]
+
+
+FAST = 4
+"""How many of ``_units()`` (the first ones) a fresh job claims straight from columns."""
+
+
+def _by_columns(path: Path, store_text: bool) -> list[Plan | type[BaseException]]:
+    """The units through the writer process's decoders, as its parent sends them."""
+    writer = _writer._Writer()
+    writer.open(str(path), store_text, 120.0)
+    assert writer.store is not None
+    writer.now = _NOW
+    writer.store.open_job("j", "isms", _OWNER)
+    plans: list[Plan | type[BaseException]] = []
+    for entries, reports in _units():
+        op, args, read = _writer_calls.plan_and_begin("j", entries, False, reports)
+        sent = pickle.loads(pickle.dumps(("trip", _NOW, [(op, args)])))  # noqa: S301 (ours)
+        [(answer, error)] = writer.answer(sent)
+        assert read is not None
+        plans.append(read(answer) if error is None else type(error))
+    writer.close()
+    return plans
+
+
+def _by_entries(path: Path, store_text: bool) -> list[Plan | type[BaseException]]:
+    """The same units through ``Store.plan_and_begin``, as a worker thread runs them."""
+    conn = connect(str(path))
+    store = Store(conn, store_text=store_text, lease_seconds=120.0, clock=lambda: _NOW)
+    store.open_job("j", "isms", _OWNER)
+    plans: list[Plan | type[BaseException]] = []
+    for entries, reports in _units():
+        call: Call[Plan] = Call(store.plan_and_begin, ("j", entries, False, reports))
+        store.run_trip([call])
+        if call.error is None:
+            assert call.result is not None
+            plans.append(call.result)
+        else:
+            plans.append(type(call.error))
+    conn.close()
+    return plans
+
+
+@pytest.mark.parametrize("store_text", [False, True])
+def test_a_fresh_units_claims_from_columns_are_the_entries_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_text: bool
+) -> None:
+    made: list[int] = []
+    entries_of: Callable[..., list[Entry]] = _writer._entries
+
+    def counted(columns: Any) -> list[Entry]:
+        made.append(len(columns[0]))
+        return entries_of(columns)
+
+    monkeypatch.setattr(_writer, "_entries", counted)
+    by_columns = _by_columns(_prepared(tmp_path / "columns.db"), store_text)
+    assert made == [len(entries) for entries, _ in _units()[FAST:]]  # only those: general
+    by_entries = _by_entries(_prepared(tmp_path / "entries.db"), store_text)
+    assert by_columns == by_entries
+    sent = [plan if isinstance(plan, type) else len(plan.send) for plan in by_columns]
+    # a text kept must be one SQLite can store: a lone surrogate fails its unit, either road
+    assert sent == [UnicodeEncodeError if store_text else 6, 5, 6, 150, 3, 0]
+    rows = _dump(tmp_path / "columns.db")
+    assert len(rows) == 172 - 6 * store_text  # and the last unit's two, rejected as repeats
+    assert rows == _dump(tmp_path / "entries.db")
+    texts = {row[2]: row[2 * 6] for row in rows}  # key: text (NULL unless kept)
+    assert (texts["p:0000000011"] == "Hi 11") is store_text
+    assert (texts["p:0000000022"] == 'm otp ms ["1", "x"]') is store_text
