@@ -31,6 +31,8 @@ import pickle
 import signal
 import struct
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -41,33 +43,30 @@ from ._run import Run
 from ._schema import connect, migrate
 from ._store import Store
 
-__all__ = ["LENGTH", "OPS", "Settled", "frame", "load", "main", "read_frame", "write_frame"]
+__all__ = ["HEAD", "OPS", "Settled", "frame", "load", "main", "read_frame"]
 
-LENGTH = struct.Struct("<I")
-"""A frame's length, before it."""
+HEAD = struct.Struct("<IIB")
+"""A frame's head: its pickle's length, its request's number (an answer carries its
+request's), and whether it is urgent (run before the others waiting: ``Inbox``)."""
 
 
-def frame(message: object) -> bytes:
-    """``message`` as a frame: its length, then its pickle."""
+def frame(number: int, message: object, urgent: bool = False) -> bytes:
+    """``message`` as a frame: its head, then its pickle."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return LENGTH.pack(len(data)) + data
+    return HEAD.pack(len(data), number, urgent) + data
 
 
-def write_frame(stream: IO[bytes], message: object) -> None:
-    stream.write(frame(message))
-    stream.flush()
-
-
-def read_frame(stream: IO[bytes]) -> bytes:
-    """The next frame's pickle; ``EOFError`` when the other side has gone."""
-    head = stream.read(LENGTH.size)
-    if len(head) < LENGTH.size:
+def read_frame(stream: IO[bytes]) -> tuple[int, bool, bytes]:
+    """The next frame: its number, whether it is urgent, its pickle; ``EOFError`` when the
+    other side has gone (a frame cut short too: the rest will never come)."""
+    head = stream.read(HEAD.size)
+    if len(head) < HEAD.size:
         raise EOFError
-    (length,) = LENGTH.unpack(head)
+    length, number, urgent = HEAD.unpack(head)
     data = stream.read(length)
     if len(data) < length:
         raise EOFError
-    return data
+    return number, bool(urgent), data
 
 
 def load(data: bytes) -> Any:
@@ -168,12 +167,13 @@ OPS: dict[str, Callable[..., Any]] = {
 
 
 class _Call:
-    """A call as ``Store.run_trip`` runs it (``_batch.Call`` without its event)."""
+    """A call as ``Store.run_trip`` runs it (``_batch.Call`` without its event), at the
+    time its trip was sent (``_Writer.clock``)."""
 
     __slots__ = ("args", "error", "function", "result")
 
-    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]):
-        self.function, self.args = function, args
+    def __init__(self, writer: _Writer, now: float, function: Callable[..., Any], args: Any):
+        self.function, self.args = writer.at, (now, function, *args)
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -187,10 +187,173 @@ def _portable(error: BaseException) -> BaseException:
     return error
 
 
-class _Writer:
+class Inbox:
+    """The frames read and not yet answered, read by a thread of their own as they come:
+    the parent's writes never wait for SQLite (``sqlite3`` lets go of the GIL while it
+    steps), and an urgent frame (a unit's claim: its request waits for it) is seen while
+    a settle trip runs, to go before the rest of it (``_Writer.settle``)."""
+
     def __init__(self) -> None:
+        self.urgent: deque[tuple[int, bytes]] = deque()
+        self.rest: deque[tuple[int, bytes]] = deque()
+        self.ended = False
+        self._ready = threading.Condition()
+
+    def read(self, stream: IO[bytes]) -> None:
+        """Read ``stream``'s frames to its end (the reader thread)."""
+        try:
+            while True:
+                number, urgent, data = read_frame(stream)
+                with self._ready:
+                    (self.urgent if urgent else self.rest).append((number, data))
+                    self._ready.notify()
+        except (EOFError, OSError, ValueError):  # the parent closed it, or died
+            pass
+        finally:
+            with self._ready:
+                self.ended = True
+                self._ready.notify()
+
+    def next(self) -> tuple[bool, int, bytes] | None:
+        """The next frame to answer, urgent ones first; ``None`` once the stream ended
+        and every frame read was taken."""
+        with self._ready:
+            while not (self.urgent or self.rest or self.ended):
+                self._ready.wait()
+            if self.urgent:
+                return (True, *self.urgent.popleft())
+            if self.rest:
+                return (False, *self.rest.popleft())
+            return None
+
+
+class _Writer:
+    def __init__(self, inbox: Inbox, out: IO[bytes]) -> None:
         self.store: Store | None = None
         self.now = 0.0
+        self.inbox = inbox
+        self.out: IO[bytes] | None = out
+
+    def serve(self) -> None:
+        """Answer every frame, urgent ones first, until the parent's stream ends."""
+        inbox = self.inbox
+        while (taken := inbox.next()) is not None:
+            urgent, number, data = taken
+            if urgent:
+                self.urgent([(number, data)])
+            else:
+                self.one(number, data)
+
+    def one(self, number: int, data: bytes) -> None:
+        """A frame of the rest: a settle trip, run a call at a time when urgent frames
+        wait (``settle``), or another frame."""
+        try:
+            message = load(data)
+            if message[0] == "trip":
+                self.reply(number, (True, self.settle(self.calls(message))))
+                return
+            reply: tuple[bool, Any] = (True, self.answer(message))
+        except Exception as error:
+            reply = (False, _portable(error))
+        self.reply(number, reply)
+
+    def settle(self, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+        """A trip's calls, answered each. Whenever urgent frames wait, the calls run so far
+        are committed (each call is its own savepoint: a unit is atomic, not the trip),
+        the urgent frames are run and answered, and the rest of the trip goes on."""
+        done = 0
+        while done < len(calls):
+            taken: list[_Call] = []
+            failed = self.run(self._until_urgent(calls, done, taken), taken)
+            if not taken:  # refused before its first call: so is the rest of the trip
+                self.run_failed(calls[done:], failed or LedgerError("a trip ran no call"))
+                break
+            done += len(taken)
+            if self.inbox.urgent:
+                self.urgent([])
+        return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
+
+    def _until_urgent(self, calls: list[_Call], first: int, taken: list[_Call]) -> Any:
+        """``calls`` from ``first`` as ``Store.run_trip`` takes them, until an urgent
+        frame waits (one call at least); ``taken`` the ones it took."""
+        urgent = self.inbox.urgent
+        for call in calls[first:]:
+            if taken and urgent:
+                return
+            taken.append(call)
+            yield call
+
+    def urgent(self, frames: list[tuple[int, bytes]]) -> None:
+        """``frames`` and every urgent frame waiting: their trips' calls in one
+        transaction, then each answered (a frame that is not a trip alone, in turn)."""
+        urgent = self.inbox.urgent
+        while frames or urgent:
+            while urgent:
+                frames.append(urgent.popleft())
+            trips: list[tuple[int, list[_Call]]] = []
+            for number, data in frames:
+                try:
+                    message = load(data)
+                    if message[0] == "trip":
+                        trips.append((number, self.calls(message)))
+                        continue
+                    self.trips(trips)
+                    trips = []
+                    reply: tuple[bool, Any] = (True, self.answer(message))
+                except Exception as error:
+                    reply = (False, _portable(error))
+                self.reply(number, reply)
+            self.trips(trips)
+            frames = []
+
+    def trips(self, trips: list[tuple[int, list[_Call]]]) -> None:
+        """Trips run in one transaction, then answered each."""
+        if not trips:
+            return
+        self.run([call for _, calls in trips for call in calls])
+        for number, calls in trips:
+            answers = [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
+            self.reply(number, (True, answers))
+
+    def run(self, calls: Any, taken: list[_Call] | None = None) -> Exception | None:
+        """``calls`` in one transaction (``Store.run_trip``); if it fails whole (its
+        commit), so did each call taken that had not failed on its own: the error."""
+        store = self.store
+        try:
+            if store is None:
+                raise LedgerError("the writer process was not opened")
+            store.run_trip(calls)
+        except Exception as error:
+            self.run_failed(taken if taken is not None else calls, error)
+            return error
+        return None
+
+    @staticmethod
+    def run_failed(calls: list[_Call], error: Exception) -> None:
+        for call in calls:
+            if call.error is None:
+                call.error = error
+
+    def calls(self, message: Sequence[Any]) -> list[_Call]:
+        """A trip's calls, each at the time the trip was sent."""
+        now, store = message[1], self.store
+        return [_Call(self, now, OPS[op], (store, *args)) for op, args in message[2]]
+
+    def at(self, now: float, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` with the clock at ``now``."""
+        self.now = now
+        return function(*args)
+
+    def reply(self, number: int, reply: tuple[bool, Any]) -> None:
+        """Write an answer; once the parent has gone, the frames it sent are still run
+        (committed), unanswered."""
+        if self.out is None:
+            return
+        try:
+            self.out.write(frame(number, reply))
+            self.out.flush()
+        except (BrokenPipeError, OSError):
+            self.out = None
 
     def answer(self, message: Sequence[Any]) -> Any:
         kind = message[0]
@@ -206,11 +369,6 @@ class _Writer:
         if kind == "drop":
             store.runs.pop(message[1], None)
             return None
-        if kind == "trip":
-            self.now = message[1]
-            calls = [_Call(OPS[op], (store, *args)) for op, args in message[2]]
-            store.run_trip(calls)  # type: ignore[arg-type]
-            return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
         raise LedgerError(f"the writer process got an unknown frame {kind!r}")
 
     def open(self, path: str, store_text: bool, lease: float) -> None:
@@ -236,21 +394,11 @@ def main() -> None:
         signal.signal(number, signal.SIG_IGN)
     frames_in, frames_out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the parent's pipe
-    writer = _Writer()
+    inbox = Inbox()
+    threading.Thread(target=inbox.read, args=(frames_in,), daemon=True).start()
+    writer = _Writer(inbox, frames_out)
     try:
-        while True:
-            try:
-                data = read_frame(frames_in)
-            except EOFError:
-                return
-            try:
-                reply: tuple[bool, Any] = (True, writer.answer(load(data)))
-            except Exception as error:
-                reply = (False, _portable(error))
-            try:
-                write_frame(frames_out, reply)
-            except (BrokenPipeError, OSError):
-                return  # the parent has gone
+        writer.serve()
     finally:
         writer.close()
 

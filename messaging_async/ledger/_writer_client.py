@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import anyio
 
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
-from ._writer import LENGTH, frame
+from ._writer import HEAD, frame
 from ._writer_calls import Encoded, plain_value, settle, settle_accepted
 
 __all__ = ["Lane", "WriterProcess"]
@@ -75,7 +74,9 @@ class WriterProcess:
         self._owner: int | None = None  # its thread
         self._under_way = 0
         self._sending: anyio.Lock | None = None  # one frame written at a time
-        self._answers: deque[anyio.Event] = deque()  # set for the request answered next
+        self._number = 0  # the last request's ("open" is 0)
+        self._waiting: dict[int, _Waiter] = {}  # by number: requests sent, not answered
+        self._reading = False  # whether a request is reading answers (``_read_for``)
         package = str(Path(__file__).resolve().parents[1])
         self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
             [sys.executable, "-P", "-c", _BOOT, package],
@@ -88,8 +89,8 @@ class WriterProcess:
         self._out, self._in = self._child.stdin.fileno(), self._child.stdout.fileno()
         os.set_blocking(self._out, False)
         os.set_blocking(self._in, False)
-        self._pending = frame(("open", path, store_text, lease_seconds))
-        self._claims, self._settles = Lane(self), Lane(self)
+        self._pending = frame(0, ("open", path, store_text, lease_seconds))
+        self._claims, self._settles = Lane(self, urgent=True), Lane(self, urgent=False)
         _LIVE.add(self)
 
     @property
@@ -106,11 +107,13 @@ class WriterProcess:
         nobody waits but the end of the blast), so a claim's trip is not one of settles too."""
         return self._settles if encoder in (settle, settle_accepted) else self._claims
 
-    async def request(self, message: object) -> Any:
+    async def request(self, message: object, *, urgent: bool = False) -> Any:
         """Send ``message``, return its answer (raise the error it answered with).
 
-        Requests of one event loop may be under way together (the child answers them in
-        the order sent); a loop in another thread waits until this loop has none.
+        Requests of one event loop may be under way together; the child answers each
+        when it is done, urgent ones (``urgent``: a unit's claim) first, and whoever reads
+        an answer hands it to its requester (``_read_for``). A loop in another thread
+        waits until this loop has none under way.
         """
         if os.getpid() != self._parent:
             raise LedgerError(
@@ -120,19 +123,16 @@ class WriterProcess:
         owed: list[BaseException] = []  # asyncio's own cancellations, given back at the end
         with anyio.CancelScope(shield=True):  # a frame half written would garble the next
             await self._take_turn(owed)
+            self._number = number = (self._number + 1) & 0xFFFFFFFF
+            waiter = _Waiter()
             try:
-                turn = await self._send(message, owed)
-                try:
-                    await steady(owed, turn.wait)
-                    ok, value = await self._answer(owed)
-                except BaseException:
-                    self._out_of_step()
-                    raise
-                finally:
-                    self._answers.popleft()
-                    if self._answers:
-                        self._answers[0].set()
+                await self._send(number, waiter, message, urgent, owed)
+                ok, value = await self._answer(waiter, owed)
             finally:
+                # a request given up (``KeyboardInterrupt``): its answer is dropped when
+                # it comes, and if it was to read next, another waiter reads
+                self._waiting.pop(number, None)
+                self._hand_over()
                 self._under_way -= 1
                 if not self._under_way:
                     self._owner = None
@@ -154,8 +154,10 @@ class WriterProcess:
             self._sending = anyio.Lock()  # this loop's
         self._under_way += 1
 
-    async def _send(self, message: object, owed: list[BaseException]) -> anyio.Event:
-        """Write ``message``'s frame whole; the event set when its answer is next."""
+    async def _send(
+        self, number: int, waiter: _Waiter, message: object, urgent: bool, owed: list[BaseException]
+    ) -> None:
+        """Write ``message``'s frame whole, ``waiter`` waiting for its answer."""
         sending = self._sending
         assert sending is not None
         await steady(owed, sending.acquire)
@@ -167,28 +169,59 @@ class WriterProcess:
                     self._opening = False
                     await _write_all(self._out, self._pending, owed)
                     await self._open_answer(owed)
-                await _write_all(self._out, frame(message), owed)
+                self._waiting[number] = waiter  # before its answer can be read
+                await _write_all(self._out, frame(number, message, urgent), owed)
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
             except BaseException:  # a frame half written, or an answer to "open" unread
                 self._out_of_step()
                 raise
-            turn = anyio.Event()
-            self._answers.append(turn)
-            if len(self._answers) == 1:
-                turn.set()
-            return turn
         finally:
             sending.release()
 
-    async def _answer(self, owed: list[BaseException]) -> tuple[bool, Any]:
-        """The next answer, read whole: ``(True, result)`` or ``(False, error)``."""
-        if self._broken is not None:
-            raise self._broken
+    async def _answer(self, waiter: _Waiter, owed: list[BaseException]) -> tuple[bool, Any]:
+        """``waiter``'s answer: ``(True, result)`` or ``(False, error)``, read by this
+        request if nobody is reading, else handed to it by whoever is."""
+        while waiter.answer is None:
+            if self._broken is not None:
+                raise self._broken
+            if not self._reading:
+                await self._read_for(waiter, owed)
+                continue
+            if waiter.wake.is_set():
+                waiter.wake = anyio.Event()
+            await steady(owed, waiter.wake.wait)
+        return waiter.answer
+
+    async def _read_for(self, waiter: _Waiter, owed: list[BaseException]) -> None:
+        """Read answers, each handed to its requester, until ``waiter``'s has come; then
+        another waiter reads (``_hand_over``). One task reads at a time: a frame is read
+        whole by one reader."""
+        self._reading = True
         try:
-            return await self._receive(owed)
+            while waiter.answer is None:
+                number, answer = await self._receive(owed)
+                answered = self._waiting.pop(number, None)  # None: a request given up
+                if answered is not None:
+                    answered.answer = answer
+                    answered.wake.set()
         except (EOFError, OSError) as error:
             raise self._ended(error) from error
+        except BaseException:  # an answer half read: the next read would start mid-frame
+            self._out_of_step()
+            raise
+        finally:
+            self._reading = False
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """With nobody reading, a waiter reads next; with the writer broken, every waiter
+        wakes to fail so."""
+        if self._broken is not None:
+            for waiter in self._waiting.values():
+                waiter.wake.set()
+        elif not self._reading and self._waiting:
+            next(iter(self._waiting.values())).wake.set()
 
     def _out_of_step(self) -> None:
         """A request interrupted between its frame and its answer (``KeyboardInterrupt``,
@@ -213,30 +246,30 @@ class WriterProcess:
 
     async def _open_answer(self, owed: list[BaseException]) -> None:
         """The child's answer to "open": a refusal (a file it cannot open) ends it."""
-        ok, error = await self._receive(owed)
+        _, (ok, error) = await self._receive(owed)
         if not ok:
             self._broken = LedgerError(f"the ledger's writer process: {error}")
             self._child.kill()
             raise self._broken from error
 
-    async def _receive(self, owed: list[BaseException]) -> tuple[bool, Any]:
-        head = await _read_exact(self._in, LENGTH.size, owed)
-        return pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0], owed))  # type: ignore[no-any-return]  # noqa: S301 (our child's)
+    async def _receive(self, owed: list[BaseException]) -> tuple[int, tuple[bool, Any]]:
+        """The next answer frame, read whole: its request's number, and the answer."""
+        length, number, _ = HEAD.unpack(await _read_exact(self._in, HEAD.size, owed))
+        return number, pickle.loads(await _read_exact(self._in, length, owed))  # noqa: S301 (our child's)
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
-        await self.request(("adopt", plain_value(job), job_id, run_id, gateway, fresh))
+        message = ("adopt", plain_value(job), job_id, run_id, gateway, fresh)
+        await self.request(message, urgent=True)
 
     async def drop(self, job: str) -> None:
         """Tell the child the run let go of ``job``: no unit of it is written any more."""
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
             await self.request(("drop", plain_value(job)))
 
-    async def run_trip(self, calls: list[Call[Any]]) -> None:
-        await self.trip(calls)
-
-    async def trip(self, calls: list[Call[Any]]) -> None:
-        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each."""
+    async def trip(self, calls: list[Call[Any]], urgent: bool = False) -> None:
+        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each;
+        ``urgent``: a trip of claims, run before the settles the child has waiting."""
         sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
         ops = []
         for call in calls:
@@ -249,7 +282,7 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
-        answers = await self.request(("trip", self._clock(), ops))
+        answers = await self.request(("trip", self._clock(), ops), urgent=urgent)
         for (call, read), (result, error) in zip(sent, answers, strict=True):
             if error is not None:
                 call.error = error
@@ -320,12 +353,24 @@ async def _read_exact(fd: int, count: int, owed: list[BaseException]) -> bytes:
 
 
 class Lane:
-    """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop)."""
+    """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop):
+    claims (``urgent``: the child runs them first) or settles."""
 
-    __slots__ = ("_writer",)
+    __slots__ = ("_urgent", "_writer")
 
-    def __init__(self, writer: WriterProcess):
-        self._writer = writer
+    def __init__(self, writer: WriterProcess, *, urgent: bool):
+        self._writer, self._urgent = writer, urgent
 
     async def run_trip(self, calls: list[Call[Any]]) -> None:
-        await self._writer.trip(calls)
+        await self._writer.trip(calls, self._urgent)
+
+
+class _Waiter:
+    """A request sent and not answered yet: its answer once read, and the event that
+    wakes it (its answer came, or it is to read next, or the writer broke)."""
+
+    __slots__ = ("answer", "wake")
+
+    def __init__(self) -> None:
+        self.answer: tuple[bool, Any] | None = None
+        self.wake = anyio.Event()
