@@ -81,6 +81,7 @@ class WriterProcess:
         self._number = 0  # the last request's ("open" is 0)
         self._waiting: dict[int, _Waiter] = {}  # by number: requests sent, not answered
         self._reading = False  # whether a request is reading answers (``_read_for``)
+        self._buffer = bytearray()  # read from the child's stdout, not yet taken
         package = str(Path(__file__).resolve().parents[1])
         self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
             [sys.executable, "-P", "-c", _BOOT, package],
@@ -112,13 +113,20 @@ class WriterProcess:
         nobody waits but the end of the blast), so a claim's trip is not one of settles too."""
         return self._settles if encoder in (settle, settle_accepted) else self._claims
 
-    async def request(self, message: object, *, urgent: bool = False) -> Any:
+    async def request(
+        self,
+        message: object,
+        *,
+        urgent: bool = False,
+        land: Callable[[tuple[bool, Any]], None] | None = None,
+    ) -> Any:
         """Send ``message``, return its answer (raise the error it answered with).
 
         Requests of one event loop may be under way together; the child answers each
         when it is done, urgent ones (``urgent``: a unit's claim) first, and whoever reads
-        an answer hands it to its requester (``_read_for``). A loop in another thread
-        waits until this loop has none under way.
+        an answer hands it to its requester (``_read_for``), or gives it to ``land``
+        (then ``None`` is returned): called by the task that read it, at once. A loop in
+        another thread waits until this loop has none under way.
         """
         if os.getpid() != self._parent:
             raise LedgerError(
@@ -129,7 +137,7 @@ class WriterProcess:
         with anyio.CancelScope(shield=True):  # a frame half written would garble the next
             await self._take_turn(owed)
             self._number = number = (self._number + 1) & 0xFFFFFFFF
-            waiter = _Waiter()
+            waiter = _Waiter(land)
             try:
                 await self._send(number, waiter, message, urgent, owed)
                 ok, value = await self._answer(waiter, owed)
@@ -201,25 +209,54 @@ class WriterProcess:
         return waiter.answer
 
     async def _read_for(self, waiter: _Waiter, owed: list[BaseException]) -> None:
-        """Read answers, each handed to its requester, until ``waiter``'s has come; then
-        another waiter reads (``_hand_over``). One task reads at a time: a frame is read
-        whole by one reader."""
+        """Read answers, each handed to its requester, until ``waiter``'s has come, and
+        those already read with it; then another waiter reads (``_hand_over``). One task
+        reads at a time: the pipe is read as it comes, into one buffer."""
         self._reading = True
         try:
-            while waiter.answer is None:
-                number, answer = await self._receive(owed)
-                answered = self._waiting.pop(number, None)  # None: a request given up
-                if answered is not None:
-                    answered.answer = answer
-                    answered.wake.set()
+            while True:
+                while (answered := self._next_answer()) is not None:
+                    self._deliver(*answered)
+                if waiter.answer is not None:
+                    return
+                self._buffer += await _read_some(self._in, owed)
         except (EOFError, OSError) as error:
             raise self._ended(error) from error
-        except BaseException:  # an answer half read: the next read would start mid-frame
+        except BaseException:  # an answer half taken: the next would start mid-frame
             self._out_of_step()
             raise
         finally:
             self._reading = False
             self._hand_over()
+
+    def _next_answer(self) -> tuple[int, tuple[bool, Any]] | None:
+        """The next answer read whole (its request's number, the answer), taken from
+        the buffer; ``None`` if the buffer holds no whole frame."""
+        buffer = self._buffer
+        if len(buffer) < HEAD.size:
+            return None
+        length, number, _ = HEAD.unpack_from(buffer)
+        end = HEAD.size + length
+        if len(buffer) < end:
+            return None
+        answer = pickle.loads(buffer[HEAD.size : end])  # noqa: S301 (our child's)
+        del buffer[:end]
+        return number, answer
+
+    def _deliver(self, number: int, answer: tuple[bool, Any]) -> None:
+        """``answer`` to request ``number``'s waiter (to its ``land`` first), and wake it;
+        dropped if the request was given up."""
+        waiter = self._waiting.pop(number, None)
+        if waiter is None:
+            return
+        if waiter.land is not None:
+            try:
+                waiter.land(answer)
+                answer = (True, None)
+            except Exception as error:  # its own failure, not the reader's
+                answer = (False, error)
+        waiter.answer = answer
+        waiter.wake.set()
 
     def _hand_over(self) -> None:
         """With nobody reading, a waiter reads next; with the writer broken, every waiter
@@ -253,16 +290,13 @@ class WriterProcess:
 
     async def _open_answer(self, owed: list[BaseException]) -> None:
         """The child's answer to "open": a refusal (a file it cannot open) ends it."""
-        _, (ok, error) = await self._receive(owed)
+        while (answered := self._next_answer()) is None:
+            self._buffer += await _read_some(self._in, owed)
+        _, (ok, error) = answered
         if not ok:
             self._broken = LedgerError(f"the ledger's writer process: {error}")
             self._child.kill()
             raise self._broken from error
-
-    async def _receive(self, owed: list[BaseException]) -> tuple[int, tuple[bool, Any]]:
-        """The next answer frame, read whole: its request's number, and the answer."""
-        length, number, _ = HEAD.unpack(await _read_exact(self._in, HEAD.size, owed))
-        return number, pickle.loads(await _read_exact(self._in, length, owed))  # noqa: S301 (our child's)
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
@@ -274,9 +308,12 @@ class WriterProcess:
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
             await self.request(("drop", plain_value(job)))
 
-    async def trip(self, calls: list[Call[Any]], urgent: bool = False) -> None:
-        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each;
-        ``urgent``: a trip of claims, run before the settles the child has waiting."""
+    async def trip(
+        self, calls: list[Call[Any]], urgent: bool = False, over: Callable[[], None] | None = None
+    ) -> None:
+        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each (by the
+        task that reads the answer, then ``over()``); ``urgent``: a trip of claims, run
+        before the settles the child has waiting."""
         sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
         ops = []
         for call in calls:
@@ -289,12 +326,23 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
-        answers = await self.request(("trip", self._clock(), ops), urgent=urgent)
-        for (call, read), (result, error) in zip(sent, answers, strict=True):
-            if error is not None:
-                call.error = error
-            else:
-                call.result = result if read is None else read(result)
+
+        def land(answer: tuple[bool, Any]) -> None:
+            ok, answers = answer
+            if not ok:  # the trip failed whole (its commit)
+                answers = [(None, answers)] * len(sent)
+            for (call, read), (result, error) in zip(sent, answers, strict=True):
+                if error is not None:
+                    call.error = error
+                    continue
+                try:
+                    call.result = result if read is None else read(result)
+                except Exception as unread:  # this call's answer: its own failure
+                    call.error = unread
+            if over is not None:
+                over()
+
+        await self.request(("trip", self._clock(), ops), urgent=urgent, land=land)
 
     def close(self) -> None:
         """End the child (in a worker thread): its stdin closed, it finishes what it was
@@ -343,20 +391,19 @@ async def _write_all(fd: int, data: bytes, owed: list[BaseException]) -> None:
         view = view[written:]
 
 
-async def _read_exact(fd: int, count: int, owed: list[BaseException]) -> bytes:
-    """``count`` bytes from ``fd``, read as they come; ``EOFError`` if it ends first."""
-    chunks: list[bytes] = []
-    while count:
+async def _read_some(fd: int, owed: list[BaseException]) -> bytes:
+    """What ``fd`` has (up to 64 KiB), once it has something; ``EOFError`` if it ended.
+    All of it at once: the answers that came together are read in one call, and handed
+    out by one reader (``WriterProcess._read_for``)."""
+    while True:
         try:
-            chunk = os.read(fd, count)
+            chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
             await steady(owed, anyio.wait_readable, fd)
             continue
         if not chunk:
             raise EOFError
-        chunks.append(chunk)
-        count -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return chunk
 
 
 class Lane:
@@ -370,16 +417,17 @@ class Lane:
         self._writer, self._urgent = writer, urgent
         self.under_way = under_way
 
-    async def run_trip(self, calls: list[Call[Any]]) -> None:
-        await self._writer.trip(calls, self._urgent)
+    async def run_trip(self, calls: list[Call[Any]], over: Callable[[], None]) -> None:
+        await self._writer.trip(calls, self._urgent, over)
 
 
 class _Waiter:
     """A request sent and not answered yet: its answer once read, and the event that
     wakes it (its answer came, or it is to read next, or the writer broke)."""
 
-    __slots__ = ("answer", "wake")
+    __slots__ = ("answer", "land", "wake")
 
-    def __init__(self) -> None:
+    def __init__(self, land: Callable[[tuple[bool, Any]], None] | None):
         self.answer: tuple[bool, Any] | None = None
+        self.land = land
         self.wake = anyio.Event()
