@@ -4,7 +4,10 @@
 awaited on the event loop with a trip's calls, whose functions are the encoders of
 ``_writer_calls`` (each turns its call into plain columns, and says how to read the
 answer back). The pipes are written and read by the loop without blocking (``Lane``: the
-claims' trips and the settles' apart).
+claims' trips, urgent, and the settles' apart). The child answers each request when it is
+done (claims first), each answer carrying its request's number: one task at a time reads
+the pipe (``WriterProcess._read_for``) and lands every answer it finds (a trip's calls get
+their results, and its ``Batcher`` callers wake, ``_batch.Batcher._over``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
 from ._writer import HEAD, frame
 from ._writer_calls import Encoded, plain_value, settle, settle_accepted
+from ._writer_pipes import Waiter as _Waiter
+from ._writer_pipes import read_some as _read_some
+from ._writer_pipes import write_all as _write_all
 
 __all__ = ["Lane", "WriterProcess"]
 
@@ -51,8 +57,12 @@ working directory first on ``sys.path``, and a ``types.py`` of the user's there 
 imported in place of the standard library's."""
 
 
-CLAIMS_UNDER_WAY = int(os.environ.get("CF_CLAIMS", "2"))
-SETTLES_UNDER_WAY = int(os.environ.get("CF_SETTLES", "2"))
+CLAIMS_UNDER_WAY = 2
+"""Claim trips under way at once, per event loop (``Lane``): the child runs every claim
+that waits in one transaction, so more would mostly add frames (4 measured no better)."""
+SETTLES_UNDER_WAY = 2
+"""Settle trips under way at once: the child lets claims go between a trip's calls, so a
+settle trip may grow as big as the settles waiting make it."""
 
 
 class WriterProcess:
@@ -380,32 +390,6 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_let_go_in_a_fork)
 
 
-async def _write_all(fd: int, data: bytes, owed: list[BaseException]) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            await steady(owed, anyio.wait_writable, fd)
-            continue
-        view = view[written:]
-
-
-async def _read_some(fd: int, owed: list[BaseException]) -> bytes:
-    """What ``fd`` has (up to 64 KiB), once it has something; ``EOFError`` if it ended.
-    All of it at once: the answers that came together are read in one call, and handed
-    out by one reader (``WriterProcess._read_for``)."""
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            await steady(owed, anyio.wait_readable, fd)
-            continue
-        if not chunk:
-            raise EOFError
-        return chunk
-
-
 class Lane:
     """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop):
     claims (``urgent``: the child runs them first) or settles; ``under_way`` of them at
@@ -419,15 +403,3 @@ class Lane:
 
     async def run_trip(self, calls: list[Call[Any]], over: Callable[[], None]) -> None:
         await self._writer.trip(calls, self._urgent, over)
-
-
-class _Waiter:
-    """A request sent and not answered yet: its answer once read, and the event that
-    wakes it (its answer came, or it is to read next, or the writer broke)."""
-
-    __slots__ = ("answer", "land", "wake")
-
-    def __init__(self, land: Callable[[tuple[bool, Any]], None] | None):
-        self.answer: tuple[bool, Any] | None = None
-        self.land = land
-        self.wake = anyio.Event()
