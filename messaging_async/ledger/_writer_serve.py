@@ -110,30 +110,61 @@ class Writer:
         self.reply(number, reply)
 
     def settle(self, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
-        """A trip's calls, answered each. Whenever urgent frames wait, the calls run so far
-        are committed (each call is its own savepoint: a unit is atomic, not the trip),
-        the urgent frames are run and answered, and the rest of the trip goes on."""
+        """A trip's calls, answered each. Whenever urgent frames wait, the claims they
+        carry join the transaction after the call under way, which is committed then
+        (each call is its own savepoint: a unit is atomic, not the trip; one commit, not
+        one for the settles so far and one for the claims), the claims are answered, and
+        the rest of the trip goes on in the next transaction."""
         done = 0
         while done < len(calls):
             taken: list[_Call] = []
-            failed = self.run(self._until_urgent(calls, done, taken), taken)
+            ran: list[_Call] = []
+            claims: list[tuple[int, list[_Call]]] = []
+            later: list[tuple[int, bytes]] = []
+            failed = self.run(self._until_urgent(calls, done, taken, ran, claims, later), ran)
             if not taken:  # refused before its first call: so is the rest of the trip
                 self.run_failed(calls[done:], failed or LedgerError("a trip ran no call"))
                 break
             done += len(taken)
-            if self.inbox.urgent:
-                self.urgent([])
+            self.answer_trips(claims)
+            if later or self.inbox.urgent:
+                self.urgent(later)
         return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
 
-    def _until_urgent(self, calls: list[_Call], first: int, taken: list[_Call]) -> Any:
-        """``calls`` from ``first`` as ``Store.run_trip`` takes them, until an urgent
-        frame waits (one call at least); ``taken`` the ones it took."""
+    def _until_urgent(
+        self,
+        calls: list[_Call],
+        first: int,
+        taken: list[_Call],
+        ran: list[_Call],
+        claims: list[tuple[int, list[_Call]]],
+        later: list[tuple[int, bytes]],
+    ) -> Any:
+        """``calls`` from ``first`` as ``Store.run_trip`` takes them (``taken``), until
+        urgent frames wait (one call at least): then the calls of the trips among them
+        (``claims``), and no more; ``later`` the other urgent frames, ``ran`` all."""
         urgent = self.inbox.urgent
         for call in calls[first:]:
             if taken and urgent:
-                return
+                break
             taken.append(call)
+            ran.append(call)
             yield call
+        while urgent:
+            number, data = urgent.popleft()
+            try:
+                message = load(data)
+            except Exception:  # answered so by ``urgent``
+                later.append((number, data))
+                continue
+            if message[0] != "trip":
+                later.append((number, data))
+                continue
+            trip = self.calls(message)
+            claims.append((number, trip))
+            for call in trip:
+                ran.append(call)
+                yield call
 
     def urgent(self, frames: list[tuple[int, bytes]]) -> None:
         """``frames`` and every urgent frame waiting: their trips' calls in one
@@ -163,6 +194,9 @@ class Writer:
         if not trips:
             return
         self.run([call for _, calls in trips for call in calls])
+        self.answer_trips(trips)
+
+    def answer_trips(self, trips: list[tuple[int, list[_Call]]]) -> None:
         for number, calls in trips:
             answers = [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
             self.reply(number, (True, answers))
