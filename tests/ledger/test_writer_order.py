@@ -10,11 +10,13 @@ import signal
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from messaging_async import LedgerError, OutcomeStatus, SqliteLedger
 from messaging_async.ledger import Entry, Plan, _writer_calls
 from messaging_async.ledger._batch import Batcher, Call
+from messaging_async.ledger._writer import frame
 from messaging_async.ledger._writer_client import WriterProcess
 
 from .conftest import Clock, accepted, sms_entries
@@ -160,3 +162,25 @@ async def test_a_trips_callers_resume_as_soon_as_it_is_over() -> None:
         release.set()
     assert len(early) == 1  # the second trip's caller that did not run it
     assert sorted(resumed) == [0, 1, 2]
+
+
+async def test_what_the_parent_sent_whole_is_written_after_it_stops_reading(
+    tmp_path: Any, clock: Clock
+) -> None:
+    """A parent killed (or gone) after sending frames: the child cannot answer them, and
+    still commits every one it read whole before it exits (it used to stop at the first
+    answer it could not write, leaving the rest of the pipe unwritten)."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        writer = _writer_of(ledger)
+        child = writer._child
+        child.stdout.close()  # nobody reads its answers: each write of one fails
+        frames = []
+        for n in range(20):
+            op, args, _ = _writer_calls.begin_unit("j", sms_entries(10, start=10 * n), True)
+            frames.append(frame(1000 + n, ("trip", clock(), [(op, args)]), n % 3 == 0))
+        os.set_blocking(writer._out, True)
+        os.write(writer._out, b"".join(frames))
+        child.stdin.close()
+        assert await anyio.to_thread.run_sync(child.wait, 60) == 0
+        assert (await ledger.summary("j")).total == 200
