@@ -99,6 +99,7 @@ class Batcher:
         *,
         in_thread: bool = True,
         under_way: int = 1,
+        linger: bool = False,
     ):
         """``run_trip``: a function run in a worker thread (``run_trip(calls)``), or,
         ``in_thread=False``, a coroutine function awaited on the loop (the writer process's
@@ -106,12 +107,17 @@ class Batcher:
         their results, wherever it learns them (the task that reads the writer's answer:
         the trip's callers resume a trip round the loop sooner than if the trip's own
         task, woken, finished it). ``under_way``: how many trips may be under way at once
-        (the writer process answers each trip when it is committed)."""
+        (the writer process answers each trip when it is committed). ``linger``: a trip's
+        first caller lets the event loop go round once before it runs the trip, so that
+        the calls made in that round join it (for calls nobody waits for: the writer's
+        settles, answered so soon now that their trips held one unit each, a frame and
+        a commit a unit)."""
         self._run_trip = run_trip
         self._in_thread = in_thread
         self._next: _Group | None = None  # the calls waiting for the next trip
         self._running = 0  # trips under way
         self._under_way = under_way
+        self._linger = linger
         self._limiter = anyio.CapacityLimiter(1)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
@@ -125,6 +131,8 @@ class Batcher:
             if len(group.calls) > 1:
                 await steady(owed, group.done.wait)
             else:  # its first caller runs its trip: now, or when a trip under way ends
+                if self._linger:
+                    await steady(owed, anyio.lowlevel.checkpoint)
                 if self._running >= self._under_way:
                     group.turn = anyio.Event()
                     await steady(owed, group.turn.wait)

@@ -393,13 +393,15 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
 class Lane:
     """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop):
     claims (``urgent``: the child runs them first) or settles; ``under_way`` of them at
-    a time."""
+    a time, and, ``linger``, each gathering the calls of a round of the event loop
+    (``Batcher``): the settles."""
 
-    __slots__ = ("_urgent", "_writer", "under_way")
+    __slots__ = ("_urgent", "_writer", "linger", "under_way")
 
     def __init__(self, writer: WriterProcess, *, urgent: bool, under_way: int):
         self._writer, self._urgent = writer, urgent
         self.under_way = under_way
+        self.linger = not urgent and os.environ.get("CF_LINGER", "1") == "1"
 
     async def run_trip(self, calls: list[Call[Any]], over: Callable[[], None]) -> None:
         await self._writer.trip(calls, self._urgent, over)
