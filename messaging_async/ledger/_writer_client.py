@@ -401,7 +401,7 @@ class Lane:
     def __init__(self, writer: WriterProcess, *, urgent: bool, under_way: int):
         self._writer, self._urgent = writer, urgent
         self.under_way = under_way
-        self.linger = not urgent and os.environ.get("CF_LINGER", "1") == "1"
+        self.linger = not urgent
 
     async def run_trip(self, calls: list[Call[Any]], over: Callable[[], None]) -> None:
         await self._writer.trip(calls, self._urgent, over)
