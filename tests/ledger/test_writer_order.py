@@ -184,3 +184,22 @@ async def test_what_the_parent_sent_whole_is_written_after_it_stops_reading(
         child.stdin.close()
         assert await anyio.to_thread.run_sync(child.wait, 60) == 0
         assert (await ledger.summary("j")).total == 200
+
+
+@pytest.mark.parametrize("linger", [True, False])
+async def test_settle_trips_gather_the_calls_of_a_loop_round(linger: bool) -> None:
+    """Answered at once now, the writer's settle trips held one unit each (a frame and a
+    commit a unit): a lingering ``Batcher`` lets the loop go round once first, and the
+    calls made in that round go in the same trip."""
+    trips: list[int] = []
+
+    async def run_trip(calls: list[Call[Any]], over: Any) -> None:
+        trips.append(len(calls))
+        for call in calls:
+            call.result = call.function(*call.args)
+
+    batcher = Batcher(run_trip, in_thread=False, under_way=2, linger=linger)
+    async with anyio.create_task_group() as tasks:
+        for n in range(3):
+            tasks.start_soon(batcher.call, int, n)
+    assert trips == ([3] if linger else [1, 1, 1])
