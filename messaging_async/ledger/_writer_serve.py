@@ -80,6 +80,9 @@ class Inbox:
 
 
 class Writer:
+    """The child's side of the protocol: the ``Store`` it opened, the frames of its
+    ``Inbox`` run and answered on ``out``."""
+
     def __init__(self, inbox: Inbox, out: IO[bytes]) -> None:
         self.store: Store | None = None
         self.now = 0.0
