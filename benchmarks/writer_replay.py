@@ -21,6 +21,7 @@ after in the same minutes); under callgrind, subtract a replay of the first fram
 from __future__ import annotations
 
 import argparse
+import io
 import pickle
 import tempfile
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from messaging_async.ledger import _writer
+from messaging_async.ledger._writer_serve import Inbox, Writer
 
 
 def capture(count: int, out: Path) -> None:
@@ -42,9 +44,9 @@ def capture(count: int, out: Path) -> None:
     sent: list[bytes] = []
     request = WriterProcess.request
 
-    async def kept(self: WriterProcess, message: object) -> Any:
+    async def kept(self: WriterProcess, message: object, **how: Any) -> Any:
         sent.append(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-        return await request(self, message)
+        return await request(self, message, **how)
 
     WriterProcess.request = kept  # type: ignore[method-assign]
 
@@ -59,7 +61,7 @@ def capture(count: int, out: Path) -> None:
     print(f"{len(sent)} frames, {sum(map(len, sent)):,} bytes")
 
 
-def _adopt(writer: _writer._Writer, message: Any) -> None:
+def _adopt(writer: Writer, message: Any) -> None:
     """The job and run an ``adopt`` names, made as the parent's store made them."""
     _, job, job_id, run_id, gateway, _ = message
     assert writer.store is not None
@@ -93,7 +95,7 @@ def replay_once(frames: list[bytes], path: Path) -> tuple[int, dict[str, float]]
         return run
 
     _writer.OPS.update({name: timed(name) for name in ops})
-    writer = _writer._Writer()
+    writer = Writer(Inbox(), io.BytesIO())  # answers written nowhere; ``frame`` timed below
     writer.open(str(path), False, 120.0)
     recipients = 0
     try:
@@ -106,7 +108,7 @@ def replay_once(frames: list[bytes], path: Path) -> tuple[int, dict[str, float]]
             answering = time.process_time()
             result = writer.answer(message)
             answered = time.process_time()
-            _writer.frame((True, result))
+            _writer.frame(0, (True, result))
             spent["reply"] += time.process_time() - answered
             spent["load"] += loaded - started
             spent["trip"] += answered - answering

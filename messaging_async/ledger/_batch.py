@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -71,13 +72,15 @@ class _Group:
     """The calls of one trip: ``done`` is set when the trip is over, ``turn`` when the trip
     before it is, for its first caller to run it. Two events a trip, not one a call: a
     blast's trips hold a few dozen calls, and an event costs a call about a fifth of its
-    event-loop time (``benchmarks`` harness in the commit that made this, 50 callers)."""
+    event-loop time (``benchmarks`` harness in the commit that made this, 50 callers).
+    ``over``: its calls have their results (``Batcher._over``)."""
 
-    __slots__ = ("calls", "done", "turn")
+    __slots__ = ("calls", "done", "over", "turn")
 
     def __init__(self) -> None:
         self.calls: list[Call[Any]] = []
         self.done = anyio.Event()
+        self.over = False
         self.turn: anyio.Event | None = None
 
 
@@ -92,21 +95,29 @@ class Batcher:
 
     def __init__(
         self,
-        run_trip: Callable[[list[Call[Any]]], Any],
+        run_trip: Callable[..., Any],
         *,
         in_thread: bool = True,
         under_way: int = 1,
+        linger: bool = False,
     ):
-        """``run_trip``: a function run in a worker thread, or, ``in_thread=False``, a
-        coroutine function awaited on the loop (the writer process's pipes).
-        ``under_way``: how many trips may be under way at once; the writer process takes
-        2 (it runs them one after the other, in the order sent: the next is at hand when
-        one ends, rather than a reply's read and the next trip's making later)."""
+        """``run_trip``: a function run in a worker thread (``run_trip(calls)``), or,
+        ``in_thread=False``, a coroutine function awaited on the loop (the writer process's
+        pipes), ``run_trip(calls, over)``: it calls ``over()`` as soon as the calls have
+        their results, wherever it learns them (the task that reads the writer's answer:
+        the trip's callers resume a trip round the loop sooner than if the trip's own
+        task, woken, finished it). ``under_way``: how many trips may be under way at once
+        (the writer process answers each trip when it is committed). ``linger``: a trip's
+        first caller lets the event loop go round once before it runs the trip, so that
+        the calls made in that round join it (for calls nobody waits for: the writer's
+        settles, answered so soon now that their trips held one unit each, a frame and
+        a commit a unit)."""
         self._run_trip = run_trip
         self._in_thread = in_thread
         self._next: _Group | None = None  # the calls waiting for the next trip
         self._running = 0  # trips under way
         self._under_way = under_way
+        self._linger = linger
         self._limiter = anyio.CapacityLimiter(1)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
@@ -120,6 +131,8 @@ class Batcher:
             if len(group.calls) > 1:
                 await steady(owed, group.done.wait)
             else:  # its first caller runs its trip: now, or when a trip under way ends
+                if self._linger:
+                    await steady(owed, anyio.lowlevel.checkpoint)
                 if self._running >= self._under_way:
                     group.turn = anyio.Event()
                     await steady(owed, group.turn.wait)
@@ -138,16 +151,26 @@ class Batcher:
             if self._in_thread:
                 await anyio.to_thread.run_sync(self._run_trip, group.calls, limiter=self._limiter)
             else:
-                await self._run_trip(group.calls)
+                await self._run_trip(group.calls, partial(self._over, group))
         except BaseException as exc:  # the trip itself failed (its commit): so did its calls
+            if group.over:  # after its results came (Ctrl-C): this caller's own to raise
+                raise
             for call in group.calls:
                 if call.error is None:
                     call.error = exc
         finally:
-            for call in group.calls:
-                call.finished = True
-            group.done.set()
-            self._running -= 1
-            waiting = self._next
-            if waiting is not None and waiting.turn is not None:  # its first caller's turn
-                waiting.turn.set()
+            self._over(group)
+
+    def _over(self, group: _Group) -> None:
+        """``group``'s trip is over (its calls have their results, or errors): its callers
+        wake, and the next trip's first caller may run it. Once a trip."""
+        if group.over:
+            return
+        group.over = True
+        for call in group.calls:
+            call.finished = True
+        group.done.set()
+        self._running -= 1
+        waiting = self._next
+        if waiting is not None and waiting.turn is not None:  # its first caller's turn
+            waiting.turn.set()

@@ -161,7 +161,12 @@ class ThreadedLedger:
             batcher = batchers[target] = (
                 Batcher(target.run_trip)
                 if isinstance(target, Store)
-                else Batcher(target.run_trip, in_thread=False, under_way=2)
+                else Batcher(
+                    target.run_trip,
+                    in_thread=False,
+                    under_way=target.under_way,
+                    linger=target.linger,
+                )
             )
         return await batcher.call(function, *args)
 

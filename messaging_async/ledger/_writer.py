@@ -11,18 +11,29 @@ connection to the same file, on the other core. What it is sent is columns of pl
 values, the content in its canonical form (``_fingerprint.Canonical``), not the SDK's
 objects: the client's share of a unit is what it takes to pickle those.
 
-The protocol is frames (a 4-byte length, then a pickle) on the child's stdin and stdout,
-between a process and the child it started: nothing else can write to them, so the
-pickles are the parent's own. A frame is one of ``("open", path, store_text, lease)``,
+The protocol is frames (a head: the pickle's length, a request number, whether the frame
+is urgent; then a pickle) on the child's stdin and stdout, between a process and the child
+it started: nothing else can write to them, so the pickles are the parent's own. A frame
+is one of ``("open", path, store_text, lease)``,
 ``("adopt", job, job_id, run_id, gateway, fresh)`` (the run the parent opened),
 ``("drop", job)`` (the run let go of it),
-``("trip", now, [(op, payload), …])`` (the calls of one ``Batcher`` trip, in one
-transaction, each answered ``(result, error)``); every frame gets one answer frame. The
-child writes nothing else to stdout, ignores Ctrl-C and SIGTERM (the terminal sends Ctrl-C
-to the whole process group, systemd its SIGTERM to the whole service, and the parent,
-which takes both as "stop", must still land its shielded settles), and exits when its
-stdin ends: the parent closed it, or died (a SIGKILLed blast leaves no writer behind; the
-trip under way, if any, commits or rolls back whole first).
+``("trip", now, [(op, payload), …])`` (the calls of one ``Batcher`` trip, each answered
+``(result, error)``); every frame gets one answer frame, with its number, when it is done:
+not in the order sent. Claims first: a unit's request waits for its claim (an urgent
+trip), for its settle nobody waits but the end of the blast; in order, a claim waited
+behind settle trips of ~1,000 rows, 5-6 ms each, and the parent's writes behind a full
+pipe (claim median ~20 ms against ~14 ms for the unit's HTTP, traced on main at
+0d074af). So a thread reads the frames as they come (``Inbox``), urgent trips run before
+the rest, all that wait in one transaction, and a settle trip under way lets them go
+between its calls: the calls done so far are committed (each call is its own savepoint,
+so a unit is atomic; a trip never was more than a batch of units).
+
+The child writes nothing else to stdout, ignores Ctrl-C and SIGTERM (the terminal sends
+Ctrl-C to the whole process group, systemd its SIGTERM to the whole service, and the
+parent, which takes both as "stop", must still land its shielded settles), and exits when
+its stdin ends: the parent closed it, or died (a SIGKILLed blast leaves no writer behind;
+the frames it sent whole are run first, each trip's transaction committed or rolled back
+whole, unanswered once the parent has gone).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -38,37 +50,32 @@ from ..errors import LedgerError
 from ._fingerprint import Canonical, text_form
 from ._lean_rows import Claims
 from ._models import Entry, Plan
-from ._run import Run
-from ._schema import connect, migrate
 from ._store import Store
 
-__all__ = ["LENGTH", "OPS", "Settled", "frame", "load", "main", "read_frame", "write_frame"]
+__all__ = ["HEAD", "OPS", "Settled", "frame", "load", "main", "read_frame"]
 
-LENGTH = struct.Struct("<I")
-"""A frame's length, before it."""
+HEAD = struct.Struct("<IIB")
+"""A frame's head: its pickle's length, its request's number (an answer carries its
+request's), and whether it is urgent (run before the others waiting: ``Inbox``)."""
 
 
-def frame(message: object) -> bytes:
-    """``message`` as a frame: its length, then its pickle."""
+def frame(number: int, message: object, urgent: bool = False) -> bytes:
+    """``message`` as a frame: its head, then its pickle."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return LENGTH.pack(len(data)) + data
+    return HEAD.pack(len(data), number, urgent) + data
 
 
-def write_frame(stream: IO[bytes], message: object) -> None:
-    stream.write(frame(message))
-    stream.flush()
-
-
-def read_frame(stream: IO[bytes]) -> bytes:
-    """The next frame's pickle; ``EOFError`` when the other side has gone."""
-    head = stream.read(LENGTH.size)
-    if len(head) < LENGTH.size:
+def read_frame(stream: IO[bytes]) -> tuple[int, bool, bytes]:
+    """The next frame: its number, whether it is urgent, its pickle; ``EOFError`` when the
+    other side has gone (a frame cut short too: the rest will never come)."""
+    head = stream.read(HEAD.size)
+    if len(head) < HEAD.size:
         raise EOFError
-    (length,) = LENGTH.unpack(head)
+    length, number, urgent = HEAD.unpack(head)
     data = stream.read(length)
     if len(data) < length:
         raise EOFError
-    return data
+    return number, bool(urgent), data
 
 
 def load(data: bytes) -> Any:
@@ -177,90 +184,18 @@ OPS: dict[str, Callable[..., Any]] = {
 # -- the child ---------------------------------------------------------------------------
 
 
-class _Call:
-    """A call as ``Store.run_trip`` runs it (``_batch.Call`` without its event)."""
-
-    __slots__ = ("args", "error", "function", "result")
-
-    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]):
-        self.function, self.args = function, args
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-def _portable(error: BaseException) -> BaseException:
-    """``error`` if it survives a pickle round trip, else a ``LedgerError`` saying it."""
-    try:
-        pickle.loads(pickle.dumps(error))  # noqa: S301 (made here)
-    except Exception:
-        return LedgerError(f"the ledger's writer process failed: {type(error).__name__}: {error}")
-    return error
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.store: Store | None = None
-        self.now = 0.0
-
-    def answer(self, message: Sequence[Any]) -> Any:
-        kind = message[0]
-        if kind == "open":
-            return self.open(*message[1:])
-        store = self.store
-        if store is None:
-            raise LedgerError("the writer process was not opened")
-        if kind == "adopt":
-            job, job_id, run_id, gateway, fresh = message[1:]
-            store.runs[job] = Run(job_id, run_id, gateway, fresh=fresh)
-            return None
-        if kind == "drop":
-            store.runs.pop(message[1], None)
-            return None
-        if kind == "trip":
-            self.now = message[1]
-            calls = [_Call(OPS[op], (store, *args)) for op, args in message[2]]
-            store.run_trip(calls)  # type: ignore[arg-type]
-            return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
-        raise LedgerError(f"the writer process got an unknown frame {kind!r}")
-
-    def open(self, path: str, store_text: bool, lease: float) -> None:
-        conn = connect(path)
-        try:
-            migrate(conn)
-            self.store = Store(conn, store_text=store_text, lease_seconds=lease, clock=self.clock)
-        except BaseException:
-            conn.close()
-            raise
-
-    def clock(self) -> float:
-        """The time the parent read from its clock for this trip (a test's clock too)."""
-        return self.now
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.conn.close()
-
-
 def main() -> None:
+    from ._writer_serve import Inbox, Writer  # they read this module's frames and ops
+
     for number in (signal.SIGINT, signal.SIGTERM):  # to the group: the parent's to take
         signal.signal(number, signal.SIG_IGN)
     frames_in, frames_out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the parent's pipe
-    writer = _Writer()
+    inbox = Inbox()
+    threading.Thread(target=inbox.read, args=(frames_in,), daemon=True).start()
+    writer = Writer(inbox, frames_out)
     try:
-        while True:
-            try:
-                data = read_frame(frames_in)
-            except EOFError:
-                return
-            try:
-                reply: tuple[bool, Any] = (True, writer.answer(load(data)))
-            except Exception as error:
-                reply = (False, _portable(error))
-            try:
-                write_frame(frames_out, reply)
-            except (BrokenPipeError, OSError):
-                return  # the parent has gone
+        writer.serve()
     finally:
         writer.close()
 

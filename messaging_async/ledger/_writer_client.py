@@ -4,7 +4,10 @@
 awaited on the event loop with a trip's calls, whose functions are the encoders of
 ``_writer_calls`` (each turns its call into plain columns, and says how to read the
 answer back). The pipes are written and read by the loop without blocking (``Lane``: the
-claims' trips and the settles' apart).
+claims' trips, urgent, and the settles' apart). The child answers each request when it is
+done (claims first), each answer carrying its request's number: one task at a time reads
+the pipe (``WriterProcess._read_for``) and lands every answer it finds (a trip's calls get
+their results, and its ``Batcher`` callers wake, ``_batch.Batcher._over``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,11 @@ import anyio
 
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
-from ._writer import LENGTH, frame
+from ._writer import HEAD, frame
 from ._writer_calls import Encoded, plain_value, settle, settle_accepted
+from ._writer_pipes import Waiter as _Waiter
+from ._writer_pipes import read_some as _read_some
+from ._writer_pipes import write_all as _write_all
 
 __all__ = ["Lane", "WriterProcess"]
 
@@ -52,6 +57,14 @@ working directory first on ``sys.path``, and a ``types.py`` of the user's there 
 imported in place of the standard library's."""
 
 
+CLAIMS_UNDER_WAY = 2
+"""Claim trips under way at once, per event loop (``Lane``): the child runs every claim
+that waits in one transaction, so more would mostly add frames (4 measured no better)."""
+SETTLES_UNDER_WAY = 2
+"""Settle trips under way at once: the child lets claims go between a trip's calls, so a
+settle trip may grow as big as the settles waiting make it."""
+
+
 class WriterProcess:
     """The writer process of one ``SqliteLedger``, started at its first job.
 
@@ -75,7 +88,10 @@ class WriterProcess:
         self._owner: int | None = None  # its thread
         self._under_way = 0
         self._sending: anyio.Lock | None = None  # one frame written at a time
-        self._answers: deque[anyio.Event] = deque()  # set for the request answered next
+        self._number = 0  # the last request's ("open" is 0)
+        self._waiting: dict[int, _Waiter] = {}  # by number: requests sent, not answered
+        self._reading = False  # whether a request is reading answers (``_read_for``)
+        self._buffer = bytearray()  # read from the child's stdout, not yet taken
         package = str(Path(__file__).resolve().parents[1])
         self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
             [sys.executable, "-P", "-c", _BOOT, package],
@@ -88,8 +104,9 @@ class WriterProcess:
         self._out, self._in = self._child.stdin.fileno(), self._child.stdout.fileno()
         os.set_blocking(self._out, False)
         os.set_blocking(self._in, False)
-        self._pending = frame(("open", path, store_text, lease_seconds))
-        self._claims, self._settles = Lane(self), Lane(self)
+        self._pending = frame(0, ("open", path, store_text, lease_seconds))
+        self._claims = Lane(self, urgent=True, under_way=CLAIMS_UNDER_WAY)
+        self._settles = Lane(self, urgent=False, under_way=SETTLES_UNDER_WAY)
         _LIVE.add(self)
 
     @property
@@ -106,11 +123,20 @@ class WriterProcess:
         nobody waits but the end of the blast), so a claim's trip is not one of settles too."""
         return self._settles if encoder in (settle, settle_accepted) else self._claims
 
-    async def request(self, message: object) -> Any:
+    async def request(
+        self,
+        message: object,
+        *,
+        urgent: bool = False,
+        land: Callable[[tuple[bool, Any]], None] | None = None,
+    ) -> Any:
         """Send ``message``, return its answer (raise the error it answered with).
 
-        Requests of one event loop may be under way together (the child answers them in
-        the order sent); a loop in another thread waits until this loop has none.
+        Requests of one event loop may be under way together; the child answers each
+        when it is done, urgent ones (``urgent``: a unit's claim) first, and whoever reads
+        an answer hands it to its requester (``_read_for``), or gives it to ``land``
+        (then ``None`` is returned): called by the task that read it, at once. A loop in
+        another thread waits until this loop has none under way.
         """
         if os.getpid() != self._parent:
             raise LedgerError(
@@ -120,19 +146,16 @@ class WriterProcess:
         owed: list[BaseException] = []  # asyncio's own cancellations, given back at the end
         with anyio.CancelScope(shield=True):  # a frame half written would garble the next
             await self._take_turn(owed)
+            self._number = number = (self._number + 1) & 0xFFFFFFFF
+            waiter = _Waiter(land)
             try:
-                turn = await self._send(message, owed)
-                try:
-                    await steady(owed, turn.wait)
-                    ok, value = await self._answer(owed)
-                except BaseException:
-                    self._out_of_step()
-                    raise
-                finally:
-                    self._answers.popleft()
-                    if self._answers:
-                        self._answers[0].set()
+                await self._send(number, waiter, message, urgent, owed)
+                ok, value = await self._answer(waiter, owed)
             finally:
+                # a request given up (``KeyboardInterrupt``): its answer is dropped when
+                # it comes, and if it was to read next, another waiter reads
+                self._waiting.pop(number, None)
+                self._hand_over()
                 self._under_way -= 1
                 if not self._under_way:
                     self._owner = None
@@ -151,11 +174,15 @@ class WriterProcess:
             while not self._lock.acquire(blocking=False):
                 await steady(owed, anyio.sleep, _POLL)
             self._owner = me
-            self._sending = anyio.Lock()  # this loop's
+            # this loop's; taken without a trip round the loop when free (a trip round a
+            # busy loop, paid by every request, was 1.1 ms of a claim's, traced)
+            self._sending = anyio.Lock(fast_acquire=True)
         self._under_way += 1
 
-    async def _send(self, message: object, owed: list[BaseException]) -> anyio.Event:
-        """Write ``message``'s frame whole; the event set when its answer is next."""
+    async def _send(
+        self, number: int, waiter: _Waiter, message: object, urgent: bool, owed: list[BaseException]
+    ) -> None:
+        """Write ``message``'s frame whole, ``waiter`` waiting for its answer."""
         sending = self._sending
         assert sending is not None
         await steady(owed, sending.acquire)
@@ -167,28 +194,88 @@ class WriterProcess:
                     self._opening = False
                     await _write_all(self._out, self._pending, owed)
                     await self._open_answer(owed)
-                await _write_all(self._out, frame(message), owed)
+                self._waiting[number] = waiter  # before its answer can be read
+                await _write_all(self._out, frame(number, message, urgent), owed)
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
             except BaseException:  # a frame half written, or an answer to "open" unread
                 self._out_of_step()
                 raise
-            turn = anyio.Event()
-            self._answers.append(turn)
-            if len(self._answers) == 1:
-                turn.set()
-            return turn
         finally:
             sending.release()
 
-    async def _answer(self, owed: list[BaseException]) -> tuple[bool, Any]:
-        """The next answer, read whole: ``(True, result)`` or ``(False, error)``."""
-        if self._broken is not None:
-            raise self._broken
+    async def _answer(self, waiter: _Waiter, owed: list[BaseException]) -> tuple[bool, Any]:
+        """``waiter``'s answer: ``(True, result)`` or ``(False, error)``, read by this
+        request if nobody is reading, else handed to it by whoever is."""
+        while waiter.answer is None:
+            if self._broken is not None:
+                raise self._broken
+            if not self._reading:
+                await self._read_for(waiter, owed)
+                continue
+            if waiter.wake.is_set():
+                waiter.wake = anyio.Event()
+            await steady(owed, waiter.wake.wait)
+        return waiter.answer
+
+    async def _read_for(self, waiter: _Waiter, owed: list[BaseException]) -> None:
+        """Read answers, each handed to its requester, until ``waiter``'s has come, and
+        those already read with it; then another waiter reads (``_hand_over``). One task
+        reads at a time: the pipe is read as it comes, into one buffer."""
+        self._reading = True
         try:
-            return await self._receive(owed)
+            while True:
+                while (answered := self._next_answer()) is not None:
+                    self._deliver(*answered)
+                if waiter.answer is not None:
+                    return
+                self._buffer += await _read_some(self._in, owed)
         except (EOFError, OSError) as error:
             raise self._ended(error) from error
+        except BaseException:  # an answer half taken: the next would start mid-frame
+            self._out_of_step()
+            raise
+        finally:
+            self._reading = False
+            self._hand_over()
+
+    def _next_answer(self) -> tuple[int, tuple[bool, Any]] | None:
+        """The next answer read whole (its request's number, the answer), taken from
+        the buffer; ``None`` if the buffer holds no whole frame."""
+        buffer = self._buffer
+        if len(buffer) < HEAD.size:
+            return None
+        length, number, _ = HEAD.unpack_from(buffer)
+        end = HEAD.size + length
+        if len(buffer) < end:
+            return None
+        answer = pickle.loads(buffer[HEAD.size : end])  # noqa: S301 (our child's)
+        del buffer[:end]
+        return number, answer
+
+    def _deliver(self, number: int, answer: tuple[bool, Any]) -> None:
+        """``answer`` to request ``number``'s waiter (to its ``land`` first), and wake it;
+        dropped if the request was given up."""
+        waiter = self._waiting.pop(number, None)
+        if waiter is None:
+            return
+        if waiter.land is not None:
+            try:
+                waiter.land(answer)
+                answer = (True, None)
+            except Exception as error:  # its own failure, not the reader's
+                answer = (False, error)
+        waiter.answer = answer
+        waiter.wake.set()
+
+    def _hand_over(self) -> None:
+        """With nobody reading, a waiter reads next; with the writer broken, every waiter
+        wakes to fail so."""
+        if self._broken is not None:
+            for waiter in self._waiting.values():
+                waiter.wake.set()
+        elif not self._reading and self._waiting:
+            next(iter(self._waiting.values())).wake.set()
 
     def _out_of_step(self) -> None:
         """A request interrupted between its frame and its answer (``KeyboardInterrupt``,
@@ -213,30 +300,30 @@ class WriterProcess:
 
     async def _open_answer(self, owed: list[BaseException]) -> None:
         """The child's answer to "open": a refusal (a file it cannot open) ends it."""
-        ok, error = await self._receive(owed)
+        while (answered := self._next_answer()) is None:
+            self._buffer += await _read_some(self._in, owed)
+        _, (ok, error) = answered
         if not ok:
             self._broken = LedgerError(f"the ledger's writer process: {error}")
             self._child.kill()
             raise self._broken from error
 
-    async def _receive(self, owed: list[BaseException]) -> tuple[bool, Any]:
-        head = await _read_exact(self._in, LENGTH.size, owed)
-        return pickle.loads(await _read_exact(self._in, LENGTH.unpack(head)[0], owed))  # type: ignore[no-any-return]  # noqa: S301 (our child's)
-
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
-        await self.request(("adopt", plain_value(job), job_id, run_id, gateway, fresh))
+        message = ("adopt", plain_value(job), job_id, run_id, gateway, fresh)
+        await self.request(message, urgent=True)
 
     async def drop(self, job: str) -> None:
         """Tell the child the run let go of ``job``: no unit of it is written any more."""
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
             await self.request(("drop", plain_value(job)))
 
-    async def run_trip(self, calls: list[Call[Any]]) -> None:
-        await self.trip(calls)
-
-    async def trip(self, calls: list[Call[Any]]) -> None:
-        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each."""
+    async def trip(
+        self, calls: list[Call[Any]], urgent: bool = False, over: Callable[[], None] | None = None
+    ) -> None:
+        """A ``Batcher`` trip: the calls encoded, sent as one frame, answered each (by the
+        task that reads the answer, then ``over()``); ``urgent``: a trip of claims, run
+        before the settles the child has waiting."""
         sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
         ops = []
         for call in calls:
@@ -249,12 +336,23 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
-        answers = await self.request(("trip", self._clock(), ops))
-        for (call, read), (result, error) in zip(sent, answers, strict=True):
-            if error is not None:
-                call.error = error
-            else:
-                call.result = result if read is None else read(result)
+
+        def land(answer: tuple[bool, Any]) -> None:
+            ok, answers = answer
+            if not ok:  # the trip failed whole (its commit)
+                answers = [(None, answers)] * len(sent)
+            for (call, read), (result, error) in zip(sent, answers, strict=True):
+                if error is not None:
+                    call.error = error
+                    continue
+                try:
+                    call.result = result if read is None else read(result)
+                except Exception as unread:  # this call's answer: its own failure
+                    call.error = unread
+            if over is not None:
+                over()
+
+        await self.request(("trip", self._clock(), ops), urgent=urgent, land=land)
 
     def close(self) -> None:
         """End the child (in a worker thread): its stdin closed, it finishes what it was
@@ -292,40 +390,18 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_let_go_in_a_fork)
 
 
-async def _write_all(fd: int, data: bytes, owed: list[BaseException]) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            await steady(owed, anyio.wait_writable, fd)
-            continue
-        view = view[written:]
-
-
-async def _read_exact(fd: int, count: int, owed: list[BaseException]) -> bytes:
-    """``count`` bytes from ``fd``, read as they come; ``EOFError`` if it ends first."""
-    chunks: list[bytes] = []
-    while count:
-        try:
-            chunk = os.read(fd, count)
-        except BlockingIOError:
-            await steady(owed, anyio.wait_readable, fd)
-            continue
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        count -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 class Lane:
-    """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop)."""
+    """Trips of one kind to a ``WriterProcess`` (a ``Batcher`` each, per event loop):
+    claims (``urgent``: the child runs them first) or settles; ``under_way`` of them at
+    a time, and, ``linger``, each gathering the calls of a round of the event loop
+    (``Batcher``): the settles."""
 
-    __slots__ = ("_writer",)
+    __slots__ = ("_urgent", "_writer", "linger", "under_way")
 
-    def __init__(self, writer: WriterProcess):
-        self._writer = writer
+    def __init__(self, writer: WriterProcess, *, urgent: bool, under_way: int):
+        self._writer, self._urgent = writer, urgent
+        self.under_way = under_way
+        self.linger = not urgent
 
-    async def run_trip(self, calls: list[Call[Any]]) -> None:
-        await self._writer.trip(calls)
+    async def run_trip(self, calls: list[Call[Any]], over: Callable[[], None]) -> None:
+        await self._writer.trip(calls, self._urgent, over)

@@ -21,7 +21,7 @@ import pytest
 from attrs import evolve
 
 from messaging_async import LedgerError, OutcomeStatus, Sms, SqliteLedger
-from messaging_async.ledger import Entry, _writer_client
+from messaging_async.ledger import Entry, _writer_client, _writer_pipes
 from messaging_async.ledger._writer_client import WriterProcess
 from messaging_async.testing import FakeGateway
 
@@ -164,16 +164,16 @@ async def test_a_request_interrupted_before_its_answer_leaves_no_answer_to_misre
     another. The writer refuses every call from then on instead."""
     async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
-        real = _writer_client._read_exact
+        real = _writer_pipes.read_some
         interrupted: list[bool] = []
 
-        async def interrupting(fd: int, count: int, owed: Any) -> bytes:
+        async def interrupting(fd: int, owed: Any) -> bytes:
             if not interrupted:
                 interrupted.append(True)
                 raise KeyboardInterrupt
-            return await real(fd, count, owed)
+            return await real(fd, owed)
 
-        monkeypatch.setattr(_writer_client, "_read_exact", interrupting)
+        monkeypatch.setattr(_writer_client, "_read_some", interrupting)
         with pytest.raises(KeyboardInterrupt):
             await ledger.plan("j", sms_entries(2))
         with pytest.raises(LedgerError, match="interrupted"):

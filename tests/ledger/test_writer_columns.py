@@ -6,6 +6,7 @@ the plans read back by the parent's own decoder."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import sqlite3
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from messaging_async.ledger._batch import Call
 from messaging_async.ledger._owner import Owner
 from messaging_async.ledger._schema import connect, migrate
 from messaging_async.ledger._store import Store
+from messaging_async.ledger._writer_serve import Inbox, Writer
 
 from .conftest import sms_entries
 
@@ -90,7 +92,7 @@ FAST = 4
 
 def _by_columns(path: Path, store_text: bool) -> list[Plan | type[BaseException]]:
     """The units through the writer process's decoders, as its parent sends them."""
-    writer = _writer._Writer()
+    writer = Writer(Inbox(), io.BytesIO())
     writer.open(str(path), store_text, 120.0)
     assert writer.store is not None
     writer.now = _NOW

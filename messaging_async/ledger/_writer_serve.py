@@ -1,0 +1,279 @@
+"""The writer process's serving loop (``_writer.main``): frames read as they come, claims
+run first, each frame answered when it is done (see ``_writer``'s docstring)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from ..errors import LedgerError
+from ._run import Run
+from ._schema import connect, migrate
+from ._store import Store
+from ._writer import OPS, frame, load, read_frame
+
+__all__ = ["Inbox", "Writer"]
+
+
+class _Call:
+    """A call as ``Store.run_trip`` runs it (``_batch.Call`` without its event), at the
+    time its trip was sent (``Writer.clock``)."""
+
+    __slots__ = ("args", "error", "function", "result")
+
+    def __init__(self, writer: Writer, now: float, function: Callable[..., Any], args: Any):
+        self.function, self.args = writer.at, (now, function, *args)
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives a pickle round trip, else a ``LedgerError`` saying it."""
+    try:
+        pickle.loads(pickle.dumps(error))  # noqa: S301 (made here)
+    except Exception:
+        return LedgerError(f"the ledger's writer process failed: {type(error).__name__}: {error}")
+    return error
+
+
+class Inbox:
+    """The frames read and not yet answered, read by a thread of their own as they come:
+    the parent's writes never wait for SQLite (``sqlite3`` lets go of the GIL while it
+    steps), and an urgent frame (a unit's claim: its request waits for it) is seen while
+    a settle trip runs, to go before the rest of it (``Writer.settle``)."""
+
+    def __init__(self) -> None:
+        self.urgent: deque[tuple[int, bytes]] = deque()
+        self.rest: deque[tuple[int, bytes]] = deque()
+        self.ended = False
+        self._ready = threading.Condition()
+
+    def read(self, stream: IO[bytes]) -> None:
+        """Read ``stream``'s frames to its end (the reader thread)."""
+        try:
+            while True:
+                number, urgent, data = read_frame(stream)
+                with self._ready:
+                    (self.urgent if urgent else self.rest).append((number, data))
+                    self._ready.notify()
+        except (EOFError, OSError, ValueError):  # the parent closed it, or died
+            pass
+        finally:
+            with self._ready:
+                self.ended = True
+                self._ready.notify()
+
+    def next(self) -> tuple[bool, int, bytes] | None:
+        """The next frame to answer, urgent ones first; ``None`` once the stream ended
+        and every frame read was taken."""
+        with self._ready:
+            while not (self.urgent or self.rest or self.ended):
+                self._ready.wait()
+            if self.urgent:
+                return (True, *self.urgent.popleft())
+            if self.rest:
+                return (False, *self.rest.popleft())
+            return None
+
+
+class Writer:
+    """The child's side of the protocol: the ``Store`` it opened, the frames of its
+    ``Inbox`` run and answered on ``out``."""
+
+    def __init__(self, inbox: Inbox, out: IO[bytes]) -> None:
+        self.store: Store | None = None
+        self.now = 0.0
+        self.inbox = inbox
+        self.out: IO[bytes] | None = out
+
+    def serve(self) -> None:
+        """Answer every frame, urgent ones first, until the parent's stream ends."""
+        inbox = self.inbox
+        while (taken := inbox.next()) is not None:
+            urgent, number, data = taken
+            if urgent:
+                self.urgent([(number, data)])
+            else:
+                self.one(number, data)
+
+    def one(self, number: int, data: bytes) -> None:
+        """A frame of the rest: a settle trip, run a call at a time when urgent frames
+        wait (``settle``), or another frame."""
+        try:
+            message = load(data)
+            reply: tuple[bool, Any] = (True, self.answer(message))
+        except Exception as error:
+            reply = (False, _portable(error))
+        self.reply(number, reply)
+
+    def settle(self, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+        """A trip's calls, answered each. Whenever urgent frames wait, the claims they
+        carry join the transaction after the call under way, which is committed then
+        (each call is its own savepoint: a unit is atomic, not the trip; one commit, not
+        one for the settles so far and one for the claims), the claims are answered, and
+        the rest of the trip goes on in the next transaction."""
+        done = 0
+        while done < len(calls):
+            taken: list[_Call] = []
+            ran: list[_Call] = []
+            claims: list[tuple[int, list[_Call]]] = []
+            later: list[tuple[int, bytes]] = []
+            failed = self.run(self._until_urgent(calls, done, taken, ran, claims, later), ran)
+            if not taken:  # refused before its first call: so is the rest of the trip
+                self.run_failed(calls[done:], failed or LedgerError("a trip ran no call"))
+                break
+            done += len(taken)
+            self.answer_trips(claims)
+            if later or self.inbox.urgent:
+                self.urgent(later)
+        return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
+
+    def _until_urgent(
+        self,
+        calls: list[_Call],
+        first: int,
+        taken: list[_Call],
+        ran: list[_Call],
+        claims: list[tuple[int, list[_Call]]],
+        later: list[tuple[int, bytes]],
+    ) -> Any:
+        """``calls`` from ``first`` as ``Store.run_trip`` takes them (``taken``), until
+        urgent frames wait (one call at least): then the calls of the trips among them
+        (``claims``), and no more; ``later`` the other urgent frames, ``ran`` all."""
+        urgent = self.inbox.urgent
+        for call in calls[first:]:
+            if taken and urgent:
+                break
+            taken.append(call)
+            ran.append(call)
+            yield call
+        while urgent:
+            number, data = urgent.popleft()
+            try:
+                message = load(data)
+            except Exception:  # answered so by ``urgent``
+                later.append((number, data))
+                continue
+            if message[0] != "trip":
+                later.append((number, data))
+                continue
+            trip = self.calls(message)
+            claims.append((number, trip))
+            for call in trip:
+                ran.append(call)
+                yield call
+
+    def urgent(self, frames: list[tuple[int, bytes]]) -> None:
+        """``frames`` and every urgent frame waiting: their trips' calls in one
+        transaction, then each answered (a frame that is not a trip alone, in turn)."""
+        urgent = self.inbox.urgent
+        while frames or urgent:
+            while urgent:
+                frames.append(urgent.popleft())
+            trips: list[tuple[int, list[_Call]]] = []
+            for number, data in frames:
+                try:
+                    message = load(data)
+                    if message[0] == "trip":
+                        trips.append((number, self.calls(message)))
+                        continue
+                    self.trips(trips)
+                    trips = []
+                    reply: tuple[bool, Any] = (True, self.answer(message))
+                except Exception as error:
+                    reply = (False, _portable(error))
+                self.reply(number, reply)
+            self.trips(trips)
+            frames = []
+
+    def trips(self, trips: list[tuple[int, list[_Call]]]) -> None:
+        """Trips run in one transaction, then answered each."""
+        if not trips:
+            return
+        self.run([call for _, calls in trips for call in calls])
+        self.answer_trips(trips)
+
+    def answer_trips(self, trips: list[tuple[int, list[_Call]]]) -> None:
+        for number, calls in trips:
+            answers = [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
+            self.reply(number, (True, answers))
+
+    def run(self, calls: Any, taken: list[_Call] | None = None) -> Exception | None:
+        """``calls`` in one transaction (``Store.run_trip``); if it fails whole (its
+        commit), so did each call taken that had not failed on its own: the error."""
+        store = self.store
+        try:
+            if store is None:
+                raise LedgerError("the writer process was not opened")
+            store.run_trip(calls)
+        except Exception as error:
+            self.run_failed(taken if taken is not None else calls, error)
+            return error
+        return None
+
+    @staticmethod
+    def run_failed(calls: list[_Call], error: Exception) -> None:
+        for call in calls:
+            if call.error is None:
+                call.error = error
+
+    def calls(self, message: Sequence[Any]) -> list[_Call]:
+        """A trip's calls, each at the time the trip was sent."""
+        now, store = message[1], self.store
+        return [_Call(self, now, OPS[op], (store, *args)) for op, args in message[2]]
+
+    def at(self, now: float, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` with the clock at ``now``."""
+        self.now = now
+        return function(*args)
+
+    def reply(self, number: int, reply: tuple[bool, Any]) -> None:
+        """Write an answer; once the parent has gone, the frames it sent are still run
+        (committed), unanswered."""
+        if self.out is None:
+            return
+        try:
+            self.out.write(frame(number, reply))
+            self.out.flush()
+        except (BrokenPipeError, OSError):
+            self.out = None
+
+    def answer(self, message: Sequence[Any]) -> Any:
+        """A frame's answer, its calls run here (a trip: ``settle``, which lets waiting
+        urgent frames in between its calls)."""
+        kind = message[0]
+        if kind == "trip":
+            return self.settle(self.calls(message))
+        if kind == "open":
+            return self.open(*message[1:])
+        store = self.store
+        if store is None:
+            raise LedgerError("the writer process was not opened")
+        if kind == "adopt":
+            job, job_id, run_id, gateway, fresh = message[1:]
+            store.runs[job] = Run(job_id, run_id, gateway, fresh=fresh)
+            return None
+        if kind == "drop":
+            store.runs.pop(message[1], None)
+            return None
+        raise LedgerError(f"the writer process got an unknown frame {kind!r}")
+
+    def open(self, path: str, store_text: bool, lease: float) -> None:
+        conn = connect(path)
+        try:
+            migrate(conn)
+            self.store = Store(conn, store_text=store_text, lease_seconds=lease, clock=self.clock)
+        except BaseException:
+            conn.close()
+            raise
+
+    def clock(self) -> float:
+        """The time the parent read from its clock for this trip (a test's clock too)."""
+        return self.now
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.conn.close()
