@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -107,3 +108,14 @@ def accepted(entries: list[Entry], prefix: str = "m") -> list[Outcome]:
         )
         for entry in entries
     ]
+
+
+def sends_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every row of a SQLite ledger's ``sends``, each value with its SQLite type, in key
+    order: what two roads that must write the same rows are compared by."""
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
+    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+    rows = conn.execute(f"SELECT {typed} FROM sends ORDER BY job, key").fetchall()  # noqa: S608
+    conn.close()
+    return rows

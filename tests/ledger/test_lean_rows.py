@@ -20,7 +20,7 @@ from messaging_async.ledger._schema import connect, migrate
 from messaging_async.models import Outcome
 from messaging_async.testing import FakeGateway, Fault
 
-from .conftest import Clock, accepted, sms_entries
+from .conftest import Clock, accepted, sends_rows, sms_entries
 
 _SALT = bytes(range(16))
 
@@ -43,15 +43,6 @@ def _ledger(
     conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
     conn.close()
     return kind(path, clock=clock, **options)
-
-
-def _dump(path: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    columns = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
-    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
-    rows = conn.execute(f"SELECT {typed} FROM sends ORDER BY job, key").fetchall()  # noqa: S608
-    conn.close()
-    return rows
 
 
 def _rejected(entry: Entry, reason: str, code: int | None = None) -> Outcome:
@@ -140,7 +131,7 @@ async def test_both_roads_write_the_same_rows(
     await _scenario(tmp_path / "lean.db", Clock(), lean_rows=True, store_text=store_text)
     monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
     await _scenario(tmp_path / "values.db", Clock(), lean_rows=False, store_text=store_text)
-    lean_rows, values = _dump(tmp_path / "lean.db"), _dump(tmp_path / "values.db")
+    lean_rows, values = sends_rows(tmp_path / "lean.db"), sends_rows(tmp_path / "values.db")
     assert len(values) == 34  # the ref 2.5's rejection included, under its own key
     assert lean_rows == values
 
@@ -184,7 +175,7 @@ async def test_a_blast_settled_compact_writes_the_rows_its_outcomes_write(
             ledger.settle_accepted = None  # type: ignore[assignment,method-assign]
         async with ledger, fake.isms_client(ledger=ledger, max_concurrency=1) as isms:
             report = await isms.send_sms_bulk(_batch(), job="a")
-        ways[way] = (report.counts, _dump(path), ledger.compact)
+        ways[way] = (report.counts, sends_rows(path), ledger.compact)
     (counts, compact, used), (same_counts, outcomes, unused) = ways["compact"], ways["outcomes"]
     assert counts == same_counts
     assert counts == {"accepted": 79, "rejected": 1, "not_sent": 0, "unknown": 50}
@@ -271,6 +262,6 @@ async def test_the_gateway_written_into_a_statement_is_the_one_bound(
     await _odd_gateway(tmp_path / "lean.db", gateway)
     monkeypatch.setattr(_lean_rows, "supported", lambda conn: False)
     await _odd_gateway(tmp_path / "values.db", gateway)
-    rows = _dump(tmp_path / "lean.db")
+    rows = sends_rows(tmp_path / "lean.db")
     assert [(row[4], row[5]) for row in rows] == [(gateway, "text")] * 4
-    assert rows == _dump(tmp_path / "values.db")
+    assert rows == sends_rows(tmp_path / "values.db")

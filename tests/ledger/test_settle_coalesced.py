@@ -18,8 +18,8 @@ import pytest
 from messaging_async import Sms, SqliteLedger
 from messaging_async.testing import FakeGateway
 
-from .conftest import Clock
-from .test_lean_rows import _dump, _ledger
+from .conftest import Clock, sends_rows
+from .test_lean_rows import _ledger
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,7 @@ def _rows(path: Path) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(path)) as conn:
         names = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
     at, position = 2 * names.index("message_id"), 2 * names.index("position")
-    rows = _dump(path)
+    rows = sends_rows(path)
     assert [row[at] for row in rows] == [_IDS[path][row[position]] for row in rows]
     return [(*row[:at], *row[at + 1 :]) for row in rows]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from messaging_async.ledger._schema import connect, migrate
 from messaging_async.ledger._store import Store
 from messaging_async.ledger._writer_serve import Inbox, Writer
 
-from .conftest import sms_entries
+from .conftest import sends_rows, sms_entries
 
 _SALT = bytes(range(16))
 _OWNER = Owner("host", 4_194_000, 1.0)
@@ -45,15 +44,6 @@ def _prepared(path: Path) -> Path:
     conn.execute("INSERT INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
     conn.close()
     return path
-
-
-def _dump(path: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    columns = [row[1] for row in conn.execute("PRAGMA table_info(sends)")]
-    typed = ", ".join(f"{c}, typeof({c})" for c in columns)
-    rows = conn.execute(f"SELECT {typed} FROM sends ORDER BY job, key").fetchall()  # noqa: S608
-    conn.close()
-    return rows
 
 
 def _units() -> list[tuple[list[Entry], bool]]:
@@ -145,9 +135,9 @@ def test_a_fresh_units_claims_from_columns_are_the_entries_claims(
     sent = [plan if isinstance(plan, type) else len(plan.send) for plan in by_columns]
     # a text kept must be one SQLite can store: a lone surrogate fails its unit, either road
     assert sent == [UnicodeEncodeError if store_text else 6, 5, 6, 150, 3, 0]
-    rows = _dump(tmp_path / "columns.db")
+    rows = sends_rows(tmp_path / "columns.db")
     assert len(rows) == 172 - 6 * store_text  # and the last unit's two, rejected as repeats
-    assert rows == _dump(tmp_path / "entries.db")
+    assert rows == sends_rows(tmp_path / "entries.db")
     texts = {row[2]: row[2 * 6] for row in rows}  # key: text (NULL unless kept)
     assert (texts["p:0000000011"] == "Hi 11") is store_text
     assert (texts["p:0000000022"] == 'm otp ms ["1", "x"]') is store_text
