@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import re
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +190,7 @@ def driver_of(name: str, seconds: int, callbacks: int) -> Driver:
     if (reason := _wrk.missing()) is not None:
         sys.exit(f"webhooks.py: {reason}; `--driver aiohttp` measures without wrk")
     for kind in KINDS:  # wrk sends what request_of() builds, each id once
-        _wrk.check(lambda n, kind=kind: request_of(kind, n))  # type: ignore[misc]
+        _wrk.check(functools.partial(request_of, kind))
     return Driver(
         run=lambda url, pid, kind, first: measure_wrk(url, pid, kind, seconds, first),
         warm_up=lambda url, pid, kind: measure_wrk(url, pid, kind, 1, 9 * 10**8),
@@ -255,10 +257,11 @@ def table(best: dict[tuple[str, str], tuple[float, float, float]]) -> str:
     return "\n".join(rows) + "\n\n" + "\n".join(ratios)
 
 
-LOOP_ABOUT = {
-    "asyncio": "**asyncio** (`asyncio.run`: a plain install)",
-    "uvloop": "**uvloop** (`uvloop.run`: what `uvicorn[standard]` serves on)",
-}
+def loop_about(loop: str) -> str:
+    """The heading of one loop's tables."""
+    if loop == "uvloop":
+        return f"**uvloop** {version('uvloop')} (`uvloop.run`: what `uvicorn[standard]` serves on)"
+    return "**asyncio** (`asyncio.run`: a plain install)"
 
 
 def main() -> None:
@@ -292,7 +295,7 @@ def main() -> None:
             }
             best, client = best_of(servers, driver, args.rounds)
         tables.append(
-            f"{LOOP_ABOUT[loop]}; the client's CPU at most {client:.0%} of a core in a run:"
+            f"{loop_about(loop)}; the client's CPU at most {client:.0%} of a core in a run:"
             f"\n\n{table(best)}"
         )
     body = (
@@ -322,7 +325,7 @@ def compare(code: str, loop: str, driver: Driver, rounds: int) -> None:
             servers[name] = stack.enter_context(webhook_process(name, loop, core=driver.core))
         best, _ = best_of(servers, driver, rounds)
     print(
-        f"\n{LOOP_ABOUT[loop]}, server CPU µs per callback (callbacks/s):\n\n"
+        f"\n{loop_about(loop)}, server CPU µs per callback (callbacks/s):\n\n"
         "| callback | receiver, before | receiver, after | floor | FastAPI "
         "| floor / receiver: before → after | FastAPI / receiver: before → after |\n"
         "|---|---:|---:|---:|---:|---:|---:|"
