@@ -81,8 +81,13 @@ pytest-%: FORCE
 demo: install
 	$(BIN)/messaging-async demo
 
-# Benchmarks (about half an hour on 2 cores): tables into benchmarks/RESULTS.md.
+# Benchmarks (about half an hour on 2 cores): tables into benchmarks/RESULTS.md. webhooks.py
+# drives each webhook server at saturation with wrk (Debian's package), installed when missing.
 bench: install
+	@command -v wrk >/dev/null \
+		|| { apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "wrk could not be installed: webhooks.py stops (--driver aiohttp runs without it)"
 	cd benchmarks && ../$(BIN)/python blast.py && ../$(BIN)/python layers.py \
 		&& ../$(BIN)/python sdk_layer.py && ../$(BIN)/python whatsapp.py \
 		&& ../$(BIN)/python memory.py && ../$(BIN)/python webhook_parsing.py \

@@ -1,11 +1,15 @@
 """Serve a webhook app with uvicorn on a free loopback port (for benchmarks/webhooks.py).
 
-python benchmarks/_webhook_server.py receiver|bare|fastapi PORT_FILE
+python benchmarks/_webhook_server.py receiver|bare|fastapi PORT_FILE [asyncio|uvloop]
 
 - ``receiver``: ``WebhookReceiver`` mounted at ``/hooks`` (root_path), as users deploy it.
 - ``bare``: the floor of any receiver: a plain ASGI app that checks the token, reads the
   query (and the body of a POST), parses it with the standard library and answers 200.
 - ``fastapi``: FastAPI endpoints doing the same token check and the SDK's parsers.
+
+The loop is chosen here, not by uvicorn's ``loop=`` setting: that one applies only to
+``uvicorn.run``, and this script runs ``server.serve()`` in the loop it starts itself:
+``asyncio.run`` (a plain install) or ``uvloop.run`` (what ``uvicorn[standard]`` serves on).
 """
 
 from __future__ import annotations
@@ -123,9 +127,22 @@ async def main(kind: str, port_file: Path) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    port_file.write_text(str(server.servers[0].sockets[0].getsockname()[1]))  # noqa: ASYNC240
+    loop = type(asyncio.get_running_loop())
+    port = server.servers[0].sockets[0].getsockname()[1]
+    port_file.write_text(f"{port} {loop.__module__}.{loop.__name__}")  # noqa: ASYNC240
     await task
 
 
+def run_on(loop: str) -> Callable[[Any], None]:
+    """``asyncio.run`` or ``uvloop.run``, by name."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run
+    if loop != "asyncio":
+        sys.exit(f"unknown loop {loop!r}: asyncio or uvloop")
+    return asyncio.run
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+    run_on(sys.argv[3] if len(sys.argv) > 3 else "asyncio")(main(sys.argv[1], Path(sys.argv[2])))
