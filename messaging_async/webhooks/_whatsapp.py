@@ -82,13 +82,7 @@ def whatsapp_events(
     here, as ``_guarded`` guards: a frame and its ``*args`` tuple less (callgrind)."""
     try:
         data = decoded_payload(body, content_type, query, max_bytes)
-        whole = _index(data)
-        if not (whole.statuses or whole.messages or whole.status_key):
-            # One flat message, the usual callback: ``_whatsapp_parts``' last case, here,
-            # without its frame, its (messages, receipts) pair and the tests after it
-            # (2,150 instructions a callback through uvicorn's path, callgrind).
-            return (_whatsapp_event(data, whole, None),)
-        messages, receipts = _whatsapp_parts(data, whole)
+        messages, receipts = _whatsapp_parts(data)
     except WebhookError:
         raise
     except Exception as exc:  # any input-driven failure is a malformed callback
@@ -122,14 +116,12 @@ def _whatsapp_callback(data: dict[str, Any]) -> WhatsAppCallback:
 
 
 def _whatsapp_parts(
-    data: dict[str, Any], whole: _Index | None = None
+    data: dict[str, Any],
 ) -> tuple[tuple[WhatsAppInbound, ...], tuple[DeliveryReport, ...]]:
     """The payload's messages and receipts. Receipts from every ``statuses`` list (or the
     flat object, when it is one); messages from every Meta-style ``messages`` list, else the
-    whole object is the message, as long as it holds no receipts. ``whole``: the walk of
-    ``data``, when the caller has made it."""
-    if whole is None:
-        whole = _index(data)
+    whole object is the message, as long as it holds no receipts."""
+    whole = _index(data)
     receipts: tuple[DeliveryReport, ...] = ()
     if whole.statuses:
         receipts = receipts_of(whole.statuses)
