@@ -150,12 +150,12 @@ process (the target's figure); with ``writer="thread"`` (worker threads of this 
 def with_latency(count: int, rounds: int, latency: float) -> dict[str, float]:
     """msg/s without and with the ledger (best of ``rounds``, interleaved) against a
     gateway that answers each request after ``latency`` seconds."""
-    best = {"without": 0.0, "with": 0.0}
+    best, batch = {"without": 0.0, "with": 0.0}, messages(count)
     with gateway_process(latency) as url, tempfile.TemporaryDirectory() as folder:
         for round_number in range(rounds):
             for name in best:
                 path = Path(folder) / f"latency-{round_number}.db" if name == "with" else None
-                spent, _ = anyio.run(blast, url, messages(count), path)
+                spent, _ = anyio.run(blast, url, batch, path)
                 best[name] = max(best[name], count / spent)
                 print(f"latency {latency * 1e3:.0f} ms, {name}: {count / spent:,.0f} msg/s")
     return best
