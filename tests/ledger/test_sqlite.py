@@ -194,3 +194,11 @@ def test_delivery_states_rank_forward() -> None:
     assert [rank_of(s) for s in order] == sorted(rank_of(s) for s in order)
     assert len({rank_of(s) for s in order}) == len(order)
     assert rank_of("failed") == rank_of("delivered") == rank_of("expired")
+
+
+def test_a_savepoints_undo_pages_stay_in_memory(tmp_path: Path) -> None:
+    """A trip's call is a savepoint (``Store.write``): the pages it changes are kept to
+    undo it alone, and past 64 KiB SQLite spilled them to a temporary file, two system
+    calls a page (``_schema.connect``); kept in memory, they cost a copy."""
+    with closing(connect(str(tmp_path / "l.db"))) as conn:
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
