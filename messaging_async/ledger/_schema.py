@@ -89,21 +89,12 @@ def connect(path: str) -> sqlite3.Connection:
 
     ``synchronous=NORMAL``: a commit survives the process being killed at any moment (the
     crash the ledger is for); only a power cut can lose the last commits.
-
-    ``temp_store=MEMORY``: a savepoint's sub-journal (each page a trip's call changes, kept
-    to undo that call alone: ``Store.write``) stays in memory. Past 64 KiB (a settle of a
-    few hundred rows) SQLite spilled it to a temporary file, two ``pwrite`` calls a page:
-    7,300 of them in a 50,000-SMS blast, as many as the WAL's own: the writer's settles
-    2.8 -> 2.5 µs a row, its CPU a recipient 5.7-6.1 -> 5.3-5.5 µs (``writer_replay.py``,
-    four alternations). Nothing is kept there but undo pages and small sorts (the queries
-    sort by index or group a handful of states); no commit depends on it.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     try:  # a file that is not a database fails here: closed, not left to the collector
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("PRAGMA temp_store=MEMORY")
     except BaseException:
         conn.close()
         raise

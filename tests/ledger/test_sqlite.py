@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import threading
 from contextlib import closing
@@ -23,6 +24,7 @@ from messaging_async.ledger import Entry, Ledger
 from messaging_async.ledger._delivery import rank_of
 from messaging_async.ledger._schema import MIGRATIONS, connect, migrate
 from messaging_async.ledger._store import Store
+from messaging_async.ledger._writer_serve import Inbox, Writer
 
 from .conftest import Clock, accepted, sms_entries
 
@@ -196,9 +198,15 @@ def test_delivery_states_rank_forward() -> None:
     assert rank_of("failed") == rank_of("delivered") == rank_of("expired")
 
 
-def test_a_savepoints_undo_pages_stay_in_memory(tmp_path: Path) -> None:
+def test_the_writer_process_keeps_its_undo_pages_in_memory(tmp_path: Path) -> None:
     """A trip's call is a savepoint (``Store.write``): the pages it changes are kept to
     undo it alone, and past 64 KiB SQLite spilled them to a temporary file, two system
-    calls a page (``_schema.connect``); kept in memory, they cost a copy."""
+    calls a page; the writer process keeps them in memory (``Writer.open``). A connection
+    that answers queries keeps SQLite's default, which spills a large sort to a file."""
+    writer = Writer(Inbox(), io.BytesIO())
+    writer.open(str(tmp_path / "l.db"), False, 120.0)
+    assert writer.store is not None
+    assert writer.store.conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+    writer.close()
     with closing(connect(str(tmp_path / "l.db"))) as conn:
-        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 0  # the default
