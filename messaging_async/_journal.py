@@ -144,6 +144,8 @@ class Journal:
         self._resend_unknown = resend_unknown
         # Optional (see ``ledger._protocol``): plan and begin_unit in one round trip.
         self._plan_and_begin = getattr(ledger, "plan_and_begin_unit", None)
+        # ... whole: it returns its plan though its caller was cancelled meanwhile
+        self._whole = getattr(ledger, "plan_and_begin_whole", False) is True
         # Optional too: a unit accepted whole settled from its columns, no outcome made;
         # units whose answers came together, together (``_accepted_settles``).
         settle_accepted = getattr(ledger, "settle_accepted", None)
@@ -276,12 +278,17 @@ class Journal:
 
     async def claim(self, unit: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Outcome]]:
         """What of ``unit`` to send (committed as in flight), and the outcomes the ledger
-        decided for the rest. Shielded: a claim is written whole, and known to be."""
+        decided for the rest. Shielded: a claim is written whole, and known to be (by the
+        store's own one-trip call where it is whole, ``plan_and_begin_whole``)."""
         entries = self._entries(unit)
         resend, reports = self._resend_unknown, self._expect_reports
+        one_trip = self._plan_and_begin  # the store's one-trip form of the two
+        if one_trip is not None and self._whole:  # shielded within, and answers whole
+            plan = await one_trip(self.job, entries, resend_unknown=resend, expect_reports=reports)
+            return self._pendings(unit, plan.send), _from_ledger(plan.outcomes)
         with anyio.CancelScope(shield=True):
-            if self._plan_and_begin is not None:  # the store's one-trip form of the two
-                plan = await self._plan_and_begin(
+            if one_trip is not None:
+                plan = await one_trip(
                     self.job, entries, resend_unknown=resend, expect_reports=reports
                 )
                 return self._pendings(unit, plan.send), _from_ledger(plan.outcomes)
