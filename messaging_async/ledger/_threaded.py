@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
@@ -142,20 +142,23 @@ class ThreadedLedger:
             raise self._not_open()
         return await anyio.to_thread.run_sync(partial(function, *args))
 
-    async def _batched(self, function: Callable[..., T], *args: Any) -> T:
+    def _batched(self, function: Callable[..., T], *args: Any) -> Awaitable[T]:
         """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
         runner's calls, many units at a time in one thread trip and one commit."""
-        return await self._batched_by(self._open_store, function, *args)  # type: ignore[no-any-return]
+        return self._batched_by(self._open_store, function, *args)
 
-    async def _batched_by(
+    def _batched_by(
         self,
         target: Store | Lane,
         function: Callable[..., Any],
         *args: Any,
         checkpoint: bool = True,
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """``function(*args)`` in the next trip of ``target``'s ``run_trip`` (``checkpoint``:
-        see ``Batcher.call``)."""
+        see ``Batcher.call``): its batcher's call, to be awaited. These helpers hand the
+        call back rather than await it in a coroutine of their own: each such layer was
+        one more object a call kept alive while it waited, and one more frame to go down
+        and up again when it woke (a unit's claim and its settle go through two)."""
         try:
             batchers = _BATCHERS.get()
         except LookupError:
@@ -173,22 +176,22 @@ class ThreadedLedger:
                     linger=target.linger,
                 )
             )
-        return await batcher.call(function, *args, checkpoint=checkpoint)
+        return batcher.call(function, *args, checkpoint=checkpoint)
 
-    async def _unit(
+    def _unit(
         self,
         local: Callable[..., T],
         remote: Callable[..., Encoded],
         *args: Any,
         checkpoint: bool = True,
-    ) -> T:
+    ) -> Awaitable[T]:
         """A job's unit call: ``local`` in the store's trips, or, where the units are
         written by a writer process, ``remote`` (its encoder) in the writer's trips."""
         store = self._open_store
         writer = self._writer
-        target: Store | Lane = store if writer is None else writer.lane(remote)
-        function = local if writer is None else remote
-        return await self._batched_by(target, function, *args, checkpoint=checkpoint)  # type: ignore[no-any-return]
+        if writer is None:
+            return self._batched_by(store, local, *args, checkpoint=checkpoint)
+        return self._batched_by(writer.lane(remote), remote, *args, checkpoint=checkpoint)
 
     @property
     def _open_store(self) -> Store:

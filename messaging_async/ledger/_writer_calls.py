@@ -97,8 +97,10 @@ def plain_value(value: Any) -> Any:
 
 
 def _plain_refs(refs: Sequence[Any]) -> tuple[Sequence[Any], bool]:
-    """``refs`` as sent, and whether any was changed (rare: their types checked in C)."""
-    if set(map(type, refs)).issubset(_PLAIN):
+    """``refs`` as sent, and whether any was changed (rare: their types checked in C).
+    A blast's refs are all ``None`` most often: counted so first, no object made (1.2 ->
+    0.16 µs a unit of 50, timeit)."""
+    if refs.count(None) == len(refs) or set(map(type, refs)).issubset(_PLAIN):
         return refs, False
     return [ref if type(ref) in _PLAIN else _plain_ref(ref) for ref in refs], True
 
