@@ -120,7 +120,11 @@ class Batcher:
         self._linger = linger
         self._limiter = anyio.CapacityLimiter(1)
 
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
+    async def call(self, function: Callable[..., T], *args: Any, checkpoint: bool = True) -> T:
+        """``function(*args)``'s result, once its trip is committed (its error raised);
+        then, ``checkpoint``, a cancellation of the caller's that came meanwhile lands
+        here, else at the caller's next checkpoint (the result is returned all the same:
+        a caller that must know what was committed opens no shield of its own for it)."""
         call: Call[T] = Call(function, args)
         group = self._next
         if group is None:
@@ -138,7 +142,8 @@ class Batcher:
                     await steady(owed, group.turn.wait)
                 await self._trip(group)
         redeliver(owed)
-        await anyio.lowlevel.checkpoint_if_cancelled()  # done: now a cancellation may land
+        if checkpoint:
+            await anyio.lowlevel.checkpoint_if_cancelled()  # done: now a cancellation may land
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]

@@ -144,14 +144,15 @@ class UnitEntries(Sequence[Entry]):
 
     def __init__(
         self,
-        positions: list[int],
-        numbers: list[str],
-        refs: list[Any],
-        contents: list[object],
-        seqnos: list[str | None],
+        positions: Sequence[int],
+        numbers: Sequence[str],
+        refs: Sequence[Any],
+        contents: Sequence[object],
+        seqnos: Sequence[str | None],
     ):
         self.columns = (positions, numbers, refs, contents, seqnos)
-        """The entries' fields, a list each, in ``Entry``'s order."""
+        """The entries' fields, a sequence each (the runner's: tuples), in ``Entry``'s
+        order."""
         self._entries: list[Entry] | None = None
 
     def __len__(self) -> int:

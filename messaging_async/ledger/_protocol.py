@@ -29,7 +29,10 @@ A store may also offer ``plan_and_begin_unit(job, entries, *, resend_unknown,
 expect_reports) -> Plan``: ``plan``, then ``begin_unit(job, plan.send)`` if it is not
 empty, in one round trip. It is optional (not part of the protocol); the runner uses it
 where it exists (``SqliteLedger``, ``PostgresLedger``: one thread trip fewer per unit
-before its request can leave).
+before its request can leave). A store whose ``plan_and_begin_unit`` is whole (shielded
+within, and returning its plan though its caller was cancelled meanwhile, the
+cancellation left to the caller's next checkpoint) says so with a true
+``plan_and_begin_whole``: the runner then opens no shield of its own around it.
 
 Optional too: ``settle_accepted(job, indices, numbers, refs, message_ids, code)``: the
 same as ``settle_unit`` of the outcomes of a unit every recipient of which the gateway

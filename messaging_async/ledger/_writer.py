@@ -52,7 +52,7 @@ from ._lean_rows import Claims
 from ._models import Entry, Plan
 from ._store import Store
 
-__all__ = ["HEAD", "OPS", "Settled", "frame", "load", "main", "read_frame"]
+__all__ = ["HEAD", "OPS", "Settled", "frame", "framed", "load", "main", "read_frame"]
 
 HEAD = struct.Struct("<IIB")
 """A frame's head: its pickle's length, its request's number (an answer carries its
@@ -61,7 +61,11 @@ request's), and whether it is urgent (run before the others waiting: ``Inbox``).
 
 def frame(number: int, message: object, urgent: bool = False) -> bytes:
     """``message`` as a frame: its head, then its pickle."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return framed(number, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), urgent)
+
+
+def framed(number: int, data: bytes, urgent: bool = False) -> bytes:
+    """A frame of ``data``, a pickle (the parent's: ``_writer_calls.dumps``)."""
     return HEAD.pack(len(data), number, urgent) + data
 
 

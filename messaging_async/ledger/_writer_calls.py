@@ -9,15 +9,17 @@ the outcome the child decides for it gets the caller's ref back here), so no cla
 caller's need be importable in the child. Numbers, texts, seqnos, reasons and ids go as
 ``str`` too, and codes as ``int``, whatever subclass the caller gave (a phone-number class
 of its ``__main__``, say): SQLite binds a subclass as the plain value, and the child,
-which cannot import the class, would fail to read the frame.
+which cannot import the class, would fail to read the frame. Those are made plain by the
+frame's pickler (``dumps``), which meets them anyway, not by a pass over each column.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -31,6 +33,7 @@ from ._writer import EntryColumns
 __all__ = [
     "Encoded",
     "begin_unit",
+    "dumps",
     "plain_value",
     "plan",
     "plan_and_begin",
@@ -49,6 +52,31 @@ _SENT = frozenset((type(None), str, int, bool, float, bytes))  # read by the chi
 _REFUSED = math.nan  # a ref ``key_of`` refuses, as it refuses the caller's
 
 
+class _Frames(pickle.Pickler):
+    """The pickler of the frames sent to the child: a ``str`` or ``int`` of a caller's
+    subclass (an enum, a class of its ``__main__``) pickled as its plain value, the one
+    SQLite binds it as; ``OutcomeStatus``, ours, as it is. ``reducer_override`` is only
+    asked about objects of other than the built-in types, so the usual frame (plain
+    values, tuples, lists) costs nothing more. In place of a ``set`` of the types of
+    every value a unit sends: a unit of 50 SMS encoded and pickled in a claim trip of 8
+    units, 15.3 -> 11.8 µs; settled, 8.5 -> 6.9 µs (timeit, alternated with the sets)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not OutcomeStatus:
+            if isinstance(obj, str):
+                return str, (str.__str__(obj),)  # the characters, not what __str__ says
+            if isinstance(obj, int):
+                return int, (int.__index__(obj),)
+        return NotImplemented
+
+
+def dumps(message: object) -> bytes:
+    """``message`` pickled to be sent to the child (``_Frames``)."""
+    buffer = io.BytesIO()
+    _Frames(buffer, pickle.HIGHEST_PROTOCOL).dump(message)
+    return buffer.getvalue()
+
+
 def _plain_ref(ref: Any) -> Any:
     """A value of a plain type that ``key_of`` keys as it keys ``ref`` (see above)."""
     key = key_of(ref, 0)
@@ -57,16 +85,8 @@ def _plain_ref(ref: Any) -> Any:
     return key[2:] if key[0] == "s" else int(key[2:])
 
 
-def _plain(values: Sequence[Any]) -> Sequence[Any]:
-    """``values`` as sent: a ``str`` or ``int`` of a subclass as the plain value SQLite
-    binds it as (see above); other values as they are (their types checked in C)."""
-    if set(map(type, values)).issubset(_SENT):
-        return values
-    return [plain_value(value) for value in values]
-
-
 def plain_value(value: Any) -> Any:
-    """``value`` as sent (``_plain``): a job's name too, in every frame."""
+    """``value`` as ``dumps`` sends it: a job's name, say, which a ``Run`` is looked up by."""
     if type(value) in _SENT:
         return value
     if isinstance(value, str):
@@ -77,8 +97,10 @@ def plain_value(value: Any) -> Any:
 
 
 def _plain_refs(refs: Sequence[Any]) -> tuple[Sequence[Any], bool]:
-    """``refs`` as sent, and whether any was changed (rare: their types checked in C)."""
-    if set(map(type, refs)).issubset(_PLAIN):
+    """``refs`` as sent, and whether any was changed (rare: their types checked in C).
+    A blast's refs are all ``None`` most often: counted so first, no object made (1.2 ->
+    0.16 µs a unit of 50, timeit)."""
+    if refs.count(None) == len(refs) or set(map(type, refs)).issubset(_PLAIN):
         return refs, False
     return [ref if type(ref) in _PLAIN else _plain_ref(ref) for ref in refs], True
 
@@ -87,10 +109,7 @@ def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
     """``entries`` as the columns sent, and whether a ref was changed (``_plain_refs``).
 
     The runner's ``UnitEntries`` are columns already (no ``Entry`` made); other entries
-    are read by one ``zip``. Their types are checked by one ``set`` over the numbers,
-    contents and seqnos together, all in C: 252 -> 197 ns a recipient against an
-    ``itemgetter`` pass and a type check a column (timeit, units of 50 SMS); this runs on
-    the event loop for every unit."""
+    are read by one ``zip``. This runs on the event loop for every unit."""
     if not entries:
         return ((), (), (), (), (), False), False
     read: tuple[Sequence[Any], ...] = (
@@ -99,10 +118,7 @@ def _columns(entries: Sequence[Entry]) -> tuple[EntryColumns, bool]:
     positions, numbers, given, contents, seqnos = read
     refs, changed = _plain_refs(given)
     forms, texts = content_forms(contents)  # the usual unit (``Sms`` only): its texts
-    columns: list[Sequence[Any]] = [numbers, forms, seqnos]
-    if not set(map(type, chain(*columns))).issubset(_SENT):  # a caller's class (rare)
-        columns = list(map(_plain, columns))
-    return (positions, columns[0], refs, columns[1], columns[2], texts), changed
+    return (positions, numbers, refs, forms, seqnos, texts), changed
 
 
 def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
@@ -137,21 +153,11 @@ def begin_unit(job: str, entries: Sequence[Entry], expect_reports: bool) -> Enco
     return "begin", (plain_value(job), _columns(entries)[0], expect_reports), None
 
 
-_KEPT = (2, 8)  # in a settled row: its status (an ``OutcomeStatus``, ours) and its ref
-_SETTLED_TYPES = _SENT | {OutcomeStatus}
-
-
-def _plain_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(v if i in _KEPT else plain_value(v) for i, v in enumerate(row))
-
-
 def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
     rows = list(map(_SETTLED, outcomes))
     refs, changed = _plain_refs([row[-1] for row in rows])
     if changed:
         rows = [(*row[:-1], ref) for row, ref in zip(rows, refs, strict=True)]
-    if not set(map(type, chain.from_iterable(rows))).issubset(_SETTLED_TYPES):  # a caller's class
-        rows = [_plain_row(row) for row in rows]
     return "settle", (plain_value(job), rows), None
 
 
@@ -164,6 +170,5 @@ def settle_accepted(
     code: int | None,
 ) -> Encoded:
     sent_refs, _ = _plain_refs(list(refs))
-    numbers, ids = _plain(list(numbers)), _plain(list(message_ids))
-    args = (plain_value(job), list(indices), numbers, sent_refs, ids, plain_value(code))
+    args = (plain_value(job), list(indices), list(numbers), sent_refs, list(message_ids), code)
     return "settle_accepted", args, None

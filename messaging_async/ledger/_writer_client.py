@@ -27,8 +27,8 @@ import anyio
 
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
-from ._writer import HEAD, frame
-from ._writer_calls import Encoded, plain_value, settle, settle_accepted
+from ._writer import HEAD, framed
+from ._writer_calls import Encoded, dumps, plain_value, settle, settle_accepted
 from ._writer_pipes import Waiter as _Waiter
 from ._writer_pipes import read_some as _read_some
 from ._writer_pipes import write_all as _write_all
@@ -104,7 +104,7 @@ class WriterProcess:
         self._out, self._in = self._child.stdin.fileno(), self._child.stdout.fileno()
         os.set_blocking(self._out, False)
         os.set_blocking(self._in, False)
-        self._pending = frame(0, ("open", path, store_text, lease_seconds))
+        self._pending = framed(0, dumps(("open", path, store_text, lease_seconds)))
         self._claims = Lane(self, urgent=True, under_way=CLAIMS_UNDER_WAY)
         self._settles = Lane(self, urgent=False, under_way=SETTLES_UNDER_WAY)
         _LIVE.add(self)
@@ -195,7 +195,7 @@ class WriterProcess:
                     await _write_all(self._out, self._pending, owed)
                     await self._open_answer(owed)
                 self._waiting[number] = waiter  # before its answer can be read
-                await _write_all(self._out, frame(number, message, urgent), owed)
+                await _write_all(self._out, framed(number, dumps(message), urgent), owed)
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
             except BaseException:  # a frame half written, or an answer to "open" unread

@@ -141,14 +141,22 @@ async def test_a_frame_the_child_cannot_read_fails_its_request_not_the_writer(
 ) -> None:
     """Whatever else of the caller's reaches a frame (a clock's own number class, say):
     the child read the whole frame, so it answers that request with an error and goes
-    on, rather than dying and failing the ledger for good."""
-    text, _ = _callers_classes(monkeypatch)
+    on, rather than dying and failing the ledger for good. (A ``str`` or ``int`` of the
+    caller's goes as its plain value: ``_writer_calls.dumps``.)"""
+    _callers_classes(monkeypatch)
+    module = sys.modules["qa_callers_own_module"]
+
+    class Seconds(float):
+        __slots__ = ()
+
+    Seconds.__module__, Seconds.__qualname__ = module.__name__, "Seconds"
+    module.Seconds = Seconds  # type: ignore[attr-defined]
     async with SqliteLedger(tmp_path / "l.db", clock=clock, writer="process") as ledger:
         await ledger.open_job("j", gateway="isms")
         writer = _writer_of(ledger)
         with pytest.raises(LedgerError, match="could not read") as refused:
-            await writer.request(("drop", text("secret text")))
-        assert "secret text" not in str(refused.value)
+            await writer.request(("drop", Seconds(1234.5)))
+        assert "1234.5" not in str(refused.value)
         entries = sms_entries(2)
         await ledger.begin_unit("j", entries)
         await ledger.settle_unit("j", accepted(entries))

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from messaging_async import LedgerError, SqliteLedger
+from messaging_async.ledger import Plan
 from messaging_async.ledger._batch import Call
 
 from .conftest import Clock, accepted, sms_entries
@@ -97,6 +100,35 @@ async def test_a_cancelled_caller_does_not_abandon_its_claim(tmp_path: Path, clo
             pytest.fail("the cancellation should surface once the claim is committed")
         assert scope.cancelled_caught
         assert len(_states(path)) == 5
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_a_cancelled_caller_of_the_one_trip_claim_gets_its_plan(
+    tmp_path: Path, clock: Clock, writer: str
+) -> None:
+    """``plan_and_begin_unit`` is whole: cancelled while claiming, its caller still gets
+    the plan of what was committed, the cancellation landing at its next checkpoint; so
+    the runner opens no shield of its own around a unit's claim (``plan_and_begin_whole``).
+    A subclass's override is not taken to be whole."""
+    path = tmp_path / "l.db"
+    planned = []
+    async with SqliteLedger(path, clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
+        assert ledger.plan_and_begin_whole
+        await ledger.open_job("j", gateway="isms")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            planned.append(await ledger.plan_and_begin_unit("j", sms_entries(5)))
+            await anyio.lowlevel.checkpoint()
+            pytest.fail("the cancellation should surface at the next checkpoint")
+        assert scope.cancelled_caught
+        assert [entry.position for entry in planned[0].send] == list(range(5))
+        assert len(_states(path)) == 5
+
+    class Overridden(SqliteLedger):
+        async def plan_and_begin_unit(self, *args: Any, **kwargs: Any) -> Plan:
+            return await super().plan_and_begin_unit(*args, **kwargs)
+
+    assert not Overridden(path).plan_and_begin_whole
 
 
 def test_one_ledger_serves_event_loops_one_after_another_and_in_threads(
