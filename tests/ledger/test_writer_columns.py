@@ -143,27 +143,21 @@ def test_a_fresh_units_claims_from_columns_are_the_entries_claims(
     assert (texts["p:0000000022"] == 'm otp ms ["1", "x"]') is store_text
 
 
-def test_a_frame_sends_a_callers_str_and_int_classes_as_their_plain_values() -> None:
+def test_a_frame_sends_a_callers_str_and_int_classes_as_their_plain_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``_writer_calls.dumps`` (the frames' pickler) makes a caller's ``str`` and ``int``
     subclasses the plain values SQLite would bind (the characters, not what ``__str__``
     says; an enum's value), anywhere in a frame, with no pass over the columns; our own
     ``OutcomeStatus`` goes as it is, and plain values as ``pickle.dumps`` sends them."""
-    import enum
-
     from messaging_async.models import OutcomeStatus
 
-    class Text(str):
-        __slots__ = ()
+    from .test_qa_writer import _callers_classes
 
-        def __str__(self) -> str:
-            return "not the characters"
-
-    class Code(enum.IntEnum):
-        OK = 2000
-
+    text, code = _callers_classes(monkeypatch)
     plain = ("trip", 1.5, [("op", ("job", (1, 2), ["601", None], [True, b"x", 0.5]))])
     assert _writer_calls.dumps(plain) == pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
-    sent = ("trip", [Text("6012"), (Code.OK, OutcomeStatus.ACCEPTED)], {"k": Text("v")})
+    sent = ("trip", [text("6012"), (code(2000), OutcomeStatus.ACCEPTED)], {"k": text("v")})
     read = pickle.loads(_writer_calls.dumps(sent))  # noqa: S301 (made here)
     assert read == ("trip", ["6012", (2000, OutcomeStatus.ACCEPTED)], {"k": "v"})
     assert type(read[1][0]) is str
