@@ -449,3 +449,39 @@ async def test_odder_classes_in_every_column_are_written_as_by_threads(
     ]
     assert by_process[1] == by_thread[1]
     assert "6012" + "0" * 7 in {row[3] for row in by_process[1]}
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_a_value_pickle_refuses_fails_its_own_call_not_its_trip_nor_the_writer(
+    tmp_path: Path, clock: Clock, writer: str
+) -> None:
+    """A caller's value the frames' pickler refuses (a function as a message id): its
+    settle fails, as SQLite's binding fails it in a thread; the settle that shared its
+    trip is written, and the ledger goes on. It failed the whole trip, and, raised while
+    the frame was being written, was taken for a frame half written: the writer out of
+    step for good ("open the ledger again")."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
+        await ledger.open_job("j", gateway="isms")
+        bad, good = sms_entries(3), sms_entries(3, start=3)
+        await ledger.begin_unit("j", bad)
+        await ledger.begin_unit("j", good)
+        refused = [evolve(o, message_id=lambda: "m") for o in accepted(bad)]  # type: ignore[arg-type]
+        failed: list[BaseException] = []
+
+        async def settle(outcomes: list[Any]) -> None:
+            try:
+                await ledger.settle_unit("j", outcomes)
+            except Exception as error:
+                failed.append(error)
+
+        async with anyio.create_task_group() as tasks:  # one trip, both settles
+            tasks.start_soon(settle, refused)
+            tasks.start_soon(settle, accepted(good))
+        assert len(failed) == 1
+        assert not isinstance(failed[0], LedgerError)  # the value's own error, not the writer's
+        more = sms_entries(2, start=10)
+        await ledger.begin_unit("j", more)
+        await ledger.settle_unit("j", accepted(more))
+        summary = await ledger.summary("j")
+        assert summary.outcomes[OutcomeStatus.ACCEPTED] == 5
+        assert summary.in_flight == 3
