@@ -202,19 +202,24 @@ class ThreadedLedger:
     # -- the runner -----------------------------------------------------------------------
 
     async def open_job(self, job: str, *, gateway: str, owner: Owner | None = None) -> None:
+        """The job held for this run. Once the store holds it, a failure or a cancellation
+        (while the writer is started, say: a thread trip, a checkpoint) lets it go again
+        before it is raised: the caller, told the job was not opened, will not close it,
+        and it stayed "already open in this ledger" for the ledger's life."""
         store = self._open_store
         await self._run(store.open_job, job, gateway, owner or Owner.current())
-        if self._writer is None:
-            await anyio.to_thread.run_sync(self._writer_started)
-        writer = self._writer
-        if writer is not None:
-            run = store.run_of(job)
-            try:
+        try:
+            if self._writer is None:
+                await anyio.to_thread.run_sync(self._writer_started)
+            writer = self._writer
+            if writer is not None:
+                run = store.run_of(job)
                 with anyio.CancelScope(shield=True):  # the child knows the run, or is told no
                     await writer.adopt(job, run.job_id, run.run_id, run.gateway, run.fresh)
-            except BaseException:
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # else a pending cancellation lands first
                 await self._run(store.close_job, job)
-                raise
+            raise
 
     async def renew_job(self, job: str) -> None:
         await self._run(self._open_store.renew_job, job)

@@ -26,6 +26,7 @@ from typing import Any
 from attrs import evolve
 
 from ..models import Outcome, OutcomeStatus
+from ._batch import Call
 from ._fingerprint import content_forms
 from ._models import Entry, Plan, UnitEntries, key_of
 from ._writer import EntryColumns
@@ -34,6 +35,7 @@ __all__ = [
     "Encoded",
     "begin_unit",
     "dumps",
+    "picklable",
     "plain_value",
     "plan",
     "plan_and_begin",
@@ -75,6 +77,25 @@ def dumps(message: object) -> bytes:
     buffer = io.BytesIO()
     _Frames(buffer, pickle.HIGHEST_PROTOCOL).dump(message)
     return buffer.getvalue()
+
+
+def picklable(
+    sent: list[tuple[Call[Any], Callable[[Any], Any] | None]], ops: list[tuple[str, Any]]
+) -> tuple[list[tuple[Call[Any], Callable[[Any], Any] | None]], list[tuple[str, Any]]]:
+    """The calls of a trip whose ops pickle, and their ops; each other call failed with
+    its own error, as SQLite's binding fails it in a thread (a savepoint a call), not
+    the trip's other calls with it. Only when the trip's frame would not pickle."""
+    kept: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
+    kept_ops = []
+    for (call, read), op in zip(sent, ops, strict=True):
+        try:
+            dumps(op)
+        except Exception as refused:
+            call.error = refused
+            continue
+        kept.append((call, read))
+        kept_ops.append(op)
+    return kept, kept_ops
 
 
 def _plain_ref(ref: Any) -> Any:

@@ -28,7 +28,7 @@ import anyio
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
 from ._writer import HEAD, framed
-from ._writer_calls import Encoded, dumps, plain_value, settle, settle_accepted
+from ._writer_calls import Encoded, dumps, picklable, plain_value, settle, settle_accepted
 from ._writer_pipes import Waiter as _Waiter
 from ._writer_pipes import read_some as _read_some
 from ._writer_pipes import write_all as _write_all
@@ -143,13 +143,16 @@ class WriterProcess:
                 "this ledger's writer process belongs to the process that opened the ledger,"
                 " not to a fork of it: open the ledger in this process"
             )
+        # pickled before the pipe is touched: a value pickle refuses fails this request
+        # alone (raised mid-frame, it was taken for a frame half written: the writer lost)
+        data = message if type(message) is bytes else dumps(message)
         owed: list[BaseException] = []  # asyncio's own cancellations, given back at the end
         with anyio.CancelScope(shield=True):  # a frame half written would garble the next
             await self._take_turn(owed)
             self._number = number = (self._number + 1) & 0xFFFFFFFF
             waiter = _Waiter(land)
             try:
-                await self._send(number, waiter, message, urgent, owed)
+                await self._send(number, waiter, data, urgent, owed)
                 ok, value = await self._answer(waiter, owed)
             finally:
                 # a request given up (``KeyboardInterrupt``): its answer is dropped when
@@ -180,9 +183,10 @@ class WriterProcess:
         self._under_way += 1
 
     async def _send(
-        self, number: int, waiter: _Waiter, message: object, urgent: bool, owed: list[BaseException]
+        self, number: int, waiter: _Waiter, data: bytes, urgent: bool, owed: list[BaseException]
     ) -> None:
-        """Write ``message``'s frame whole, ``waiter`` waiting for its answer."""
+        """Write the frame of ``data`` (a message pickled) whole, ``waiter`` waiting for
+        its answer."""
         sending = self._sending
         assert sending is not None
         await steady(owed, sending.acquire)
@@ -195,7 +199,7 @@ class WriterProcess:
                     await _write_all(self._out, self._pending, owed)
                     await self._open_answer(owed)
                 self._waiting[number] = waiter  # before its answer can be read
-                await _write_all(self._out, framed(number, dumps(message), urgent), owed)
+                await _write_all(self._out, framed(number, data, urgent), owed)
             except (EOFError, OSError) as error:
                 raise self._ended(error) from error
             except BaseException:  # a frame half written, or an answer to "open" unread
@@ -336,6 +340,14 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
+        now = self._clock()
+        try:
+            data = dumps(("trip", now, ops))
+        except Exception:  # a caller's value pickle refuses (rare): its call fails alone
+            sent, ops = picklable(sent, ops)
+            if not ops:
+                return
+            data = dumps(("trip", now, ops))
 
         def land(answer: tuple[bool, Any]) -> None:
             ok, answers = answer
@@ -352,7 +364,7 @@ class WriterProcess:
             if over is not None:
                 over()
 
-        await self.request(("trip", self._clock(), ops), urgent=urgent, land=land)
+        await self.request(data, urgent=urgent, land=land)
 
     def close(self) -> None:
         """End the child (in a worker thread): its stdin closed, it finishes what it was

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import os
 import signal
 import sys
@@ -356,3 +357,131 @@ def test_loops_in_two_threads_write_through_one_writer_at_once(tmp_path: Path) -
 async def _unit(ledger: SqliteLedger, job: str, entries: list[Entry]) -> None:
     plan = await ledger.plan_and_begin_unit(job, entries)
     await ledger.settle_unit(job, accepted(list(plan.send)))
+
+
+def _odder_classes(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """Stranger classes of the caller's, in a module the child cannot import: a ``str``
+    with a ``__reduce__`` of its own, an ``int`` whose ``__index__``, ``__int__`` and
+    ``__str__`` lie, a ``StrEnum``."""
+    module = types.ModuleType("qa_callers_odder_module")
+
+    class Reduced(str):
+        __slots__ = ()
+
+        def __reduce__(self) -> Any:
+            return (Reduced, ("what __reduce__ says",))
+
+        def __str__(self) -> str:
+            return "not the characters"
+
+    class Liar(int):
+        __slots__ = ()
+
+        def __index__(self) -> int:
+            return 1
+
+        def __int__(self) -> int:
+            return 2
+
+        def __str__(self) -> str:
+            return "3"
+
+    class Channel(enum.StrEnum):
+        SMS = "sms-channel"
+
+    for cls in (Reduced, Liar, Channel):
+        cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
+        setattr(module, cls.__name__, cls)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return types.SimpleNamespace(Reduced=Reduced, Liar=Liar, Channel=Channel)
+
+
+async def _journal_odder(path: Path, writer: str, odd: types.SimpleNamespace) -> Any:
+    """Every column a frame carries, of the odder classes: numbers, texts, seqnos, refs
+    (a NaN among them), a job's name; reasons, message and request ids, codes (a ``bool``
+    too), indices of a unit accepted whole."""
+    entries = []
+    refs: list[Any] = [odd.Reduced("k0"), odd.Liar(11), math.nan, odd.Channel.SMS, None, None]
+    for n, ref in enumerate(refs):
+        to = odd.Reduced(f"6012{n:07d}")
+        content = Sms(to=to, text=odd.Reduced(f"Hi {n}"))
+        entries.append(Entry(n, to, ref, content, odd.Channel.SMS if n % 2 else odd.Reduced("s")))
+    job = odd.Channel.SMS
+    async with SqliteLedger(path, clock=Clock(), writer=writer, store_text=True) as ledger:  # type: ignore[arg-type]
+        await ledger.open_job(job, gateway="smscom")
+        plan = await ledger.plan_and_begin_unit(job, entries[:4])
+        outcomes = [
+            evolve(
+                o,
+                to=odd.Reduced(o.to),
+                reason=odd.Channel.SMS,
+                message_id=odd.Reduced(f"m{o.index}"),
+                request_id=odd.Liar(99),
+                code=True if o.index else odd.Liar(2000),
+            )
+            for o in accepted(list(plan.send))
+        ]
+        await ledger.settle_unit(job, outcomes)
+        rest = entries[4:]
+        await ledger.begin_unit(job, rest)
+        indices = [odd.Liar(e.position) for e in rest]
+        numbers = [odd.Reduced(e.to) for e in rest]
+        ids = [odd.Channel.SMS for _ in rest]
+        await ledger.settle_accepted(job, indices, numbers, [e.ref for e in rest], ids, odd.Liar(7))
+        await ledger.close_job(job)
+    return plan, _sends(path, {e.position: e.content for e in entries})
+
+
+async def test_odder_classes_in_every_column_are_written_as_by_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frames' pickler (``_writer_calls.dumps``) sends a caller's ``str``/``int`` as
+    the value SQLite binds (the characters; the number, whatever ``__index__`` or
+    ``__reduce__`` say): the same plan and rows as threads, which bind them directly."""
+    odd = _odder_classes(monkeypatch)
+    by_thread = await _journal_odder(tmp_path / "t.db", "thread", odd)
+    by_process = await _journal_odder(tmp_path / "p.db", "process", odd)
+    assert [(e.position, e.seqno) for e in by_process[0].send] == [
+        (e.position, e.seqno) for e in by_thread[0].send
+    ]
+    assert [(o.index, o.status) for o in by_process[0].outcomes] == [
+        (o.index, o.status) for o in by_thread[0].outcomes
+    ]
+    assert by_process[1] == by_thread[1]
+    assert "6012" + "0" * 7 in {row[3] for row in by_process[1]}
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_a_value_pickle_refuses_fails_its_own_call_not_its_trip_nor_the_writer(
+    tmp_path: Path, clock: Clock, writer: str
+) -> None:
+    """A caller's value the frames' pickler refuses (a function as a message id): its
+    settle fails, as SQLite's binding fails it in a thread; the settle that shared its
+    trip is written, and the ledger goes on. It failed the whole trip, and, raised while
+    the frame was being written, was taken for a frame half written: the writer out of
+    step for good ("open the ledger again")."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
+        await ledger.open_job("j", gateway="isms")
+        bad, good = sms_entries(3), sms_entries(3, start=3)
+        await ledger.begin_unit("j", bad)
+        await ledger.begin_unit("j", good)
+        refused = [evolve(o, message_id=lambda: "m") for o in accepted(bad)]  # type: ignore[arg-type]
+        failed: list[BaseException] = []
+
+        async def settle(outcomes: list[Any]) -> None:
+            try:
+                await ledger.settle_unit("j", outcomes)
+            except Exception as error:
+                failed.append(error)
+
+        async with anyio.create_task_group() as tasks:  # one trip, both settles
+            tasks.start_soon(settle, refused)
+            tasks.start_soon(settle, accepted(good))
+        assert len(failed) == 1
+        assert not isinstance(failed[0], LedgerError)  # the value's own error, not the writer's
+        more = sms_entries(2, start=10)
+        await ledger.begin_unit("j", more)
+        await ledger.settle_unit("j", accepted(more))
+        summary = await ledger.summary("j")
+        assert summary.outcomes[OutcomeStatus.ACCEPTED] == 5
+        assert summary.in_flight == 3

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import pytest
 
@@ -210,3 +211,35 @@ async def test_a_renewal_undone_with_its_failed_call_is_made_again(
         assert isinstance(calls[0].error, RuntimeError)
         assert calls[1].error is None
     assert _lease_until(path) == clock.now + 60
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_open_job_cancelled_once_the_job_is_held_lets_it_go(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """Cancelled after the store took the job (while the writer is started, or told of the
+    run): ``open_job`` raises, so nobody will close the job; it must let the job go
+    itself. It kept it: the job was "already open in this ledger" for the ledger's life
+    (a blast cut at its start, then run again: trio with ``writer="thread"``)."""
+    from messaging_async.ledger._store import Store
+
+    scope = anyio.CancelScope()
+    original = Store.open_job
+
+    def open_then_cancel(store: Store, *args: Any) -> None:
+        original(store, *args)
+        anyio.from_thread.run_sync(scope.cancel)
+
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
+        monkeypatch.setattr(Store, "open_job", open_then_cancel)
+        with scope:
+            await ledger.open_job("j", gateway="isms")
+        monkeypatch.undo()
+        assert scope.cancelled_caught
+        await ledger.open_job("j", gateway="isms")  # raised JobRunningError
+        entries = sms_entries(3)
+        await ledger.settle_unit(
+            "j", accepted(list((await ledger.plan_and_begin_unit("j", entries)).send))
+        )
+        await ledger.close_job("j")
+        assert (await ledger.summary("j")).total == 3
