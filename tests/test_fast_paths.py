@@ -109,6 +109,7 @@ A, B, C = (number for _, number, _ in RECIPIENTS)
         [accepted(A), {"dstno": B, "code": -1008, "message": "bad"}, accepted(C)],  # refused
         [accepted(A), {"dstno": B, "code": -1004}, accepted(C)],  # fatal
         [accepted(A), {"dstno": B, "sms_id": "x"}, accepted(C)],  # no code
+        [accepted(A), {"code": 2000, "sms_id": "x"}, accepted(C)],  # no number
         [accepted(A), {"dstno": B, "code": 2000, "sms_id": 77}, accepted(C)],  # a numeric id
         [accepted(A), {"dstno": B, "code": 2000}, accepted(C)],  # no id at all
         [accepted(A), "2000", accepted(C)],  # not an object

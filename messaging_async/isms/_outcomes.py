@@ -63,20 +63,25 @@ def accepted_unit(
     """The usual answer (each recipient's own result, in request order, code 2000 and a
     text id) in its compact form for a report (``_outcomes_seq``), or ``None``: then
     ``chunk_outcomes`` reads it. ``text`` is the answer as it came: its outcomes' ``raw``
-    are parsed from it again when a report's outcome is read."""
+    are parsed from it again when a report's outcome is read. ``dstno`` and ``code`` are
+    read by subscript (a missing one is not the usual answer: ``KeyError``), not by
+    ``dict.get``'s method call: 225-235 -> 210-213 ns a recipient (timeit, 50 a unit)."""
     results = answer.results
     if results is None or len(results) != len(recipients):
         return None
     message_ids: list[str] = []
     append = message_ids.append
-    for recipient, result in zip(recipients, results, strict=True):
-        if type(result) is not dict or result.get("dstno") != recipient[1]:
-            return None
-        code = result.get("code")
-        message_id = result.get("sms_id") or result.get("trx_id")
-        if (code != SUCCESS and code != "2000") or type(message_id) is not str:
-            return None
-        append(message_id)
+    try:
+        for recipient, result in zip(recipients, results, strict=True):
+            if type(result) is not dict or result["dstno"] != recipient[1]:
+                return None
+            code = result["code"]
+            message_id = result.get("sms_id") or result.get("trx_id")
+            if (code != SUCCESS and code != "2000") or type(message_id) is not str:
+                return None
+            append(message_id)
+    except KeyError:
+        return None
     return compact_accepted(_READER, recipients, tuple(message_ids), SUCCESS, text)
 
 
