@@ -6,11 +6,12 @@ in the child, and what reads its answer back into the caller's objects.
 Refs are sent as plain values: a ``str`` or ``int`` subclass (an enum, say) as the plain
 value that keys the same, anything the ledger cannot key as ``nan`` (refused the same;
 the outcome the child decides for it gets the caller's ref back here), so no class of the
-caller's need be importable in the child. Numbers, texts, seqnos, reasons and ids go as
-``str`` too, and codes as ``int``, whatever subclass the caller gave (a phone-number class
-of its ``__main__``, say): SQLite binds a subclass as the plain value, and the child,
-which cannot import the class, would fail to read the frame. Those are made plain by the
-frame's pickler (``dumps``), which meets them anyway, not by a pass over each column.
+caller's need be importable in the child. Numbers, texts, seqnos, reasons, ids and job
+names go as ``str`` too, and codes as ``int``, whatever subclass the caller gave (a
+phone-number class of its ``__main__``, say): SQLite binds a subclass as the plain value,
+and the child, which cannot import the class, would fail to read the frame. Those are
+made plain by the frame's pickler (``dumps``), which meets them anyway, not by a pass
+over each column.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = [
     "begin_unit",
     "dumps",
     "picklable",
-    "plain_value",
     "plan",
     "plan_and_begin",
     "settle",
@@ -50,7 +50,6 @@ _SETTLED = attrgetter(
     "index", "to", "status", "code", "reason", "message_id", "request_id", "seqno", "ref"
 )  # what ``_writer.Settled`` reads
 _PLAIN = (type(None), str, int)
-_SENT = frozenset((type(None), str, int, bool, float, bytes))  # read by the child as is
 _REFUSED = math.nan  # a ref ``key_of`` refuses, as it refuses the caller's
 
 
@@ -106,17 +105,6 @@ def _plain_ref(ref: Any) -> Any:
     return key[2:] if key[0] == "s" else int(key[2:])
 
 
-def plain_value(value: Any) -> Any:
-    """``value`` as ``dumps`` sends it: a job's name, say, which a ``Run`` is looked up by."""
-    if type(value) in _SENT:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)  # the characters, not what an overridden __str__ says
-    if isinstance(value, int):
-        return int.__index__(value)
-    return value
-
-
 def _plain_refs(refs: Sequence[Any]) -> tuple[Sequence[Any], bool]:
     """``refs`` as sent, and whether any was changed (rare: their types checked in C).
     A blast's refs are all ``None`` most often: counted so first, no object made (1.2 ->
@@ -159,19 +147,19 @@ def _plan_of(entries: Sequence[Entry], refs_changed: bool, answer: Any) -> Plan:
 
 def plan(job: str, entries: Sequence[Entry], resend_unknown: bool) -> Encoded:
     columns, changed = _columns(entries)
-    return "plan", (plain_value(job), columns, resend_unknown), partial(_plan_of, entries, changed)
+    return "plan", (job, columns, resend_unknown), partial(_plan_of, entries, changed)
 
 
 def plan_and_begin(
     job: str, entries: Sequence[Entry], resend_unknown: bool, expect_reports: bool
 ) -> Encoded:
     columns, changed = _columns(entries)
-    args = (plain_value(job), columns, resend_unknown, expect_reports)
+    args = (job, columns, resend_unknown, expect_reports)
     return "plan_and_begin", args, partial(_plan_of, entries, changed)
 
 
 def begin_unit(job: str, entries: Sequence[Entry], expect_reports: bool) -> Encoded:
-    return "begin", (plain_value(job), _columns(entries)[0], expect_reports), None
+    return "begin", (job, _columns(entries)[0], expect_reports), None
 
 
 def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
@@ -179,7 +167,7 @@ def settle(job: str, outcomes: Sequence[Outcome]) -> Encoded:
     refs, changed = _plain_refs([row[-1] for row in rows])
     if changed:
         rows = [(*row[:-1], ref) for row, ref in zip(rows, refs, strict=True)]
-    return "settle", (plain_value(job), rows), None
+    return "settle", (job, rows), None
 
 
 def settle_accepted(
@@ -191,5 +179,5 @@ def settle_accepted(
     code: int | None,
 ) -> Encoded:
     sent_refs, _ = _plain_refs(list(refs))
-    args = (plain_value(job), list(indices), list(numbers), sent_refs, list(message_ids), code)
+    args = (job, list(indices), list(numbers), sent_refs, list(message_ids), code)
     return "settle_accepted", args, None

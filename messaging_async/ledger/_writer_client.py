@@ -28,7 +28,7 @@ import anyio
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
 from ._writer import HEAD, framed
-from ._writer_calls import Encoded, dumps, picklable, plain_value, settle, settle_accepted
+from ._writer_calls import Encoded, dumps, picklable, settle, settle_accepted
 from ._writer_pipes import Waiter as _Waiter
 from ._writer_pipes import read_some as _read_some
 from ._writer_pipes import write_all as _write_all
@@ -314,13 +314,13 @@ class WriterProcess:
 
     async def adopt(self, job: str, job_id: int, run_id: int, gateway: str, fresh: bool) -> None:
         """Tell the child which run holds ``job`` (opened by the parent's own store)."""
-        message = ("adopt", plain_value(job), job_id, run_id, gateway, fresh)
+        message = ("adopt", job, job_id, run_id, gateway, fresh)
         await self.request(message, urgent=True)
 
     async def drop(self, job: str) -> None:
         """Tell the child the run let go of ``job``: no unit of it is written any more."""
         with contextlib.suppress(LedgerError):  # a child gone holds no job either
-            await self.request(("drop", plain_value(job)))
+            await self.request(("drop", job))
 
     async def trip(
         self, calls: list[Call[Any]], urgent: bool = False, over: Callable[[], None] | None = None
