@@ -28,7 +28,7 @@ import anyio
 from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
 from ._writer import HEAD, framed
-from ._writer_calls import Encoded, dumps, picklable, settle, settle_accepted
+from ._writer_calls import Encoded, dumps, memo_pays, picklable, settle, settle_accepted
 from ._writer_pipes import Waiter as _Waiter
 from ._writer_pipes import read_some as _read_some
 from ._writer_pipes import write_all as _write_all
@@ -342,12 +342,12 @@ class WriterProcess:
             return
         now = self._clock()
         try:
-            data = dumps(("trip", now, ops))
+            data = dumps(("trip", now, ops), memo=memo_pays(ops))
         except Exception:  # a caller's value pickle refuses (rare): its call fails alone
             sent, ops = picklable(sent, ops)
             if not ops:
                 return
-            data = dumps(("trip", now, ops))
+            data = dumps(("trip", now, ops), memo=memo_pays(ops))
 
         def land(answer: tuple[bool, Any]) -> None:
             ok, answers = answer

@@ -7,7 +7,9 @@ the plans read back by the parent's own decoder."""
 from __future__ import annotations
 
 import io
+import operator
 import pickle
+import pickletools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,7 @@ def test_a_frame_sends_a_callers_str_and_int_classes_as_their_plain_values(
     text, code = _callers_classes(monkeypatch)
     plain = ("trip", 1.5, [("op", ("job", (1, 2), ["601", None], [True, b"x", 0.5]))])
     assert _writer_calls.dumps(plain) == pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(_writer_calls.dumps(plain, memo=False)) == plain  # noqa: S301
     sent = ("trip", [text("6012"), (code(2000), OutcomeStatus.ACCEPTED)], {"k": text("v")})
     read = pickle.loads(_writer_calls.dumps(sent))  # noqa: S301 (made here)
     assert read == ("trip", ["6012", (2000, OutcomeStatus.ACCEPTED)], {"k": "v"})
@@ -164,3 +167,77 @@ def test_a_frame_sends_a_callers_str_and_int_classes_as_their_plain_values(
     assert type(read[1][1][0]) is int
     assert type(read[1][1][1]) is OutcomeStatus
     assert type(read[2]["k"]) is str
+
+
+def _memoized(frame: bytes) -> int:
+    """How many objects ``frame`` puts in pickle's memo."""
+    return sum(op.name == "MEMOIZE" for op, _, _ in pickletools.genops(frame))
+
+
+def test_a_frame_without_the_memo_sends_a_shared_object_once_a_place() -> None:
+    """``dumps(memo=False)`` (the settles' frames): no memo, so a ``str`` met twice is
+    pickled twice, and read back equal; with it (the claims'), once."""
+    text = "Hi customer, your code is 123456"
+    frame = ("trip", 1.5, [("op", ("job", [text, text], (1, None), [True, b"x", 0.5]))])
+    fast = _writer_calls.dumps(frame, memo=False)
+    assert _memoized(fast) == 0
+    assert fast.count(text.encode()) == 2
+    assert pickle.loads(fast) == frame  # noqa: S301 (made here)
+    kept = _writer_calls.dumps(frame)
+    assert _memoized(kept) > 0
+    assert kept.count(text.encode()) == 1
+
+
+@pytest.mark.anyio
+async def test_a_trip_is_pickled_with_the_memo_only_where_a_claim_shares_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer process's trips (``memo_pays``): a claim whose messages share one text
+    object (``Sms(to=n, text=t)`` for each number) goes with pickle's memo, the text once;
+    a claim of texts each its own, and settles, without it; all written."""
+    from messaging_async import SqliteLedger
+    from messaging_async.ledger import _writer_client
+
+    frames: list[tuple[list[str], bool]] = []
+    dumps = _writer_calls.dumps
+
+    def spied(message: Any, *, memo: bool = True) -> bytes:
+        if type(message) is tuple and message[0] == "trip":
+            frames.append(([op for op, _ in message[2]], memo))
+        return dumps(message, memo=memo)
+
+    monkeypatch.setattr(_writer_client, "dumps", spied)
+    own = sms_entries(3)
+    text = "one text for every number"
+    shared = [
+        Entry(n, f"6013{n:07d}", None, Sms(to=f"6013{n:07d}", text=text), None) for n in (3, 4, 5)
+    ]
+    async with SqliteLedger(tmp_path / "l.db", writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        assert len((await ledger.plan_and_begin_unit("j", own)).send) == 3
+        assert len((await ledger.plan_and_begin_unit("j", shared)).send) == 3
+        numbers = tuple(entry.to for entry in own + shared)
+        ids = tuple(f"id{n}" for n in range(6))
+        await ledger.settle_accepted("j", range(6), numbers, (None,) * 6, ids, 2000)
+        await ledger.close_job("j")
+        summary = await ledger.summary("j")
+    assert frames == [
+        (["plan_and_begin"], False),
+        (["plan_and_begin"], True),
+        (["settle_accepted"], False),
+    ]
+    assert summary.outcomes["accepted"] == 6
+
+
+def test_a_settle_sends_the_runners_columns_as_they_are_and_a_callers_other_as_lists() -> None:
+    """``settle_accepted``'s encoder copies no tuple or list (the runner's columns: a
+    copy was more for the young collections to walk), and makes a caller's other
+    ``Sequence`` a list, which the child can read without its class."""
+    indices, numbers, refs, ids = (0, 1), ("601", "602"), [None, None], ("a", "b")
+    op, args, read = _writer_calls.settle_accepted("j", indices, numbers, refs, ids, 2000)
+    assert (op, read) == ("settle_accepted", None)
+    given = (indices, numbers, refs, ids)
+    assert all(map(operator.is_, args[1:5], given))
+    _, args, _ = _writer_calls.settle_accepted("j", range(2), numbers, refs, ids, 2000)
+    assert args[1] == [0, 1]
+    assert type(args[1]) is list
