@@ -43,11 +43,20 @@ async def read_some(fd: int, owed: list[BaseException]) -> bytes:
 
 class Waiter:
     """A request sent and not answered yet: its answer once read, and the event that
-    wakes it (its answer came, or it is to read next, or the writer broke)."""
+    wakes it (its answer came, or it is to read next, or the writer broke).
+
+    The event is made only when the request waits on it (another task is reading the
+    answers): the usual request reads its own answer, and an event a request cost it
+    1.0 µs of the event loop (timeit, asyncio)."""
 
     __slots__ = ("answer", "land", "wake")
 
     def __init__(self, land: Callable[[tuple[bool, Any]], None] | None):
         self.answer: tuple[bool, Any] | None = None
         self.land = land
-        self.wake = anyio.Event()
+        self.wake: anyio.Event | None = None
+
+    def wake_up(self) -> None:
+        """Wake the request if it waits; one that does not yet looks before it waits."""
+        if self.wake is not None:
+            self.wake.set()

@@ -272,3 +272,47 @@ async def test_auto_writes_in_a_process_only_with_a_second_cpu(
         await ledger.begin_unit("j", sms_entries(2))
         assert (ledger._writer is not None) is started
         assert (await ledger.summary("j")).total == 2
+
+
+async def test_a_trips_request_is_shielded_by_its_batchers_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``Batcher`` trip's request opens no cancel scope of its own (``shield=False``):
+    its first caller's shielded scope holds a cancellation off, so a claim made in a scope
+    cancelled already is answered whole, and the cancellation lands after it. Requests
+    of no trip (``adopt``, ``drop``) shield themselves."""
+    import anyio
+
+    from messaging_async.ledger._writer_client import WriterProcess
+
+    shields: list[bool] = []
+    request = WriterProcess.request
+
+    async def spied(self: WriterProcess, message: object, **options: Any) -> Any:
+        shields.append(options.get("shield", True))
+        return await request(self, message, **options)
+
+    monkeypatch.setattr(WriterProcess, "request", spied)
+    async with SqliteLedger(tmp_path / "l.db", writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            plan = await ledger.plan_and_begin_unit("j", sms_entries(2))
+            await anyio.lowlevel.checkpoint()
+            pytest.fail("the cancellation did not land")  # pragma: no cover
+        assert scope.cancelled_caught
+        assert len(plan.send) == 2
+        assert (await ledger.summary("j")).in_flight == 2
+        await ledger.close_job("j")
+    assert shields == [True, False, True]  # adopt, the claim's trip, drop
+
+
+def test_a_request_makes_its_wake_event_only_to_wait() -> None:
+    """A request that reads its own answer (the usual one) makes no event: waking it
+    before it waits does nothing, and it looks before it waits."""
+    from messaging_async.ledger._writer_pipes import Waiter
+
+    waiter = Waiter(None)
+    assert waiter.wake is None
+    waiter.wake_up()
+    assert waiter.wake is None
