@@ -45,7 +45,7 @@ async def _trip(
 
 async def _sent(writer: WriterProcess, count: int) -> None:
     """Until ``count`` requests are under way, their frames written whole."""
-    while len(writer._waiting) < count or (writer._sending and writer._sending.locked()):  # noqa: ASYNC110 - the writer has no event to wait on
+    while len(writer._waiting) < count or writer._sending:  # noqa: ASYNC110 - the writer has no event to wait on
         await anyio.sleep(0.001)
 
 

@@ -316,3 +316,56 @@ def test_a_request_makes_its_wake_event_only_to_wait() -> None:
     assert waiter.wake is None
     waiter.wake_up()
     assert waiter.wake is None
+
+
+async def test_frames_sent_together_take_turns_at_a_full_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim whose frame does not fit the pipe (texts of a million characters) is written
+    whole while a settle sent meanwhile waits at its gate (``WriterProcess._send``), then
+    the settle's frame goes: both answered, every row as sent."""
+    import sys as _sys
+
+    import anyio
+
+    from messaging_async.ledger import _writer_client
+    from messaging_async.ledger._batch import steady
+    from messaging_async.ledger._writer_pipes import write_all
+
+    gated: list[str] = []
+    writing = anyio.Event()
+
+    async def spied(owed: list[BaseException], function: Any, *args: Any) -> Any:
+        if _sys._getframe(1).f_code.co_name == "_send":
+            gated.append(type(getattr(function, "__self__", None)).__name__)
+        return await steady(owed, function, *args)
+
+    async def written(fd: int, data: bytes, owed: list[BaseException]) -> None:
+        if len(data) > 1_000_000:
+            writing.set()  # the claim's frame: 4 MB, 64 KiB a round
+        await write_all(fd, data, owed)
+
+    monkeypatch.setattr(_writer_client, "steady", spied)
+    monkeypatch.setattr(_writer_client, "_write_all", written)
+    big = [Entry(n, f"6012{n:07d}", None, "x" * 1_000_000, None) for n in range(4)]
+    small = sms_entries(3, start=10)
+    async with SqliteLedger(tmp_path / "l.db", writer="process") as ledger:
+        await ledger.open_job("j", gateway="isms")
+        await ledger.plan_and_begin_unit("j", small)
+        numbers = tuple(entry.to for entry in small)
+
+        async def settle() -> None:
+            await writing.wait()
+            await ledger.settle_accepted(
+                "j", (10, 11, 12), numbers, (None,) * 3, ("a", "b", "c"), 1
+            )
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(ledger.plan_and_begin_unit, "j", big)
+                tasks.start_soon(settle)
+        summary = await ledger.summary("j")
+        await ledger.close_job("j")
+    assert gated == ["Event"]
+    assert summary.in_flight == 4
+    assert summary.outcomes["accepted"] == 3
