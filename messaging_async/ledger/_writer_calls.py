@@ -95,7 +95,7 @@ def memo_pays(ops: Sequence[tuple[str, Any]]) -> bool:
     memo would spare (numbers, ids, positions; a plan's one text reaches the encoders
     as a canonical form made per recipient), and its table, filled with every ``str``
     and cleared after each frame, only costs: a claim trip of 8 units of 50 SMS 31.2 ->
-    22.9 µs, a settle trip 30.3 -> 20.2 µs (timeit); the harness's event loop ~1,000
+    22.9 µs, a settle trip 30.3 -> 20.2 µs (timeit); the harness's event loop ~900
     instructions a message less (callgrind, RESULTS.md, claimcut2). Frames hold nothing
     cyclic, which fast mode cannot pickle (a caller's value that were cyclic would fail
     its own call alone: ``picklable``)."""
