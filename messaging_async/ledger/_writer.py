@@ -25,8 +25,9 @@ behind settle trips of ~1,000 rows, 5-6 ms each, and the parent's writes behind 
 pipe (claim median ~20 ms against ~14 ms for the unit's HTTP, traced on main at
 0d074af). So a thread reads the frames as they come (``Inbox``), urgent trips run before
 the rest, all that wait in one transaction, and a settle trip under way lets them go
-between its calls: the calls done so far are committed (each call is its own savepoint,
-so a unit is atomic; a trip never was more than a batch of units).
+between its calls: the calls done so far are committed (a call that fails is undone
+alone, ``Store.run_trip``, so a unit is atomic; a trip never was more than a batch of
+units).
 
 The child writes nothing else to stdout, ignores Ctrl-C and SIGTERM (the terminal sends
 Ctrl-C to the whole process group, systemd its SIGTERM to the whole service, and the

@@ -112,7 +112,7 @@ class Writer:
     def settle(self, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
         """A trip's calls, answered each. Whenever urgent frames wait, the claims they
         carry join the transaction after the call under way, which is committed then
-        (each call is its own savepoint: a unit is atomic, not the trip; one commit, not
+        (a call that fails is undone alone: a unit is atomic, not the trip; one commit, not
         one for the settles so far and one for the claims), the claims are answered, and
         the rest of the trip goes on in the next transaction."""
         done = 0
@@ -202,13 +202,14 @@ class Writer:
             self.reply(number, (True, answers))
 
     def run(self, calls: Any, taken: list[_Call] | None = None) -> Exception | None:
-        """``calls`` in one transaction (``Store.run_trip``); if it fails whole (its
+        """``calls`` in one transaction (``Store.run_trip``, run again without a call that
+        fails, not a savepoint a call: ``OPS`` may run twice); if it fails whole (its
         commit), so did each call taken that had not failed on its own: the error."""
         store = self.store
         try:
             if store is None:
                 raise LedgerError("the writer process was not opened")
-            store.run_trip(calls)
+            store.run_trip(calls, rerun=True)
         except Exception as error:
             self.run_failed(taken if taken is not None else calls, error)
             return error
@@ -263,10 +264,11 @@ class Writer:
 
     def open(self, path: str, store_text: bool, lease: float) -> None:
         """The store on ``path``, its temporary data kept in memory (``temp_store``): what
-        this connection keeps there is a savepoint's sub-journal, the pages each call of a
-        trip changes, kept to undo that call alone (``Store.write``). Past 64 KiB (a settle
-        of a few hundred rows) SQLite spilled it to a temporary file, two ``pwrite`` calls
-        a page: 7,300 of them in a 50,000-SMS blast, as many as the WAL's own. In memory
+        this connection keeps there is its sub-journal, the pages a statement changes, kept
+        to undo it alone should it fail half way (a savepoint's too, where a trip had one a
+        call: ``Store.write``). Past 64 KiB (a settle of a few hundred rows) SQLite spilled
+        it to a temporary file, two ``pwrite`` calls a page: 7,300 of them in a 50,000-SMS
+        blast with a savepoint a call, as many as the WAL's own (1,300 without). In memory
         the settles cost 2.8-2.9 -> 2.5-2.6 µs a row, the child 5.7-6.1 -> 5.3-5.6 µs a
         recipient (``writer_replay.py``, eight alternations). This connection writes units
         and reads only their rows; one that answers queries keeps SQLite's default, which

@@ -1,0 +1,213 @@
+"""The writer process's trips run without a savepoint a call (``Store.run_trip`` with
+``rerun``): a call that fails rolls the trip back and the others run again without it, so
+the rows committed and every call's answer are those of the savepoint road (a worker
+thread's trips), joined reports included."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messaging_async import DeliveryReport, DeliveryStatus, Sms
+from messaging_async.ledger import Entry, _writer, _writer_calls
+from messaging_async.ledger._batch import Call
+from messaging_async.ledger._delivery import record_report
+from messaging_async.ledger._owner import Owner
+from messaging_async.ledger._schema import connect, migrate
+from messaging_async.ledger._store import Store
+from messaging_async.ledger._writer_serve import Inbox, Writer
+
+from .conftest import sends_rows, sms_entries
+
+_SALT = bytes(range(16))
+_OWNER = Owner("host", 4_194_000, 1.0)
+_NOW = 1_800_000_000.0
+_WAITING = DeliveryReport(gateway="isms", message_id="m1", status=DeliveryStatus.DELIVERED)
+
+
+def _prepared(path: Path) -> Path:
+    """A ledger file with a known salt and a delivery report waiting for message ``m1``."""
+    conn = connect(str(path))
+    migrate(conn)
+    conn.execute("INSERT INTO meta (name, value) VALUES ('salt', ?)", (_SALT,))
+    record_report(conn, _WAITING, _NOW - 1)
+    conn.close()
+    return path
+
+
+def _units() -> list[list[Entry]]:
+    """Three units of a fresh job; the second's text has a lone surrogate, which a ledger
+    that keeps texts cannot store: that unit's claim fails, the others do not."""
+    bad = [Entry(n, f"6012{n:07d}", None, Sms(to="x", text="\ud800"), None) for n in (3, 4)]
+    return [sms_entries(3), bad, sms_entries(3, start=5)]
+
+
+def _settled(entries: list[Entry]) -> tuple[Any, ...]:
+    """``settle_accepted``'s columns for ``entries``, message ids ``m<position>``."""
+    positions = [entry.position for entry in entries]
+    numbers = [entry.to for entry in entries]
+    return positions, numbers, [None] * len(entries), [f"m{n}" for n in positions], 2000
+
+
+def _reports(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM reports ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _by_writer(path: Path) -> list[Any]:
+    """The units' claims, the first unit's settle, in one trip through the writer process's
+    ``Writer``, as its parent sends them; each call's answer (its error's type)."""
+    writer = Writer(Inbox(), io.BytesIO())
+    writer.open(str(path), True, 120.0)
+    assert writer.store is not None
+    writer.now = _NOW
+    writer.store.open_job("j", "isms", _OWNER)
+    units = _units()
+    ops = [_writer_calls.plan_and_begin("j", unit, False, True)[:2] for unit in units]
+    ops.append(_writer_calls.settle_accepted("j", *_settled(units[0]))[:2])
+    trip = pickle.loads(pickle.dumps(("trip", _NOW, ops)))  # noqa: S301 (ours)
+    answers = writer.answer(trip)
+    writer.close()
+    return [(result, error if error is None else type(error)) for result, error in answers]
+
+
+def _by_thread(path: Path) -> list[Any]:
+    """The same calls in one trip of ``Store.run_trip`` with a savepoint a call, as a
+    worker thread runs them."""
+    conn = connect(str(path))
+    store = Store(conn, store_text=True, lease_seconds=120.0, clock=lambda: _NOW)
+    store.open_job("j", "isms", _OWNER)
+    units = _units()
+    calls: list[Call[Any]] = [Call(store.plan_and_begin, ("j", u, False, True)) for u in units]
+    calls.append(Call(store.settle_accepted, ("j", *_settled(units[0]))))
+    store.run_trip(calls)
+    conn.close()
+    plans = [call.result for call in calls]
+    assert [len(plan.send) for plan in plans[:3] if plan is not None] == [3, 3]
+    return [(None, call.error if call.error is None else type(call.error)) for call in calls]
+
+
+def test_a_failing_call_among_good_ones_writes_what_savepoints_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[int] = []
+    entries_of: Callable[..., list[Entry]] = _writer._entries
+
+    def counted(columns: Any) -> list[Entry]:
+        made.append(len(columns[0]))
+        return entries_of(columns)
+
+    monkeypatch.setattr(_writer, "_entries", counted)
+    by_writer = _by_writer(_prepared(tmp_path / "writer.db"))
+    assert by_writer == [(None, None), (None, UnicodeEncodeError), (None, None), (None, None)]
+    # the units run again took the columns road again: their job's plan was put back
+    assert made == []
+    assert by_writer == _by_thread(_prepared(tmp_path / "thread.db"))
+    rows = sends_rows(tmp_path / "writer.db")
+    assert rows == sends_rows(tmp_path / "thread.db")
+    assert [row[2] for row in rows] == [f"p:{n:010d}" for n in (0, 1, 2, 5, 6, 7)]
+    reports = _reports(tmp_path / "writer.db")
+    assert reports == _reports(tmp_path / "thread.db")
+    assert [row[-1] for row in reports] == [1]  # joined to m1's send, by the call run again
+
+
+def _store(path: Path, lease: float = 60.0, now: list[float] | None = None) -> Store:
+    conn = connect(str(path))
+    migrate(conn)
+    at = now or [_NOW]
+    store = Store(conn, store_text=False, lease_seconds=lease, clock=lambda: at[0])
+    store.open_job("j", "isms", _OWNER)
+    return store
+
+
+def _meta(store: Store) -> list[str]:
+    return [row[0] for row in store.conn.execute("SELECT name FROM meta WHERE name != 'salt'")]
+
+
+def test_a_call_that_fails_only_when_run_again_is_left_out_too(tmp_path: Path) -> None:
+    now = [_NOW]
+    store = _store(tmp_path / "l.db", now=now)
+    tries: list[int] = []
+
+    def flaky() -> None:  # fails the second time only (a disk that filled up, say)
+        with store.write() as conn:
+            tries.append(1)
+            conn.execute("INSERT INTO meta (name, value) VALUES ('flaky', x'00')")
+            if len(tries) > 1:
+                raise OSError("full")
+
+    def failing() -> None:
+        with store.write() as conn:
+            conn.execute("INSERT INTO meta (name, value) VALUES ('half-done', x'00')")
+            raise RuntimeError("boom")
+
+    now[0] += 30  # the trip renews the job's lease: undone, and made again
+    calls: list[Call[Any]] = [
+        Call(flaky, ()),
+        Call(store.begin_unit, ("j", sms_entries(2), True)),
+        Call(failing, ()),
+        Call(store.begin_unit, ("j", sms_entries(2, start=2), True)),
+    ]
+    store.run_trip(calls, rerun=True)
+    assert [type(call.error) for call in calls] == [OSError, type(None), RuntimeError, type(None)]
+    assert len(tries) == 2
+    assert _meta(store) == []
+    found = store.conn.execute("SELECT position, state FROM sends ORDER BY position")
+    assert found.fetchall() == [(n, "in_flight") for n in range(4)]
+    lease = store.conn.execute("SELECT lease_until FROM runs").fetchone()
+    assert lease == (now[0] + 60,)
+    assert not store._in_trip
+    assert not store._renewed
+    assert isinstance(store.conn, sqlite3.Connection)
+    assert not store.conn.in_transaction
+
+
+class _NoSecondBegin:
+    """A connection whose ``BEGIN IMMEDIATE`` fails after the first (another process
+    holds the file past the timeout, say)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.begun = conn, 0
+
+    def execute(self, statement: str, *args: Any) -> Any:
+        if statement == "BEGIN IMMEDIATE":
+            self.begun += 1
+            if self.begun > 1:
+                raise sqlite3.OperationalError("database is locked")
+        return self.conn.execute(statement, *args)
+
+    def executemany(self, statement: str, rows: Any) -> Any:
+        return self.conn.executemany(statement, rows)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_trip_that_cannot_begin_again_fails_whole_and_leaves_nothing_open(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path / "l.db")
+    conn = store.conn
+    assert isinstance(conn, sqlite3.Connection)
+    store.conn = _NoSecondBegin(conn)
+
+    def failing() -> None:
+        raise RuntimeError("boom")
+
+    calls: list[Call[Any]] = [Call(store.begin_unit, ("j", sms_entries(2), True))]
+    calls.append(Call(failing, ()))
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.run_trip(calls, rerun=True)
+    assert not conn.in_transaction
+    assert not store._in_trip
+    assert not store._rerun
+    assert conn.execute("SELECT count(*) FROM sends").fetchone() == (0,)
