@@ -44,6 +44,7 @@ __all__ = [
     "Claims",
     "claim",
     "claim_columns",
+    "joined",
     "settle",
     "settle_accepted",
     "statement_sizes",
@@ -160,6 +161,22 @@ class Claims(NamedTuple):
     forms: Sequence[str]
     texts: bool
     seqnos: Sequence[str | None]
+
+
+def joined(units: Sequence[Claims]) -> Claims:
+    """``units``, each keyed by its position and of one kind of content (``texts``), as
+    one: their claims written together are the claims each writes (a trip's consecutive
+    units of a job: ``Store.plan_and_begin_columns``)."""
+    positions: list[int] = []
+    numbers: list[str] = []
+    forms: list[str] = []
+    seqnos: list[str | None] = []
+    for unit in units:  # each column extended in C
+        positions += unit.positions
+        numbers += unit.numbers
+        forms += unit.forms
+        seqnos += unit.seqnos
+    return Claims(None, positions, numbers, forms, units[0].texts, seqnos)
 
 
 def claim_columns(

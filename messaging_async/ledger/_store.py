@@ -89,16 +89,8 @@ class Store:
                 yield self.conn
                 return
             if self._in_trip:
-                self.conn.execute("SAVEPOINT call")
-                renewed = len(self._renewed)
-                try:
-                    yield self.conn
-                except BaseException:
-                    del self._renewed[renewed:]  # undone with the savepoint
-                    self.conn.execute("ROLLBACK TO call")
-                    self.conn.execute("RELEASE call")
-                    raise
-                self.conn.execute("RELEASE call")
+                with self.savepoint() as conn:
+                    yield conn
                 return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -108,6 +100,23 @@ class Store:
                 raise
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[Connection]:
+        """A savepoint of the trip's transaction, under the lock: it vanishes if it fails
+        (a ``write`` in a trip; in a trip run again when a call fails, where a call must
+        undo a part of its own work alone: ``_writer._plan_and_begin_units``)."""
+        with self.lock:
+            self.conn.execute("SAVEPOINT call")
+            renewed = len(self._renewed)
+            try:
+                yield self.conn
+            except BaseException:
+                del self._renewed[renewed:]  # undone with the savepoint
+                self.conn.execute("ROLLBACK TO call")
+                self.conn.execute("RELEASE call")
+                raise
+            self.conn.execute("RELEASE call")
+
     def run_trip(self, calls: Iterable[Call[Any]], *, rerun: bool = False) -> None:
         """Run a trip's calls in one transaction; each call's failure is its own.
 
@@ -115,11 +124,12 @@ class Store:
         writer process's trips) there is none: a call that fails rolls the transaction
         back, and the calls before it that had not failed run again in a new one
         (``_run_again``), so the same rows are committed and each call answered as with
-        savepoints. A savepoint copies each page its call changes, to undo it alone: 0.13
-        µs a recipient of the writer process's CPU (``writer_replay.py``), for a failure
-        that is rare. Only for calls that may run twice: each a function of the file, its
-        job's ``Run`` (put back as it was) and the trip's time (``_writer.OPS``), not
-        ``KeyedSends`` (a run row it remembers making) nor a clock that moves on.
+        savepoints: a savepoint and its release a call cost the writer process 610
+        instructions a recipient (callgrind, ``writer_replay.py``), 0.03-0.12 µs of its
+        CPU, for a failure that is rare. Only for calls that may run twice: each a
+        function of the file, its job's ``Run`` (put back as it was) and the trip's time
+        (``_writer.OPS``), not ``KeyedSends`` (a run row it remembers making) nor a clock
+        that moves on.
         """
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -398,19 +408,36 @@ class Store:
             yield conn, (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
 
     def plan_and_begin_columns(
-        self, job: str, unit: _lean_rows.Claims, refs: Sequence[Any], expect_reports: bool
+        self,
+        job: str,
+        units: Sequence[_lean_rows.Claims],
+        refs: Sequence[Sequence[Any]],
+        expect_reports: bool,
     ) -> bool:
-        """``plan_and_begin`` of a unit given as columns (the writer process's), where
-        ``plan`` would send it all as given without reading a row (``Run.unheard_of``: a
-        fresh job's unit keyed by position, the usual unit of a blast): its claims written
-        straight from the columns (``_lean_rows.claim_columns``), no ``Entry`` made, and
-        ``True``. Else nothing is written and ``False``: the caller plans it the usual way."""
+        """``plan_and_begin`` of units given as columns (the writer process's: a trip's
+        consecutive units of ``job``), where ``plan`` would send each all as given without
+        reading a row (``Run.unheard_of``: a fresh job's units keyed by position, the
+        usual units of a blast): their claims written straight from the columns, together
+        (``_lean_rows.claim_columns`` of them joined: full statements), no ``Entry`` made,
+        and ``True``. Else, or should the write fail, nothing is written, the job's plan is
+        as it was, and ``False`` (or the error): the caller plans each the usual way."""
         run = self.run_of(job)
-        if not self.lean_rows or not run.unheard_of_columns(unit.positions, refs):
+        filled = [unit for unit in units if unit.positions]  # an empty plan claims nothing
+        if not self.lean_rows or len({unit.texts for unit in filled}) > 1:
             return False
-        if unit.positions:  # as ``plan_and_begin``: an empty plan claims nothing
-            with self._claiming(job, run, expect_reports) as (conn, head):
-                _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+        planned = run.unplanned
+        pairs = zip(units, refs, strict=True)
+        if not all([run.unheard_of_columns(unit.positions, ref) for unit, ref in pairs]):
+            run.unplanned = planned
+            return False
+        if filled:
+            unit = filled[0] if len(filled) == 1 else _lean_rows.joined(filled)
+            try:
+                with self._claiming(job, run, expect_reports) as (conn, head):
+                    _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+            except BaseException:
+                run.unplanned = planned
+                raise
         return True
 
     def plan_and_begin(

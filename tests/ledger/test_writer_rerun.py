@@ -14,8 +14,16 @@ from typing import Any
 
 import pytest
 
-from messaging_async import DeliveryReport, DeliveryStatus, Sms
-from messaging_async.ledger import Entry, _writer, _writer_calls
+from messaging_async import (
+    DeliveryReport,
+    DeliveryStatus,
+    LedgerError,
+    Sms,
+    WhatsAppFile,
+    WhatsAppTemplate,
+    WhatsAppText,
+)
+from messaging_async.ledger import Entry, Plan, _lean_rows, _writer, _writer_calls
 from messaging_async.ledger._batch import Call
 from messaging_async.ledger._delivery import record_report
 from messaging_async.ledger._owner import Owner
@@ -42,10 +50,10 @@ def _prepared(path: Path) -> Path:
 
 
 def _units() -> list[list[Entry]]:
-    """Three units of a fresh job; the second's text has a lone surrogate, which a ledger
+    """Four units of a fresh job; the second's text has a lone surrogate, which a ledger
     that keeps texts cannot store: that unit's claim fails, the others do not."""
     bad = [Entry(n, f"6012{n:07d}", None, Sms(to="x", text="\ud800"), None) for n in (3, 4)]
-    return [sms_entries(3), bad, sms_entries(3, start=5)]
+    return [sms_entries(3), bad, sms_entries(3, start=5), sms_entries(2, start=8)]
 
 
 def _settled(entries: list[Entry]) -> tuple[Any, ...]:
@@ -64,8 +72,9 @@ def _reports(path: Path) -> list[tuple[Any, ...]]:
 
 
 def _by_writer(path: Path) -> list[Any]:
-    """The units' claims, the first unit's settle, in one trip through the writer process's
-    ``Writer``, as its parent sends them; each call's answer (its error's type)."""
+    """In one trip through the writer process's ``Writer``, as its parent sends them: three
+    units' claims, a settle of a job not open (it fails: the trip is run again), the
+    fourth unit's claim, the first unit's settle; each call's answer (its error's type)."""
     writer = Writer(Inbox(), io.BytesIO())
     writer.open(str(path), True, 120.0)
     assert writer.store is not None
@@ -73,6 +82,7 @@ def _by_writer(path: Path) -> list[Any]:
     writer.store.open_job("j", "isms", _OWNER)
     units = _units()
     ops = [_writer_calls.plan_and_begin("j", unit, False, True)[:2] for unit in units]
+    ops.insert(3, _writer_calls.settle_accepted("not-open", *_settled(units[0]))[:2])
     ops.append(_writer_calls.settle_accepted("j", *_settled(units[0]))[:2])
     trip = pickle.loads(pickle.dumps(("trip", _NOW, ops)))  # noqa: S301 (ours)
     answers = writer.answer(trip)
@@ -88,11 +98,12 @@ def _by_thread(path: Path) -> list[Any]:
     store.open_job("j", "isms", _OWNER)
     units = _units()
     calls: list[Call[Any]] = [Call(store.plan_and_begin, ("j", u, False, True)) for u in units]
+    calls.insert(3, Call(store.settle_accepted, ("not-open", *_settled(units[0]))))
     calls.append(Call(store.settle_accepted, ("j", *_settled(units[0]))))
     store.run_trip(calls)
     conn.close()
     plans = [call.result for call in calls]
-    assert [len(plan.send) for plan in plans[:3] if plan is not None] == [3, 3]
+    assert [len(plan.send) for plan in plans if plan is not None] == [3, 3, 2]
     return [(None, call.error if call.error is None else type(call.error)) for call in calls]
 
 
@@ -108,13 +119,14 @@ def test_a_failing_call_among_good_ones_writes_what_savepoints_write(
 
     monkeypatch.setattr(_writer, "_entries", counted)
     by_writer = _by_writer(_prepared(tmp_path / "writer.db"))
-    assert by_writer == [(None, None), (None, UnicodeEncodeError), (None, None), (None, None)]
+    failed = [(None, None), (None, UnicodeEncodeError), (None, None), (None, LedgerError)]
+    assert by_writer == [*failed, (None, None), (None, None)]
     # the units run again took the columns road again: their job's plan was put back
     assert made == []
     assert by_writer == _by_thread(_prepared(tmp_path / "thread.db"))
     rows = sends_rows(tmp_path / "writer.db")
     assert rows == sends_rows(tmp_path / "thread.db")
-    assert [row[2] for row in rows] == [f"p:{n:010d}" for n in (0, 1, 2, 5, 6, 7)]
+    assert [row[2] for row in rows] == [f"p:{n:010d}" for n in (0, 1, 2, 5, 6, 7, 8, 9)]
     reports = _reports(tmp_path / "writer.db")
     assert reports == _reports(tmp_path / "thread.db")
     assert [row[-1] for row in reports] == [1]  # joined to m1's send, by the call run again
@@ -211,3 +223,101 @@ def test_a_trip_that_cannot_begin_again_fails_whole_and_leaves_nothing_open(
     assert not store._in_trip
     assert not store._rerun
     assert conn.execute("SELECT count(*) FROM sends").fetchone() == (0,)
+
+
+def _claimed_alone(path: Path, units: list[list[Entry]], store_text: bool) -> list[Any]:
+    """Each unit in a trip of its own, through ``Store.plan_and_begin`` of its entries, as
+    a worker thread claims them: their plans' sizes (an error's type)."""
+    conn = connect(str(path))
+    store = Store(conn, store_text=store_text, lease_seconds=120.0, clock=lambda: _NOW)
+    store.open_job("j", "isms", _OWNER)
+    sizes: list[Any] = []
+    for unit in units:
+        call: Call[Plan] = Call(store.plan_and_begin, ("j", unit, False, True))
+        store.run_trip([call])
+        plan = call.result
+        sizes.append(type(call.error) if plan is None else len(plan.send))
+    conn.close()
+    return sizes
+
+
+def _claimed_together(path: Path, trips: list[list[list[Entry]]], store_text: bool) -> list[Any]:
+    """The units in ``trips`` through the writer process's ``Writer``, as its parent sends
+    them: their plans' sizes (an error's type)."""
+    writer = Writer(Inbox(), io.BytesIO())
+    writer.open(str(path), store_text, 120.0)
+    assert writer.store is not None
+    writer.now = _NOW
+    writer.store.open_job("j", "isms", _OWNER)
+    sizes: list[Any] = []
+    for units in trips:
+        sent = [_writer_calls.plan_and_begin("j", unit, False, True) for unit in units]
+        trip = ("trip", _NOW, [(op, args) for op, args, _ in sent])
+        answers = writer.answer(pickle.loads(pickle.dumps(trip)))  # noqa: S301 (ours)
+        for (_, _, read), (answer, error) in zip(sent, answers, strict=True):
+            assert read is not None
+            sizes.append(type(error) if error is not None else len(read(answer).send))
+    writer.close()
+    return sizes
+
+
+@pytest.mark.parametrize("store_text", [False, True])
+def test_a_trips_units_claimed_together_are_the_units_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_text: bool
+) -> None:
+    """Texts of every kind, seqnos in some rows and not others, a unit longer than one
+    statement, WhatsApp and plain-text contents (canonical forms): each trip's units are
+    written by one ``claim_columns``, the rows those of each unit claimed alone."""
+    texts = [
+        Entry(n, f"6012{n:07d}", None, Sms(to=f"6012{n:07d}", text=text), None)
+        for n, text in enumerate(["plain", "a \x1f b", "é 中文 😀 \u2028", "", "a NUL \x00"])
+    ]
+    seqnos = sms_entries(5, start=10, seqnos=True)
+    seqnos[2] = seqnos[2]._replace(seqno=None)
+    kinds: list[object] = [
+        WhatsAppText(to="60130000020", text="hello \x1f there"),
+        WhatsAppTemplate(to="60130000021", template_code="otp", params={"code": 1234}),
+        "a plain text",
+    ]
+    mixed = [Entry(400 + i, f"60130000{400 + i}", None, c, None) for i, c in enumerate(kinds)]
+    file = WhatsAppFile(to="60130000410", url="https://example.invalid/a.pdf", file_name="a")
+    trips = [
+        [texts, sms_entries(0, start=5), seqnos, sms_entries(250, start=100, text="long {n}")],
+        [mixed, [Entry(410, "60130000410", None, file, None)]],
+    ]
+    written: list[int] = []
+    claim_columns = _lean_rows.claim_columns
+
+    def counted(conn: Any, head: Any, unit: _lean_rows.Claims, *args: Any) -> None:
+        written.append(len(unit.positions))
+        claim_columns(conn, head, unit, *args)
+
+    monkeypatch.setattr(_lean_rows, "claim_columns", counted)
+    together = _claimed_together(_prepared(tmp_path / "together.db"), trips, store_text)
+    assert written == [260, 4]  # a trip's units, one write
+    units = [unit for trip in trips for unit in trip]
+    assert together == _claimed_alone(_prepared(tmp_path / "alone.db"), units, store_text)
+    assert together == [5, 0, 5, 250, 3, 1]
+    rows = sends_rows(tmp_path / "together.db")
+    assert len(rows) == 264
+    assert rows == sends_rows(tmp_path / "alone.db")
+
+
+def test_units_claimed_together_fall_back_to_each_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trip whose units cannot all be claimed straight from their columns (one keyed by
+    ref, one whose text a ledger that keeps texts cannot store, a resumed job's) is
+    claimed a unit at a time, each answered as it would be alone."""
+    refs = sms_entries(2, start=10, refs=True)
+    bad = sms_entries(250, start=100)  # its first statements written, its last failing
+    bad[-1] = bad[-1]._replace(content=Sms(to="x", text="\ud800"))
+    again = sms_entries(2, start=1)  # planned already: read, and rejected as repeats
+    trips = [[sms_entries(3), refs, sms_entries(2, start=20)], [bad, sms_entries(2, start=400)]]
+    trips.append([again, sms_entries(2, start=410)])
+    together = _claimed_together(_prepared(tmp_path / "together.db"), trips, True)
+    units = [unit for trip in trips for unit in trip]
+    assert together == _claimed_alone(_prepared(tmp_path / "alone.db"), units, True)
+    assert together == [3, 2, 2, UnicodeEncodeError, 2, 0, 2]
+    assert len(sends_rows(tmp_path / "together.db")) == 3 + 2 + 2 + 2 + 2 + 2
+    assert sends_rows(tmp_path / "together.db") == sends_rows(tmp_path / "alone.db")
