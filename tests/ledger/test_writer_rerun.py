@@ -321,3 +321,14 @@ def test_units_claimed_together_fall_back_to_each_alone(
     assert together == [3, 2, 2, UnicodeEncodeError, 2, 0, 2]
     assert len(sends_rows(tmp_path / "together.db")) == 3 + 2 + 2 + 2 + 2 + 2
     assert sends_rows(tmp_path / "together.db") == sends_rows(tmp_path / "alone.db")
+
+
+def test_a_trip_that_fails_whole_answers_each_unit_of_its_claims() -> None:
+    """Units claimed together are answered each when their trip fails whole (here: a
+    writer never opened), one answer a unit, as the parent counts them."""
+    writer = Writer(Inbox(), io.BytesIO())
+    units = [sms_entries(2), sms_entries(2, start=2), sms_entries(1, start=4)]
+    ops = [_writer_calls.plan_and_begin("j", unit, False, True)[:2] for unit in units]
+    ops.insert(2, _writer_calls.settle_accepted("j", *_settled(units[0]))[:2])
+    answers = writer.answer(pickle.loads(pickle.dumps(("trip", _NOW, ops))))  # noqa: S301
+    assert [type(error) for _, error in answers] == [LedgerError] * 4
