@@ -96,17 +96,17 @@ def _claim_statement(
     fixed: tuple[str, str, str],
 ) -> str:
     """The claim of ``rows`` rows, each bound as [key], position (its key made from it
-    where there is none), number, fingerprint, [text], [seqno], time (``_selected``); its
-    job, gateway and run written in (``fixed``: ``_fixed``)."""
+    where there is none), number, fingerprint, [text], [seqno] (``_selected``), after the
+    time, bound once; its job, gateway and run written in (``fixed``: ``_fixed``)."""
     marks = ["key", "position"] if keyed else ["position"]
-    marks += ["recipient", "fingerprint"] + ["text"] * text + ["seqno"] * seqno + ["time"]
+    marks += ["recipient", "fingerprint"] + ["text"] * text + ["seqno"] * seqno
     value = {name: f"column{at}" for at, name in enumerate(marks, 1)}
     key = value["key"] if keyed else _POSITIONAL.format(value["position"])
     job, gateway, run = fixed
     row = (
         f"{job}, {key}, {gateway}, {value['recipient']}, {value['position']},"
         f" {value['fingerprint']}, {value.get('text', 'NULL')}, 'in_flight',"
-        f" {value.get('seqno', 'NULL')}, {run}, 1, {value['time']}, {_quoted(delivery)}"
+        f" {value.get('seqno', 'NULL')}, {run}, 1, ?, {_quoted(delivery)}"
     )
     return (
         "INSERT INTO sends (job, key, gateway, recipient, position, fingerprint, text, state,"
@@ -119,12 +119,13 @@ def _claim_statement(
 def _selected(marks: int, rows: int) -> str:
     """The ``FROM`` of a write's ``SELECT``: ``rows`` rows of ``marks`` parameters, read as
     ``column1`` … (SQLite's names for the columns of a ``VALUES``). Each value is bound
-    once, though a row uses it twice (a position is its key too), and the rows SQLite
-    steps through hold only what is bound, the statement's own values written in the
-    ``SELECT``: a unit's claim 1.18-1.28 -> 1.09-1.20 µs a row, its settle 2.36-2.52 ->
-    2.25-2.42 (50,000 SMS in units of 50, SQL alone, seven alternations) against a
-    ``VALUES`` of whole rows. ``WHERE true``: SQLite's parser takes an ``ON CONFLICT``
-    after a ``SELECT`` for the join's, without one."""
+    once, though a row uses it twice (a position is its key too), the write's time once
+    for all its rows (the ``SELECT``'s own ``?``, before these: ``_write``), and the rows
+    SQLite steps through hold only what is bound, the statement's own values written in
+    the ``SELECT``: a unit's claim 1.18-1.28 -> 1.09-1.20 µs a row, its settle 2.36-2.52
+    -> 2.25-2.42 (50,000 SMS in units of 50, SQL alone, seven alternations, the time
+    still bound a row) against a ``VALUES`` of whole rows. ``WHERE true``: SQLite's parser
+    takes an ``ON CONFLICT`` after a ``SELECT`` for the join's, without one."""
     row = "(" + ", ".join(["?"] * marks) + ")"
     return f" FROM (VALUES {','.join([row] * rows)}) WHERE true"
 
@@ -215,9 +216,9 @@ def claim_columns(
     has_seqno = seqnos.count(None) != count
     if has_seqno:
         columns.append(seqnos)
-    columns.append([now] * count)
     _write(
         conn,
+        now,
         columns,
         partial(
             _claim_statement,
@@ -230,9 +231,10 @@ def claim_columns(
     )
 
 
-def _write(conn: Connection, columns: list[Sequence[Any]], statement: Any) -> None:
-    """The rows whose columns are ``columns`` (each as long as the unit), by
-    ``statement(count)`` statements of at most ``_MAX_VARIABLES`` marks.
+def _write(conn: Connection, now: float, columns: list[Sequence[Any]], statement: Any) -> None:
+    """The rows whose columns are ``columns`` (each as long as the unit), written at
+    ``now``, by ``statement(count)`` statements of at most ``_MAX_VARIABLES`` marks: each
+    binds ``now``, then its rows (``_selected``).
 
     Their parameters are laid out row after row by a slice assignment a column (in C),
     not through a tuple a row: those were tracked objects made and dropped per recipient
@@ -242,13 +244,20 @@ def _write(conn: Connection, columns: list[Sequence[Any]], statement: Any) -> No
     count, width = len(columns[0]), len(columns)
     if not count:
         return
-    flat: list[Any] = [None] * (count * width)
+    flat: list[Any] = [None] * (1 + count * width)
+    flat[0] = now
     for at, column in enumerate(columns):
-        flat[at::width] = column
-    start = 0
-    for rows in statement_sizes(count, max(1, _MAX_VARIABLES // width)):
-        conn.execute(statement(rows), flat[start * width : (start + rows) * width])
-        start += rows
+        flat[1 + at :: width] = column
+    sizes = statement_sizes(count, max(1, (_MAX_VARIABLES - 1) // width))
+    if len(sizes) == 1:  # a unit that fits: its parameters as laid out
+        conn.execute(statement(count), flat)
+        return
+    start = 1
+    for rows in sizes:
+        part = flat[start : start + rows * width]
+        part.insert(0, now)
+        conn.execute(statement(rows), part)
+        start += rows * width
 
 
 def statement_sizes(count: int, per: int) -> list[int]:
@@ -272,17 +281,17 @@ def _settle_statement(
 ) -> str:
     """The outcomes of ``rows`` rows, each bound as [key], the ``_OUTCOME`` columns in
     ``bound`` (the others ``NULL``, or the shared ``state``; a key made from the position
-    where there is none), time (``_selected``); its job, gateway and run written in
-    (``fixed``: ``_fixed``)."""
+    where there is none) (``_selected``), after the time, bound once; its job, gateway
+    and run written in (``fixed``: ``_fixed``)."""
     marks = int(keyed)
     column = {c: f"column{marks + at}" for at, c in enumerate(bound, 1)}
     if state is not None:
         column[2] = _quoted(state)
     key = "column1" if keyed else _POSITIONAL.format(column.get(0, "NULL"))
     read = [column.get(c, "NULL") for c in range(len(_SETTLE_COLUMNS))]
-    marks += len(bound) + 1
+    marks += len(bound)
     job, gateway, run = fixed
-    row = f"{job}, {key}, {gateway}, {', '.join(read)}, {run}, column{marks}"
+    row = f"{job}, {key}, {gateway}, {', '.join(read)}, {run}, ?"
     return (
         "INSERT INTO sends (job, key, gateway, "
         + ", ".join(_SETTLE_COLUMNS)
@@ -353,7 +362,6 @@ def _settle_columns(
     )
     picked = [keys] if keyed else []
     picked += [columns[c] for c in bound]
-    picked.append([now] * count)
     fixed = _fixed(job, gateway, run)
     statement = partial(_settle_statement, keyed=keyed, bound=bound, state=state, fixed=fixed)
-    _write(conn, picked, statement)
+    _write(conn, now, picked, statement)

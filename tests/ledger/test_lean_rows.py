@@ -243,14 +243,14 @@ def test_a_long_write_takes_statements_of_few_sizes() -> None:
 
 def test_a_position_is_bound_once_though_it_is_the_key_too() -> None:
     """A row of a blast's unit binds only what differs per row, each value once: a claim
-    its position (its key made from it), number, fingerprint and time; a settle its
-    position, number, code, message id and time (``_lean_rows._selected``)."""
+    its position (its key made from it), number and fingerprint; a settle its position,
+    number, code and message id; the time once a statement (``_lean_rows._selected``)."""
     fixed = _lean_rows._fixed(1, "isms", 1)
     claim = _lean_rows._claim_statement(3, False, False, False, None, fixed)
     settle = _lean_rows._settle_statement(3, False, (0, 1, 3, 5), "accepted", fixed)
-    assert (claim.count("?"), settle.count("?")) == (3 * 4, 3 * 5)
+    assert (claim.count("?"), settle.count("?")) == (1 + 3 * 3, 1 + 3 * 4)
     keyed = _lean_rows._claim_statement(3, True, True, True, None, fixed)
-    assert keyed.count("?") == 3 * 7  # a key of its own, a text and a seqno kept
+    assert keyed.count("?") == 1 + 3 * 6  # a key of its own, a text and a seqno kept
 
 
 async def _odd_gateway(path: Path, gateway: str) -> None:
