@@ -218,7 +218,7 @@ def claim_columns(
         columns.append(seqnos)
     _write(
         conn,
-        now,
+        [now],
         columns,
         partial(
             _claim_statement,
@@ -231,10 +231,12 @@ def claim_columns(
     )
 
 
-def _write(conn: Connection, now: float, columns: list[Sequence[Any]], statement: Any) -> None:
-    """The rows whose columns are ``columns`` (each as long as the unit), written at
-    ``now``, by ``statement(count)`` statements of at most ``_MAX_VARIABLES`` marks: each
-    binds ``now``, then its rows (``_selected``).
+def _write(
+    conn: Connection, shared: list[Any], columns: list[Sequence[Any]], statement: Any
+) -> None:
+    """The rows whose columns are ``columns`` (each as long as the unit), by
+    ``statement(count)`` statements of at most ``_MAX_VARIABLES`` marks: each binds the
+    values its rows share (``shared``: the time, a code), then its rows (``_selected``).
 
     Their parameters are laid out row after row by a slice assignment a column (in C),
     not through a tuple a row: those were tracked objects made and dropped per recipient
@@ -244,18 +246,18 @@ def _write(conn: Connection, now: float, columns: list[Sequence[Any]], statement
     count, width = len(columns[0]), len(columns)
     if not count:
         return
-    flat: list[Any] = [None] * (1 + count * width)
-    flat[0] = now
+    first = len(shared)
+    flat: list[Any] = [*shared, *[None] * (count * width)]
     for at, column in enumerate(columns):
-        flat[1 + at :: width] = column
-    sizes = statement_sizes(count, max(1, (_MAX_VARIABLES - 1) // width))
+        flat[first + at :: width] = column
+    sizes = statement_sizes(count, max(1, (_MAX_VARIABLES - first) // width))
     if len(sizes) == 1:  # a unit that fits: its parameters as laid out
         conn.execute(statement(count), flat)
         return
-    start = 1
+    start = first
     for rows in sizes:
         part = flat[start : start + rows * width]
-        part.insert(0, now)
+        part[:0] = shared
         conn.execute(statement(rows), part)
         start += rows * width
 
@@ -277,16 +279,23 @@ def statement_sizes(count: int, per: int) -> list[int]:
 
 @lru_cache(maxsize=256)
 def _settle_statement(
-    rows: int, keyed: bool, bound: tuple[int, ...], state: str | None, fixed: tuple[str, str, str]
+    rows: int,
+    keyed: bool,
+    bound: tuple[int, ...],
+    state: str | None,
+    fixed: tuple[str, str, str],
+    code: bool,
 ) -> str:
     """The outcomes of ``rows`` rows, each bound as [key], the ``_OUTCOME`` columns in
     ``bound`` (the others ``NULL``, or the shared ``state``; a key made from the position
-    where there is none) (``_selected``), after the time, bound once; its job, gateway
-    and run written in (``fixed``: ``_fixed``)."""
+    where there is none) (``_selected``), after the shared code (``code``) and the time,
+    bound once; its job, gateway and run written in (``fixed``: ``_fixed``)."""
     marks = int(keyed)
     column = {c: f"column{marks + at}" for at, c in enumerate(bound, 1)}
     if state is not None:
         column[2] = _quoted(state)
+    if code:
+        column[3] = "?"
     key = "column1" if keyed else _POSITIONAL.format(column.get(0, "NULL"))
     read = [column.get(c, "NULL") for c in range(len(_SETTLE_COLUMNS))]
     marks += len(bound)
@@ -309,7 +318,7 @@ def settle(
     if not outcomes:
         return
     columns: list[Sequence[Any]] = list(zip(*map(_OUTCOME, outcomes), strict=True))
-    _settle_columns(conn, head, columns, list(map(_REF, outcomes)))
+    _settle_columns(conn, head, columns, list(map(_REF, outcomes)), None)
 
 
 def settle_accepted(
@@ -328,7 +337,7 @@ def settle_accepted(
     nothing: tuple[None, ...] = (None,) * count
     statuses = (OutcomeStatus.ACCEPTED,) * count
     columns = [indices, numbers, statuses, (code,) * count, nothing, message_ids, nothing, nothing]
-    _settle_columns(conn, head, columns, list(refs))
+    _settle_columns(conn, head, columns, list(refs), code)
 
 
 def _settle_columns(
@@ -336,9 +345,11 @@ def _settle_columns(
     head: tuple[int, str, int, float],
     columns: list[Sequence[Any]],
     refs: list[Any],
+    one_code: int | None,
 ) -> None:
     """Write the rows whose ``_OUTCOME`` columns are ``columns`` (and whose refs are
-    ``refs``): what ``settle`` and ``settle_accepted`` share, so both write the same rows."""
+    ``refs``): what ``settle`` and ``settle_accepted`` share, so both write the same rows.
+    ``one_code``: every row's code (a unit accepted whole), bound once a statement."""
     job, gateway, run, now = head
     keyed = refs.count(None) != len(refs)
     if keyed:
@@ -358,10 +369,19 @@ def _settle_columns(
     bound = tuple(
         c
         for c in range(len(_SETTLE_COLUMNS))
-        if (c != 2 and columns[c].count(None) != count) or (c == 2 and state is None)
+        if (c == 2 and state is None)
+        or (c == 3 and one_code is None and columns[c].count(None) != count)
+        or (c not in (2, 3) and columns[c].count(None) != count)
     )
     picked = [keys] if keyed else []
     picked += [columns[c] for c in bound]
     fixed = _fixed(job, gateway, run)
-    statement = partial(_settle_statement, keyed=keyed, bound=bound, state=state, fixed=fixed)
-    _write(conn, now, picked, statement)
+    statement = partial(
+        _settle_statement,
+        keyed=keyed,
+        bound=bound,
+        state=state,
+        fixed=fixed,
+        code=one_code is not None,
+    )
+    _write(conn, [now] if one_code is None else [one_code, now], picked, statement)
