@@ -39,13 +39,15 @@ def capture(count: int, out: Path) -> None:
     from _common import gateway_process
 
     from messaging_async import SqliteLedger
+    from messaging_async.ledger._writer_calls import dumps
     from messaging_async.ledger._writer_client import WriterProcess
 
     sent: list[bytes] = []
     request = WriterProcess.request
 
     async def kept(self: WriterProcess, message: object, **how: Any) -> Any:
-        sent.append(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        # the frame's pickle as the child reads it (the parent pickles a trip itself)
+        sent.append(message if type(message) is bytes else dumps(message))
         return await request(self, message, **how)
 
     WriterProcess.request = kept  # type: ignore[method-assign]

@@ -4,15 +4,16 @@ claims, outcomes (keyed single sends: ``_keys``). ``SqliteLedger`` runs it in wo
 threads.
 
 Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), or a savepoint
-of its trip's transaction (``run_trip``), so a unit's recipients are claimed, or settled,
-all together or not at all.
+of its trip's transaction (``run_trip``; or, in the writer process, the trip run again
+without a call that fails), so a unit's recipients are claimed, or settled, all together
+or not at all.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +64,7 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._in_trip = False
+        self._rerun = False  # the trip is run again when a call fails (``run_trip``)
         self._renewed: list[int] = []  # runs renewed in this trip, by calls not undone
         self.store_text = store_text
         self.lease = lease_seconds
@@ -79,20 +81,16 @@ class Store:
         """One write transaction, under the lock: all of it commits or none of it.
 
         Inside a trip (``run_trip``) it is a savepoint of the trip's transaction: it
-        vanishes if it fails, and is committed with the trip.
+        vanishes if it fails, and is committed with the trip; or, in a trip run again
+        when a call fails (``rerun``), the trip's transaction as it is.
         """
         with self.lock:
+            if self._in_trip and self._rerun:
+                yield self.conn
+                return
             if self._in_trip:
-                self.conn.execute("SAVEPOINT call")
-                renewed = len(self._renewed)
-                try:
-                    yield self.conn
-                except BaseException:
-                    del self._renewed[renewed:]  # undone with the savepoint
-                    self.conn.execute("ROLLBACK TO call")
-                    self.conn.execute("RELEASE call")
-                    raise
-                self.conn.execute("RELEASE call")
+                with self.savepoint() as conn:
+                    yield conn
                 return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -102,25 +100,80 @@ class Store:
                 raise
             self.conn.execute("COMMIT")
 
-    def run_trip(self, calls: list[Call[Any]]) -> None:
-        """Run a trip's calls in one transaction; each call's failure is its own."""
+    @contextmanager
+    def savepoint(self) -> Iterator[Connection]:
+        """A savepoint of the trip's transaction, under the lock: it vanishes if it fails
+        (a ``write`` in a trip; in a trip run again when a call fails, where a call must
+        undo a part of its own work alone: ``_writer._plan_and_begin_units``)."""
+        with self.lock:
+            self.conn.execute("SAVEPOINT call")
+            renewed = len(self._renewed)
+            try:
+                yield self.conn
+            except BaseException:
+                del self._renewed[renewed:]  # undone with the savepoint
+                self.conn.execute("ROLLBACK TO call")
+                self.conn.execute("RELEASE call")
+                raise
+            self.conn.execute("RELEASE call")
+
+    def run_trip(self, calls: Iterable[Call[Any]], *, rerun: bool = False) -> None:
+        """Run a trip's calls in one transaction; each call's failure is its own.
+
+        Each call is a savepoint (``write``), undone alone if it fails. With ``rerun`` (the
+        writer process's trips) there is none: a call that fails rolls the transaction
+        back, and the calls before it that had not failed run again in a new one
+        (``_run_again``), so the same rows are committed and each call answered as with
+        savepoints: a savepoint and its release a call cost the writer process 610
+        instructions a recipient (callgrind, ``writer_replay.py``), 0.03-0.12 µs of its
+        CPU, for a failure that is rare. Only for calls that may run twice: each a
+        function of the file, its job's ``Run`` (put back as it was) and the trip's time
+        (``_writer.OPS``), not ``KeyedSends`` (a run row it remembers making) nor a clock
+        that moves on.
+        """
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
-            self._in_trip = True
+            self._in_trip, self._rerun = True, rerun
+            ran: list[Call[Any]] = []
+            planned = {run: run.unplanned for run in self.runs.values()} if rerun else {}
             try:
                 for call in calls:
-                    try:
-                        call.result = call.function(*call.args)
-                    except Exception as exc:
-                        call.error = exc
+                    _run(call)
+                    if rerun:
+                        ran.append(call)
+                        if call.error is not None:
+                            self._run_again(ran, planned)
             except BaseException:
-                self._in_trip = False
+                if self._in_trip:  # not when ``_run_again`` could not begin
+                    self.conn.execute("ROLLBACK")
+                self._in_trip, self._rerun = False, False
                 self._renewed.clear()
-                self.conn.execute("ROLLBACK")
                 raise
-            self._in_trip = False
+            self._in_trip, self._rerun = False, False
             self._renewed.clear()
             self.conn.execute("COMMIT")
+
+    def _run_again(self, ran: list[Call[Any]], planned: dict[Run, int]) -> None:
+        """The trip's transaction rolled back, its runs' plans put back as they were
+        (``planned``), and the calls of ``ran`` that have not failed run again, in order, in
+        a new transaction; again if one of them fails now (it did not before: a disk
+        full, say), until none does."""
+        again = True
+        while again:
+            self.conn.execute("ROLLBACK")
+            self._in_trip = False
+            self._renewed.clear()
+            for run, unplanned in planned.items():
+                run.unplanned = unplanned
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_trip = again = True
+            for call in ran:
+                if call.error is None:
+                    _run(call)
+                    if call.error is not None:
+                        break
+            else:
+                again = False
 
     def _salt(self) -> bytes:
         with self.write() as conn:
@@ -355,19 +408,36 @@ class Store:
             yield conn, (run.job_id, run.gateway, run.run_id, self.clock(), delivery)
 
     def plan_and_begin_columns(
-        self, job: str, unit: _lean_rows.Claims, refs: Sequence[Any], expect_reports: bool
+        self,
+        job: str,
+        units: Sequence[_lean_rows.Claims],
+        refs: Sequence[Sequence[Any]],
+        expect_reports: bool,
     ) -> bool:
-        """``plan_and_begin`` of a unit given as columns (the writer process's), where
-        ``plan`` would send it all as given without reading a row (``Run.unheard_of``: a
-        fresh job's unit keyed by position, the usual unit of a blast): its claims written
-        straight from the columns (``_lean_rows.claim_columns``), no ``Entry`` made, and
-        ``True``. Else nothing is written and ``False``: the caller plans it the usual way."""
+        """``plan_and_begin`` of units given as columns (the writer process's: a trip's
+        consecutive units of ``job``), where ``plan`` would send each all as given without
+        reading a row (``Run.unheard_of``: a fresh job's units keyed by position, the
+        usual units of a blast): their claims written straight from the columns, together
+        (``_lean_rows.claim_columns`` of them joined: full statements), no ``Entry`` made,
+        and ``True``. Else, or should the write fail, nothing is written, the job's plan is
+        as it was, and ``False`` (or the error): the caller plans each the usual way."""
         run = self.run_of(job)
-        if not self.lean_rows or not run.unheard_of_columns(unit.positions, refs):
+        filled = [unit for unit in units if unit.positions]  # an empty plan claims nothing
+        if not self.lean_rows or len({unit.texts for unit in filled}) > 1:
             return False
-        if unit.positions:  # as ``plan_and_begin``: an empty plan claims nothing
-            with self._claiming(job, run, expect_reports) as (conn, head):
-                _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+        planned = run.unplanned
+        pairs = zip(units, refs, strict=True)
+        if not all([run.unheard_of_columns(unit.positions, ref) for unit, ref in pairs]):
+            run.unplanned = planned
+            return False
+        if filled:
+            unit = filled[0] if len(filled) == 1 else _lean_rows.joined(filled)
+            try:
+                with self._claiming(job, run, expect_reports) as (conn, head):
+                    _lean_rows.claim_columns(conn, head, unit, self.salt, self.store_text)
+            except BaseException:
+                run.unplanned = planned
+                raise
         return True
 
     def plan_and_begin(
@@ -424,6 +494,14 @@ class Store:
             if has_waiting(conn):  # as ``join_settled`` does for outcomes
                 ids = [i for i in message_ids if i is not None]
                 join_waiting(conn, family_of(run.gateway), ids)
+
+
+def _run(call: Call[Any]) -> None:
+    """``call`` run: its result, or its error."""
+    try:
+        call.result = call.function(*call.args)
+    except Exception as exc:
+        call.error = exc
 
 
 _NONE = (None, None, None, None, False)  # its request_id, seqno, error, raw, from_ledger

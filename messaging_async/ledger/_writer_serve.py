@@ -20,14 +20,42 @@ __all__ = ["Inbox", "Writer"]
 
 class _Call:
     """A call as ``Store.run_trip`` runs it (``_batch.Call`` without its event), at the
-    time its trip was sent (``Writer.clock``)."""
+    time its trip was sent (``Writer.clock``); ``units``: a claims call's (``Writer.calls``),
+    its result an answer for each."""
 
-    __slots__ = ("args", "error", "function", "result")
+    __slots__ = ("args", "error", "function", "result", "units")
 
-    def __init__(self, writer: Writer, now: float, function: Callable[..., Any], args: Any):
+    def __init__(
+        self,
+        writer: Writer,
+        now: float,
+        function: Callable[..., Any],
+        args: Any,
+        units: list[Any] | None = None,
+    ):
         self.function, self.args = writer.at, (now, function, *args)
         self.result: Any = None
         self.error: BaseException | None = None
+        self.units = units
+
+
+def _claims_of(call: _Call) -> tuple[Any, ...]:
+    """A claims call's job and options (``Writer.calls``): its arguments but its units."""
+    _, _, _, job, _, *options = call.args
+    return (job, *options)
+
+
+def _answers(calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+    """Each call's answer, ``(result, error)``; a claims call's, one for each unit."""
+    answers: list[tuple[Any, BaseException | None]] = []
+    for call in calls:
+        if call.units is None:
+            answers.append((call.result, call.error))
+        elif call.error is None:
+            answers.extend(call.result)
+        else:
+            answers.extend([(None, call.error)] * len(call.units))
+    return [(result, None if error is None else _portable(error)) for result, error in answers]
 
 
 def _portable(error: BaseException) -> BaseException:
@@ -112,7 +140,7 @@ class Writer:
     def settle(self, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
         """A trip's calls, answered each. Whenever urgent frames wait, the claims they
         carry join the transaction after the call under way, which is committed then
-        (each call is its own savepoint: a unit is atomic, not the trip; one commit, not
+        (a call that fails is undone alone: a unit is atomic, not the trip; one commit, not
         one for the settles so far and one for the claims), the claims are answered, and
         the rest of the trip goes on in the next transaction."""
         done = 0
@@ -129,7 +157,7 @@ class Writer:
             self.answer_trips(claims)
             if later or self.inbox.urgent:
                 self.urgent(later)
-        return [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
+        return _answers(calls)
 
     def _until_urgent(
         self,
@@ -198,17 +226,17 @@ class Writer:
 
     def answer_trips(self, trips: list[tuple[int, list[_Call]]]) -> None:
         for number, calls in trips:
-            answers = [(c.result, None if c.error is None else _portable(c.error)) for c in calls]
-            self.reply(number, (True, answers))
+            self.reply(number, (True, _answers(calls)))
 
     def run(self, calls: Any, taken: list[_Call] | None = None) -> Exception | None:
-        """``calls`` in one transaction (``Store.run_trip``); if it fails whole (its
+        """``calls`` in one transaction (``Store.run_trip``, run again without a call that
+        fails, not a savepoint a call: ``OPS`` may run twice); if it fails whole (its
         commit), so did each call taken that had not failed on its own: the error."""
         store = self.store
         try:
             if store is None:
                 raise LedgerError("the writer process was not opened")
-            store.run_trip(calls)
+            store.run_trip(calls, rerun=True)
         except Exception as error:
             self.run_failed(taken if taken is not None else calls, error)
             return error
@@ -221,9 +249,23 @@ class Writer:
                 call.error = error
 
     def calls(self, message: Sequence[Any]) -> list[_Call]:
-        """A trip's calls, each at the time the trip was sent."""
+        """A trip's calls, each at the time the trip was sent; the ``plan_and_begin``
+        calls of consecutive units of a job (a claims trip's), with the same options, one
+        call (``_writer._plan_and_begin_units``: claimed together), answered each."""
         now, store = message[1], self.store
-        return [_Call(self, now, OPS[op], (store, *args)) for op, args in message[2]]
+        calls: list[_Call] = []
+        for op, args in message[2]:
+            if op != "plan_and_begin":
+                calls.append(_Call(self, now, OPS[op], (store, *args)))
+                continue
+            job, unit, *options = args
+            last = calls[-1] if calls else None
+            if last is not None and last.units is not None and _claims_of(last) == (job, *options):
+                last.units.append(unit)
+                continue
+            units = [unit]
+            calls.append(_Call(self, now, OPS[op], (store, job, units, *options), units))
+        return calls
 
     def at(self, now: float, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` with the clock at ``now``."""
@@ -263,10 +305,11 @@ class Writer:
 
     def open(self, path: str, store_text: bool, lease: float) -> None:
         """The store on ``path``, its temporary data kept in memory (``temp_store``): what
-        this connection keeps there is a savepoint's sub-journal, the pages each call of a
-        trip changes, kept to undo that call alone (``Store.write``). Past 64 KiB (a settle
-        of a few hundred rows) SQLite spilled it to a temporary file, two ``pwrite`` calls
-        a page: 7,300 of them in a 50,000-SMS blast, as many as the WAL's own. In memory
+        this connection keeps there is its sub-journal, the pages a statement changes, kept
+        to undo it alone should it fail half way (a savepoint's too, where a trip had one a
+        call: ``Store.write``). Past 64 KiB (a settle of a few hundred rows) SQLite spilled
+        it to a temporary file, two ``pwrite`` calls a page: 7,300 of them in a 50,000-SMS
+        blast with a savepoint a call, as many as the WAL's own (1,300 without). In memory
         the settles cost 2.8-2.9 -> 2.5-2.6 µs a row, the child 5.7-6.1 -> 5.3-5.6 µs a
         recipient (``writer_replay.py``, eight alternations). This connection writes units
         and reads only their rows; one that answers queries keeps SQLite's default, which

@@ -241,6 +241,33 @@ def test_a_long_write_takes_statements_of_few_sizes() -> None:
     assert sizes_seen == {per, 1, 2, 4, 8, 16, 32, 64}
 
 
+def test_a_position_is_bound_once_though_it_is_the_key_too() -> None:
+    """A row of a blast's unit binds only what differs per row, each value once: a claim
+    its position (its key made from it), number and fingerprint; a settle of a unit
+    accepted whole its position, number and message id; the time and the unit's one code
+    once a statement (``_lean_rows._selected``)."""
+    fixed = _lean_rows._fixed(1, "isms", 1)
+    claim = _lean_rows._claim_statement(3, False, False, False, None, fixed)
+    settle = _lean_rows._settle_statement(3, False, (0, 1, 5), "accepted", fixed, True)
+    assert (claim.count("?"), settle.count("?")) == (1 + 3 * 3, 2 + 3 * 3)
+    keyed = _lean_rows._claim_statement(3, True, True, True, None, fixed)
+    assert keyed.count("?") == 1 + 3 * 6  # a key of its own, a text and a seqno kept
+
+
+def test_a_unit_accepted_whole_binds_its_code_and_time_once() -> None:
+    bound: list[tuple[str, list[Any]]] = []
+
+    class Recording:
+        def execute(self, statement: str, parameters: list[Any]) -> None:
+            bound.append((statement, parameters))
+
+    columns = ([0, 1, 2], ["n0", "n1", "n2"], [None] * 3, ["m0", "m1", "m2"], 2000)
+    _lean_rows.settle_accepted(Recording(), (1, "isms", 1, 5.0), columns)  # type: ignore[arg-type]
+    [(statement, parameters)] = bound
+    assert parameters == [2000, 5.0, 0, "n0", "m0", 1, "n1", "m1", 2, "n2", "m2"]
+    assert statement.count("?") == len(parameters)
+
+
 async def _odd_gateway(path: Path, gateway: str) -> None:
     """A unit claimed, settled from outcomes and from columns, under ``gateway``."""
     async with _ledger(path, Clock()) as ledger:
