@@ -4,7 +4,7 @@ claims, outcomes (keyed single sends: ``_keys``). ``SqliteLedger`` runs it in wo
 threads.
 
 Every public method is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), or a savepoint
-of its trip's transaction (``run_trip``; or, in the writer process, the trip run again
+of its trip's transaction (``Transactions.run_trip``; or, in the writer process, the trip run again
 without a call that fails), so a unit's recipients are claimed, or settled, all together
 or not at all.
 """
@@ -12,8 +12,7 @@ or not at all.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +20,6 @@ from ..errors import JobRunningError, LedgerError, ValidationError
 from ..models import Outcome, OutcomeStatus, new_outcome
 from . import _lean_rows
 from . import _sql as sql
-from ._batch import Call
 from ._db import Connection
 from ._decide import REF_REPEATED, Decision, Recorded, decide, outcome_of
 from ._delivery import family_of, has_waiting, join_settled, join_waiting
@@ -39,6 +37,7 @@ from ._models import (
 )
 from ._owner import Owner, owner_alive
 from ._run import Run
+from ._transactions import Transactions
 
 __all__ = ["Store"]
 
@@ -52,7 +51,10 @@ _SETTLED = frozenset((OutcomeStatus.ACCEPTED.value, OutcomeStatus.REJECTED.value
 _FP, _STATE, _RUN, _POSITION = 1, 2, 8, 9
 
 
-class Store:
+class Store(Transactions):
+    """The ledger's operations, each one transaction, or one call of a trip
+    (``Transactions``)."""
+
     def __init__(
         self,
         conn: Connection,
@@ -61,11 +63,7 @@ class Store:
         lease_seconds: float,
         clock: Callable[[], float],
     ):
-        self.conn = conn
-        self.lock = threading.RLock()
-        self._in_trip = False
-        self._rerun = False  # the trip is run again when a call fails (``run_trip``)
-        self._renewed: list[int] = []  # runs renewed in this trip, by calls not undone
+        super().__init__(conn)
         self.store_text = store_text
         self.lease = lease_seconds
         self.clock = clock
@@ -73,107 +71,7 @@ class Store:
         self.lean_rows = _lean_rows.supported(conn)
         """Whether a unit's rows are bound lean (``_lean_rows``: SQLite), not one value at
         a time (``sql.insert_rows``: PostgreSQL)."""
-        self.runs: dict[str, Run] = {}
         self.keys = KeyedSends(self)
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction, under the lock: all of it commits or none of it.
-
-        Inside a trip (``run_trip``) it is a savepoint of the trip's transaction: it
-        vanishes if it fails, and is committed with the trip; or, in a trip run again
-        when a call fails (``rerun``), the trip's transaction as it is.
-        """
-        with self.lock:
-            if self._in_trip and self._rerun:
-                yield self.conn
-                return
-            if self._in_trip:
-                with self.savepoint() as conn:
-                    yield conn
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    @contextmanager
-    def savepoint(self) -> Iterator[Connection]:
-        """A savepoint of the trip's transaction, under the lock: it vanishes if it fails
-        (a ``write`` in a trip; in a trip run again when a call fails, where a call must
-        undo a part of its own work alone: ``_writer._plan_and_begin_units``)."""
-        with self.lock:
-            self.conn.execute("SAVEPOINT call")
-            renewed = len(self._renewed)
-            try:
-                yield self.conn
-            except BaseException:
-                del self._renewed[renewed:]  # undone with the savepoint
-                self.conn.execute("ROLLBACK TO call")
-                self.conn.execute("RELEASE call")
-                raise
-            self.conn.execute("RELEASE call")
-
-    def run_trip(self, calls: Iterable[Call[Any]], *, rerun: bool = False) -> None:
-        """Run a trip's calls in one transaction; each call's failure is its own.
-
-        Each call is a savepoint (``write``), undone alone if it fails. With ``rerun`` (the
-        writer process's trips) there is none: a call that fails rolls the transaction
-        back, and the calls before it that had not failed run again in a new one
-        (``_run_again``), so the same rows are committed and each call answered as with
-        savepoints: a savepoint and its release a call cost the writer process 610
-        instructions a recipient (callgrind, ``writer_replay.py``), 0.03-0.12 µs of its
-        CPU, for a failure that is rare. Only for calls that may run twice: each a
-        function of the file, its job's ``Run`` (put back as it was) and the trip's time
-        (``_writer.OPS``), not ``KeyedSends`` (a run row it remembers making) nor a clock
-        that moves on.
-        """
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._in_trip, self._rerun = True, rerun
-            ran: list[Call[Any]] = []
-            planned = {run: run.unplanned for run in self.runs.values()} if rerun else {}
-            try:
-                for call in calls:
-                    _run(call)
-                    if rerun:
-                        ran.append(call)
-                        if call.error is not None:
-                            self._run_again(ran, planned)
-            except BaseException:
-                if self._in_trip:  # not when ``_run_again`` could not begin
-                    self.conn.execute("ROLLBACK")
-                self._in_trip, self._rerun = False, False
-                self._renewed.clear()
-                raise
-            self._in_trip, self._rerun = False, False
-            self._renewed.clear()
-            self.conn.execute("COMMIT")
-
-    def _run_again(self, ran: list[Call[Any]], planned: dict[Run, int]) -> None:
-        """The trip's transaction rolled back, its runs' plans put back as they were
-        (``planned``), and the calls of ``ran`` that have not failed run again, in order, in
-        a new transaction; again if one of them fails now (it did not before: a disk
-        full, say), until none does."""
-        again = True
-        while again:
-            self.conn.execute("ROLLBACK")
-            self._in_trip = False
-            self._renewed.clear()
-            for run, unplanned in planned.items():
-                run.unplanned = unplanned
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._in_trip = again = True
-            for call in ran:
-                if call.error is None:
-                    _run(call)
-                    if call.error is not None:
-                        break
-            else:
-                again = False
 
     def _salt(self) -> bytes:
         with self.write() as conn:
@@ -494,14 +392,6 @@ class Store:
             if has_waiting(conn):  # as ``join_settled`` does for outcomes
                 ids = [i for i in message_ids if i is not None]
                 join_waiting(conn, family_of(run.gateway), ids)
-
-
-def _run(call: Call[Any]) -> None:
-    """``call`` run: its result, or its error."""
-    try:
-        call.result = call.function(*call.args)
-    except Exception as exc:
-        call.error = exc
 
 
 _NONE = (None, None, None, None, False)  # its request_id, seqno, error, raw, from_ledger
