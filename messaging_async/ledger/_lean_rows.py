@@ -38,7 +38,7 @@ from ..models import Outcome, OutcomeStatus
 from . import _sql as sql
 from ._db import Connection
 from ._fingerprint import content_forms, fingerprint_columns, stored_form
-from ._models import Entry, key_of
+from ._models import Entry, all_none, key_of
 
 __all__ = [
     "Claims",
@@ -157,7 +157,7 @@ def claim(
     refs = list(map(itemgetter(2), entries))
     positions = list(map(itemgetter(0), entries))
     keys: list[str | None] | None = None
-    if refs.count(None) != len(refs):
+    if not all_none(refs):
         keys = [key_of(e.ref, e.position) for e in entries]
         if None in keys:
             raise ValidationError("a journalled ref must be a str or an int", field="ref")
@@ -351,7 +351,7 @@ def _settle_columns(
     ``refs``): what ``settle`` and ``settle_accepted`` share, so both write the same rows.
     ``one_code``: every row's code (a unit accepted whole), bound once a statement."""
     job, gateway, run, now = head
-    keyed = refs.count(None) != len(refs)
+    keyed = not all_none(refs)
     if keyed:
         found = [key_of(ref, index) for ref, index in zip(refs, columns[0], strict=True)]
         if None in found:  # rare: a ref the ledger cannot key, left out

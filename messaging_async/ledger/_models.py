@@ -28,6 +28,7 @@ __all__ = [
     "LedgerRecord",
     "Plan",
     "UnitEntries",
+    "all_none",
     "decode_key",
     "key_of",
     "refused_key",
@@ -55,6 +56,18 @@ REF_REFUSED = (
     "rejected: a journalled recipient's ref must be a str of at most 1,024 bytes (UTF-8) "
     "or an int of at most 989 digits"
 )
+
+
+def all_none(refs: Sequence[Any]) -> bool:
+    """Whether every one of ``refs`` is ``None``: counted in C (``count`` meets ``None`` by
+    identity first; no object made). A caller's ref whose ``==`` answers something with no
+    truth value (``pandas.NA``, as a DataFrame's row gives it) is not ``None``: ``count``
+    raised for it, and that failed its whole unit's claim instead of refusing its one
+    recipient (``REF_REFUSED``)."""
+    try:
+        return refs.count(None) == len(refs)
+    except Exception:  # such a ref: ``bool()`` of what its ``==`` answered raised
+        return False
 
 
 def key_of(ref: Any, position: int) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from ._models import Entry
+from ._models import Entry, all_none
 
 __all__ = ["Run"]
 
@@ -43,4 +43,4 @@ class Run:
             return True
         floor = self.unplanned
         self.unplanned = max(floor, max(positions) + 1)
-        return min(positions) >= floor and refs.count(None) == len(refs)
+        return min(positions) >= floor and all_none(refs)
