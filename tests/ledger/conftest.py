@@ -13,7 +13,7 @@ import pytest
 from attrs import evolve
 
 from messaging_async import Outcome, OutcomeStatus, PostgresLedger, Sms, SqliteLedger
-from messaging_async.ledger import Entry, Ledger
+from messaging_async.ledger import Entry, Ledger, _writer
 
 from ..pgcluster import Cluster
 
@@ -81,6 +81,21 @@ def make_ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) ->
         return SqliteLedger(path, **options)
 
     return make
+
+
+@pytest.fixture
+def entries_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each unit the writer process read as ``Entry``s (``_writer._entries``),
+    in order: a unit claimed straight from its columns makes none."""
+    made: list[int] = []
+    entries_of: Callable[..., list[Entry]] = _writer._entries
+
+    def counted(columns: Any) -> list[Entry]:
+        made.append(len(columns[0]))
+        return entries_of(columns)
+
+    monkeypatch.setattr(_writer, "_entries", counted)
+    return made
 
 
 def sms_entries(

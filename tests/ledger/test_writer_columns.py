@@ -10,14 +10,13 @@ import io
 import operator
 import pickle
 import pickletools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from messaging_async import Sms, WhatsAppFile, WhatsAppTemplate, WhatsAppText
-from messaging_async.ledger import Entry, Plan, _writer, _writer_calls
+from messaging_async.ledger import Entry, Plan, _writer_calls
 from messaging_async.ledger._batch import Call
 from messaging_async.ledger._owner import Owner
 from messaging_async.ledger._schema import connect, migrate
@@ -120,18 +119,10 @@ def _by_entries(path: Path, store_text: bool) -> list[Plan | type[BaseException]
 
 @pytest.mark.parametrize("store_text", [False, True])
 def test_a_fresh_units_claims_from_columns_are_the_entries_claims(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_text: bool
+    tmp_path: Path, entries_made: list[int], store_text: bool
 ) -> None:
-    made: list[int] = []
-    entries_of: Callable[..., list[Entry]] = _writer._entries
-
-    def counted(columns: Any) -> list[Entry]:
-        made.append(len(columns[0]))
-        return entries_of(columns)
-
-    monkeypatch.setattr(_writer, "_entries", counted)
     by_columns = _by_columns(_prepared(tmp_path / "columns.db"), store_text)
-    assert made == [len(entries) for entries, _ in _units()[FAST:]]  # only those: general
+    assert entries_made == [len(entries) for entries, _ in _units()[FAST:]]  # only those: general
     by_entries = _by_entries(_prepared(tmp_path / "entries.db"), store_text)
     assert by_columns == by_entries
     sent = [plan if isinstance(plan, type) else len(plan.send) for plan in by_columns]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from messaging_async import (
     WhatsAppTemplate,
     WhatsAppText,
 )
-from messaging_async.ledger import Entry, Plan, _lean_rows, _writer, _writer_calls
+from messaging_async.ledger import Entry, Plan, _lean_rows, _writer_calls
 from messaging_async.ledger._batch import Call
 from messaging_async.ledger._delivery import record_report
 from messaging_async.ledger._owner import Owner
@@ -108,21 +107,13 @@ def _by_thread(path: Path) -> list[Any]:
 
 
 def test_a_failing_call_among_good_ones_writes_what_savepoints_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, entries_made: list[int]
 ) -> None:
-    made: list[int] = []
-    entries_of: Callable[..., list[Entry]] = _writer._entries
-
-    def counted(columns: Any) -> list[Entry]:
-        made.append(len(columns[0]))
-        return entries_of(columns)
-
-    monkeypatch.setattr(_writer, "_entries", counted)
     by_writer = _by_writer(_prepared(tmp_path / "writer.db"))
     failed = [(None, None), (None, UnicodeEncodeError), (None, None), (None, LedgerError)]
     assert by_writer == [*failed, (None, None), (None, None)]
     # the units run again took the columns road again: their job's plan was put back
-    assert made == []
+    assert entries_made == []
     assert by_writer == _by_thread(_prepared(tmp_path / "thread.db"))
     rows = sends_rows(tmp_path / "writer.db")
     assert rows == sends_rows(tmp_path / "thread.db")
