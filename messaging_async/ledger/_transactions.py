@@ -52,7 +52,7 @@ class Transactions:
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             self.conn.execute("COMMIT")
 
@@ -68,8 +68,9 @@ class Transactions:
                 yield self.conn
             except BaseException:
                 del self._renewed[renewed:]  # undone with the savepoint
-                self.conn.execute("ROLLBACK TO call")
-                self.conn.execute("RELEASE call")
+                if self.active():  # else SQLite undid the whole trip: ``run_trip``
+                    self.conn.execute("ROLLBACK TO call")
+                    self.conn.execute("RELEASE call")
                 raise
             self.conn.execute("RELEASE call")
 
@@ -99,11 +100,15 @@ class Transactions:
                         ran.append(call)
                         if call.error is not None:
                             self._run_again(ran, planned)
+                    elif call.error is not None and not self.active():
+                        raise call.error  # the calls before it were undone with it
             except BaseException:
-                if self._in_trip:  # not when ``_run_again`` could not begin
-                    self.conn.execute("ROLLBACK")
-                self._in_trip, self._rerun = False, False
-                self._renewed.clear()
+                try:
+                    if self._in_trip:  # not when ``_run_again`` could not begin
+                        self._rollback()
+                finally:
+                    self._in_trip, self._rerun = False, False
+                    self._renewed.clear()
                 raise
             self._in_trip, self._rerun = False, False
             self._renewed.clear()
@@ -116,7 +121,7 @@ class Transactions:
         full, say), until none does."""
         again = True
         while again:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             self._in_trip = False
             self._renewed.clear()
             for run, unplanned in planned.items():
@@ -130,6 +135,21 @@ class Transactions:
                         break
             else:
                 again = False
+
+    def active(self) -> bool:
+        """Whether the transaction is still open. A statement that fails with
+        ``SQLITE_FULL``, ``SQLITE_IOERR``, ``SQLITE_NOMEM`` or ``SQLITE_INTERRUPT`` may
+        make SQLite roll the whole transaction back itself (its savepoints with it): the
+        trip's calls before it are undone too, and those after it would each be committed
+        on their own (autocommit). ``PgConnection``'s server rolls a transaction back only
+        with the connection lost, which fails the call (``LedgerError``)."""
+        return bool(getattr(self.conn, "in_transaction", True))
+
+    def _rollback(self) -> None:
+        """``ROLLBACK``, unless SQLite rolled the transaction back already (``active``):
+        a second one raised "no transaction is active", in place of the call's error."""
+        if self.active():
+            self.conn.execute("ROLLBACK")
 
 
 def _run(call: Call[Any]) -> None:

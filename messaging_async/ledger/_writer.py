@@ -186,14 +186,17 @@ def _plan_and_begin_units(
         with store.savepoint():
             if store.plan_and_begin_columns(job, claims, refs, reports):
                 return [(None, None)] * len(units)
-    except Exception:  # noqa: S110 (each alone, below: the one that fails is told why)
-        pass
+    except Exception:  # each alone, below: the one that fails is told why
+        if not store.active():  # SQLite undid the trip: it runs again without this call
+            raise
     answers: list[tuple[Any, BaseException | None]] = []
     for unit in units:
         try:
             with store.savepoint():
                 answers.append((_plan_and_begin(store, job, unit, resend_unknown, reports), None))
         except Exception as error:
+            if not store.active():  # a savepoint now would begin a transaction of its own
+                raise
             answers.append((None, error))
     return answers
 

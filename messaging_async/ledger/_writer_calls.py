@@ -108,16 +108,19 @@ def memo_pays(ops: Sequence[tuple[str, Any]]) -> bool:
 
 
 def picklable(
-    sent: list[tuple[Call[Any], Callable[[Any], Any] | None]], ops: list[tuple[str, Any]]
+    sent: list[tuple[Call[Any], Callable[[Any], Any] | None]],
+    ops: list[tuple[str, Any]],
+    memo: bool,
 ) -> tuple[list[tuple[Call[Any], Callable[[Any], Any] | None]], list[tuple[str, Any]]]:
-    """The calls of a trip whose ops pickle, and their ops; each other call failed with
-    its own error, as SQLite's binding fails it in a thread (a savepoint a call), not
-    the trip's other calls with it. Only when the trip's frame would not pickle."""
+    """The calls of a trip whose ops pickle (``memo`` as the trip's frame: a cyclic value
+    pickles with the memo, not without), and their ops; each other call failed with its
+    own error, as SQLite's binding fails it in a thread (a savepoint a call), not the
+    trip's other calls with it. Only when the trip's frame would not pickle."""
     kept: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
     kept_ops = []
     for (call, read), op in zip(sent, ops, strict=True):
         try:
-            dumps(op)
+            dumps(op, memo=memo)
         except Exception as refused:
             call.error = refused
             continue

@@ -360,14 +360,14 @@ class WriterProcess:
             ops.append((op, args))
         if not ops:
             return
-        now = self._clock()
+        now, memo = self._clock(), memo_pays(ops)
         try:
-            data = dumps(("trip", now, ops), memo=memo_pays(ops))
+            data = dumps(("trip", now, ops), memo=memo)
         except Exception:  # a caller's value pickle refuses (rare): its call fails alone
-            sent, ops = picklable(sent, ops)
+            sent, ops = picklable(sent, ops, memo)
             if not ops:
                 return
-            data = dumps(("trip", now, ops), memo=memo_pays(ops))
+            data = dumps(("trip", now, ops), memo=memo)
 
         def land(answer: tuple[bool, Any]) -> None:
             ok, answers = answer
