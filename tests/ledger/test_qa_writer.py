@@ -451,21 +451,37 @@ async def test_odder_classes_in_every_column_are_written_as_by_threads(
     assert "6012" + "0" * 7 in {row[3] for row in by_process[1]}
 
 
+def _cyclic() -> list[Any]:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    return cyclic
+
+
+_REFUSED_VALUES = {
+    "a function as a message id": lambda o: evolve(o, message_id=lambda: "m"),
+    "a cyclic reason": lambda o: evolve(o, reason=_cyclic()),
+}
+
+
 @pytest.mark.parametrize("writer", ["process", "thread"])
+@pytest.mark.parametrize("refuse", list(_REFUSED_VALUES), ids=list(_REFUSED_VALUES))
 async def test_a_value_pickle_refuses_fails_its_own_call_not_its_trip_nor_the_writer(
-    tmp_path: Path, clock: Clock, writer: str
+    tmp_path: Path, clock: Clock, writer: str, refuse: str
 ) -> None:
-    """A caller's value the frames' pickler refuses (a function as a message id): its
-    settle fails, as SQLite's binding fails it in a thread; the settle that shared its
-    trip is written, and the ledger goes on. It failed the whole trip, and, raised while
-    the frame was being written, was taken for a frame half written: the writer out of
-    step for good ("open the ledger again")."""
+    """A caller's value the frames' pickler refuses (a function as a message id; a reason
+    that holds itself, which pickle's fast mode refuses: a trip with no shared text is
+    pickled without the memo, ``memo_pays``): its settle fails, as SQLite's binding fails
+    it in a thread; the settle that shared its trip is written, and the ledger goes on. It
+    failed the whole trip, and, raised while the frame was being written, was taken for a
+    frame half written: the writer out of step for good ("open the ledger again"). The
+    cyclic one failed the trip again: its calls were tried alone with the memo, which
+    takes a cycle, so all were kept."""
     async with SqliteLedger(tmp_path / "l.db", clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
         await ledger.open_job("j", gateway="isms")
         bad, good = sms_entries(3), sms_entries(3, start=3)
         await ledger.begin_unit("j", bad)
         await ledger.begin_unit("j", good)
-        refused = [evolve(o, message_id=lambda: "m") for o in accepted(bad)]  # type: ignore[arg-type]
+        refused = list(map(_REFUSED_VALUES[refuse], accepted(bad)))
         failed: list[BaseException] = []
 
         async def settle(outcomes: list[Any]) -> None:

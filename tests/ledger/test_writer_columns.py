@@ -220,45 +220,6 @@ async def test_a_trip_is_pickled_with_the_memo_only_where_a_claim_shares_its_tex
     assert summary.outcomes["accepted"] == 6
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("writer", ["process", "thread"])
-async def test_a_cyclic_value_fails_its_own_call_in_a_trip_without_the_memo(
-    tmp_path: Path, writer: str
-) -> None:
-    """A caller's cyclic value (a reason that holds itself) in a settle of a trip pickled
-    without the memo (``memo_pays``): pickle's fast mode refuses it, and the calls were
-    tried alone with the memo, which takes it: all kept, the frame failed again, and the
-    settle that shared its trip failed with it. Now that settle is written."""
-    import anyio
-    from attrs import evolve
-
-    from messaging_async import SqliteLedger
-
-    from .conftest import accepted
-
-    cyclic: list[Any] = []
-    cyclic.append(cyclic)
-    bad, good = sms_entries(3), sms_entries(3, start=3)
-    failed: list[BaseException] = []
-    async with SqliteLedger(tmp_path / "l.db", writer=writer) as ledger:  # type: ignore[arg-type]
-        await ledger.open_job("j", gateway="isms")
-        await ledger.begin_unit("j", bad + good)
-
-        async def settle(outcomes: list[Any]) -> None:
-            try:
-                await ledger.settle_unit("j", outcomes)
-            except Exception as error:
-                failed.append(error)
-
-        async with anyio.create_task_group() as tasks:  # one trip, both settles
-            tasks.start_soon(settle, [evolve(o, reason=cyclic) for o in accepted(bad)])  # type: ignore[arg-type]
-            tasks.start_soon(settle, accepted(good))
-        summary = await ledger.summary("j")
-    assert len(failed) == 1
-    assert summary.outcomes["accepted"] == 3
-    assert summary.in_flight == 3
-
-
 def test_a_settle_sends_the_runners_columns_as_they_are_and_a_callers_other_as_lists() -> None:
     """``settle_accepted``'s encoder copies no tuple or list (the runner's columns: a
     copy was more for the young collections to walk), and makes a caller's other
