@@ -5,7 +5,7 @@ the plain blast: ``sqlite3`` binds every value with the GIL held, and the event 
 the writer thread took turns on it (RESULTS.md, "Ledger": a thread that only pickled the
 rows, writing nothing, already left the journalled blast at 0.70 of the plain one). So a
 ``SqliteLedger`` runs its jobs' unit calls (``plan``, ``begin_unit``, ``settle_unit``,
-``settle_accepted``) in this process, started by ``_writer_client.WriterProcess`` with
+``settle_accepted``) in this process, started by ``_writer_child.start_child`` with
 ``_writer.main`` run by this interpreter: the same ``Store`` code on its own
 connection to the same file, on the other core. What it is sent is columns of plain
 values, the content in its canonical form (``_fingerprint.Canonical``), not the SDK's

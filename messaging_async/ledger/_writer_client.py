@@ -1,4 +1,5 @@
-"""The client's side of the writer process (``_writer``): start it, send it trips.
+"""The client's side of the writer process (``_writer``): send it trips (``_writer_child``
+starts it).
 
 ``WriterProcess.trip`` stands where ``Store.run_trip`` stands for a ``Batcher``: it is
 awaited on the event loop with a trip's calls, whose functions are the encoders of
@@ -15,12 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import subprocess
-import sys
 import threading
-import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,6 +26,7 @@ from ..errors import LedgerError
 from ._batch import Call, redeliver, steady
 from ._writer import HEAD, framed
 from ._writer_calls import Encoded, dumps, memo_pays, picklable, settle, settle_accepted
+from ._writer_child import end_child, pipes_of, start_child
 from ._writer_pipes import Waiter as _Waiter
 from ._writer_pipes import read_some as _read_some
 from ._writer_pipes import write_all as _write_all
@@ -40,22 +38,6 @@ _POLL = 0.002
 (rare: one ledger used by loops in two threads at once). A poll rather than a blocking
 acquire in a worker thread: that thread, abandoned by asyncio's own cancellation, took
 the lock later and held it for ever."""
-
-_BOOT = """
-import sys, types
-for name, folder in (("", ""), (".ledger", "/ledger"), (".webhooks", "/webhooks")):
-    package = types.ModuleType("messaging_async" + name)
-    package.__path__ = [sys.argv[1] + folder]
-    sys.modules[package.__name__] = package
-from messaging_async.ledger._writer import main
-main()
-"""
-"""What the child runs: ``_writer.main``, its packages' ``__init__`` left out. They import
-the whole SDK (httpx, the clients, the PostgreSQL store); the writer needs none of it, and
-starts in 0.06 s instead of 0.32 (``-X importtime``). Run with ``-P``: ``-c`` would put the
-working directory first on ``sys.path``, and a ``types.py`` of the user's there be
-imported in place of the standard library's."""
-
 
 _SHIELDED_BY_CALLER = contextlib.nullcontext()  # ``request(shield=False)``
 
@@ -95,22 +77,11 @@ class WriterProcess:
         self._waiting: dict[int, _Waiter] = {}  # by number: requests sent, not answered
         self._reading = False  # whether a request is reading answers (``_read_for``)
         self._buffer = bytearray()  # read from the child's stdout, not yet taken
-        package = str(Path(__file__).resolve().parents[1])
-        self._child = subprocess.Popen(  # noqa: S603 (our own code, this interpreter)
-            [sys.executable, "-P", "-c", _BOOT, package],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-        )
-        assert self._child.stdin is not None
-        assert self._child.stdout is not None
-        self._out, self._in = self._child.stdin.fileno(), self._child.stdout.fileno()
-        os.set_blocking(self._out, False)
-        os.set_blocking(self._in, False)
+        self._child = start_child()
+        self._out, self._in = pipes_of(self._child)
         self._pending = framed(0, dumps(("open", path, store_text, lease_seconds)))
         self._claims = Lane(self, urgent=True, under_way=CLAIMS_UNDER_WAY)
         self._settles = Lane(self, urgent=False, under_way=SETTLES_UNDER_WAY)
-        _LIVE.add(self)
 
     @property
     def pid(self) -> int:
@@ -387,39 +358,8 @@ class WriterProcess:
         await self.request(data, urgent=urgent, land=land, shield=False)  # the Batcher's
 
     def close(self) -> None:
-        """End the child (in a worker thread): its stdin closed, it finishes what it was
-        given and exits (killed if it hangs)."""
-        if self._child.stdin is not None:
-            with contextlib.suppress(OSError):  # a child already gone
-                self._child.stdin.close()
-        try:
-            self._child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._child.kill()
-            self._child.wait()
-        if self._child.stdout is not None:
-            self._child.stdout.close()
-
-
-_LIVE: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
-"""This process's writers, for a fork of it to let go of their pipes."""
-
-
-def _let_go_in_a_fork() -> None:
-    """In a forked copy of this process: close its copies of every writer's pipes. The
-    writer ends when its stdin does; a fork holding a copy (a pre-forking server's worker,
-    a ``multiprocessing`` fork) kept it from ending: ``aclose`` waited 30 s and killed it,
-    and a parent that died left it running as long as the fork lived. The fork cannot use
-    them anyway (``request``)."""
-    for writer in list(_LIVE):
-        for pipe in (writer._child.stdin, writer._child.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_let_go_in_a_fork)
+        """End the child (in a worker thread): ``end_child``."""
+        end_child(self._child)
 
 
 class Lane:
