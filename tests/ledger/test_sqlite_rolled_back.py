@@ -25,19 +25,7 @@ from messaging_async.ledger._schema import connect, migrate
 from messaging_async.ledger._store import Store
 from messaging_async.ledger._writer_serve import Inbox, Writer
 
-from .conftest import sms_entries
-
-_OPENED: list[sqlite3.Connection] = []  # the tests' stores' connections (``_store``)
-
-
-@pytest.fixture(autouse=True)
-def _close_opened() -> Iterator[None]:
-    """Each test's stores closed at its end: a connection left to the collector warns on
-    Python 3.13 (``ResourceWarning``), failing whichever test is running then."""
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
+from .conftest import OPENED, sms_entries
 
 _OWNER = Owner("host", 4_194_000, 1.0)
 _NOW = 1_800_000_000.0
@@ -57,7 +45,7 @@ def _interrupted(conn: Connection) -> Iterator[None]:
 
 def _store(path: Path) -> Store:
     conn = connect(str(path))
-    _OPENED.append(conn)
+    OPENED.append(conn)
     migrate(conn)
     store = Store(conn, store_text=False, lease_seconds=60.0, clock=lambda: _NOW)
     store.open_job("j", "isms", _OWNER)

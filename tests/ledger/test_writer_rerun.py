@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,7 @@ from messaging_async.ledger._schema import connect, migrate
 from messaging_async.ledger._store import Store
 from messaging_async.ledger._writer_serve import Inbox, Writer
 
-from .conftest import sends_rows, sms_entries
-
-_OPENED: list[sqlite3.Connection] = []  # the tests' stores' connections (``_store``)
-
-
-@pytest.fixture(autouse=True)
-def _close_opened() -> Iterator[None]:
-    """Each test's stores closed at its end: a connection left to the collector warns on
-    Python 3.13 (``ResourceWarning``), failing whichever test is running then."""
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
+from .conftest import OPENED, sends_rows, sms_entries
 
 _SALT = bytes(range(16))
 _OWNER = Owner("host", 4_194_000, 1.0)
@@ -138,7 +125,7 @@ def test_a_failing_call_among_good_ones_writes_what_savepoints_write(
 
 def _store(path: Path, lease: float = 60.0, now: list[float] | None = None) -> Store:
     conn = connect(str(path))
-    _OPENED.append(conn)
+    OPENED.append(conn)
     migrate(conn)
     at = now or [_NOW]
     store = Store(conn, store_text=False, lease_seconds=lease, clock=lambda: at[0])
