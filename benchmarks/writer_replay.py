@@ -8,14 +8,17 @@ callgrind, whose instruction counts are steadier still).
 - ``--replay FILE``: those frames answered by ``_writer._Writer.answer`` on a fresh ledger
   file, as the child answers them, without pipes: CPU µs per recipient of unpickling
   (``load``), each op (``plan_and_begin``: the claims; ``settle_accepted``: the outcomes),
-  the trips' own work (``BEGIN``, the lease, ``COMMIT``) and pickling the answers; best of
-  ``--rounds``.
+  the trips' own work (``BEGIN``, the lease, ``COMMIT``), pickling the answers and the
+  close (``close``: the last checkpoint, which SQLite runs when the writer's connection
+  closes; a policy that checkpoints less during the trips leaves more of it there); best
+  of ``--rounds``. ``--pragma NAME=VALUE`` (repeatable) is run on the writer's connection
+  once opened (``wal_autocheckpoint=0``, say), to compare a setting on the same frames.
 
 Replay another checkout's code with ``PYTHONPATH=that/checkout`` (the same frames, before /
 after in the same minutes); under callgrind, subtract a replay of the first frame alone.
 
     .venv/bin/python benchmarks/writer_replay.py --capture frames.pkl [--messages 20000]
-    .venv/bin/python benchmarks/writer_replay.py --replay frames.pkl [--rounds 5]
+    .venv/bin/python benchmarks/writer_replay.py --replay frames.pkl [--rounds 5] [--pragma …]
 """
 
 from __future__ import annotations
@@ -79,8 +82,11 @@ def _adopt(writer: Writer, message: Any) -> None:
     )
 
 
-def replay_once(frames: list[bytes], path: Path) -> tuple[int, dict[str, float]]:
-    """Recipients claimed, and CPU seconds by stage, of one replay on a new file."""
+def replay_once(
+    frames: list[bytes], path: Path, pragmas: tuple[str, ...] = ()
+) -> tuple[int, dict[str, float]]:
+    """Recipients claimed, and CPU seconds by stage, of one replay on a new file, the
+    writer's connection given ``pragmas`` (``NAME=VALUE``) once opened."""
     spent: dict[str, float] = defaultdict(float)
     ops = dict(_writer.OPS)
 
@@ -99,6 +105,9 @@ def replay_once(frames: list[bytes], path: Path) -> tuple[int, dict[str, float]]
     _writer.OPS.update({name: timed(name) for name in ops})
     writer = Writer(Inbox(), io.BytesIO())  # answers written nowhere; ``frame`` timed below
     writer.open(str(path), False, 120.0)
+    assert writer.store is not None
+    for pragma in pragmas:
+        writer.store.conn.execute(f"PRAGMA {pragma}")
     recipients = 0
     try:
         for data in frames:
@@ -119,19 +128,21 @@ def replay_once(frames: list[bytes], path: Path) -> tuple[int, dict[str, float]]
                 claims = [args for op, args in message[2] if op == "plan_and_begin"]
                 recipients += sum(len(args[1][0]) for args in claims)
     finally:
+        closing = time.process_time()
         writer.close()
+        spent["close"] += time.process_time() - closing
         _writer.OPS.update(ops)
     spent["trip"] -= sum(spent[name] for name in ops)  # BEGIN, the lease, COMMIT
     return recipients, spent
 
 
-def replay(source: Path, rounds: int) -> None:
+def replay(source: Path, rounds: int, pragmas: tuple[str, ...] = ()) -> None:
     frames: list[bytes] = pickle.loads(source.read_bytes())  # noqa: S301 (our own capture)
     best: dict[str, float] = {}
     recipients = 0
     with tempfile.TemporaryDirectory() as folder:
         for number in range(rounds):
-            recipients, spent = replay_once(frames, Path(folder) / f"replay-{number}.db")
+            recipients, spent = replay_once(frames, Path(folder) / f"replay-{number}.db", pragmas)
             spent["total"] = sum(spent.values())
             for stage, seconds in spent.items():
                 best[stage] = min(best.get(stage, float("inf")), seconds)
@@ -145,8 +156,9 @@ if __name__ == "__main__":
     parser.add_argument("--replay", type=Path)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pragma", action="append", default=[], metavar="NAME=VALUE")
     options = parser.parse_args()
     if options.capture:
         capture(options.messages, options.capture)
     if options.replay:
-        replay(options.replay, options.rounds)
+        replay(options.replay, options.rounds, tuple(options.pragma))
