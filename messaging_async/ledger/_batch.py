@@ -77,9 +77,9 @@ class _Group:
 
     __slots__ = ("calls", "done", "over", "turn")
 
-    def __init__(self) -> None:
+    def __init__(self, event: type[anyio.Event]) -> None:
         self.calls: list[Call[Any]] = []
-        self.done = anyio.Event()
+        self.done = event()
         self.over = False
         self.turn: anyio.Event | None = None
 
@@ -119,6 +119,13 @@ class Batcher:
         self._under_way = under_way
         self._linger = linger
         self._limiter = anyio.CapacityLimiter(1)
+        # This loop's backend's own classes, made directly: ``anyio.CancelScope()`` and
+        # ``anyio.Event()`` ask which library runs (sniffio) each time, and the scope is
+        # then initialised twice; a shielded scope entered and left 3.96 -> 2.40 µs, an
+        # event made 1.63 -> 0.39 µs (timeit, asyncio; trio's scope 7.1 -> 5.4 µs). A call
+        # enters one scope, a trip makes one event or two.
+        self._shielded = partial(type(anyio.CancelScope()), shield=True)
+        self._event = type(anyio.Event())
 
     async def call(self, function: Callable[..., T], *args: Any, checkpoint: bool = True) -> T:
         """``function(*args)``'s result, once its trip is committed (its error raised);
@@ -128,17 +135,17 @@ class Batcher:
         call: Call[T] = Call(function, args)
         group = self._next
         if group is None:
-            group = self._next = _Group()
+            group = self._next = _Group(self._event)
         group.calls.append(call)
         owed: list[BaseException] = []
-        with anyio.CancelScope(shield=True):
+        with self._shielded():
             if len(group.calls) > 1:
                 await steady(owed, group.done.wait)
             else:  # its first caller runs its trip: now, or when a trip under way ends
                 if self._linger:
                     await steady(owed, anyio.lowlevel.checkpoint)
                 if self._running >= self._under_way:
-                    group.turn = anyio.Event()
+                    group.turn = self._event()
                     await steady(owed, group.turn.wait)
                 await self._trip(group)
         redeliver(owed)

@@ -319,16 +319,7 @@ class WriterProcess:
         task that reads the answer, then ``over()``); ``urgent``: a trip of claims, run
         before the settles the child has waiting. Shielded by its caller: a ``Batcher``
         runs it in its first caller's shielded scope (``request(shield=False)``)."""
-        sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
-        ops = []
-        for call in calls:
-            try:
-                op, args, read = call.function(*call.args)
-            except Exception as refused:  # this call's input: its own failure
-                call.error = refused
-                continue
-            sent.append((call, read))
-            ops.append((op, args))
+        sent, ops = _encoded(calls)
         if not ops:
             return
         now, memo = self._clock(), memo_pays(ops)
@@ -339,6 +330,7 @@ class WriterProcess:
             if not ops:
                 return
             data = dumps(("trip", now, ops), memo=memo)
+        del ops  # pickled: not kept alive while the answer is awaited (``_encoded``)
 
         def land(answer: tuple[bool, Any]) -> None:
             ok, answers = answer
@@ -360,6 +352,27 @@ class WriterProcess:
     def close(self) -> None:
         """End the child (in a worker thread): ``end_child``."""
         end_child(self._child)
+
+
+def _encoded(
+    calls: list[Call[Any]],
+) -> tuple[list[tuple[Call[Any], Callable[[Any], Any] | None]], list[tuple[str, Any]]]:
+    """The calls encoded (``_writer_calls``): those sent, with what reads each answer, and
+    their ops; a call whose input its encoder refuses fails alone. In a function of its
+    own, and the ops let go once pickled (``trip``): the trip's frame held them (its loop
+    the last call's too) while it awaited the answer, a settle trip's lists of every
+    value of the units it carries among them, for the young collections to walk."""
+    sent: list[tuple[Call[Any], Callable[[Any], Any] | None]] = []
+    ops = []
+    for call in calls:
+        try:
+            op, args, read = call.function(*call.args)
+        except Exception as refused:  # this call's input: its own failure
+            call.error = refused
+            continue
+        sent.append((call, read))
+        ops.append((op, args))
+    return sent, ops
 
 
 class Lane:
