@@ -103,12 +103,11 @@ async def test_units_joined_in_one_call_record_what_each_alone_records(
             clock.advance(1)
             columns = [_columns(unit, 2000)[:4] for unit in units]
             if job == "joined":
-                await ledger.settle_accepted(
-                    job, *(Joined(tuple(parts)) for parts in zip(*columns, strict=True)), 2000
-                )
+                indices, numbers, refs, ids = (Joined(p) for p in zip(*columns, strict=True))
+                await ledger.settle_accepted(job, indices, numbers, refs, ids, 2000)
             else:
-                for column in columns:
-                    await ledger.settle_accepted(job, *column, 2000)
+                for indices, numbers, refs, ids in columns:
+                    await ledger.settle_accepted(job, indices, numbers, refs, ids, 2000)
             await ledger.close_job(job)
             found[job] = [_row(record, job) async for record in ledger.records(job)]
             clock.advance(-1)
