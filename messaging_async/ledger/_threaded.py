@@ -28,6 +28,7 @@ from typing import Any, Self, TypeVar
 
 import anyio.to_thread
 from anyio.lowlevel import RunVar
+from sniffio import thread_local as _library
 
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
@@ -184,8 +185,11 @@ class ThreadedLedger:
         hand, found by its running loop (read in C): anyio's ``RunVar`` look-up asks which
         library runs and for its token, 1.8 µs a call, and a unit's claim is one call
         (timeit, asyncio). A weak reference: a loop that ended is not kept alive; another
-        loop (a thread's, trio's) looks its own up as before."""
-        loop = _get_running_loop()
+        loop (a thread's, trio's) looks its own up as before. Only while asyncio runs: trio
+        may run in an asyncio loop's thread, as its guest (``start_guest_run``) or in a
+        ``trio.run`` a coroutine calls, the loop still running; trio says so (sniffio's
+        thread-local name, 45 ns), and was handed that loop's batchers."""
+        loop = _get_running_loop() if _library.name is None else None
         last = self._loop_batchers
         if loop is not None and last is not None and last[0]() is loop:
             return last[1]

@@ -4,15 +4,20 @@ loop's."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import trio
+import trio.lowlevel
 
 from messaging_async import SqliteLedger
 from messaging_async.ledger import _threaded
+
+from .conftest import sms_entries
 
 
 def _found(ledger: SqliteLedger, backend: str) -> list[dict[Any, Any]]:
@@ -71,3 +76,57 @@ async def test_a_closed_ledger_keeps_no_loops_batchers(tmp_path: Path) -> None:
         ledger._batchers()
         assert ledger._loop_batchers is not None
     assert ledger._loop_batchers is None
+
+
+async def _claims(ledger: SqliteLedger, job: str) -> None:
+    """A job of one unit of three SMS: its claim is a trip of the ledger's batchers."""
+    await ledger.open_job(job, gateway="isms")
+    await ledger.begin_unit(job, sms_entries(3))
+    await ledger.close_job(job)
+
+
+def test_trio_as_an_asyncio_loops_guest_uses_its_own_batchers(tmp_path: Path) -> None:
+    """trio run as the guest of an asyncio loop (``start_guest_run``) runs its tasks in
+    that loop's callbacks, the loop running: the loop's kept batchers were trio's too (an
+    asyncio scope in a trio task: "cannot create weak reference to 'NoneType' object")."""
+    ledger = SqliteLedger(tmp_path / "l.db")
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        async with ledger:
+            await _claims(ledger, "asyncio-first")
+            done: asyncio.Future[Any] = loop.create_future()
+            trio.lowlevel.start_guest_run(
+                _claims,
+                ledger,
+                "trio-guest",
+                run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                done_callback=done.set_result,
+            )
+            (await done).unwrap()  # its error raised here, before the next claim
+            await _claims(ledger, "asyncio-after")
+
+    asyncio.run(host())
+
+
+def test_trio_run_from_an_asyncio_task_uses_its_own_batchers(tmp_path: Path) -> None:
+    """``trio.run`` called by an asyncio coroutine (a synchronous library's), the asyncio
+    loop running in the same thread: trio's calls find trio's batchers, then asyncio's
+    its own again."""
+    ledger = SqliteLedger(tmp_path / "l.db")
+
+    async def host() -> None:
+        async with ledger:
+            await _claims(ledger, "asyncio-first")
+            on_asyncio = ledger._batchers()
+            trio.run(_claims, ledger, "trio-nested")
+            on_trio = trio.run(_found_now, ledger)
+            assert on_trio is not on_asyncio
+            assert ledger._batchers() is on_asyncio
+            await _claims(ledger, "asyncio-after")
+
+    asyncio.run(host())
+
+
+async def _found_now(ledger: SqliteLedger) -> dict[Any, Any]:
+    return ledger._batchers()

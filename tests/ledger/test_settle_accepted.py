@@ -13,6 +13,7 @@ import pytest
 from attrs import evolve
 
 from messaging_async import DeliveryStatus, OutcomeStatus
+from messaging_async._accepted_settles import Joined
 from messaging_async.ledger import Entry, LedgerRecord
 from messaging_async.ledger._threaded import ThreadedLedger
 from messaging_async.models import Outcome
@@ -83,3 +84,32 @@ async def test_it_records_what_settle_unit_of_the_outcomes_records(
     assert {row[2] for row in found["columns"]} == {OutcomeStatus.ACCEPTED}
     delivered = [row for row in found["columns"] if row[10] == DeliveryStatus.DELIVERED.value]
     assert [row[0] for row in delivered] == ["p:0000000010"]
+
+
+async def test_units_joined_in_one_call_record_what_each_alone_records(
+    make_ledger: LedgerFactory, clock: Clock
+) -> None:
+    """Units coalesced in one call (``_accepted_settles.Joined`` columns: refs of each
+    kind, ``None`` among them; a unit keyed by positions only) write on every store the
+    rows each unit's own call writes (qa11)."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    async with make_ledger() as ledger:
+        assert isinstance(ledger, ThreadedLedger)
+        for job in ("joined", "alone"):
+            await ledger.open_job(job, gateway="isms")
+            units = _units()
+            for unit in units:
+                await ledger.begin_unit(job, unit)
+            clock.advance(1)
+            columns = [_columns(unit, 2000)[:4] for unit in units]
+            if job == "joined":
+                indices, numbers, refs, ids = (Joined(p) for p in zip(*columns, strict=True))
+                await ledger.settle_accepted(job, indices, numbers, refs, ids, 2000)
+            else:
+                for indices, numbers, refs, ids in columns:
+                    await ledger.settle_accepted(job, indices, numbers, refs, ids, 2000)
+            await ledger.close_job(job)
+            found[job] = [_row(record, job) async for record in ledger.records(job)]
+            clock.advance(-1)
+    assert found["joined"] == found["alone"]
+    assert len(found["joined"]) == 7
