@@ -39,7 +39,8 @@ same as ``settle_unit`` of the outcomes of a unit every recipient of which the g
 accepted with one ``code`` (``accepted``, no reason, request id or seqno, not
 ``from_ledger``), given as columns in unit order, so that no ``Outcome`` need be made for
 it; one call may carry several such units, one after the other, when they share the code
-(the runner gathers the units whose answers came while the last call was under way); the
+(the runner gathers the units whose answers came while the last call was under way; each
+column is then a ``Sequence`` that joins the units' own as it is read); the
 runner uses it for such a unit (an iSMS chunk accepted whole) where it exists
 (``SqliteLedger`` writes the rows from the columns, in its writer process by default;
 ``PostgresLedger`` makes the outcomes in its worker thread and settles them).

@@ -13,10 +13,11 @@ FIELDS = (0, 1, 2, 5, 4)  # a pending's position, to, ref, content, seqno
 
 
 def _rows(count: int) -> list[tuple[object, ...]]:
-    """Rows laid out as the runner's pendings: position, to, ref, item, seqno, content."""
+    """Rows laid out as the runner's pendings: position, to, ref, item, seqno, content;
+    positions not consecutive, and not in order (a resumed unit's, a reordered input's)."""
     return [
         (
-            7 + n,
+            (7 + 3 * n) % 11,
             f"6012{n:07d}",
             f"r{n}" if n % 2 else None,
             object(),
@@ -35,7 +36,7 @@ def test_entries_of_rows_are_those_of_their_columns() -> None:
     assert of_rows.columns == given.columns
     assert len(of_rows) == 4
     assert list(of_rows) == list(given)
-    assert of_rows[1] == Entry(8, "60120000001", "r1", rows[1][5], None)
+    assert of_rows[1] == Entry(10, "60120000001", "r1", rows[1][5], None)
     assert of_rows[-1] == given[-1]
     assert of_rows[1:3] == given[1:3]
     assert repr(of_rows) == repr(given)
@@ -47,7 +48,7 @@ def test_entries_of_rows_take_the_contents_given() -> None:
     entries = UnitEntries.of_rows(rows, FIELDS, texts)
     assert entries.columns[3] == texts
     assert [entry.content for entry in entries] == list(texts)
-    assert [entry.position for entry in entries] == [7, 8, 9]
+    assert [entry.position for entry in entries] == [7, 10, 2]
 
 
 def test_no_rows_no_entries() -> None:
