@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
-from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -27,15 +25,13 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio.to_thread
-from anyio.lowlevel import RunVar
-from sniffio import thread_local as _library
 
 from ..errors import LedgerError
 from ..models import Outcome, OutcomeStatus
 from ..webhooks.events import DeliveryReport, WhatsAppInbound
 from . import _delivery, _queries, _settled, _writer_calls
-from ._batch import Batcher
 from ._db import Connection
+from ._loop_batchers import LoopBatchers
 from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._store import Store
@@ -47,11 +43,6 @@ __all__ = ["ThreadedLedger"]
 T = TypeVar("T")
 
 _PAGE = 1000
-
-_BATCHERS: RunVar[dict[Any, Batcher]] = RunVar("messaging_async ledger batchers")
-"""Each event loop's batchers, one per open store (and writer process): a batcher's
-events and limiter belong to the loop that made them, and one ledger may serve several
-loops (threads)."""
 
 
 class ThreadedLedger:
@@ -79,8 +70,7 @@ class ThreadedLedger:
         self._writer: WriterProcess | None = None
         """Where its jobs' units are written, if not in ``_store`` (``_start_writer``)."""
         self._starting = threading.Lock()  # one writer, however many jobs open at once
-        self._loop_batchers: tuple[weakref.ref[Any], dict[Any, Batcher]] | None = None
-        """The last asyncio loop to call, and its batchers (``_batchers``)."""
+        self._loops = LoopBatchers()  # each event loop's batchers of its store and lanes
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -134,8 +124,7 @@ class ThreadedLedger:
         """Let go of the jobs this ledger holds and close the file."""
         store, self._store = self._store, None
         writer, self._writer = self._writer, None
-        self._loop_batchers = None
-        _forget_batchers(store, *(writer.lanes if writer is not None else ()))
+        self._loops.forget(store, *(writer.lanes if writer is not None else ()))
         with anyio.CancelScope(shield=True):
             if writer is not None:  # its last trip lands before the jobs are let go
                 await anyio.to_thread.run_sync(writer.close)
@@ -160,47 +149,9 @@ class ThreadedLedger:
         *args: Any,
         checkpoint: bool = True,
     ) -> Awaitable[Any]:
-        """``function(*args)`` in the next trip of ``target``'s ``run_trip`` (``checkpoint``:
-        see ``Batcher.call``): its batcher's call, to be awaited. These helpers hand the
-        call back rather than await it in a coroutine of their own: each such layer was
-        one more object a call kept alive while it waited, and one more frame to go down
-        and up again when it woke (a unit's claim and its settle go through two)."""
-        batchers = self._batchers()
-        batcher = batchers.get(target)
-        if batcher is None:
-            batcher = batchers[target] = (
-                Batcher(target.run_trip)
-                if isinstance(target, Store)
-                else Batcher(
-                    target.run_trip,
-                    in_thread=False,
-                    under_way=target.under_way,
-                    linger=target.linger,
-                )
-            )
-        return batcher.call(function, *args, checkpoint=checkpoint)
-
-    def _batchers(self) -> dict[Any, Batcher]:
-        """This event loop's batchers (``_BATCHERS``). The last asyncio loop's are kept at
-        hand, found by its running loop (read in C): anyio's ``RunVar`` look-up asks which
-        library runs and for its token, 1.8 µs a call, and a unit's claim is one call
-        (timeit, asyncio). A weak reference: a loop that ended is not kept alive; another
-        loop (a thread's, trio's) looks its own up as before. Only while asyncio runs: trio
-        may run in an asyncio loop's thread, as its guest (``start_guest_run``) or in a
-        ``trio.run`` a coroutine calls, the loop still running; trio says so (sniffio's
-        thread-local name, 45 ns), and was handed that loop's batchers."""
-        loop = _get_running_loop() if _library.name is None else None
-        last = self._loop_batchers
-        if loop is not None and last is not None and last[0]() is loop:
-            return last[1]
-        try:
-            batchers = _BATCHERS.get()
-        except LookupError:
-            batchers = {}
-            _BATCHERS.set(batchers)
-        if loop is not None:
-            self._loop_batchers = (weakref.ref(loop), batchers)
-        return batchers
+        """``function(*args)`` in the next trip of ``target``'s ``run_trip``, on this event
+        loop (``LoopBatchers.call``): to be awaited."""
+        return self._loops.call(target, function, *args, checkpoint=checkpoint)
 
     def _unit(
         self,
@@ -394,19 +345,6 @@ class ThreadedLedger:
 
     async def find(self, *, message_id: str, gateway: str) -> tuple[LedgerRecord, ...]:
         return tuple(await self._run(self._read, _find, message_id, gateway))
-
-
-def _forget_batchers(*targets: Any) -> None:
-    """This loop's batchers of a ledger closed let go: each holds its store or lane, and
-    with them the store's connection and the writer's pipes, closed but kept for as long
-    as the loop runs (a long-lived loop that opens a ledger a tenant or a day). Another
-    loop's are let go with that loop."""
-    try:
-        batchers = _BATCHERS.get()
-    except LookupError:
-        return
-    for target in targets:
-        batchers.pop(target, None)
 
 
 def _close(store: Store) -> None:

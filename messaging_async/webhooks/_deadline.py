@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import anyio
 from sniffio import current_async_library_cvar, thread_local
 
+from .._library import asyncio_loop
+
 __all__ = ["on_asyncio", "step_within"]
 
 T = TypeVar("T")
@@ -57,7 +59,7 @@ def step_within(
     ``on_asyncio()`` answered in this task already, when the caller asked it (a callback's
     body read and handler, each within a deadline, ask once: 1,600 instructions)."""
     if seconds is not None:
-        if asyncio_here is None:  # on_asyncio()'s test, here: its frame is 600 instructions
+        if asyncio_here is None:  # asyncio_loop()'s test, inlined: its frame is 600 instructions
             asyncio_here = (
                 not thread_local.name
                 and current_async_library_cvar.get() in (None, "asyncio")
@@ -114,17 +116,12 @@ async def _within_scope(
 
 def on_asyncio() -> bool:
     """Whether this is asyncio, where a coroutine's first step may run before its deadline
-    is armed. sniffio's own tests, the cheap way: nothing but asyncio named in its
-    thread-local or context variable (anyio's ``run`` names asyncio there; trio and its
-    guest mode name trio there, as trio-asyncio would), and an asyncio loop running. The
-    loop, not ``asyncio.current_task()``: on Python 3.11 that is a Python function, and
+    is armed (``asyncio_loop``: anyio's ``run`` names asyncio, or nothing, where sniffio
+    looks; trio and its guest mode name trio there, as trio-asyncio would). The loop, not
+    ``asyncio.current_task()``: on Python 3.11 that is a Python function, and
     this test ran once or twice per callback: 1,460 instructions against 270 (callgrind).
     The task is looked up only for a coroutine that waits (``_asyncio_task``)."""
-    return (
-        not thread_local.name
-        and current_async_library_cvar.get() in (None, "asyncio")
-        and _get_running_loop() is not None
-    )
+    return asyncio_loop() is not None
 
 
 def _asyncio_task(coro: Coroutine[Any, Any, object]) -> asyncio.Task[Any]:

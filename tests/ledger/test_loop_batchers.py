@@ -1,5 +1,5 @@
 """Each event loop's batchers, found without anyio's ``RunVar`` on asyncio
-(``ThreadedLedger._batchers``): the last asyncio loop's are kept at hand, and only that
+(``LoopBatchers.current``): the last asyncio loop's are kept at hand, and only that
 loop's."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import trio
 import trio.lowlevel
 
 from messaging_async import SqliteLedger
-from messaging_async.ledger import _threaded
+from messaging_async.ledger import _loop_batchers
 
 from .conftest import sms_entries
 
@@ -24,7 +24,7 @@ def _found(ledger: SqliteLedger, backend: str) -> list[dict[Any, Any]]:
     """The batchers ``ledger`` finds, twice, in one run of ``backend``'s loop."""
 
     async def find() -> list[dict[Any, Any]]:
-        return [ledger._batchers(), ledger._batchers()]
+        return [ledger._loops.current(), ledger._loops.current()]
 
     return anyio.run(find, backend=backend)
 
@@ -34,7 +34,7 @@ def test_a_loop_finds_its_batchers_again_without_the_run_var(
 ) -> None:
     """The second look-up of a loop is the kept one: anyio's ``RunVar`` is asked once (it
     asks which library runs and for its token: 1.8 µs a unit's claim)."""
-    run_var = _threaded._BATCHERS
+    run_var = _loop_batchers._BATCHERS
     asked = []
 
     class Counted:
@@ -45,7 +45,7 @@ def test_a_loop_finds_its_batchers_again_without_the_run_var(
         def set(self, value: Any) -> None:
             run_var.set(value)
 
-    monkeypatch.setattr(_threaded, "_BATCHERS", Counted())
+    monkeypatch.setattr(_loop_batchers, "_BATCHERS", Counted())
     first, again = _found(SqliteLedger(tmp_path / "l.db"), "asyncio")
     assert first is again
     assert len(asked) == 1
@@ -55,7 +55,7 @@ def test_each_loop_has_its_own_batchers_and_an_ended_loop_is_let_go(tmp_path: Pa
     ledger = SqliteLedger(tmp_path / "l.db")
     first = _found(ledger, "asyncio")[0]
     gc.collect()
-    kept = ledger._loop_batchers
+    kept = ledger._loops.last
     assert kept is not None
     assert kept[0]() is None
     second = _found(ledger, "asyncio")[0]
@@ -63,7 +63,7 @@ def test_each_loop_has_its_own_batchers_and_an_ended_loop_is_let_go(tmp_path: Pa
     on_trio = _found(ledger, "trio")
     assert on_trio[0] is on_trio[1]
     assert on_trio[0] is not second
-    last = ledger._loop_batchers
+    last = ledger._loops.last
     assert last is not None
     assert last[1] is second
 
@@ -73,9 +73,9 @@ def test_each_loop_has_its_own_batchers_and_an_ended_loop_is_let_go(tmp_path: Pa
 async def test_a_closed_ledger_keeps_no_loops_batchers(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.db")
     async with ledger:
-        ledger._batchers()
-        assert ledger._loop_batchers is not None
-    assert ledger._loop_batchers is None
+        ledger._loops.current()
+        assert ledger._loops.last is not None
+    assert ledger._loops.last is None
 
 
 async def _claims(ledger: SqliteLedger, job: str) -> None:
@@ -118,15 +118,15 @@ def test_trio_run_from_an_asyncio_task_uses_its_own_batchers(tmp_path: Path) -> 
     async def host() -> None:
         async with ledger:
             await _claims(ledger, "asyncio-first")
-            on_asyncio = ledger._batchers()
+            on_asyncio = ledger._loops.current()
             trio.run(_claims, ledger, "trio-nested")
             on_trio = trio.run(_found_now, ledger)
             assert on_trio is not on_asyncio
-            assert ledger._batchers() is on_asyncio
+            assert ledger._loops.current() is on_asyncio
             await _claims(ledger, "asyncio-after")
 
     asyncio.run(host())
 
 
 async def _found_now(ledger: SqliteLedger) -> dict[Any, Any]:
-    return ledger._batchers()
+    return ledger._loops.current()
