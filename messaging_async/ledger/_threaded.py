@@ -36,7 +36,7 @@ from ._models import IN_FLIGHT, Entry, JobSummary, LedgerRecord, Plan
 from ._owner import Owner
 from ._store import Store
 from ._writer_calls import Encoded
-from ._writer_client import Lane, WriterProcess
+from ._writer_client import WriterProcess
 
 __all__ = ["ThreadedLedger"]
 
@@ -140,18 +140,7 @@ class ThreadedLedger:
     def _batched(self, function: Callable[..., T], *args: Any) -> Awaitable[T]:
         """``function(*args)`` in the next trip of this event loop's ``Batcher``: the
         runner's calls, many units at a time in one thread trip and one commit."""
-        return self._batched_by(self._open_store, function, *args)
-
-    def _batched_by(
-        self,
-        target: Store | Lane,
-        function: Callable[..., Any],
-        *args: Any,
-        checkpoint: bool = True,
-    ) -> Awaitable[Any]:
-        """``function(*args)`` in the next trip of ``target``'s ``run_trip``, on this event
-        loop (``LoopBatchers.call``): to be awaited."""
-        return self._loops.call(target, function, *args, checkpoint=checkpoint)
+        return self._loops.call(self._open_store, function, *args)
 
     def _unit(
         self,
@@ -165,8 +154,8 @@ class ThreadedLedger:
         store = self._open_store
         writer = self._writer
         if writer is None:
-            return self._batched_by(store, local, *args, checkpoint=checkpoint)
-        return self._batched_by(writer.lane(remote), remote, *args, checkpoint=checkpoint)
+            return self._loops.call(store, local, *args, checkpoint=checkpoint)
+        return self._loops.call(writer.lane(remote), remote, *args, checkpoint=checkpoint)
 
     @property
     def _open_store(self) -> Store:
