@@ -216,10 +216,10 @@ def settle_accepted(
 
 
 def _listed(column: Sequence[Any]) -> Sequence[Any]:
-    """``column`` as it is where it is a tuple or a list (the runner's are tuples), else a
-    list of it (a caller's other ``Sequence``, whose class the child could not import).
-    No copy of the runner's: a list was four more objects a settle call, each holding a
-    reference to every value of the units coalesced (1,300-1,950 in a blast), for the
-    young collections to walk while its trip was under way (a tuple of plain values
-    they walk once, and untrack)."""
+    """``column`` as it is where it is a tuple or a list (a single unit's, the runner's),
+    else a list of it: units coalesced (``_accepted_settles.Joined``, joined here, as the
+    frame is pickled, and let go with the trip's ops) or a caller's other ``Sequence``,
+    whose class the child could not import. No copy of a tuple: a list was four more
+    objects a settle call, each holding a reference to every value of its units, for the
+    young collections to walk while its trip was under way."""
     return column if type(column) is tuple or type(column) is list else list(column)
