@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from ..errors import LedgerError
+from ._checkpoints import IDLE_SECONDS, WAL_PAGES, IdleCheckpoints
 from ._run import Run
 from ._schema import connect, migrate
 from ._store import Store
@@ -94,12 +95,17 @@ class Inbox:
                 self.ended = True
                 self._ready.notify()
 
-    def next(self) -> tuple[bool, int, bytes] | None:
+    def next(self, idle: Callable[[], None] | None = None) -> tuple[bool, int, bytes] | None:
         """The next frame to answer, urgent ones first; ``None`` once the stream ended
-        and every frame read was taken."""
+        and every frame read was taken. ``idle`` is called, once, should none come for
+        ``IDLE_SECONDS``."""
         with self._ready:
             while not (self.urgent or self.rest or self.ended):
-                self._ready.wait()
+                if idle is None:
+                    self._ready.wait()
+                elif not self._ready.wait(IDLE_SECONDS):
+                    idle()
+                    idle = None
             if self.urgent:
                 return (True, *self.urgent.popleft())
             if self.rest:
@@ -113,19 +119,25 @@ class Writer:
 
     def __init__(self, inbox: Inbox, out: IO[bytes]) -> None:
         self.store: Store | None = None
+        self.checkpoints: IdleCheckpoints | None = None
         self.now = 0.0
         self.inbox = inbox
         self.out: IO[bytes] | None = out
 
     def serve(self) -> None:
-        """Answer every frame, urgent ones first, until the parent's stream ends."""
+        """Answer every frame, urgent ones first, until the parent's stream ends; the
+        write-ahead file checkpointed whenever none came for a while after one did."""
         inbox = self.inbox
-        while (taken := inbox.next()) is not None:
+        while (taken := inbox.next(self._idle())) is not None:
             urgent, number, data = taken
             if urgent:
                 self.urgent([(number, data)])
             else:
                 self.one(number, data)
+
+    def _idle(self) -> Callable[[], None] | None:
+        """What to call should the writer idle: a checkpoint, once a store is open."""
+        return None if self.checkpoints is None else self.checkpoints.idle
 
     def one(self, number: int, data: bytes) -> None:
         """A frame of the rest: a settle trip, run a call at a time when urgent frames
@@ -319,15 +331,19 @@ class Writer:
         try:
             migrate(conn)
             conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")  # idle: ``_checkpoints``
             self.store = Store(conn, store_text=store_text, lease_seconds=lease, clock=self.clock)
         except BaseException:
             conn.close()
             raise
+        self.checkpoints = IdleCheckpoints(path)
 
     def clock(self) -> float:
         """The time the parent read from its clock for this trip (a test's clock too)."""
         return self.now
 
     def close(self) -> None:
+        if self.checkpoints is not None:  # first: the last connection to close checkpoints
+            self.checkpoints.close()
         if self.store is not None:
             self.store.conn.close()
