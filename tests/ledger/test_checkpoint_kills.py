@@ -6,9 +6,11 @@ sends nothing twice."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
@@ -28,9 +30,16 @@ pytestmark = pytest.mark.anyio
 SMS = 30_000
 """Enough for a write-ahead file of ~2,500 pages, whose checkpoint takes ~15-20 ms here."""
 
+ATTEMPTS = 3
+
+FRAMES = 1_000
+"""A checkpoint copying at least this many pages is the one the test kills during (the
+blast's end's, or one the writer took mid-blast when its parent paused 0.1 s: a gen-2
+collection under load): ~10 ms of copying at the least."""
+
 _BLAST = textwrap.dedent(
     """
-    import sys, time, anyio
+    import sys, anyio
     from messaging_async import Sms, SqliteLedger
     from messaging_async.testing import FakeGateway
 
@@ -42,33 +51,29 @@ _BLAST = textwrap.dedent(
             async with FakeGateway().isms_client(ledger=ledger) as isms:
                 smses = [Sms(to=f"6012{i:07d}", text=f"Hi {i}") for i in range(int(sys.argv[2]))]
                 await isms.send_sms_bulk(smses, job="j")
-            time.sleep(600)
+            await anyio.sleep(600)
 
     anyio.run(main)
     """
 )
 
 
-WAL_BYTES = 8_000_000
-"""The write-ahead file's size past which the blast is nearly done (~10 MB at its end)."""
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
 def _smses() -> list[Sms]:
     return [Sms(to=f"6012{i:07d}", text=f"Hi {i}") for i in range(SMS)]
 
 
-def _blast_then_kill(path: Path, victim: str) -> tuple[int, int]:
+def _copying(shm: mmap.mmap) -> int:
+    """How many frames the checkpoint under way is copying (0: none is): the wal-index's
+    ``nBackfillAttempted`` less its ``nBackfill`` (https://www.sqlite.org/walformat.html:
+    set before a checkpoint's first page, and after its last page's sync)."""
+    backfilled, attempted = (int(struct.unpack_from("=I", shm, at)[0]) for at in (96, 128))
+    return max(attempted - backfilled, 0)
+
+
+def _blast_then_kill(path: Path, victim: str) -> bool:
     """A blast of ``SMS`` in a child process, then ``victim`` (``"writer"`` or
-    ``"parent"``) SIGKILLed as soon as the database file grows (the idle checkpoint's
-    first pages), and the parent killed too: the writer process's pid and the database
-    file's size at the kill."""
+    ``"parent"``) SIGKILLed as soon as an idle checkpoint copies ``FRAMES`` or more, and
+    the parent killed too: whether the checkpoint was still copying at the kill."""
     parent = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", _BLAST, str(path), str(SMS)],
         stdout=subprocess.PIPE,
@@ -78,21 +83,40 @@ def _blast_then_kill(path: Path, victim: str) -> tuple[int, int]:
     try:
         assert parent.stdout is not None
         writer = int(parent.stdout.readline())
-        wal, deadline = path.with_name("l.db-wal"), time.monotonic() + 60
-        while _size(wal) < WAL_BYTES and time.monotonic() < deadline:
-            time.sleep(0.001)  # the blast under way
-        before = path.stat().st_size
-        while path.stat().st_size == before and time.monotonic() < deadline:
-            pass  # a busy wait: the checkpoint copies its ~5 MB in ~15-20 ms
-        os.kill(writer if victim == "writer" else parent.pid, signal.SIGKILL)
-        size = path.stat().st_size
+        with open(path.with_name("l.db-shm"), "rb") as file:
+            shm = mmap.mmap(file.fileno(), 136, prot=mmap.PROT_READ)
+        with shm:
+            deadline = time.monotonic() + 60
+            while _copying(shm) < FRAMES and time.monotonic() < deadline:
+                pass  # a busy wait: the checkpoint takes ~10-20 ms
+            os.kill(writer if victim == "writer" else parent.pid, signal.SIGKILL)
+            mid_copy = _copying(shm) > 0  # now: a parent's commit may finish it later
+            assert _gone(writer)
     finally:
         parent.kill()
         parent.wait(60)
         assert parent.stdout is not None
         parent.stdout.close()
-    assert _gone(writer)
-    return writer, size
+    return mid_copy
+
+
+async def _resumed_sends_nothing_twice(path: Path) -> None:
+    """The file intact; the job run again sends every recipient not accepted before the
+    kill and no other (the unit in flight is ``unknown``), each once."""
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        query = "SELECT recipient FROM sends WHERE state = 'accepted'"
+        committed = {to for (to,) in conn.execute(query)}
+    fake = FakeGateway()
+    async with SqliteLedger(path) as ledger:
+        async with fake.isms_client(ledger=ledger) as isms:
+            report = await isms.send_sms_bulk(_smses(), job="j")
+        summary = await ledger.summary("j")
+    sent = [message.to for message in fake.sent]
+    assert len(set(sent)) == len(sent)
+    assert not committed & set(sent)  # nothing accepted before the kill sent again
+    assert len(committed) + len(sent) + report.counts["unknown"] == SMS
+    assert summary.outcomes[OutcomeStatus.ACCEPTED] == len(committed) + len(sent)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -100,18 +124,17 @@ def _blast_then_kill(path: Path, victim: str) -> tuple[int, int]:
 async def test_a_kill_during_an_idle_checkpoint_loses_nothing_and_sends_nothing_twice(
     tmp_path: Path, victim: str
 ) -> None:
-    path = tmp_path / "l.db"
-    _, size = _blast_then_kill(path, victim)
-    if victim == "parent":  # its writer ended as a parent's does: the file checkpointed whole
-        assert not path.with_name("l.db-wal").exists()
-    with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    fake = FakeGateway()
-    async with SqliteLedger(path) as ledger:
-        async with fake.isms_client(ledger=ledger) as isms:
-            report = await isms.send_sms_bulk(_smses(), job="j")
-        summary = await ledger.summary("j")
-    assert fake.sent == []  # every recipient was accepted before the kill: none sent again
-    assert summary.outcomes[OutcomeStatus.ACCEPTED] == SMS
-    assert report.counts["accepted"] == SMS  # from the ledger
-    assert size < path.stat().st_size or victim == "parent"  # the kill came mid-copy
+    """Up to ``ATTEMPTS`` blasts, until the kill comes mid-copy: it did at the first in
+    each of 20 runs under two CPU-bound loads (``yes``) and 10 without. (Read once the
+    writer was gone, not at the kill, the copy was found finished in 7 runs of 20 under
+    load, by a connection of the parent's.)"""
+    for attempt in range(ATTEMPTS):
+        path = tmp_path / str(attempt) / "l.db"
+        path.parent.mkdir()
+        mid_copy = _blast_then_kill(path, victim)
+        if victim == "parent":  # its writer finished the checkpoint, and ended as a
+            assert not path.with_name("l.db-wal").exists()  # parent's does: all of it
+        await _resumed_sends_nothing_twice(path)
+        if mid_copy:
+            break
+    assert mid_copy
