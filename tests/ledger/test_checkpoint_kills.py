@@ -125,9 +125,9 @@ async def test_a_kill_during_an_idle_checkpoint_loses_nothing_and_sends_nothing_
     tmp_path: Path, victim: str
 ) -> None:
     """Up to ``ATTEMPTS`` blasts, until the kill comes mid-copy: it did at the first in
-    each of 20 runs under two CPU-bound loads (``yes``) and 10 without. (Read once the
-    writer was gone, not at the kill, the copy was found finished in 7 runs of 20 under
-    load, by a connection of the parent's.)"""
+    20 cases of 20 under two CPU-bound loads (``yes``) and 10 of 10 without. (Read once
+    the writer was gone, not at the kill, the copy was found finished in 7 runs of 20
+    under load: by the parent's connections, the only others open.)"""
     for attempt in range(ATTEMPTS):
         path = tmp_path / str(attempt) / "l.db"
         path.parent.mkdir()
