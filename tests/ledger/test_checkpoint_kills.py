@@ -31,6 +31,7 @@ SMS = 30_000
 """Enough for a write-ahead file of ~2,500 pages, whose checkpoint takes ~15-20 ms here."""
 
 ATTEMPTS = 3
+"""Blasts at most, until a kill comes mid-copy (the test's docstring: the first did, 30 of 30)."""
 
 FRAMES = 1_000
 """A checkpoint copying at least this many pages is the one the test kills during (the
