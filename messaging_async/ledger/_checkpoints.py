@@ -1,34 +1,39 @@
-"""The writer process's WAL checkpoints, taken when it has nothing else to do.
+"""The writer process's write-ahead file: synced as a blast runs, checkpointed when idle.
 
 By SQLite's default a connection whose commit takes the write-ahead file past 1,000 pages
 checkpoints it there and then: it copies the pages into the database and waits for two
 ``fdatasync`` calls, ~3-4 ms on this project's machines, with that commit's claims
 unanswered. In a blast of 50,000 SMS that was 21 times, and each time the client's event
 loop, every unit waiting on a claim, slept: 23-58 ms of a ~500 ms blast, 4-10% of its rate
-(``benchmarks/RESULTS.md``, "twelfth pass"). So the writer process's connection
-checkpoints itself only past ``WAL_PAGES``, a bound on the file rather than a rhythm, and
-the writer process checkpoints whenever it has had no frame for ``IDLE_SECONDS``: after a
-blast, between its jobs. A blast then starts with the file checkpointed and runs its
-first ~100,000 SMS without a checkpoint. (The connections in the caller's process, which
-write single sends and delivery reports, keep SQLite's default: a checkpoint they take
-runs in their worker thread, and never makes the writer process's claims wait.)
+(``benchmarks/RESULTS.md``, "twelfth pass"). So the writer's connections (the writer
+process's and, once it runs, the caller's: ``SqliteLedger``) checkpoint the file only past
+``WAL_PAGES``, a bound rather than a rhythm, and the writer process checkpoints whenever it
+has had no frame for ``IDLE_SECONDS``: after a blast, between its jobs. A blast then starts
+with the file checkpointed and runs its first ~100,000 SMS without a checkpoint.
 
-The idle checkpoint runs in a thread of its own on a connection of its own, and is
-``PASSIVE``: it never waits for the writer's transactions, nor makes them wait (a frame
-that comes meanwhile is written as usual; SQLite's WAL lets a checkpoint and a writer run
-together), and ``sqlite3`` lets go of the GIL while it runs. A background checkpoint *during*
-a blast was measured too, every 20 or 50 ms or past 4,000 or 10,000 pages: it costs the
-client as much as the checkpoints it replaces (its CPU comes off the same two cores), so
-only an idle writer checkpoints. Should one fail (a disk error, say), the thread stops:
-the connections' own bound still checkpoints, and the ledger's close checkpoints the rest.
+Those checkpoints were also when the file was synced: with ``synchronous=NORMAL`` a commit
+is written to the write-ahead file and synced to the disk at the next checkpoint only (a
+killed process loses nothing; a power cut, what was not synced). So while frames come the
+file is synced every ``SYNC_SECONDS`` instead, without a checkpoint: a power cut loses at
+most the commits of the last ~0.05 s, as before the last ~1,000 pages (~0.03 s of a blast).
+
+Both run in a thread of their own, the checkpoint on a connection of its own, ``PASSIVE``:
+it never waits for the writer's transactions, nor makes them wait (SQLite's WAL lets a
+checkpoint and a writer run together), and the thread holds no GIL while SQLite or the
+disk works. A background checkpoint *during* a blast was measured too, every 20 or 50 ms
+or past 4,000 or 10,000 pages: it costs the client as much as the checkpoints it replaces
+(its CPU comes off the same two cores), so only an idle writer checkpoints; the syncs cost
+the blast nothing measurable. Should one fail (a disk error, say), the thread stops: the
+connections' own bound still checkpoints, and the ledger's close checkpoints the rest.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
-__all__ = ["IDLE_SECONDS", "WAL_PAGES", "IdleCheckpoints"]
+__all__ = ["IDLE_SECONDS", "SYNC_SECONDS", "WAL_PAGES", "WalUpkeep"]
 
 WAL_PAGES = 10_000
 """Past this many pages (~40 MB at SQLite's 4 KiB page) the writer process's commit
@@ -44,38 +49,53 @@ two-thirds into a 200,000-SMS blast against the in-process ``FakeGateway`` (~50-
 a checkpoint is ``PASSIVE`` and in its thread like the others."""
 
 
-class IdleCheckpoints:
-    """Checkpoints of the database at ``path``, one each time ``idle`` is called, in a
-    thread started at the first; ``close`` waits for the one under way and ends it."""
+SYNC_SECONDS = 0.05
+"""How often the write-ahead file is synced while the writer process writes: a power cut
+loses at most this much of a blast's commits (alternated with none: the same rate)."""
+
+
+class WalUpkeep:
+    """The write-ahead file of the database at ``path``: synced every ``SYNC_SECONDS``
+    after ``wrote``, checkpointed at each ``idle``; in a thread started at the first of
+    either. ``close`` waits for what is under way and ends it."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._wanted = threading.Condition()
-        self._pending = False
+        self._checkpoint = False  # asked for by ``idle``
+        self._unsynced = False  # written since the last sync (``wrote``)
         self._closed = False
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
-        """The error that stopped the checkpoints, if one did (``failed`` is kept for a
-        test to read; the writer goes on without them)."""
+        """The error that stopped the upkeep, if one did (the writer goes on without it)."""
+
+    def wrote(self) -> None:
+        """The writer committed: the file is synced within ``SYNC_SECONDS``."""
+        if not self._unsynced:  # once a sync's worth of commits: the lock, the first time
+            self._ask(checkpoint=False)
 
     def idle(self) -> None:
         """The writer has had nothing to do for ``IDLE_SECONDS`` since it last wrote:
         checkpoint (in the background; returns at once)."""
+        self._ask(checkpoint=True)
+
+    def _ask(self, *, checkpoint: bool) -> None:
         with self._wanted:
             if self._closed or self.failed is not None:
                 return
-            self._pending = True
+            if checkpoint:
+                self._checkpoint = True
+            else:
+                self._unsynced = True
             self._wanted.notify()
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="ledger-checkpoints", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="ledger-wal", daemon=True)
                 self._thread.start()
 
     def close(self) -> None:
-        """End the thread (once the checkpoint under way is done) and its connection:
-        before the writer's own connection closes, which then checkpoints what is left and
-        removes the write-ahead file, the last connection to close."""
+        """End the thread (once what it does is done) and its connection: before the
+        writer's own connection closes, which then checkpoints what is left and removes
+        the write-ahead file, the last connection to close."""
         with self._wanted:
             self._closed = True
             self._wanted.notify()
@@ -85,20 +105,39 @@ class IdleCheckpoints:
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        wal: int | None = None
         try:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            while self._next():
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as error:
+            while (task := self._next()) is not None:
+                if task == "checkpoint":
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self._path, isolation_level=None, check_same_thread=False
+                        )
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                else:
+                    if wal is None:
+                        wal = os.open(self._path + "-wal", os.O_RDONLY)
+                    os.fdatasync(wal)
+        except (sqlite3.Error, OSError) as error:
             self.failed = error
         finally:
             if conn is not None:
                 conn.close()
+            if wal is not None:
+                os.close(wal)
 
-    def _next(self) -> bool:
-        """Wait for a checkpoint to be wanted: ``True``, or ``False`` once closed."""
+    def _next(self) -> str | None:
+        """What to do next: ``"checkpoint"``, or ``"sync"`` ``SYNC_SECONDS`` after the
+        first commit not synced (the commits meanwhile go with it); ``None`` once closed."""
         with self._wanted:
-            while not (self._pending or self._closed):
+            while not (self._checkpoint or self._unsynced or self._closed):
                 self._wanted.wait()
-            self._pending = False
-            return not self._closed
+            if not (self._checkpoint or self._closed):
+                self._wanted.wait(SYNC_SECONDS)  # an ``idle`` or a close may come first
+            if self._closed:
+                return None
+            if self._checkpoint:  # a checkpoint syncs the file first
+                self._checkpoint = self._unsynced = False
+                return "checkpoint"
+            self._unsynced = False
+            return "sync"

@@ -13,6 +13,7 @@ from os import PathLike
 from typing import Literal
 
 from ..errors import LedgerError, ValidationError
+from ._checkpoints import WAL_PAGES
 from ._db import Connection
 from ._schema import connect, migrate
 from ._threaded import ThreadedLedger
@@ -75,7 +76,7 @@ class SqliteLedger(ThreadedLedger):
         if self.writer == "auto" and _cpus() < 2:  # it would take turns with the loop anyway
             return None
         try:
-            return WriterProcess(
+            writer = WriterProcess(
                 self._where,
                 store_text=self._store_text,
                 lease_seconds=self._lease,
@@ -84,6 +85,20 @@ class SqliteLedger(ThreadedLedger):
         except OSError as error:  # no process can be started here: threads will do
             _log.warning("ledger writer process not started (%s): writing in threads", error)
             return None
+        self._leave_checkpoints_to_the_writer()
+        return writer
+
+    def _leave_checkpoints_to_the_writer(self) -> None:
+        """This process's connection checkpoints only past ``WAL_PAGES`` too, once a writer
+        process syncs the file and checkpoints it when idle (``_checkpoints``): else a
+        commit of this process's (the job's close, at a blast's end) found the blast's
+        write-ahead file past SQLite's 1,000 pages and checkpointed it all there, 30-40 ms
+        the blast waited for. Should the writer process end, this connection still
+        checkpoints at the bound, and at the ledger's close."""
+        store = self._store
+        if store is not None:
+            with store.lock:
+                store.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
 
     def _connect(self) -> Connection:
         """The migrated connection; a path SQLite cannot open as a database (a missing

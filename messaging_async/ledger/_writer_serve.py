@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from ..errors import LedgerError
-from ._checkpoints import IDLE_SECONDS, WAL_PAGES, IdleCheckpoints
+from ._checkpoints import IDLE_SECONDS, WAL_PAGES, WalUpkeep
 from ._run import Run
 from ._schema import connect, migrate
 from ._store import Store
@@ -119,7 +119,7 @@ class Writer:
 
     def __init__(self, inbox: Inbox, out: IO[bytes]) -> None:
         self.store: Store | None = None
-        self.checkpoints: IdleCheckpoints | None = None
+        self.upkeep: WalUpkeep | None = None
         self.now = 0.0
         self.inbox = inbox
         self.out: IO[bytes] | None = out
@@ -137,7 +137,7 @@ class Writer:
 
     def _idle(self) -> Callable[[], None] | None:
         """What to call should the writer idle: a checkpoint, once a store is open."""
-        return None if self.checkpoints is None else self.checkpoints.idle
+        return None if self.upkeep is None else self.upkeep.idle
 
     def one(self, number: int, data: bytes) -> None:
         """A frame of the rest: a settle trip, run a call at a time when urgent frames
@@ -286,7 +286,10 @@ class Writer:
 
     def reply(self, number: int, reply: tuple[bool, Any]) -> None:
         """Write an answer; once the parent has gone, the frames it sent are still run
-        (committed), unanswered."""
+        (committed), unanswered. The frame's commits are synced to the disk soon after
+        (``WalUpkeep.wrote``)."""
+        if self.upkeep is not None:
+            self.upkeep.wrote()
         if self.out is None:
             return
         try:
@@ -336,14 +339,14 @@ class Writer:
         except BaseException:
             conn.close()
             raise
-        self.checkpoints = IdleCheckpoints(path)
+        self.upkeep = WalUpkeep(path)
 
     def clock(self) -> float:
         """The time the parent read from its clock for this trip (a test's clock too)."""
         return self.now
 
     def close(self) -> None:
-        if self.checkpoints is not None:  # first: the last connection to close checkpoints
-            self.checkpoints.close()
+        if self.upkeep is not None:  # first: the last connection to close checkpoints
+            self.upkeep.close()
         if self.store is not None:
             self.store.conn.close()

@@ -1,6 +1,7 @@
-"""The writer process's WAL checkpoints (``ledger._checkpoints``): not on its commits below
-``WAL_PAGES``, but whenever it has had no frame for ``IDLE_SECONDS``, in a thread and on a
-connection of its own; and nothing of the file's contents lost either way."""
+"""The writer process's write-ahead file (``ledger._checkpoints``): not checkpointed on its
+commits below ``WAL_PAGES``, but whenever it has had no frame for ``IDLE_SECONDS``, in a
+thread and on a connection of its own; synced within ``SYNC_SECONDS`` of a commit; and
+nothing of the file's contents lost either way."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import anyio
 import pytest
 
 from messaging_async import SqliteLedger
-from messaging_async.ledger._checkpoints import IDLE_SECONDS, WAL_PAGES, IdleCheckpoints
+from messaging_async.ledger._checkpoints import IDLE_SECONDS, SYNC_SECONDS, WAL_PAGES, WalUpkeep
 from messaging_async.ledger._schema import connect
 from messaging_async.ledger._writer import HEAD, frame
 from messaging_async.ledger._writer_serve import Inbox, Writer
@@ -68,7 +69,7 @@ def test_an_idle_checkpoint_copies_the_write_ahead_file_into_the_database(
         # the table's creation is in the write-ahead file too: the file alone has no ``t``
         with pytest.raises(sqlite3.OperationalError, match="no such table"):
             _in_file(path)
-        checkpoints = IdleCheckpoints(str(path))
+        checkpoints = WalUpkeep(str(path))
         checkpoints.idle()  # returns at once: the checkpoint is the thread's
         assert _eventually(lambda: _in_file(path)) == 2_000
         checkpoints.close()
@@ -78,17 +79,17 @@ def test_an_idle_checkpoint_copies_the_write_ahead_file_into_the_database(
 
 
 def test_checkpoints_never_asked_for_start_no_thread(tmp_path: Path) -> None:
-    checkpoints = IdleCheckpoints(str(tmp_path / "l.db"))
+    checkpoints = WalUpkeep(str(tmp_path / "l.db"))
     checkpoints.close()
     checkpoints.idle()  # after the close: nothing
-    assert not [t for t in threading.enumerate() if t.name == "ledger-checkpoints"]
+    assert not [t for t in threading.enumerate() if t.name == "ledger-wal"]
     assert not (tmp_path / "l.db").exists()  # no connection was ever opened
 
 
 def test_a_checkpoint_that_fails_stops_them_and_fails_nothing_else(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     path.write_bytes(b"not a database, " * 512)
-    checkpoints = IdleCheckpoints(str(path))
+    checkpoints = WalUpkeep(str(path))
     checkpoints.idle()
     deadline = time.monotonic() + 10
     while checkpoints.failed is None and time.monotonic() < deadline:
@@ -184,3 +185,57 @@ async def test_an_idle_writer_process_has_checkpointed_its_jobs_rows(
         assert found == 500
         await ledger.close_job("j")
     assert not path.with_name("l.db-wal").exists()
+
+
+def test_commits_are_synced_soon_and_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wrote`` (each answered frame) has the write-ahead file synced within
+    ``SYNC_SECONDS``: the commits of a blast reach the disk without waiting for a
+    checkpoint (a power cut loses no more than before); many commits, one sync."""
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    path = tmp_path / "l.db"
+    with closing(_written(path)):
+        upkeep = WalUpkeep(str(path))
+        for _ in range(100):
+            upkeep.wrote()
+        assert _eventually(lambda: len(synced), 1) == 1
+        time.sleep(SYNC_SECONDS * 3)
+        assert len(synced) == 1  # the hundred commits went together
+        upkeep.wrote()
+        assert _eventually(lambda: len(synced), 2) == 2
+        # a sync is no checkpoint: the database file itself still has nothing
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            _in_file(path)
+        upkeep.close()
+    assert upkeep.failed is None
+
+
+def test_the_writer_has_each_answered_frame_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    writer = Writer(Inbox(), io.BytesIO())
+    writer.open(str(tmp_path / "l.db"), False, 120.0)
+    writer.reply(1, (True, None))
+    assert _eventually(lambda: len(synced), 1) == 1
+    writer.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(("writer", "pages"), [("process", WAL_PAGES), ("thread", 1_000)])
+async def test_this_process_leaves_checkpoints_to_a_writer_process(
+    tmp_path: Path, clock: Clock, writer: str, pages: int
+) -> None:
+    """A job's close commits in the caller's process: at a blast's end it found the
+    blast's write-ahead file past 1,000 pages and checkpointed it all there, the blast
+    waiting for it. Once a writer process runs (and checkpoints when idle), this
+    process's connection defers to it up to ``WAL_PAGES``; in threads, SQLite's default."""
+    async with SqliteLedger(tmp_path / "l.db", clock=clock, writer=writer) as ledger:  # type: ignore[arg-type]
+        await ledger.open_job("j", gateway="isms")
+        assert ledger._store is not None
+        assert ledger._store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages
+        await ledger.close_job("j")
