@@ -248,10 +248,11 @@ core (the machine has {os.cpu_count()}).
 
 The writer process checkpoints its write-ahead file when it idles, not on a blast's
 commits (below 10,000 pages): here each ledger is closed as soon as its blast returns, and
-the close checkpoints the blast's whole file. The best journalled round's ledger closed in
-{closed * 1e3:.0f} ms (its rounds: {least_close * 1e3:.0f}-{most_close * 1e3:.0f} ms);
-counting that close in the blast's time, the ratio would be {with_close:.2f}. A ledger that
-stays open checkpoints in a thread of the writer process once the blast is over.
+its close checkpoints the blast's whole file (and ends the writer process). The best
+journalled round's ledger closed in {closed * 1e3:.0f} ms (its rounds' closes:
+{least_close * 1e3:.0f}-{most_close * 1e3:.0f} ms); counting that close in the blast's
+time, the ratio would be {with_close:.2f}. A ledger that stays open checkpoints in a
+thread of the writer process once the blast is over.
 
 Against a gateway that takes {latency * 1e3:.0f} ms to answer each request, as a real one
 does ({slow_count:,} SMS, the same concurrency, best of {rounds}): {slow["without"]:,.0f}
