@@ -36,9 +36,9 @@ import threading
 __all__ = ["IDLE_SECONDS", "SYNC_SECONDS", "WAL_PAGES", "WalUpkeep"]
 
 WAL_PAGES = 10_000
-"""Past this many pages (~40 MB at SQLite's 4 KiB page) the writer process's commit
-checkpoints the write-ahead file itself (``PRAGMA wal_autocheckpoint``; SQLite's default
-is 1,000)."""
+"""Past this many pages (~40 MB at SQLite's 4 KiB page) a commit checkpoints the
+write-ahead file itself (``PRAGMA wal_autocheckpoint``; SQLite's default is 1,000): the
+writer process's commits, and the caller's once a writer process runs."""
 
 IDLE_SECONDS = 0.1
 """How long the writer process has had no frame before it checkpoints: a blast's frames

@@ -126,7 +126,8 @@ class Writer:
 
     def serve(self) -> None:
         """Answer every frame, urgent ones first, until the parent's stream ends; the
-        write-ahead file checkpointed whenever none came for a while after one did."""
+        write-ahead file synced as frames are answered (``reply``), and checkpointed
+        whenever none came for a while after one did."""
         inbox = self.inbox
         while (taken := inbox.next(self._idle())) is not None:
             urgent, number, data = taken
