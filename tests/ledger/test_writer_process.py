@@ -333,16 +333,20 @@ async def test_frames_sent_together_take_turns_at_a_full_pipe(
     from messaging_async.ledger._writer_pipes import write_all
 
     gated: list[str] = []
-    writing = anyio.Event()
+    writing, at_gate = anyio.Event(), anyio.Event()
 
     async def spied(owed: list[BaseException], function: Any, *args: Any) -> Any:
         if _sys._getframe(1).f_code.co_name == "_send":
             gated.append(type(getattr(function, "__self__", None)).__name__)
+            at_gate.set()
         return await steady(owed, function, *args)
 
     async def written(fd: int, data: bytes, owed: list[BaseException]) -> None:
         if len(data) > 1_000_000:
             writing.set()  # the claim's frame: 4 MB, 64 KiB a round
+            with anyio.fail_after(30):  # the settle at its gate before the frame goes: a
+                await at_gate.wait()  # child that drained the pipe as fast as it was
+                # written let the write end first, and the test failed (under load)
         await write_all(fd, data, owed)
 
     monkeypatch.setattr(_writer_client, "steady", spied)
